@@ -1,0 +1,139 @@
+/**
+ * One time bound for a whole call. A deadline is an absolute instant on the
+ * `Clock`, carried in a fiber-local reference, so every layer below — retry,
+ * fallback, hedge, the provider's SDK timeout — sees how much time is left
+ * and no inner bound can outlive an outer one. Expiry fails with `Timeout`.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Duration, Effect, Layer, Stream } from "effect"
+import { LLM } from "./LLM.ts"
+import { Timeout } from "./LlmError.ts"
+import { deadlineOf, type LlmRequest } from "./LlmRequest.ts"
+
+/**
+ * The current deadline as epoch milliseconds, or `undefined` for none.
+ *
+ * @since 0.1.0
+ * @category references
+ */
+export const CurrentDeadline = Context.Reference<number | undefined>("@switchboard/core/Deadline/CurrentDeadline", {
+  defaultValue: () => undefined
+})
+
+/**
+ * Time left before the current deadline (zero once passed), or `undefined`
+ * when the call has no deadline.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const remaining: Effect.Effect<Duration.Duration | undefined> = Effect.flatMap(
+  CurrentDeadline,
+  (deadline) =>
+    deadline === undefined
+      ? Effect.succeed(undefined)
+      : Effect.map(Clock.currentTimeMillis, (now) => Duration.millis(Math.max(0, deadline - now)))
+)
+
+interface Origin {
+  readonly provider?: string | undefined
+  readonly model?: string | undefined
+}
+
+const bound = (duration: Duration.Duration) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const outer = yield* CurrentDeadline
+    const own = now + Duration.toMillis(duration)
+    const end = outer === undefined ? own : Math.min(outer, own)
+    return { end, left: Math.max(0, end - now) }
+  })
+
+/**
+ * Bounds an effect by `duration` from now (or by an enclosing deadline, if
+ * sooner). On expiry the effect is interrupted and fails with `Timeout`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const within = (duration: Duration.Input, origin?: Origin) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> => {
+  const total = Duration.fromInputUnsafe(duration)
+  return Effect.flatMap(bound(total), ({ end, left }) =>
+    self.pipe(
+      Effect.provideService(CurrentDeadline, end),
+      Effect.timeoutOrElse({
+        duration: left,
+        orElse: () =>
+          Effect.fail(new Timeout({ provider: origin?.provider ?? "switchboard", model: origin?.model, after: total }))
+      })
+    ))
+}
+
+/**
+ * Bounds a whole stream by `duration` from now (or an enclosing deadline): on
+ * expiry the stream fails with `Timeout`, wherever it is.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withinStream = (duration: Duration.Input, origin?: Origin) =>
+<A, E, R>(self: Stream.Stream<A, E, R>): Stream.Stream<A, E | Timeout, R> => {
+  const total = Duration.fromInputUnsafe(duration)
+  return Stream.unwrap(Effect.map(bound(total), ({ end, left }) =>
+    self.pipe(
+      Stream.provideService(CurrentDeadline, end),
+      Stream.interruptWhen(
+        Effect.flatMap(
+          Effect.sleep(left),
+          () =>
+            Effect.fail(
+              new Timeout({ provider: origin?.provider ?? "switchboard", model: origin?.model, after: total })
+            )
+        )
+      )
+    )))
+}
+
+/**
+ * Applies a request's own `deadline` field, if it has one.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const forRequest = (request: LlmRequest, origin?: Origin) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> => {
+  const deadline = deadlineOf(request)
+  return deadline === undefined ? self : within(deadline, origin)(self)
+}
+
+/**
+ * Applies a request's own `deadline` field to a stream, if it has one.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const forRequestStream = (request: LlmRequest, origin?: Origin) =>
+<A, E, R>(self: Stream.Stream<A, E, R>): Stream.Stream<A, E | Timeout, R> => {
+  const deadline = deadlineOf(request)
+  return deadline === undefined ? self : withinStream(deadline, origin)(self)
+}
+
+/**
+ * A layer transformer that gives every call through it a deadline of
+ * `duration` (a request's own, shorter `deadline` still wins).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (duration: Duration.Input) =>
+<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> =>
+  Layer.effect(
+    LLM,
+    Effect.map(LLM, (inner) =>
+      LLM.of({
+        generate: (request) => within(duration)(inner.generate(request)),
+        stream: (request) => withinStream(duration)(inner.stream(request))
+      }))
+  ).pipe(Layer.provide(self))

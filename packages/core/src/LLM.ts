@@ -1,0 +1,415 @@
+/**
+ * The `LLM` service: one tag every provider implements and every combinator
+ * wraps. Programs call {@link generate}, {@link stream} or
+ * {@link generateText}; which provider answers, with what retries, limits and
+ * fallbacks, is decided by the layer provided — so tests swap in
+ * {@link layerTest} and production wires a stack of combinators.
+ *
+ * Provider packages build their service with {@link make}, which gives every
+ * leaf the same guarantees: the request is validated before any network call,
+ * its `deadline` is enforced, cost is priced from the catalog, a stream that
+ * ends without its `finish` part fails, and each attempt gets a span and
+ * events.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Duration, Effect, Layer, Stream } from "effect"
+import * as Deadline from "./Deadline.ts"
+import * as Events from "./Events.ts"
+import { type LlmError, NetworkError, type Timeout } from "./LlmError.ts"
+import { check, type LlmRequest, type ToolCallPart } from "./LlmRequest.ts"
+import {
+  attemptOf,
+  type FinishReason,
+  type LlmResponse,
+  makeUsage,
+  type StreamPart,
+  type Usage
+} from "./LlmResponse.ts"
+import { Pricing, type PricingService } from "./Pricing.ts"
+
+/**
+ * The service tag: any provider, or any stack of combinators over providers.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class LLM extends Context.Service<LLM, {
+  readonly generate: (request: LlmRequest) => Effect.Effect<LlmResponse, LlmError>
+  readonly stream: (request: LlmRequest) => Stream.Stream<StreamPart, LlmError>
+}>()("@switchboard/core/LLM") {}
+
+/**
+ * Asks the `LLM` in context for a whole response. A request `deadline` bounds
+ * the whole call, every retry and fallback included.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError, LLM> =>
+  LLM.use((llm) => Deadline.forRequest(request)(llm.generate(request)))
+
+/**
+ * Asks the `LLM` in context for a streamed response, ending in a `finish`
+ * part.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError, LLM> =>
+  Stream.unwrap(LLM.useSync((llm) => Deadline.forRequestStream(request)(llm.stream(request))))
+
+/**
+ * Sends one user message and returns the text of the answer.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const generateText = (prompt: string): Effect.Effect<string, LlmError, LLM> =>
+  Effect.map(generate({ messages: [{ role: "user", content: prompt }] }), (response) => response.text)
+
+/**
+ * Bounds an effect (a call, or a whole program of calls) by `duration`; every
+ * layer underneath sees the time left. Expiry fails with `Timeout`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withDeadline = (duration: Duration.Input) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> => Deadline.within(duration)(self)
+
+/**
+ * What a provider implements for {@link make}: the raw call for a model, with
+ * `costUsd` left at 0 (make prices it) and `attempts` left empty.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProviderImplementation {
+  /** The provider's name, as reported in responses and errors. */
+  readonly provider: string
+  /** The model used when a request names none. */
+  readonly model: string
+  readonly generate: (request: LlmRequest, model: string) => Effect.Effect<LlmResponse, LlmError>
+  readonly stream: (request: LlmRequest, model: string) => Stream.Stream<StreamPart, LlmError>
+}
+
+const priced = (response: LlmResponse, pricing: PricingService): LlmResponse => {
+  const { costUsd, priceUnknown } = pricing.cost(response.provider, response.model, response.usage)
+  const priced = priceUnknown ? { ...response, costUsd, priceUnknown } : { ...response, costUsd }
+  return { ...priced, attempts: response.attempts.length === 0 ? [attemptOf(priced)] : response.attempts }
+}
+
+/**
+ * Ensures a stream ends with its `finish` part: a stream that completes
+ * without one fails with `NetworkError` instead of ending clean.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const requireFinish = (origin: { readonly provider: string; readonly model: string }) =>
+<E, R>(self: Stream.Stream<StreamPart, E, R>): Stream.Stream<StreamPart, E | NetworkError, R> =>
+  Stream.suspend(() => {
+    let finished = false
+    return self.pipe(
+      Stream.tap((part) => {
+        if (part.type === "finish") finished = true
+        return Effect.void
+      }),
+      Stream.concat(Stream.suspend(() =>
+        finished
+          ? Stream.empty
+          : Stream.fail(new NetworkError({ ...origin, detail: "the stream ended before its finish part" }))
+      ))
+    )
+  })
+
+/**
+ * Builds an `LLM` service from a provider's raw calls, adding what every leaf
+ * must do: validate the request (`InvalidRequest` before any network call),
+ * enforce its `deadline`, price the usage, record the attempt, fail a stream
+ * that ends without `finish`, publish `AttemptStarted` / `AttemptFailed`, and
+ * trace each attempt as an `Llm.attempt` span.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (impl: ProviderImplementation): LLM["Service"] => {
+  const { provider } = impl
+  const started = (model: string) => Events.publish(() => ({ _tag: "AttemptStarted", provider, model }))
+  const failed = (model: string, error: LlmError, latencyMs: number) =>
+    Events.publish(() => ({ _tag: "AttemptFailed", provider, model, error: error._tag, latencyMs }))
+  const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
+    const model = request.model ?? impl.model
+    const problem = check(request, { provider, model })
+    if (problem !== undefined) return Effect.fail(problem)
+    return Effect.gen(function*() {
+      const pricing = yield* Pricing
+      const start = yield* Clock.currentTimeMillis
+      yield* started(model)
+      return yield* impl.generate(request, model).pipe(
+        Deadline.forRequest(request, { provider, model }),
+        Effect.map((response) => priced(response, pricing)),
+        Effect.tapError((error) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => failed(model, error, now - start))
+        )
+      )
+    }).pipe(Effect.withSpan("Llm.attempt", { attributes: { "llm.provider": provider, "llm.model": model } }))
+  }
+  const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
+    const model = request.model ?? impl.model
+    const problem = check(request, { provider, model })
+    if (problem !== undefined) return Stream.fail(problem)
+    return Stream.unwrap(Effect.gen(function*() {
+      const pricing = yield* Pricing
+      const start = yield* Clock.currentTimeMillis
+      yield* started(model)
+      return impl.stream(request, model).pipe(
+        Stream.map((part): StreamPart =>
+          part.type === "finish" ? { type: "finish", response: priced(part.response, pricing) } : part
+        ),
+        requireFinish({ provider, model }),
+        Deadline.forRequestStream(request, { provider, model }),
+        Stream.tapError((error) => Effect.flatMap(Clock.currentTimeMillis, (now) => failed(model, error, now - start)))
+      )
+    }))
+  }
+  return LLM.of({ generate, stream })
+}
+
+// ---------------------------------------------------------------------------
+// Test layer
+// ---------------------------------------------------------------------------
+
+/**
+ * One scripted answer of {@link layerTest}.
+ *
+ * - `{ text }`: a reply. Streamed as `chunks` (default: the whole text in one
+ *   delta), each after `chunkDelay`, then a `finish` part.
+ * - `{ error }`: a failure; when streamed, `chunks` are emitted first.
+ * - `{ cut }`: streamed, these chunks then an end without `finish` (which the
+ *   leaf turns into a `NetworkError`); as a whole call, a `NetworkError`.
+ *
+ * `delay` waits on the `Clock` before answering (so `TestClock` drives it);
+ * `model` / `provider` override what the response reports.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TestStep =
+  | {
+    readonly text: string
+    readonly chunks?: ReadonlyArray<string> | undefined
+    readonly toolCalls?: ReadonlyArray<Omit<ToolCallPart, "type">> | undefined
+    readonly finishReason?: FinishReason | undefined
+    readonly usage?: Partial<Usage> | undefined
+    readonly delay?: Duration.Input | undefined
+    readonly chunkDelay?: Duration.Input | undefined
+  }
+  | {
+    readonly error: LlmError
+    readonly chunks?: ReadonlyArray<string> | undefined
+    readonly delay?: Duration.Input | undefined
+    readonly chunkDelay?: Duration.Input | undefined
+  }
+  | {
+    readonly cut: ReadonlyArray<string>
+    readonly delay?: Duration.Input | undefined
+    readonly chunkDelay?: Duration.Input | undefined
+  }
+
+/**
+ * The script of a test layer: steps answered in order (the last repeats once
+ * they run out), or a function of the request and its index.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TestScript =
+  | ReadonlyArray<TestStep>
+  | {
+    readonly provider?: string | undefined
+    readonly model?: string | undefined
+    readonly steps?: ReadonlyArray<TestStep> | undefined
+    readonly respond?: ((request: LlmRequest, index: number) => TestStep) | undefined
+  }
+
+/**
+ * What a test layer saw: every request in order, how many calls were
+ * interrupted before they answered, and how many completed.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class LlmTest extends Context.Service<LlmTest, {
+  readonly requests: Effect.Effect<ReadonlyArray<LlmRequest>>
+  readonly interrupted: Effect.Effect<number>
+  readonly completed: Effect.Effect<number>
+}>()("@switchboard/core/LlmTest") {}
+
+/**
+ * A scripted `LLM` with its record, for tests that need several of them (for
+ * example as the children of a fallback).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TestLlm {
+  readonly requests: Effect.Effect<ReadonlyArray<LlmRequest>>
+  readonly interrupted: Effect.Effect<number>
+  readonly completed: Effect.Effect<number>
+  readonly service: LLM["Service"]
+  readonly layer: Layer.Layer<LLM>
+}
+
+const countTokens = (text: string): number => text.length === 0 ? 0 : Math.ceil(text.length / 4)
+
+const requestText = (request: LlmRequest): string => {
+  let text = request.system ?? ""
+  for (const message of request.messages) {
+    if (typeof message.content === "string") text += message.content
+    else for (const part of message.content) if (part.type === "text") text += part.text
+  }
+  return text
+}
+
+/**
+ * Builds a scripted `LLM` and its record (see {@link TestStep}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeTest = (script: TestScript): Effect.Effect<TestLlm> =>
+  Effect.sync(() => {
+    const options = Array.isArray(script) ? { steps: script as ReadonlyArray<TestStep> } : script as Exclude<
+      TestScript,
+      ReadonlyArray<TestStep>
+    >
+    const provider = options.provider ?? "test"
+    const defaultModel = options.model ?? "test-model"
+    const seen: Array<LlmRequest> = []
+    let interrupted = 0
+    let completed = 0
+    const next = (request: LlmRequest): TestStep => {
+      const index = seen.length
+      seen.push(request)
+      if (options.respond !== undefined) return options.respond(request, index)
+      const steps = options.steps ?? []
+      const step = steps[Math.min(index, steps.length - 1)]
+      return step ?? { text: "ok" }
+    }
+    const sleep = (delay: Duration.Input | undefined) => delay === undefined ? Effect.void : Effect.sleep(delay)
+    const track = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(
+        Effect.onInterrupt(() => Effect.sync(() => interrupted++)),
+        Effect.tap(() => Effect.sync(() => completed++))
+      )
+    const respond = (
+      request: LlmRequest,
+      model: string,
+      step: Extract<TestStep, { text: string }>,
+      latencyMs: number
+    ): LlmResponse => {
+      const toolCalls = (step.toolCalls ?? []).map((call): ToolCallPart => ({ type: "tool-call", ...call }))
+      const inputTokens = countTokens(requestText(request))
+      const outputTokens = countTokens(step.text) + toolCalls.length
+      return {
+        id: `test-${seen.length}`,
+        provider,
+        model,
+        text: step.text,
+        content: [...(step.text.length > 0 ? [{ type: "text" as const, text: step.text }] : []), ...toolCalls],
+        toolCalls,
+        finishReason: step.finishReason ?? (toolCalls.length > 0 ? "tool-calls" : "stop"),
+        usage: makeUsage({ inputTokens, outputTokens, ...step.usage }),
+        costUsd: 0,
+        latencyMs,
+        cached: false,
+        attempts: []
+      }
+    }
+    const service = make({
+      provider,
+      model: defaultModel,
+      generate: (request, model) =>
+        track(Effect.gen(function*() {
+          const start = yield* Clock.currentTimeMillis
+          const step = next(request)
+          yield* sleep(step.delay)
+          if ("error" in step) return yield* Effect.fail(step.error)
+          if ("cut" in step) {
+            return yield* Effect.fail(new NetworkError({ provider, model, detail: "scripted cut" }))
+          }
+          const now = yield* Clock.currentTimeMillis
+          return respond(request, model, step, now - start)
+        })),
+      stream: (request, model) =>
+        Stream.unwrap(Effect.gen(function*() {
+          const start = yield* Clock.currentTimeMillis
+          const step = next(request)
+          yield* sleep(step.delay)
+          const chunks = "cut" in step ? step.cut : "error" in step ? step.chunks ?? [] : step.chunks ?? [step.text]
+          const deltas = Stream.fromIterable(chunks).pipe(
+            Stream.mapEffect((text) => Effect.as(sleep(step.chunkDelay), { type: "text-delta", text } as StreamPart))
+          )
+          if ("cut" in step) return deltas
+          if ("error" in step) return Stream.concat(deltas, Stream.fail(step.error))
+          const tools = Stream.fromIterable(
+            (step.toolCalls ?? []).map((call): StreamPart => ({
+              type: "tool-call-delta",
+              id: call.id,
+              name: call.name,
+              inputDelta: JSON.stringify(call.input)
+            }))
+          )
+          const finish = Stream.fromEffect(
+            Effect.map(Clock.currentTimeMillis, (now): StreamPart => ({
+              type: "finish",
+              response: respond(request, model, step, now - start)
+            }))
+          )
+          return deltas.pipe(Stream.concat(tools), Stream.concat(finish))
+        })).pipe(
+          Stream.onExit((exit) =>
+            Effect.sync(() => {
+              if (exit._tag === "Success") completed++
+              else if (exit.cause.reasons.some((reason) => reason._tag === "Interrupt")) interrupted++
+            })
+          )
+        )
+    })
+    return {
+      service,
+      layer: Layer.succeed(LLM, service),
+      requests: Effect.sync(() => seen.slice()),
+      interrupted: Effect.sync(() => interrupted),
+      completed: Effect.sync(() => completed)
+    }
+  })
+
+/**
+ * A scripted `LLM` for tests, with an `LlmTest` record of what it saw. Users
+ * swap it in for a provider layer; delays run on the `Clock`, so `TestClock`
+ * drives them.
+ *
+ * @example
+ * ```ts
+ * const TestLlm = Llm.layerTest([
+ *   { error: new LlmError.RateLimited({ provider: "test", scope: "requests", source: "provider" }) },
+ *   { text: "hello", delay: "200 millis" }
+ * ])
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerTest = (script: TestScript): Layer.Layer<LLM | LlmTest> =>
+  Layer.unwrap(Effect.map(makeTest(script), (test) =>
+    Layer.mergeAll(
+      Layer.succeed(LLM, test.service),
+      Layer.succeed(LlmTest, LlmTest.of({
+        requests: test.requests,
+        interrupted: test.interrupted,
+        completed: test.completed
+      }))
+    )))

@@ -1,0 +1,23 @@
+/**
+ * Switchboard core: the `LLM` service, its data and errors, and the
+ * combinators that make resilience, limits and money composable.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export { LLM } from "./LLM.ts"
+/** @since 0.1.0 */
+export * as Llm from "./LLM.ts"
+/** @since 0.1.0 */
+export * as LlmRequest from "./LlmRequest.ts"
+/** @since 0.1.0 */
+export * as LlmResponse from "./LlmResponse.ts"
+/** @since 0.1.0 */
+export * as LlmError from "./LlmError.ts"
+/** @since 0.1.0 */
+export * as Deadline from "./Deadline.ts"
+/** @since 0.1.0 */
+export * as Events from "./Events.ts"
+/** @since 0.1.0 */
+export * as Pricing from "./Pricing.ts"

@@ -1,0 +1,26 @@
+/**
+ * Type-checks every package (sources and tests), the cross-package tests and
+ * the scripts, one `tsc -p` per project, and fails on the first error.
+ */
+import { spawnSync } from "node:child_process"
+import { existsSync, readdirSync } from "node:fs"
+import { join } from "node:path"
+
+const root = join(import.meta.dirname, "..")
+const projects = [
+  ...readdirSync(join(root, "packages")).map((name) => join("packages", name)),
+  "test",
+  "scripts"
+].filter((dir) => existsSync(join(root, dir, "tsconfig.json")))
+
+const tsc = join(root, "node_modules", ".bin", "tsc")
+let failed = 0
+for (const project of projects) {
+  const result = spawnSync(tsc, ["-p", project], { cwd: root, stdio: "inherit" })
+  if (result.status !== 0) {
+    failed++
+    console.error(`typecheck failed: ${project}`)
+  }
+}
+if (failed > 0) process.exit(1)
+console.log(`typecheck: ${projects.length} projects clean`)
