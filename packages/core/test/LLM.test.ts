@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Stream } from "effect"
+import { Duration, Effect, Fiber, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Llm, LlmError } from "../src/index.ts"
+import { Events, Llm, LlmError } from "../src/index.ts"
 
 describe("Llm.layerTest", () => {
   it.effect("answers scripted replies in order and repeats the last", () =>
@@ -48,4 +48,98 @@ describe("Llm.layerTest", () => {
     }).pipe(Effect.provide(Llm.layerTest([{
       error: new LlmError.RateLimited({ provider: "test", scope: "requests", source: "provider" })
     }]))))
+})
+
+describe("Llm.layerTest, more", () => {
+  it.effect("answers from a function of the request and index", () =>
+    Effect.gen(function*() {
+      const a = yield* Llm.generateText("ping")
+      const b = yield* Llm.generateText("pong")
+      assert.deepStrictEqual([a, b], ["0:ping", "1:pong"])
+    }).pipe(Effect.provide(Llm.layerTest({
+      respond: (request, index) => ({ text: `${index}:${String(request.messages[0]?.content)}` })
+    }))))
+
+  it.effect("reports tool calls with a tool-calls finish reason, in whole and streamed calls", () =>
+    Effect.gen(function*() {
+      const response = yield* Llm.generate({ messages: [{ role: "user", content: "weather?" }] })
+      assert.strictEqual(response.finishReason, "tool-calls")
+      assert.deepStrictEqual(response.toolCalls, [{ type: "tool-call", id: "c1", name: "weather", input: { city: "Oslo" } }])
+      const parts = yield* Stream.runCollect(Llm.stream({ messages: [{ role: "user", content: "weather?" }] }))
+      assert.deepStrictEqual(parts.find((p) => p.type === "tool-call-delta"), {
+        type: "tool-call-delta",
+        id: "c1",
+        name: "weather",
+        inputDelta: "{\"city\":\"Oslo\"}"
+      })
+    }).pipe(Effect.provide(Llm.layerTest([{ text: "", toolCalls: [{ id: "c1", name: "weather", input: { city: "Oslo" } }] }]))))
+
+  it.effect("records calls interrupted before they answered", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(Llm.generateText("x"))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(fiber)
+      const test = yield* Llm.LlmTest
+      assert.strictEqual(yield* test.interrupted, 1)
+      assert.strictEqual(yield* test.completed, 0)
+    }).pipe(Effect.provide(Llm.layerTest([{ text: "never", delay: "1 hour" }]))))
+
+  it.effect("a stream failing mid-way emits its chunks, then the typed error", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const error = yield* Effect.flip(Stream.runForEach(
+        Llm.stream({ messages: [{ role: "user", content: "x" }] }),
+        (part) => Effect.sync(() => part.type === "text-delta" && seen.push(part.text))
+      ))
+      assert.deepStrictEqual(seen, ["par", "tial"])
+      assert.strictEqual(error._tag, "Overloaded")
+    }).pipe(Effect.provide(Llm.layerTest([{
+      error: new LlmError.Overloaded({ provider: "test" }),
+      chunks: ["par", "tial"]
+    }]))))
+
+  it.effect("prices usage from the catalog and records the attempt", () =>
+    Effect.gen(function*() {
+      const response = yield* Llm.generate({ messages: [{ role: "user", content: "x" }] })
+      // gpt-4o-mini: $0.15 / M input, $0.60 / M output
+      assert.closeTo(response.costUsd, (1000 * 0.15 + 500 * 0.6) / 1_000_000, 1e-12)
+      assert.isUndefined(response.priceUnknown)
+      assert.strictEqual(response.attempts.length, 1)
+      assert.strictEqual(response.attempts[0]?.outcome, "ok")
+      assert.strictEqual(response.attempts[0]?.costUsd, response.costUsd)
+    }).pipe(Effect.provide(Llm.layerTest({
+      model: "gpt-4o-mini",
+      steps: [{ text: "x", usage: { inputTokens: 1000, outputTokens: 500 } }]
+    }))))
+
+  it.effect("an unknown model is priced by the fallback rule and says so", () =>
+    Effect.gen(function*() {
+      const response = yield* Llm.generate({ messages: [{ role: "user", content: "x" }], model: "mystery-1" })
+      assert.isTrue(response.priceUnknown)
+      assert.isAbove(response.costUsd, 0)
+    }).pipe(Effect.provide(Llm.layerTest([{ text: "x", usage: { inputTokens: 10, outputTokens: 10 } }]))))
+
+  it.effect("a request deadline bounds the call with Timeout", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(Effect.flip(Llm.generate({
+        messages: [{ role: "user", content: "x" }],
+        deadline: Duration.millis(500)
+      })))
+      yield* TestClock.adjust("500 millis")
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "Timeout")
+      assert.strictEqual((yield* Llm.LlmTest.use((t) => t.interrupted)), 1)
+    }).pipe(Effect.provide(Llm.layerTest([{ text: "slow", delay: "10 seconds" }]))))
+
+  it.effect("publishes AttemptStarted and AttemptFailed events when a bus is provided", () =>
+    Effect.gen(function*() {
+      const collected = yield* Effect.forkChild(Stream.runCollect(Stream.take(Events.stream, 2)))
+      yield* Effect.yieldNow
+      yield* Effect.flip(Llm.generateText("x"))
+      const events = yield* Fiber.join(collected)
+      assert.deepStrictEqual(events.map((e) => e._tag), ["AttemptStarted", "AttemptFailed"])
+    }).pipe(Effect.provide([
+      Llm.layerTest([{ error: new LlmError.ServerError({ provider: "test", status: 500 }) }]),
+      Events.layer()
+    ])))
 })
