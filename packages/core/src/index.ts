@@ -21,3 +21,5 @@ export * as Deadline from "./Deadline.ts"
 export * as Events from "./Events.ts"
 /** @since 0.1.0 */
 export * as Pricing from "./Pricing.ts"
+/** @since 0.1.0 */
+export * as ProviderError from "./ProviderError.ts"

@@ -1,0 +1,312 @@
+/**
+ * The shared half of every provider's error mapping: an HTTP status, the
+ * provider's error code and message, and the response headers become the
+ * right {@link LlmError}, with `retryAfter` read from `retry-after-ms`,
+ * `retry-after` (seconds or an HTTP date) or a reset header, and context
+ * limits read from the message when it states them. Also parses the
+ * rate-limit headers of OpenAI-style and Anthropic responses into
+ * `RateLimitInfo`.
+ *
+ * Provider packages call {@link fromHttp} with what their SDK exposes and
+ * add only what is specific to them.
+ *
+ * @since 0.1.0
+ */
+import { Duration } from "effect"
+import * as LlmError from "./LlmError.ts"
+import type { RateLimitInfo } from "./LlmResponse.ts"
+
+/**
+ * Anything that reads headers by name: a `Headers`, or a plain record.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HeadersLike =
+  | { readonly get: (name: string) => string | null | undefined }
+  | Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+
+/**
+ * Reads one header, case-insensitively.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const header = (headers: HeadersLike | undefined, name: string): string | undefined => {
+  if (headers === undefined) return undefined
+  if (typeof (headers as { get?: unknown }).get === "function") {
+    return (headers as { get: (name: string) => string | null | undefined }).get(name) ?? undefined
+  }
+  const record = headers as Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  const direct = record[name] ?? record[name.toLowerCase()]
+  const value = direct ?? Object.entries(record).find(([key]) => key.toLowerCase() === name)?.[1]
+  return Array.isArray(value) ? value[0] : value as string | undefined
+}
+
+/**
+ * Parses a Go-style duration as OpenAI sends in `x-ratelimit-reset-*`
+ * (`"1s"`, `"6m0s"`, `"17ms"`, `"1h2m3.5s"`).
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const parseGoDuration = (text: string): Duration.Duration | undefined => {
+  const re = /(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/g
+  let millis = 0
+  let matched = ""
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const n = Number(m[1])
+    matched += m[0]
+    switch (m[2]) {
+      case "h":
+        millis += n * 3_600_000
+        break
+      case "m":
+        millis += n * 60_000
+        break
+      case "s":
+        millis += n * 1000
+        break
+      case "ms":
+        millis += n
+        break
+      case "us":
+      case "µs":
+        millis += n / 1000
+        break
+      case "ns":
+        millis += n / 1_000_000
+        break
+    }
+  }
+  return matched.length > 0 && matched === text.trim() ? Duration.millis(millis) : undefined
+}
+
+const untilDate = (text: string, now: number): Duration.Duration | undefined => {
+  const at = Date.parse(text)
+  return Number.isNaN(at) ? undefined : Duration.millis(Math.max(0, at - now))
+}
+
+/**
+ * The wait a response asks for: `retry-after-ms`, then `retry-after` in
+ * seconds or as an HTTP date (relative to `now`, epoch ms).
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const retryAfter = (headers: HeadersLike | undefined, now: number = Date.now()): Duration.Duration | undefined => {
+  const ms = header(headers, "retry-after-ms")
+  if (ms !== undefined && ms.trim() !== "" && Number.isFinite(Number(ms))) return Duration.millis(Math.max(0, Number(ms)))
+  const value = header(headers, "retry-after")
+  if (value === undefined || value.trim() === "") return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds)) return Duration.millis(Math.max(0, seconds * 1000))
+  return untilDate(value, now)
+}
+
+const num = (value: string | undefined): number | undefined => {
+  if (value === undefined || value.trim() === "") return undefined
+  const n = Number(value)
+  return Number.isFinite(n) ? n : undefined
+}
+
+const resetOf = (value: string | undefined, now: number): Duration.Duration | undefined => {
+  if (value === undefined) return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds) && value.trim() !== "") return Duration.millis(Math.max(0, seconds * 1000))
+  return parseGoDuration(value) ?? untilDate(value, now)
+}
+
+const compact = (info: { [K in keyof RateLimitInfo]: RateLimitInfo[K] | undefined }): RateLimitInfo | undefined => {
+  const out: Record<string, unknown> = {}
+  let any = false
+  for (const [key, value] of Object.entries(info)) {
+    if (value !== undefined) {
+      out[key] = value
+      any = true
+    }
+  }
+  return any ? out as RateLimitInfo : undefined
+}
+
+/**
+ * The rate-limit state in a response's headers: OpenAI-style
+ * `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (also used by Groq,
+ * Together, DeepSeek…) or Anthropic `anthropic-ratelimit-{requests,tokens}-*`.
+ * `undefined` when the response carries none.
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const rateLimitInfo = (headers: HeadersLike | undefined, now: number = Date.now()): RateLimitInfo | undefined => {
+  if (headers === undefined) return undefined
+  const openai = compact({
+    requestsLimit: num(header(headers, "x-ratelimit-limit-requests")),
+    requestsRemaining: num(header(headers, "x-ratelimit-remaining-requests")),
+    requestsReset: resetOf(header(headers, "x-ratelimit-reset-requests"), now),
+    tokensLimit: num(header(headers, "x-ratelimit-limit-tokens")),
+    tokensRemaining: num(header(headers, "x-ratelimit-remaining-tokens")),
+    tokensReset: resetOf(header(headers, "x-ratelimit-reset-tokens"), now)
+  })
+  if (openai !== undefined) return openai
+  return compact({
+    requestsLimit: num(header(headers, "anthropic-ratelimit-requests-limit")),
+    requestsRemaining: num(header(headers, "anthropic-ratelimit-requests-remaining")),
+    requestsReset: resetOf(header(headers, "anthropic-ratelimit-requests-reset"), now),
+    tokensLimit: num(header(headers, "anthropic-ratelimit-tokens-limit")),
+    tokensRemaining: num(header(headers, "anthropic-ratelimit-tokens-remaining")),
+    tokensReset: resetOf(header(headers, "anthropic-ratelimit-tokens-reset"), now)
+  })
+}
+
+const contextPatterns: ReadonlyArray<RegExp> = [
+  /context[_ ]length/i,
+  /context window/i,
+  /prompt is too long/i,
+  /input is too long/i,
+  /too many (input )?tokens/i,
+  /maximum (context|prompt) length/i,
+  /exceeds the maximum number of tokens/i,
+  /input token count.*exceeds/i,
+  /reduce the length of the messages/i
+]
+
+/**
+ * True when a provider's 400 message or code says the prompt does not fit.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isContextLengthMessage = (message: string, code?: string | undefined): boolean =>
+  code === "context_length_exceeded" || code === "string_above_max_length" ||
+  contextPatterns.some((re) => re.test(message))
+
+/**
+ * The limit and requested sizes a context-length message states, when it
+ * does: OpenAI "maximum context length is 8192 tokens. However, your messages
+ * resulted in 9000 tokens", Anthropic "prompt is too long: 210000 tokens >
+ * 200000 maximum", Gemini "input token count (1200000) exceeds the maximum
+ * number of tokens allowed (1048576)".
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const contextSizes = (message: string): { limit?: number; requested?: number } => {
+  const n = (s: string | undefined) => s === undefined ? undefined : Number(s.replace(/,/g, ""))
+  let m = /(\d[\d,]*) tokens? > (\d[\d,]*) maximum/i.exec(message)
+  if (m) return { requested: n(m[1])!, limit: n(m[2])! }
+  m = /maximum context length is (\d[\d,]*) tokens?.*?(?:resulted in|requested) (\d[\d,]*) tokens?/is.exec(message)
+  if (m) return { limit: n(m[1])!, requested: n(m[2])! }
+  m = /input token count \(?(\d[\d,]*)\)? exceeds the maximum number of tokens allowed \(?(\d[\d,]*)\)?/i.exec(message)
+  if (m) return { requested: n(m[1])!, limit: n(m[2])! }
+  m = /maximum context length is (\d[\d,]*)/i.exec(message)
+  if (m) return { limit: n(m[1])! }
+  return {}
+}
+
+/**
+ * What a provider said about a failed call.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HttpFailure {
+  readonly provider: string
+  readonly model?: string | undefined
+  /** The HTTP status. */
+  readonly status: number
+  /** The provider's error message (already free of secrets). */
+  readonly message?: string | undefined
+  /** The provider's error code or type (`insufficient_quota`, `overloaded_error`, `RESOURCE_EXHAUSTED`, …). */
+  readonly code?: string | undefined
+  readonly headers?: HeadersLike | undefined
+  /** A retry hint found elsewhere (a Gemini `RetryInfo`), used when no header gives one. */
+  readonly retryAfter?: Duration.Duration | undefined
+  /** The moment the response arrived, epoch ms (for HTTP-date headers). */
+  readonly now?: number | undefined
+}
+
+const quotaCodes = new Set(["insufficient_quota", "billing_error", "credit_balance_exhausted", "billing_hard_limit_reached"])
+const overloadCodes = new Set(["overloaded_error", "server_is_overloaded", "slow_down", "UNAVAILABLE", "service_unavailable_error"])
+const filterCodes = new Set(["content_filter", "content_policy_violation", "safety", "SAFETY"])
+
+const rateScope = (failure: HttpFailure): "requests" | "tokens" | "unknown" => {
+  const text = `${failure.code ?? ""} ${failure.message ?? ""}`.toLowerCase()
+  if (/tokens per|\btpm\b|too many tokens|input tokens|output tokens|token rate/.test(text)) return "tokens"
+  if (/requests per|\brpm\b|\brpd\b|too many requests|request rate/.test(text)) return "requests"
+  const headers = failure.headers
+  if (header(headers, "x-ratelimit-remaining-tokens") === "0" || header(headers, "anthropic-ratelimit-tokens-remaining") === "0") {
+    return "tokens"
+  }
+  if (
+    header(headers, "x-ratelimit-remaining-requests") === "0" ||
+    header(headers, "anthropic-ratelimit-requests-remaining") === "0"
+  ) return "requests"
+  return "unknown"
+}
+
+/**
+ * Maps a provider's HTTP failure to the right {@link LlmError.LlmError}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromHttp = (failure: HttpFailure): LlmError.LlmError => {
+  const { provider, model, status, code } = failure
+  const message = failure.message ?? ""
+  const detail = message.length > 0 ? message : undefined
+  const origin = { provider, model }
+  const wait = retryAfter(failure.headers, failure.now) ?? failure.retryAfter
+  if (code !== undefined && quotaCodes.has(code)) return new LlmError.QuotaExhausted({ ...origin, detail })
+  if (code !== undefined && filterCodes.has(code)) return new LlmError.ContentFiltered({ ...origin, detail })
+  switch (status) {
+    case 400:
+    case 413:
+    case 422: {
+      if (isContextLengthMessage(message, code)) {
+        return new LlmError.ContextLengthExceeded({ ...origin, ...contextSizes(message), detail })
+      }
+      return new LlmError.InvalidRequest({
+        ...origin,
+        message: detail ?? `${provider} rejected the request (${status})`
+      })
+    }
+    case 401:
+      return new LlmError.AuthenticationFailed({ ...origin, detail })
+    case 402:
+      return new LlmError.QuotaExhausted({ ...origin, detail })
+    case 403:
+      return new LlmError.PermissionDenied({ ...origin, detail })
+    case 404:
+      return new LlmError.ModelNotFound({ ...origin, detail })
+    case 408:
+    case 504:
+      return new LlmError.Timeout({ ...origin, after: Duration.zero })
+    case 429:
+      return new LlmError.RateLimited({ ...origin, retryAfter: wait, scope: rateScope(failure), source: "provider", detail })
+    case 503:
+    case 529:
+      return new LlmError.Overloaded({ ...origin, retryAfter: wait, detail })
+  }
+  if (code !== undefined && overloadCodes.has(code)) return new LlmError.Overloaded({ ...origin, retryAfter: wait, detail })
+  if (status >= 500) return new LlmError.ServerError({ ...origin, status, detail })
+  if (status >= 400) {
+    return new LlmError.InvalidRequest({ ...origin, message: detail ?? `${provider} rejected the request (${status})` })
+  }
+  return new LlmError.MalformedResponse({ ...origin, detail: detail ?? `unexpected status ${status}` })
+}
+
+/**
+ * Removes every occurrence of the given secrets from a text (an SDK error
+ * message, a log line), so an API key can never leak through an error.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const redact = (text: string, secrets: ReadonlyArray<string | undefined>): string => {
+  let out = text
+  for (const secret of secrets) {
+    if (secret !== undefined && secret.length >= 4) out = out.split(secret).join("<redacted>")
+  }
+  return out
+}
