@@ -23,3 +23,11 @@ export * as Events from "./Events.ts"
 export * as Pricing from "./Pricing.ts"
 /** @since 0.1.0 */
 export * as ProviderError from "./ProviderError.ts"
+/** @since 0.1.0 */
+export * as Retry from "./Retry.ts"
+/** @since 0.1.0 */
+export * as CircuitBreaker from "./CircuitBreaker.ts"
+/** @since 0.1.0 */
+export * as Fallback from "./Fallback.ts"
+/** @since 0.1.0 */
+export * as Hedge from "./Hedge.ts"

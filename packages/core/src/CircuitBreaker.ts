@@ -1,0 +1,401 @@
+/**
+ * A circuit breaker per provider and model: after enough failures that say
+ * "the provider is unwell" it stops calling that provider for a cooldown, and
+ * fails fast with `CircuitOpen` instead — so a `Fallback` moves on at once
+ * rather than waiting on a dead endpoint.
+ *
+ * - Closed → Open after `failureThreshold` counting failures (`ServerError`,
+ *   `Timeout`, `NetworkError`, `Overloaded`, `MalformedResponse`, and
+ *   `RateLimited` from the provider) — consecutive ones when no `window` is
+ *   given (a success resets the count), or within the last `window` when it is.
+ *   Other errors (`InvalidRequest`, `ContextLengthExceeded`, `ContentFiltered`,
+ *   …, and a local limiter's `RateLimited`) do not count.
+ * - `AuthenticationFailed` / `PermissionDenied` open it at once until the
+ *   breaker is rebuilt (`until: Infinity`): fix the configuration, then
+ *   rebuild the layer.
+ * - A provider's 429 with `retryAfter` opens it at once for exactly that long.
+ * - Open → HalfOpen once the cooldown is over, taken by the next call. A
+ *   half-open circuit admits exactly `halfOpenProbes` concurrent probes; other
+ *   calls fail fast. A probe's success closes the circuit; a probe's counting
+ *   failure reopens it with a doubled cooldown (capped at `maxCooldown`). A
+ *   probe that ends with a non-counting error, or is interrupted, frees its
+ *   slot. Closing resets the cooldown growth.
+ *
+ * Keys are `provider/model` as reported by the responses and errors. Before a
+ * route has answered once, its calls are admitted (there is nothing to know
+ * yet); after that, a call for the same `request.model` is checked against the
+ * key that answered it last.
+ *
+ * The state lives in memory in one `SynchronizedRef` per breaker (no I/O on
+ * the hot path). Effect's `effect/persistence` `CircuitBreaker` was not used:
+ * it admits a single half-open probe, caps rather than honours `Retry-After`
+ * exactly, and has no "open until rebuilt" state, which the rules above need.
+ *
+ * Order: `Fallback ─> CircuitBreaker ─> Retry ─> provider`. Inside a
+ * `Fallback` the breaker lets the chain skip a failing provider immediately;
+ * outside `Retry` it counts one failure per exhausted retry series (put it
+ * inside `Retry` instead to count every try).
+ *
+ * @since 0.1.0
+ */
+import { Clock, Duration, Effect, Exit, Layer, PubSub, Stream, SynchronizedRef } from "effect"
+import * as Events from "./Events.ts"
+import { LLM } from "./LLM.ts"
+import { CircuitOpen, type LlmError } from "./LlmError.ts"
+import type { LlmRequest } from "./LlmRequest.ts"
+import type { LlmResponse, StreamPart } from "./LlmResponse.ts"
+
+/**
+ * Breaker options.
+ *
+ * | option | default | meaning |
+ * |---|---|---|
+ * | `failureThreshold` | `5` | counting failures that open the circuit |
+ * | `window` | none | count failures within this sliding window (else consecutive failures) |
+ * | `cooldown` | `"30 seconds"` | how long it stays open the first time |
+ * | `halfOpenProbes` | `1` | concurrent probe calls admitted when half-open |
+ * | `maxCooldown` | `"10 minutes"` | cap on the doubled cooldown after failed probes |
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly failureThreshold?: number | undefined
+  readonly window?: Duration.Input | undefined
+  readonly cooldown?: Duration.Input | undefined
+  readonly halfOpenProbes?: number | undefined
+  readonly maxCooldown?: Duration.Input | undefined
+}
+
+/**
+ * The state of one circuit. `until` is an epoch millisecond (`Infinity` when
+ * credentials were rejected); `openings` counts consecutive openings (the
+ * cooldown doubles with each).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type State =
+  | { readonly _tag: "Closed"; readonly failures: ReadonlyArray<number> }
+  | { readonly _tag: "Open"; readonly until: number; readonly openings: number }
+  | { readonly _tag: "HalfOpen"; readonly probing: number; readonly openings: number }
+
+/**
+ * A change of state of one circuit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transition {
+  readonly provider: string
+  readonly model: string
+  readonly from: "closed" | "open" | "half-open"
+  readonly to: "closed" | "open" | "half-open"
+  readonly reason: string
+  /** When an open circuit admits probes again (epoch ms), for transitions to `open`. */
+  readonly until?: number | undefined
+}
+
+/**
+ * A breaker: a layer transformer over `LLM` sharing this breaker's state, its
+ * state per key, and a stream of its transitions.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CircuitBreaker {
+  /** Guards the calls of an `LLM` layer with this breaker. */
+  readonly layer: <E, R>(self: Layer.Layer<LLM, E, R>) => Layer.Layer<LLM, E, R>
+  /** Guards an `LLM` service with this breaker. */
+  readonly service: (inner: LLM["Service"]) => LLM["Service"]
+  /** The current state of the circuit for `provider` and `model` (an open circuit past its cooldown reads as half-open). */
+  readonly state: (provider: string, model: string) => Effect.Effect<State>
+  /** Transitions from now on (a subscriber that falls behind by more than 1024 loses the oldest). */
+  readonly transitions: Stream.Stream<Transition>
+}
+
+const counting: ReadonlySet<LlmError["_tag"]> = new Set<LlmError["_tag"]>([
+  "ServerError",
+  "Timeout",
+  "NetworkError",
+  "Overloaded",
+  "RateLimited",
+  "MalformedResponse"
+])
+
+type Outcome =
+  | { readonly _tag: "Success" }
+  | { readonly _tag: "Failure"; readonly reason: string; readonly openFor?: number | undefined }
+  | { readonly _tag: "Ignored" }
+
+const classify = (error: LlmError): Outcome => {
+  if (error._tag === "AuthenticationFailed" || error._tag === "PermissionDenied") {
+    return { _tag: "Failure", reason: error._tag, openFor: Infinity }
+  }
+  if (error._tag === "RateLimited" && error.source === "local") return { _tag: "Ignored" }
+  if (error._tag === "RateLimited" && error.retryAfter !== undefined) {
+    return { _tag: "Failure", reason: "RateLimited", openFor: Duration.toMillis(error.retryAfter) }
+  }
+  return counting.has(error._tag) ? { _tag: "Failure", reason: error._tag } : { _tag: "Ignored" }
+}
+
+const label = (state: State): Transition["from"] =>
+  state._tag === "Closed" ? "closed" : state._tag === "Open" ? "open" : "half-open"
+
+interface Ticket {
+  readonly key: string | undefined
+  readonly probe: boolean
+}
+
+const closed: State = { _tag: "Closed", failures: [] }
+
+const positive = (name: string, n: number, integer: boolean): number => {
+  if (!Number.isFinite(n) || n < 1 || (integer && !Number.isInteger(n))) {
+    throw new RangeError(`CircuitBreaker: option "${name}" must be a positive ${integer ? "integer" : "number"}, got ${n}`)
+  }
+  return n
+}
+
+const millisOption = (name: string, input: Duration.Input | undefined, fallback: Duration.Input): number => {
+  const d = Duration.fromInput(input ?? fallback)
+  if (d._tag === "None" || Duration.toMillis(d.value) < 0) {
+    throw new RangeError(`CircuitBreaker: option "${name}" must be a non-negative duration, got ${String(input)}`)
+  }
+  return Duration.toMillis(d.value)
+}
+
+/**
+ * Makes a breaker whose state is shared by every layer built from its
+ * `layer`. Use it when you want to read the state or watch transitions;
+ * otherwise {@link layer} makes a private one.
+ *
+ * @example
+ * ```ts
+ * const breaker = yield* CircuitBreaker.make({ failureThreshold: 3, cooldown: "10 seconds" })
+ * const Guarded = OpenAI.model("gpt-4o-mini").pipe(breaker.layer)
+ * yield* breaker.state("openai", "gpt-4o-mini") // { _tag: "Closed", failures: [] }
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
+  Effect.gen(function*() {
+    const threshold = positive("failureThreshold", options.failureThreshold ?? 5, true)
+    const probes = positive("halfOpenProbes", options.halfOpenProbes ?? 1, true)
+    const window = options.window === undefined ? undefined : millisOption("window", options.window, 0)
+    const cooldown = millisOption("cooldown", options.cooldown, "30 seconds")
+    const maxCooldown = Math.max(cooldown, millisOption("maxCooldown", options.maxCooldown, "10 minutes"))
+    const states = yield* SynchronizedRef.make(new Map<string, State>())
+    const hub = yield* PubSub.sliding<Transition>(1024)
+    // request.model (or "" for the layer's default) → the key that answered it last
+    const routes = new Map<string, string>()
+
+    const keyOf = (provider: string, model: string | undefined, request: LlmRequest) =>
+      `${provider}/${model ?? request.model ?? "default"}`
+    const split = (key: string) => {
+      const at = key.indexOf("/")
+      return { provider: key.slice(0, at), model: key.slice(at + 1) }
+    }
+
+    const emit = (key: string, from: State, to: State, reason: string) =>
+      Effect.gen(function*() {
+        const where = split(key)
+        const transition: Transition = {
+          ...where,
+          from: label(from),
+          to: label(to),
+          reason,
+          ...(to._tag === "Open" ? { until: to.until } : {})
+        }
+        yield* PubSub.publish(hub, transition)
+        yield* Events.publish(() => ({ _tag: "CircuitStateChanged", ...where, from: label(from), to: label(to), reason }))
+      })
+
+    type Change = readonly [from: State, to: State, reason: string] | undefined
+
+    const admit = (request: LlmRequest): Effect.Effect<Ticket, CircuitOpen> => {
+      const key = routes.get(request.model ?? "")
+      if (key === undefined) return Effect.succeed({ key: undefined, probe: false })
+      return SynchronizedRef.modifyEffect(
+        states,
+        (map): Effect.Effect<readonly [readonly [Ticket | CircuitOpen, Change], Map<string, State>]> =>
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            const state = map.get(key) ?? closed
+            const refuse = (until: number) => {
+              const { provider, model } = split(key)
+              return new CircuitOpen({ provider, model, until })
+            }
+            switch (state._tag) {
+              case "Closed":
+                return [[{ key, probe: false }, undefined], map] as const
+              case "Open": {
+                if (now < state.until) return [[refuse(state.until), undefined], map] as const
+                const next: State = { _tag: "HalfOpen", probing: 1, openings: state.openings }
+                return [[{ key, probe: true }, [state, next, "cooldown over"]], new Map(map).set(key, next)] as const
+              }
+              case "HalfOpen": {
+                if (state.probing >= probes) return [[refuse(now), undefined], map] as const
+                const next: State = { ...state, probing: state.probing + 1 }
+                return [[{ key, probe: true }, undefined], new Map(map).set(key, next)] as const
+              }
+            }
+          })
+      ).pipe(
+        Effect.flatMap(([ticket, change]) =>
+          Effect.andThen(
+            change === undefined ? Effect.void : emit(key, change[0], change[1], change[2]),
+            ticket instanceof CircuitOpen ? Effect.fail(ticket) : Effect.succeed(ticket)
+          )
+        )
+      )
+    }
+
+    const settle = (ticket: Ticket, actual: string | undefined, outcome: Outcome) => {
+      const key = ticket.key ?? actual
+      if (key === undefined) return Effect.void
+      return SynchronizedRef.modifyEffect(
+        states,
+        (map): Effect.Effect<readonly [Change, Map<string, State>]> =>
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            const state = map.get(key) ?? closed
+            const set = (next: State, reason: string) =>
+              [[state, next, reason] as const, new Map(map).set(key, next)] as const
+            const openFor = (openings: number) => Math.min(cooldown * 2 ** Math.max(0, openings - 1), maxCooldown)
+            if (outcome._tag === "Ignored") {
+              if (ticket.probe && state._tag === "HalfOpen") {
+                return [undefined, new Map(map).set(key, { ...state, probing: Math.max(0, state.probing - 1) })] as const
+              }
+              return [undefined, map] as const
+            }
+            if (outcome._tag === "Success") {
+              if (state._tag === "HalfOpen") return set(closed, "probe succeeded")
+              if (state._tag === "Closed" && state.failures.length > 0 && window === undefined) {
+                return [undefined, new Map(map).set(key, closed)] as const
+              }
+              return [undefined, map] as const
+            }
+            // a counting failure
+            const reason = outcome.reason
+            if (outcome.openFor !== undefined) {
+              const openings = state._tag === "Closed" ? 1 : state.openings + (state._tag === "HalfOpen" ? 1 : 0)
+              const until = now + outcome.openFor
+              if (state._tag === "Open" && state.until >= until) return [undefined, map] as const
+              const next: State = { _tag: "Open", until, openings }
+              return state._tag === "Open"
+                ? [undefined, new Map(map).set(key, next)] as const
+                : set(next, outcome.openFor === Infinity ? `${reason}: open until rebuilt` : `${reason} with retry-after`)
+            }
+            switch (state._tag) {
+              case "Open":
+                return [undefined, map] as const
+              case "HalfOpen": {
+                if (!ticket.probe) return [undefined, map] as const
+                const openings = state.openings + 1
+                return set({ _tag: "Open", until: now + openFor(openings), openings }, `probe failed: ${reason}`)
+              }
+              case "Closed": {
+                const failures = [...(window === undefined ? state.failures : state.failures.filter((t) => t > now - window)), now]
+                if (failures.length >= threshold) {
+                  return set({ _tag: "Open", until: now + openFor(1), openings: 1 }, `${failures.length} failures: ${reason}`)
+                }
+                return [undefined, new Map(map).set(key, { _tag: "Closed", failures })] as const
+              }
+            }
+          })
+      ).pipe(Effect.flatMap((change) => change === undefined ? Effect.void : emit(key, change[0], change[1], change[2])))
+    }
+
+    const learn = (request: LlmRequest, provider: string, model: string | undefined) => {
+      const key = keyOf(provider, model, request)
+      routes.set(request.model ?? "", key)
+      return key
+    }
+
+    const settleExit = (
+      ticket: Ticket,
+      request: LlmRequest,
+      exit: Exit.Exit<LlmResponse, LlmError>
+    ): Effect.Effect<void> => {
+      if (Exit.isSuccess(exit)) {
+        return settle(ticket, learn(request, exit.value.provider, exit.value.model), { _tag: "Success" })
+      }
+      const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+      if (error === undefined || error._tag !== "Fail") return settle(ticket, undefined, { _tag: "Ignored" })
+      const e = error.error
+      if (e._tag === "CircuitOpen") return settle(ticket, undefined, { _tag: "Ignored" })
+      return settle(ticket, learn(request, e.provider, e.model), classify(e))
+    }
+
+    const service = (inner: LLM["Service"]): LLM["Service"] =>
+      LLM.of({
+        generate: (request) =>
+          Effect.acquireUseRelease(
+            admit(request),
+            () => inner.generate(request),
+            (ticket, exit) => settleExit(ticket, request, exit)
+          ),
+        stream: (request) =>
+          Stream.unwrap(Effect.map(admit(request), (ticket) => {
+            let finish: LlmResponse | undefined
+            return inner.stream(request).pipe(
+              Stream.tap((part: StreamPart) => {
+                if (part.type === "finish") finish = part.response
+                return Effect.void
+              }),
+              Stream.onExit((exit) =>
+                Exit.isSuccess(exit)
+                  ? finish === undefined
+                    ? settle(ticket, undefined, { _tag: "Ignored" })
+                    : settleExit(ticket, request, Exit.succeed(finish))
+                  : settleExit(ticket, request, exit as Exit.Exit<never, LlmError>)
+              )
+            )
+          }))
+      })
+
+    const state = (provider: string, model: string) =>
+      Effect.gen(function*() {
+        const map = yield* SynchronizedRef.get(states)
+        const now = yield* Clock.currentTimeMillis
+        const s = map.get(`${provider}/${model}`) ?? closed
+        if (s._tag === "Open" && now >= s.until) return { _tag: "HalfOpen", probing: 0, openings: s.openings } as const
+        if (s._tag === "Closed" && window !== undefined) {
+          return { _tag: "Closed", failures: s.failures.filter((t) => t > now - window) } as const
+        }
+        return s
+      })
+
+    return {
+      service,
+      layer: <E, R>(self: Layer.Layer<LLM, E, R>) =>
+        Layer.effect(LLM, Effect.map(LLM, service)).pipe(Layer.provide(self)),
+      state,
+      transitions: Stream.fromPubSub(hub)
+    }
+  })
+
+/**
+ * Guards the calls of the wrapped `LLM` layer with a breaker of its own
+ * (fresh state each time the layer is built). Use {@link make} to read state
+ * and subscribe to transitions.
+ *
+ * @example
+ * ```ts
+ * const Stack = OpenAI.model("gpt-4o-mini").pipe(
+ *   Retry.layer({ times: 2 }),
+ *   CircuitBreaker.layer({ failureThreshold: 5, window: "1 minute", cooldown: "30 seconds", halfOpenProbes: 1 })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}) => {
+  // validate eagerly so a bad option fails where it is written
+  Effect.runSync(Effect.asVoid(make(options)))
+  return <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> =>
+    Layer.effect(LLM, Effect.flatMap(make(options), (breaker) => Effect.map(LLM, breaker.service))).pipe(
+      Layer.provide(self)
+    )
+}
