@@ -13,12 +13,14 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Stream } from "effect"
+import { type Cause, Clock, Context, Duration, Effect, Layer, Stream } from "effect"
+import { CostLedger, type CostLedgerService } from "./CostLedger.ts"
 import * as Deadline from "./Deadline.ts"
 import * as Events from "./Events.ts"
 import { type LlmError, NetworkError, type Timeout } from "./LlmError.ts"
 import { check, type LlmRequest, type ToolCallPart } from "./LlmRequest.ts"
 import {
+  type Attempt,
   attemptOf,
   type FinishReason,
   type LlmResponse,
@@ -124,12 +126,29 @@ export const requireFinish = (origin: { readonly provider: string; readonly mode
     )
   })
 
+const recordAll = (ledger: CostLedgerService, attempts: ReadonlyArray<Attempt>, request: LlmRequest) =>
+  Effect.forEach(attempts, (attempt) => ledger.record(attempt, request.metadata), { discard: true })
+
+const outcomeOf = (cause: Cause.Cause<LlmError>): string => {
+  for (const reason of cause.reasons) if (reason._tag === "Fail") return reason.error._tag
+  return cause.reasons.some((reason) => reason._tag === "Interrupt") ? "Interrupted" : "Defect"
+}
+
+const unfinished = (provider: string, model: string, outcome: string, latencyMs: number): Attempt => ({
+  provider,
+  model,
+  outcome,
+  latencyMs,
+  costUsd: 0
+})
+
 /**
  * Builds an `LLM` service from a provider's raw calls, adding what every leaf
  * must do: validate the request (`InvalidRequest` before any network call),
  * enforce its `deadline`, price the usage, record the attempt, fail a stream
- * that ends without `finish`, publish `AttemptStarted` / `AttemptFailed`, and
- * trace each attempt as an `Llm.attempt` span.
+ * that ends without `finish`, publish `AttemptStarted` / `AttemptFailed`,
+ * record every attempt — failed, interrupted and partial ones included — in
+ * the `CostLedger` in context, and trace each attempt as an `Llm.attempt` span.
  *
  * @since 0.1.0
  * @category constructors
@@ -145,13 +164,23 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
     if (problem !== undefined) return Effect.fail(problem)
     return Effect.gen(function*() {
       const pricing = yield* Pricing
+      const ledger = yield* CostLedger
       const start = yield* Clock.currentTimeMillis
       yield* started(model)
-      return yield* impl.generate(request, model).pipe(
+      const call = impl.generate(request, model).pipe(
         Deadline.forRequest(request, { provider, model }),
         Effect.map((response) => priced(response, pricing)),
         Effect.tapError((error) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => failed(model, error, now - start))
+        )
+      )
+      if (!ledger.enabled) return yield* call
+      return yield* call.pipe(
+        Effect.onExit((exit) =>
+          exit._tag === "Success"
+            ? recordAll(ledger, exit.value.attempts, request)
+            : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              ledger.record(unfinished(provider, model, outcomeOf(exit.cause), now - start), request.metadata))
         )
       )
     }).pipe(Effect.withSpan("Llm.attempt", { attributes: { "llm.provider": provider, "llm.model": model } }))
@@ -162,15 +191,30 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
     if (problem !== undefined) return Stream.fail(problem)
     return Stream.unwrap(Effect.gen(function*() {
       const pricing = yield* Pricing
+      const ledger = yield* CostLedger
       const start = yield* Clock.currentTimeMillis
       yield* started(model)
-      return impl.stream(request, model).pipe(
-        Stream.map((part): StreamPart =>
-          part.type === "finish" ? { type: "finish", response: priced(part.response, pricing) } : part
-        ),
+      let recorded = !ledger.enabled
+      const parts = impl.stream(request, model).pipe(
+        Stream.mapEffect((part): Effect.Effect<StreamPart> => {
+          if (part.type !== "finish") return Effect.succeed(part)
+          const response = priced(part.response, pricing)
+          if (recorded) return Effect.succeed({ type: "finish", response })
+          recorded = true
+          return Effect.as(recordAll(ledger, response.attempts, request), { type: "finish", response })
+        }),
         requireFinish({ provider, model }),
         Deadline.forRequestStream(request, { provider, model }),
         Stream.tapError((error) => Effect.flatMap(Clock.currentTimeMillis, (now) => failed(model, error, now - start)))
+      )
+      if (recorded) return parts
+      return parts.pipe(
+        Stream.onExit((exit) =>
+          recorded || exit._tag === "Success"
+            ? Effect.void
+            : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              ledger.record(unfinished(provider, model, outcomeOf(exit.cause), now - start), request.metadata))
+        )
       )
     }))
   }

@@ -153,7 +153,14 @@ export interface Cost {
  */
 export interface PricingService {
   readonly catalog: Catalog
-  /** The entry for a model: provider + model, then model alone, then the longest catalog id the model starts with (dated snapshots). */
+  /** The rule that prices models missing from the catalog. */
+  readonly unknown: UnknownModelRule
+  /**
+   * The entry for a model: provider + model, then model alone, then without a
+   * Bedrock region prefix (`us.`), then the part after the last `/`, then the
+   * longest catalog id the model starts with at a `-`, `:` or `@` (dated
+   * snapshots).
+   */
   readonly lookup: (provider: string, model: string) => ModelPrice | undefined
   /** The cost of `usage` on a model. */
   readonly cost: (provider: string, model: string, usage: Usage) => Cost
@@ -182,16 +189,31 @@ export const make = (catalog: Catalog, unknown: UnknownModelRule = defaultUnknow
   }
   const ids = [...byModel.keys()].sort((a, b) => b.length - a.length)
   const memo = new Map<string, ModelPrice | null>()
+  // A catalog id matches a longer model name only at a separator, so
+  // "gpt-4o-2024-08-06" is priced as "gpt-4o" but "gpt-4.5" is not "gpt-4".
+  const prefixOf = (name: string): ModelPrice | undefined => {
+    for (const id of ids) {
+      if (name.length > id.length && name.startsWith(id)) {
+        const next = name.charCodeAt(id.length)
+        if (next === 45 /* - */ || next === 58 /* : */ || next === 64 /* @ */) return byModel.get(id)
+      }
+    }
+    return undefined
+  }
+  const resolve = (provider: string, model: string): ModelPrice | undefined => {
+    const exact = byKey.get(`${provider}\u0000${model}`) ?? byModel.get(model)
+    if (exact !== undefined) return exact
+    // Bedrock cross-region inference profiles ("us.anthropic.claude-…") price as the base model.
+    const regional = /^(?:us|eu|apac|us-gov|ca|jp|au|global)\.(.+)$/.exec(model)
+    if (regional !== null) return resolve(provider, regional[1]!)
+    const bare = model.includes("/") ? model.slice(model.lastIndexOf("/") + 1) : model
+    return byModel.get(bare) ?? prefixOf(bare) ?? (bare === model ? undefined : prefixOf(model))
+  }
   const lookup = (provider: string, model: string): ModelPrice | undefined => {
     const key = `${provider}\u0000${model}`
     const cached = memo.get(key)
     if (cached !== undefined) return cached ?? undefined
-    let found = byKey.get(key) ?? byModel.get(model)
-    if (found === undefined) {
-      const bare = model.includes("/") ? model.slice(model.lastIndexOf("/") + 1) : model
-      const prefix = ids.find((id) => bare.startsWith(id))
-      found = prefix === undefined ? undefined : byModel.get(prefix)
-    }
+    const found = resolve(provider, model)
     if (memo.size > 10_000) memo.clear()
     memo.set(key, found ?? null)
     return found
@@ -228,7 +250,7 @@ export const make = (catalog: Catalog, unknown: UnknownModelRule = defaultUnknow
     }
   }
   const limits = (provider: string, model: string) => lookup(provider, model) ?? unknown
-  return { catalog, lookup, cost, worstCase, limits }
+  return { catalog, unknown, lookup, cost, worstCase, limits }
 }
 
 /**

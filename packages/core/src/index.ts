@@ -31,3 +31,13 @@ export * as CircuitBreaker from "./CircuitBreaker.ts"
 export * as Fallback from "./Fallback.ts"
 /** @since 0.1.0 */
 export * as Hedge from "./Hedge.ts"
+/** @since 0.1.0 */
+export * as Tokenizer from "./Tokenizer.ts"
+/** @since 0.1.0 */
+export * as CostLedger from "./CostLedger.ts"
+/** @since 0.1.0 */
+export * as Budget from "./Budget.ts"
+/** @since 0.1.0 */
+export * as RateLimit from "./RateLimit.ts"
+/** @since 0.1.0 */
+export * as ResponseCache from "./ResponseCache.ts"

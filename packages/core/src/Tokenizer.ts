@@ -1,0 +1,309 @@
+/**
+ * Token counts of text and whole requests, for budgets, token rate limits
+ * and context fitting.
+ *
+ * OpenAI-family models are counted exactly with the BPE of `gpt-tokenizer`
+ * (`o200k_base` for gpt-4o, gpt-4.1, gpt-4.5, gpt-5 and the o-series,
+ * `cl100k_base` for gpt-4 and gpt-3.5). Every other model gets a declared
+ * estimate (`estimated: true`): the `o200k_base` count × 1.2, deliberately on
+ * the high side, because budgets and limits must not under-reserve.
+ *
+ * A request is counted the way OpenAI bills a chat: 3 tokens of framing per
+ * message plus its role and content, 3 for the reply's priming, plus the
+ * system prompt and the tool definitions (their JSON, plus 8 tokens per
+ * tool). Tools and images make even an OpenAI count an estimate, since the
+ * providers do not document those encodings.
+ *
+ * `Tokenizer` is a `Context.Reference`: it works with nothing provided. The
+ * encodings are loaded once, on first use, and their merge caches keep the
+ * count of a short chat in the microseconds.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer } from "effect"
+import type { LlmRequest, Message } from "./LlmRequest.ts"
+
+/**
+ * A token count; `estimated` is true when it is not the model's own
+ * tokenizer's exact count.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Count {
+  readonly tokens: number
+  readonly estimated: boolean
+}
+
+/**
+ * The model a count is for.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Target {
+  readonly provider: string
+  readonly model: string
+}
+
+/**
+ * The BPE encodings used for exact counts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Encoding = "o200k_base" | "cl100k_base"
+
+/**
+ * The tokenizer service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenizerService {
+  /** Counts a piece of text for a model. */
+  readonly countText: (text: string, target: Target) => Effect.Effect<Count>
+  /** Counts everything a request sends: messages, system prompt, tools and the chat framing. */
+  readonly countRequest: (request: LlmRequest, target: Target) => Effect.Effect<Count>
+}
+
+/**
+ * Per-message framing tokens of the chat format (`<|im_start|>role<|im_sep|>…<|im_end|>`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const tokensPerMessage = 3
+
+/**
+ * Tokens that prime the reply (`<|im_start|>assistant<|im_sep|>`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const replyPriming = 3
+
+/**
+ * The factor applied to the `o200k_base` count for models without an exact
+ * tokenizer.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const estimateFactor = 1.2
+
+/** Tokens charged per image when counting locally (a 1024×1024 high-detail image on OpenAI). */
+const imageTokens = 765
+/** Framing per tool definition beyond its JSON. */
+const tokensPerTool = 8
+
+const o200kModel = /^(?:ft:)?(?:gpt-4o|gpt-4\.1|gpt-4\.5|gpt-5|chatgpt-4o|o1|o3|o4|codex-mini|gpt-realtime|gpt-audio)/
+const cl100kModel = /^(?:ft:)?(?:gpt-4|gpt-3\.5|gpt-35|text-embedding-3|text-embedding-ada-002)/
+
+/**
+ * The exact encoding of an OpenAI-family model, or `undefined` when the model
+ * has none here (its counts are estimates). A `vendor/` prefix (OpenRouter,
+ * Together) is ignored; `gpt-oss` uses a different encoding and is estimated.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const encodingFor = (target: Target): Encoding | undefined => {
+  const model = target.model.startsWith("openai/") ? target.model.slice(7) : target.model
+  if (model.includes("/")) return undefined
+  if (o200kModel.test(model)) return "o200k_base"
+  if (cl100kModel.test(model)) return "cl100k_base"
+  return undefined
+}
+
+interface Bpe {
+  readonly countTokens: (text: string, options?: { readonly disallowedSpecial?: Set<string> }) => number
+}
+
+const loaded: { o200k_base?: Bpe; cl100k_base?: Bpe } = {}
+const loading: { o200k_base?: Promise<Bpe>; cl100k_base?: Promise<Bpe> } = {}
+
+const load = (encoding: Encoding): Promise<Bpe> =>
+  loading[encoding] ??= (encoding === "o200k_base"
+    ? import("gpt-tokenizer/encoding/o200k_base")
+    : import("gpt-tokenizer/encoding/cl100k_base")).then((module) => {
+      const bpe: Bpe = { countTokens: module.countTokens as Bpe["countTokens"] }
+      loaded[encoding] = bpe
+      return bpe
+    })
+
+const bpeOf = (encoding: Encoding): Effect.Effect<Bpe> => {
+  const bpe = loaded[encoding]
+  return bpe !== undefined ? Effect.succeed(bpe) : Effect.promise(() => load(encoding))
+}
+
+const noSpecial = { disallowedSpecial: new Set<string>() }
+
+// Special-token spellings in user text ("<|endoftext|>") are counted as plain text, never rejected.
+const countWith = (bpe: Bpe, text: string): number => {
+  if (text.length === 0) return 0
+  try {
+    return bpe.countTokens(text)
+  } catch {
+    return bpe.countTokens(text, noSpecial)
+  }
+}
+
+const stringify = (value: unknown): string => typeof value === "string" ? value : JSON.stringify(value) ?? ""
+
+const contentTokens = (bpe: Bpe, content: Message["content"]): { tokens: number; approximate: boolean } => {
+  if (typeof content === "string") return { tokens: countWith(bpe, content), approximate: false }
+  let tokens = 0
+  let approximate = false
+  for (const part of content) {
+    switch (part.type) {
+      case "text":
+        tokens += countWith(bpe, part.text)
+        break
+      case "image":
+        tokens += imageTokens
+        approximate = true
+        break
+      case "tool-call":
+        tokens += countWith(bpe, part.name) + countWith(bpe, stringify(part.input)) + tokensPerMessage
+        approximate = true
+        break
+      case "tool-result":
+        tokens += countWith(bpe, stringify(part.output)) + tokensPerMessage
+        approximate = true
+        break
+    }
+  }
+  return { tokens, approximate }
+}
+
+const countRequestWith = (bpe: Bpe, request: LlmRequest): { tokens: number; approximate: boolean } => {
+  let tokens = replyPriming
+  let approximate = false
+  if (request.system !== undefined && request.system.length > 0) {
+    tokens += tokensPerMessage + 1 + countWith(bpe, request.system)
+  }
+  for (const message of request.messages) {
+    const content = contentTokens(bpe, message.content)
+    // Every role name ("system", "user", "assistant", "tool") is one token in both encodings.
+    tokens += tokensPerMessage + 1 + content.tokens
+    if (content.approximate) approximate = true
+  }
+  if (request.tools !== undefined && request.tools.length > 0) {
+    approximate = true
+    for (const tool of request.tools) {
+      tokens += tokensPerTool + countWith(bpe, tool.name) + countWith(bpe, tool.description ?? "") +
+        countWith(bpe, JSON.stringify(tool.parameters))
+    }
+  }
+  if (request.responseFormat?.type === "json-schema") {
+    approximate = true
+    tokens += countWith(bpe, JSON.stringify(request.responseFormat.schema))
+  }
+  return { tokens, approximate }
+}
+
+/**
+ * The default tokenizer: exact BPE counts for the OpenAI family, estimates
+ * elsewhere.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (): TokenizerService => {
+  const countText = (text: string, target: Target): Effect.Effect<Count> => {
+    const encoding = encodingFor(target)
+    return Effect.map(bpeOf(encoding ?? "o200k_base"), (bpe) => {
+      const tokens = countWith(bpe, text)
+      return encoding === undefined
+        ? { tokens: Math.ceil(tokens * estimateFactor), estimated: true }
+        : { tokens, estimated: false }
+    })
+  }
+  // Requests are immutable, so a count is remembered per request object and
+  // encoding: a budget and a rate limit on one call count it once.
+  const counted = new WeakMap<LlmRequest, Map<Encoding | "estimate", Count>>()
+  const countRequest = (request: LlmRequest, target: Target): Effect.Effect<Count> => {
+    const encoding = encodingFor(target)
+    const slot = encoding ?? "estimate"
+    const known = counted.get(request)?.get(slot)
+    if (known !== undefined) return Effect.succeed(known)
+    return Effect.map(bpeOf(encoding ?? "o200k_base"), (bpe) => {
+      const { approximate, tokens } = countRequestWith(bpe, request)
+      const count: Count = encoding === undefined
+        ? { tokens: Math.ceil(tokens * estimateFactor), estimated: true }
+        : { tokens, estimated: approximate }
+      let byEncoding = counted.get(request)
+      if (byEncoding === undefined) counted.set(request, byEncoding = new Map())
+      byEncoding.set(slot, count)
+      return count
+    })
+  }
+  return { countText, countRequest }
+}
+
+/**
+ * A cheap tokenizer with no BPE at all: about one token per 3 characters,
+ * every count marked estimated. Useful where loading the encodings is not
+ * worth it (edge runtimes, tests).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeApproximate = (charsPerToken = 3): TokenizerService => {
+  const ofText = (text: string) => Math.ceil(text.length / charsPerToken)
+  const bpe: Bpe = { countTokens: ofText }
+  return {
+    countText: (text) => Effect.succeed({ tokens: ofText(text), estimated: true }),
+    countRequest: (request) => Effect.succeed({ tokens: countRequestWith(bpe, request).tokens, estimated: true })
+  }
+}
+
+/**
+ * The tokenizer in context: {@link make}'s unless a layer replaces it.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const Tokenizer: Context.Reference<TokenizerService> = Context.Reference<TokenizerService>(
+  "@switchboard/core/Tokenizer",
+  { defaultValue: make }
+)
+
+/**
+ * Counts a piece of text with the tokenizer in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const countText = (text: string, target: Target): Effect.Effect<Count> =>
+  Effect.flatMap(Tokenizer, (tokenizer) => tokenizer.countText(text, target))
+
+/**
+ * Counts a whole request with the tokenizer in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const countRequest = (request: LlmRequest, target: Target): Effect.Effect<Count> =>
+  Effect.flatMap(Tokenizer, (tokenizer) => tokenizer.countRequest(request, target))
+
+/**
+ * Replaces the tokenizer in context (for example with {@link makeApproximate},
+ * or a provider's own counting endpoint).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (tokenizer: TokenizerService): Layer.Layer<never> => Layer.succeed(Tokenizer, tokenizer)
+
+/**
+ * Loads the BPE encodings now rather than on the first count (they take
+ * ~150 ms to load), e.g. at startup.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const preload: Effect.Effect<void> = Effect.asVoid(
+  Effect.promise(() => Promise.all([load("o200k_base"), load("cl100k_base")]))
+)

@@ -1,0 +1,125 @@
+/**
+ * Canonical encoding of requests, for cache keys: the same request written
+ * with its keys in any order, or with `undefined` fields left in, encodes to
+ * the same string. Fields that do not change the answer (`deadline`,
+ * `cache`, `metadata.requestId`, `metadata.tags`, `metadata.task`) are left
+ * out; `metadata.tenant` is kept so tenants never share entries.
+ *
+ * @internal
+ */
+import { hash } from "node:crypto"
+import type { LlmRequest, Message, Part } from "../LlmRequest.ts"
+
+const encodeValue = (value: unknown, out: Array<string>): void => {
+  if (value === null || typeof value !== "object") {
+    // JSON.stringify gives one spelling per primitive (NaN and ±Infinity become null, as on the wire).
+    out.push(value === undefined ? "null" : JSON.stringify(value))
+    return
+  }
+  if (Array.isArray(value)) {
+    out.push("[")
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out.push(",")
+      encodeValue(value[i], out)
+    }
+    out.push("]")
+    return
+  }
+  const record = value as Record<string, unknown>
+  const keys = Object.keys(record).sort()
+  out.push("{")
+  let first = true
+  for (const key of keys) {
+    const field = record[key]
+    if (field === undefined) continue
+    if (!first) out.push(",")
+    first = false
+    out.push(JSON.stringify(key), ":")
+    encodeValue(field, out)
+  }
+  out.push("}")
+}
+
+/**
+ * Any JSON-like value as a string that does not depend on key order;
+ * `undefined` fields are dropped.
+ *
+ * @internal
+ */
+export const canonicalJson = (value: unknown): string => {
+  const out: Array<string> = []
+  encodeValue(value, out)
+  return out.join("")
+}
+
+const str = JSON.stringify
+
+const encodePart = (part: Part): string => {
+  switch (part.type) {
+    case "text":
+      return `{"t":${str(part.text)}}`
+    case "image":
+      return `{"i":${str(part.url ?? null)},"d":${str(part.data ?? null)},"m":${str(part.mediaType ?? null)}}`
+    case "tool-call":
+      return `{"c":${str(part.id)},"n":${str(part.name)},"in":${canonicalJson(part.input)}}`
+    case "tool-result":
+      return `{"r":${str(part.toolCallId)},"out":${canonicalJson(part.output)},"e":${part.isError === true}}`
+    default:
+      return canonicalJson(part)
+  }
+}
+
+const encodeMessages = (messages: ReadonlyArray<Message>): string => {
+  let out = "["
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i]!
+    if (i > 0) out += ","
+    out += `[${str(message.role)},`
+    if (typeof message.content === "string") {
+      out += str(message.content)
+    } else {
+      out += "["
+      for (let j = 0; j < message.content.length; j++) {
+        if (j > 0) out += ","
+        out += encodePart(message.content[j]!)
+      }
+      out += "]"
+    }
+    out += "]"
+  }
+  return out + "]"
+}
+
+const optional = (name: string, value: unknown): string =>
+  value === undefined ? "" : `,${name}:${typeof value === "object" ? canonicalJson(value) : str(value)}`
+
+/**
+ * The parts of a request that decide its answer, canonically encoded. The
+ * shape is fixed (fields in one order, message parts by position), so only
+ * free-form JSON — tool schemas, tool inputs and outputs, response schemas —
+ * goes through the key-sorting encoder.
+ *
+ * @internal
+ */
+export const canonicalRequest = (request: LlmRequest, namespace = ""): string =>
+  str(namespace) +
+  encodeMessages(request.messages) +
+  optional("model", request.model) +
+  optional("system", request.system) +
+  optional("temperature", request.temperature) +
+  optional("topP", request.topP) +
+  optional("maxTokens", request.maxTokens) +
+  optional("stop", request.stop) +
+  optional("seed", request.seed) +
+  optional("tools", request.tools) +
+  optional("toolChoice", request.toolChoice) +
+  optional("responseFormat", request.responseFormat) +
+  optional("tenant", request.metadata?.tenant)
+
+/**
+ * A 256-bit digest of the canonical request, base64url (43 characters).
+ *
+ * @internal
+ */
+export const requestKey = (request: LlmRequest, namespace = ""): string =>
+  hash("sha256", canonicalRequest(request, namespace), "base64url")

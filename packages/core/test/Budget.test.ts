@@ -1,0 +1,226 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Arbitrary, Effect, Fiber, Ref, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { Budget, Llm, LlmError, Pricing } from "../src/index.ts"
+
+const mini = { provider: "openai", model: "gpt-4o-mini" }
+const ask = (content = "q", maxTokens = 200) => ({ messages: [{ role: "user" as const, content }], maxTokens })
+const pricing = Pricing.make(Pricing.shippedCatalog)
+// "q" counts 3 + 1 + 1 + 3 = 8 tokens on o200k; 200 tokens of output at most.
+const worst = pricing.worstCase("openai", "gpt-4o-mini", 8, 200).costUsd
+const costOf = (input: number, output: number) => input * 0.15 / 1e6 + output * 0.6 / 1e6
+
+/** mulberry32: a tiny seeded PRNG. */
+const randomPlan = (seed: number, n: number) => {
+  let a = seed >>> 0
+  const next = () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  return Array.from({ length: n }, () => ({
+    latency: Math.floor(next() * 41),
+    fails: next() < 0.3,
+    output: Math.floor(next() * 201)
+  }))
+}
+
+describe("Budget", () => {
+  it.effect("refuses with BudgetExceeded before any provider call when the worst case does not fit", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hi" }] })
+      const budget = yield* Budget.make({ limitUsd: worst * 0.5, window: "day", price: mini })
+      const llm = budget.wrap(test.service)
+      const error = yield* Effect.flip(llm.generate(ask()))
+      assert.strictEqual(error._tag, "BudgetExceeded")
+      if (error._tag === "BudgetExceeded") {
+        assert.strictEqual(error.scope, "global")
+        assert.closeTo(error.requestedUsd!, worst, 1e-15)
+        assert.strictEqual(error.spentUsd, 0)
+        assert.strictEqual(error.reservedUsd, 0)
+        assert.strictEqual(error.provider, "openai")
+      }
+      assert.strictEqual((yield* test.requests).length, 0)
+    }))
+
+  it.effect("settles to the real cost of the attempts and keeps nothing reserved", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hi", usage: { inputTokens: 8, outputTokens: 50 } }] })
+      const budget = yield* Budget.make({ limitUsd: 1, window: "day", price: mini })
+      const response = yield* budget.wrap(test.service).generate(ask())
+      const state = yield* budget.state()
+      assert.closeTo(state.spentUsd, costOf(8, 50), 1e-15)
+      assert.strictEqual(state.spentUsd, response.costUsd)
+      assert.strictEqual(state.reservedUsd, 0)
+    }))
+
+  it.effect("prices a request without model at the dearest of models, and by default at the unknown-model rule", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hi", delay: "1 second" }] })
+      const dearest = yield* Budget.make({ limitUsd: 10, window: "day", models: [mini, { provider: "openai", model: "gpt-4o" }] })
+      const fiber = yield* Effect.forkChild(dearest.wrap(test.service).generate(ask()))
+      yield* TestClock.adjust("10 millis")
+      assert.closeTo((yield* dearest.state()).reservedUsd, pricing.worstCase("openai", "gpt-4o", 8, 200).costUsd, 1e-12)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      const conservative = yield* Budget.make({ limitUsd: 0.01, window: "day" })
+      const error = yield* Effect.flip(conservative.wrap(test.service).generate({ messages: [{ role: "user", content: "q" }] }))
+      // Unknown rule: 15 / 75 per million and 8192 tokens of output: about $0.61.
+      assert.strictEqual(error._tag, "BudgetExceeded")
+    }))
+
+  it.effect("releases the reservation when the call fails or is interrupted", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({
+        ...mini,
+        steps: [
+          { error: new LlmError.ServerError({ provider: "openai", model: "gpt-4o-mini", status: 500 }) },
+          { text: "slow", delay: "10 seconds" }
+        ]
+      })
+      const budget = yield* Budget.make({ limitUsd: 1, window: "day", price: mini })
+      const llm = budget.wrap(test.service)
+      yield* Effect.flip(llm.generate(ask()))
+      assert.deepStrictEqual([(yield* budget.state()).spentUsd, (yield* budget.state()).reservedUsd], [0, 0])
+      const fiber = yield* Effect.forkChild(llm.generate(ask()))
+      yield* TestClock.adjust("1 second")
+      assert.closeTo((yield* budget.state()).reservedUsd, worst, 1e-15)
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual((yield* budget.state()).reservedUsd, 0)
+      assert.strictEqual(yield* test.interrupted, 1)
+    }))
+
+  it.effect.prop(
+    "spent + reserved never passes the limit under 1,000 concurrent calls with random latencies and failures",
+    // One seed per run drives a PRNG for the 1,000 latencies, failures and output sizes (generating
+    // 1,000-element arrays through Schema arbitraries costs seconds per run).
+    [Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 2 ** 31 - 1 })))],
+    ([seed]) =>
+      Effect.gen(function*() {
+        const plan = randomPlan(seed, 1000)
+        const test = yield* Llm.makeTest({
+          ...mini,
+          respond: (_request, index) => {
+            const step = plan[index % plan.length]!
+            return step.fails
+              ? { error: new LlmError.ServerError({ provider: "openai", model: "gpt-4o-mini", status: 500 }), delay: `${step.latency} millis` }
+              : { text: "a", usage: { inputTokens: 8, outputTokens: step.output }, delay: `${step.latency} millis` }
+          }
+        })
+        const limitUsd = worst * 150
+        const budget = yield* Budget.make({ limitUsd, window: "day", price: mini })
+        const llm = budget.wrap(test.service)
+        const fiber = yield* Effect.forkChild(
+          Effect.forEach(plan, () => Effect.result(llm.generate(ask())), { concurrency: "unbounded" })
+        )
+        for (let t = 0; t <= 45; t++) {
+          const state = yield* budget.state()
+          assert.isAtMost(state.spentUsd + state.reservedUsd, limitUsd + 1e-12)
+          yield* TestClock.adjust("1 millis")
+        }
+        const results = yield* Fiber.join(fiber)
+        const state = yield* budget.state()
+        let paid = 0
+        let refused = 0
+        for (const result of results) {
+          if (result._tag === "Success") paid += result.success.costUsd
+          else if (result.failure._tag === "BudgetExceeded") refused++
+        }
+        assert.strictEqual(state.reservedUsd, 0)
+        assert.closeTo(state.spentUsd, paid, 1e-12)
+        assert.isAtMost(state.spentUsd, limitUsd)
+        assert.isAbove(refused, 0)
+      }),
+    { arbitrary: { runs: 5 } }
+  )
+
+  it.effect("a day window rolls over at UTC midnight on the Clock", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(Date.UTC(2025, 0, 1, 23, 0))
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hi", usage: { inputTokens: 8, outputTokens: 200 } }] })
+      const budget = yield* Budget.make({ limitUsd: worst * 1.5, window: "day", price: mini })
+      const llm = budget.wrap(test.service)
+      yield* llm.generate(ask())
+      assert.strictEqual((yield* Effect.flip(llm.generate(ask())))._tag, "BudgetExceeded")
+      yield* TestClock.adjust("1 hour")
+      const state = yield* budget.state()
+      assert.deepStrictEqual([state.spentUsd, state.windowStart], [0, Date.UTC(2025, 0, 2)])
+      yield* llm.generate(ask())
+    }))
+
+  it.effect("a month window is the UTC calendar month; a Duration window counts from the first call", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(Date.UTC(2025, 1, 10, 12))
+      const monthly = yield* Budget.make({ limitUsd: 1, window: "month" })
+      const m = yield* monthly.state()
+      assert.deepStrictEqual([m.windowStart, m.windowEnd], [Date.UTC(2025, 1, 1), Date.UTC(2025, 2, 1)])
+      const hourly = yield* Budget.make({ limitUsd: 1, window: "1 hour" })
+      const first = yield* hourly.state()
+      assert.strictEqual(first.windowStart, Date.UTC(2025, 1, 10, 12))
+      yield* TestClock.adjust("90 minutes")
+      assert.strictEqual((yield* hourly.state()).windowStart, Date.UTC(2025, 1, 10, 13))
+    }))
+
+  it.effect("calls onSoft once per window when settled spend crosses softAt", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hi", usage: { inputTokens: 8, outputTokens: 200 } }] })
+      const calls = yield* Ref.make<Array<number>>([])
+      const budget = yield* Budget.make({
+        limitUsd: worst * 10,
+        window: "day",
+        price: mini,
+        softAt: 0.25,
+        onSoft: (state) => Ref.update(calls, (xs) => [...xs, state.spentUsd])
+      })
+      const llm = budget.wrap(test.service)
+      for (let i = 0; i < 2; i++) yield* llm.generate(ask())
+      assert.strictEqual((yield* Ref.get(calls)).length, 0)
+      for (let i = 0; i < 4; i++) yield* llm.generate(ask())
+      const fired = yield* Ref.get(calls)
+      assert.strictEqual(fired.length, 1)
+      assert.closeTo(fired[0]!, 3 * worst, 1e-12)
+      yield* TestClock.adjust("1 day")
+      for (let i = 0; i < 3; i++) yield* llm.generate(ask())
+      assert.strictEqual((yield* Ref.get(calls)).length, 2)
+    }))
+
+  it.effect("a stream reserves at start, settles from its finish part, and releases when it fails", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({
+        ...mini,
+        steps: [
+          { text: "hello", chunks: ["he", "llo"], chunkDelay: "10 millis", usage: { inputTokens: 8, outputTokens: 100 } },
+          { cut: ["he"] }
+        ]
+      })
+      const budget = yield* Budget.make({ limitUsd: 1, window: "day", price: mini })
+      const llm = budget.wrap(test.service)
+      const fiber = yield* Effect.forkChild(Stream.runCollect(llm.stream(ask())))
+      yield* TestClock.adjust("5 millis")
+      assert.closeTo((yield* budget.state()).reservedUsd, worst, 1e-15)
+      yield* TestClock.adjust("20 millis")
+      yield* Fiber.join(fiber)
+      const settled = yield* budget.state()
+      assert.deepStrictEqual([settled.reservedUsd], [0])
+      assert.closeTo(settled.spentUsd, costOf(8, 100), 1e-15)
+      assert.strictEqual((yield* Effect.flip(Stream.runCollect(llm.stream(ask()))))._tag, "NetworkError")
+      const after = yield* budget.state()
+      assert.strictEqual(after.reservedUsd, 0)
+      assert.closeTo(after.spentUsd, costOf(8, 100), 1e-15)
+    }))
+
+  it.effect("switchAt routes to the cheap stack once spend reaches the soft share", () =>
+    Effect.gen(function*() {
+      const primary = yield* Llm.makeTest({ provider: "openai", model: "gpt-4o", steps: [{ text: "primary", usage: { inputTokens: 8, outputTokens: 200 } }] })
+      const cheap = yield* Llm.makeTest({ ...mini, steps: [{ text: "cheap", usage: { inputTokens: 8, outputTokens: 200 } }] })
+      const dear = pricing.worstCase("openai", "gpt-4o", 8, 200).costUsd
+      const budget = yield* Budget.make({ limitUsd: dear * 5, window: "day", price: { provider: "openai", model: "gpt-4o" } })
+      const stack = Budget.switchAt({ budget, soft: 0.5, primary: primary.layer, cheap: cheap.layer })
+      const texts = yield* Effect.forEach([1, 2, 3, 4], () => Effect.map(Llm.generate(ask()), (r) => r.text)).pipe(
+        Effect.provide(stack)
+      )
+      assert.deepStrictEqual(texts, ["primary", "primary", "primary", "cheap"])
+    }))
+})

@@ -1,0 +1,150 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { LLM, Llm, LlmError, type LlmResponse, RateLimit } from "../src/index.ts"
+
+const gpt = { provider: "openai", model: "gpt-4o" }
+const ask = (maxTokens = 100) => ({ messages: [{ role: "user" as const, content: "q" }], maxTokens, model: "gpt-4o" })
+
+const getLlm = Effect.gen(function*() {
+  return yield* LLM
+})
+
+const limited = (test: Llm.TestLlm, options: RateLimit.Options) =>
+  Effect.provide(getLlm, RateLimit.layer(options)(test.layer))
+
+describe("RateLimit", () => {
+  it.effect("fail mode refuses the call over the request limit with a local RateLimited and a retryAfter", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })
+      const llm = yield* limited(test, { requests: { limit: 2, window: "1 minute" }, onExceeded: "fail" })
+      yield* llm.generate(ask())
+      yield* llm.generate(ask())
+      const error = yield* Effect.flip(llm.generate(ask()))
+      assert.strictEqual(error._tag, "RateLimited")
+      if (error._tag === "RateLimited") {
+        assert.deepStrictEqual([error.source, error.scope], ["local", "requests"])
+        assert.isAbove(Duration.toMillis(error.retryAfter!), 0)
+      }
+      assert.strictEqual((yield* test.requests).length, 2)
+    }))
+
+  it.effect("wait mode queues callers in arrival order and lets each through when its slot comes", () =>
+    Effect.gen(function*() {
+      const order: Array<number> = []
+      const test = yield* Llm.makeTest({ ...gpt, respond: (request) => {
+        order.push(Number(request.metadata?.requestId))
+        return { text: "ok" }
+      } })
+      const llm = yield* limited(test, { requests: { limit: 1, window: "1 second" }, onExceeded: "wait" })
+      const fibers = []
+      for (let i = 0; i < 3; i++) {
+        fibers.push(yield* Effect.forkChild(llm.generate({ ...ask(), metadata: { requestId: String(i) } })))
+      }
+      yield* TestClock.adjust("10 millis")
+      assert.deepStrictEqual(order, [0])
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(order, [0, 1])
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(order, [0, 1, 2])
+      yield* Fiber.joinAll(fibers)
+    }))
+
+  it.effect("a wait beyond maxWait fails at once and gives its slot back", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })
+      const llm = yield* limited(test, {
+        requests: { limit: 1, window: "10 seconds" },
+        onExceeded: "wait",
+        maxWait: "1 second"
+      })
+      yield* llm.generate(ask())
+      const error = yield* Effect.flip(llm.generate(ask()))
+      assert.strictEqual(error._tag, "RateLimited")
+      if (error._tag === "RateLimited") assert.isAbove(Duration.toMillis(error.retryAfter!), 1000)
+      yield* TestClock.adjust("10 seconds")
+      // Had the refused call kept its slot, this one would have to wait another 10 s.
+      yield* llm.generate(ask())
+      assert.strictEqual((yield* test.requests).length, 2)
+    }))
+
+  it.effect("tokens are reserved from the count plus maxTokens and reconciled from usage both ways", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({
+        ...gpt,
+        steps: [
+          { text: "ok", usage: { inputTokens: 8, outputTokens: 10 } }, // reserved 8 + 100, used 18
+          { text: "ok", usage: { inputTokens: 8, outputTokens: 150 } }, // reserved 8 + 170, used 158
+          { text: "ok" }
+        ]
+      })
+      const llm = yield* limited(test, { tokens: { limit: 200, window: "1 minute" }, onExceeded: "fail" })
+      yield* llm.generate(ask(100))
+      // 18 used: 178 more fit only because the unused 90 went back.
+      yield* llm.generate(ask(170))
+      // 18 + 158 used: a request of 8 + 100 no longer fits, because the extra was charged.
+      const error = yield* Effect.flip(llm.generate(ask(100)))
+      assert.strictEqual(error._tag, "RateLimited")
+      if (error._tag === "RateLimited") assert.strictEqual(error.scope, "tokens")
+      assert.strictEqual((yield* test.requests).length, 2)
+    }))
+
+  it.effect("a failed call gives its tokens back", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({
+        ...gpt,
+        steps: [{ error: new LlmError.ServerError({ provider: "openai", status: 500 }) }, { text: "ok" }]
+      })
+      const llm = yield* limited(test, { tokens: { limit: 200, window: "1 minute" }, onExceeded: "fail" })
+      yield* Effect.flip(llm.generate(ask(150)))
+      yield* llm.generate(ask(150))
+    }))
+
+  it.effect("limits tighten when the provider's headers say no requests remain, until their reset", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })
+      let remaining = 1
+      const withHeaders = Layer.succeed(LLM, LLM.of({
+        generate: (request) =>
+          Effect.map(test.service.generate(request), (response): LlmResponse.LlmResponse => ({
+            ...response,
+            rateLimit: { requestsRemaining: remaining--, requestsReset: Duration.seconds(5) }
+          })),
+        stream: test.service.stream
+      }))
+      const llm = yield* Effect.provide(
+        getLlm,
+        RateLimit.layer({ requests: { limit: 100, window: "1 minute" }, onExceeded: "fail" })(withHeaders)
+      )
+      yield* llm.generate(ask()) // headers: 1 left
+      yield* llm.generate(ask()) // headers: 0 left
+      const error = yield* Effect.flip(llm.generate(ask()))
+      assert.strictEqual(error._tag, "RateLimited")
+      if (error._tag === "RateLimited") {
+        assert.strictEqual(error.source, "local")
+        assert.strictEqual(Duration.toMillis(error.retryAfter!), 5000)
+      }
+      assert.strictEqual((yield* test.requests).length, 2)
+      yield* TestClock.adjust("5 seconds")
+      yield* llm.generate(ask())
+    }))
+
+  it.effect("a provider 429 with Retry-After pauses the key; wait mode sits it out", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({
+        ...gpt,
+        steps: [
+          { error: new LlmError.RateLimited({ provider: "openai", scope: "requests", source: "provider", retryAfter: Duration.seconds(2) }) },
+          { text: "ok" }
+        ]
+      })
+      const llm = yield* limited(test, { requests: { limit: 100, window: "1 minute" }, onExceeded: "wait" })
+      yield* Effect.flip(llm.generate(ask()))
+      const fiber = yield* Effect.forkChild(llm.generate(ask()))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* test.requests).length, 1)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      assert.strictEqual((yield* test.requests).length, 2)
+    }))
+})

@@ -1,0 +1,138 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { LLM, Llm, LlmError, ResponseCache } from "../src/index.ts"
+import { canonicalRequest } from "../src/internal/canonical.ts"
+
+const gpt = { provider: "openai", model: "gpt-4o" }
+const ask = (content = "q") => ({ messages: [{ role: "user" as const, content }], temperature: 0 })
+const getLlm = Effect.gen(function*() {
+  return yield* LLM
+})
+const cached = (test: Llm.TestLlm, options: ResponseCache.Options = { capacity: 100, ttl: "1 hour" }) =>
+  Effect.provide(getLlm, ResponseCache.layer(options)(test.layer))
+
+describe("ResponseCache", () => {
+  it.effect("identical concurrent requests share one provider call; the others are free hits", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "answer", delay: "100 millis", usage: { inputTokens: 10, outputTokens: 10 } }] })
+      const llm = yield* cached(test)
+      const fiber = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 10 }), () => llm.generate(ask()), { concurrency: "unbounded" }))
+      yield* TestClock.adjust("100 millis")
+      const responses = yield* Fiber.join(fiber)
+      assert.strictEqual((yield* test.requests).length, 1)
+      assert.strictEqual(responses.filter((r) => !r.cached).length, 1)
+      assert.isAbove(responses.find((r) => !r.cached)!.costUsd, 0)
+      for (const r of responses.filter((r) => r.cached)) {
+        assert.deepStrictEqual([r.text, r.costUsd, r.attempts.length], ["answer", 0, 0])
+      }
+      const later = yield* llm.generate(ask())
+      assert.deepStrictEqual([later.cached, later.costUsd], [true, 0])
+      assert.strictEqual((yield* test.requests).length, 1)
+    }))
+
+  it.effect("entries expire after the TTL, and the least recently used goes past capacity", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })
+      const llm = yield* cached(test, { capacity: 2, ttl: "1 minute" })
+      yield* llm.generate(ask("a"))
+      yield* TestClock.adjust("61 seconds")
+      assert.isFalse((yield* llm.generate(ask("a"))).cached)
+      yield* llm.generate(ask("b"))
+      yield* llm.generate(ask("a")) // a is now the most recently used
+      yield* llm.generate(ask("c")) // evicts b
+      assert.isTrue((yield* llm.generate(ask("a"))).cached)
+      assert.isFalse((yield* llm.generate(ask("b"))).cached)
+      assert.strictEqual((yield* test.requests).length, 5)
+    }))
+
+  it.effect("streams are recorded live and replayed part by part", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "hello", chunks: ["he", "l", "lo"] }] })
+      const llm = yield* cached(test)
+      const live = yield* Stream.runCollect(llm.stream(ask()))
+      const replay = yield* Stream.runCollect(llm.stream(ask()))
+      assert.strictEqual((yield* test.requests).length, 1)
+      assert.deepStrictEqual(replay.slice(0, 3), [
+        { type: "text-delta", text: "he" },
+        { type: "text-delta", text: "l" },
+        { type: "text-delta", text: "lo" }
+      ])
+      assert.deepStrictEqual(live.slice(0, 3), replay.slice(0, 3))
+      const finish = replay[3]
+      assert.strictEqual(finish?.type, "finish")
+      if (finish?.type === "finish") assert.deepStrictEqual([finish.response.cached, finish.response.costUsd], [true, 0])
+      // A stored stream also answers a whole call.
+      const whole = yield* llm.generate(ask())
+      assert.deepStrictEqual([whole.cached, whole.text], [true, "hello"])
+    }))
+
+  it.effect("a stream that fails or is cut is not stored", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ cut: ["he"] }, { text: "hello" }] })
+      const llm = yield* cached(test)
+      yield* Effect.flip(Stream.runCollect(llm.stream(ask())))
+      const second = yield* Stream.runCollect(llm.stream(ask()))
+      assert.strictEqual((yield* test.requests).length, 2)
+      const last = second[second.length - 1]
+      assert.isTrue(last?.type === "finish" && !last.response.cached)
+    }))
+
+  it.effect("keys separate tenants, models and sampling parameters, and ignore key order, requestId, tags and deadline", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })
+      const llm = yield* cached(test)
+      yield* llm.generate({ ...ask(), metadata: { tenant: "a", requestId: "1", tags: ["x"] } })
+      assert.isTrue((yield* llm.generate({ metadata: { tags: ["y"], requestId: "2", tenant: "a" }, temperature: 0, messages: [{ content: "q", role: "user" }], deadline: 5000 })).cached)
+      assert.isFalse((yield* llm.generate({ ...ask(), metadata: { tenant: "b" } })).cached)
+      assert.isFalse((yield* llm.generate({ ...ask(), metadata: { tenant: "a" }, model: "gpt-4o-mini" })).cached)
+      assert.isFalse((yield* llm.generate({ ...ask(), metadata: { tenant: "a" }, maxTokens: 5 })).cached)
+      assert.isFalse((yield* llm.generate({ ...ask(), metadata: { tenant: "a" }, seed: 1 })).cached)
+      assert.strictEqual((yield* test.requests).length, 5)
+    }))
+
+  it("the canonical encoding does not depend on key order or undefined fields", () => {
+    const a = canonicalRequest({ messages: [{ role: "user", content: "x" }], temperature: 0, tools: [{ name: "t", parameters: { b: 1, a: 2 } }] })
+    const b = canonicalRequest({ tools: [{ parameters: { a: 2, b: 1 }, name: "t", description: undefined }], temperature: 0, messages: [{ content: "x", role: "user" }] })
+    assert.strictEqual(a, b)
+  })
+
+  it.effect("cache: false bypasses, non-deterministic requests are not cached, and when: always caches them", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })
+      const llm = yield* cached(test)
+      yield* llm.generate(ask())
+      assert.isFalse((yield* llm.generate({ ...ask(), cache: false })).cached)
+      const warm = { messages: [{ role: "user" as const, content: "q" }], temperature: 0.7 }
+      yield* llm.generate(warm)
+      assert.isFalse((yield* llm.generate(warm)).cached)
+      const seeded = { ...warm, seed: 42 }
+      yield* llm.generate(seeded)
+      assert.isTrue((yield* llm.generate(seeded)).cached)
+      const always = yield* cached(test, { capacity: 10, ttl: "1 hour", when: "always" })
+      yield* always.generate(warm)
+      assert.isTrue((yield* always.generate(warm)).cached)
+    }))
+
+  it.effect("failures are not cached", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ error: new LlmError.ServerError({ provider: "openai", status: 503 }) }, { text: "ok" }] })
+      const llm = yield* cached(test)
+      assert.strictEqual((yield* Effect.flip(llm.generate(ask())))._tag, "ServerError")
+      assert.strictEqual((yield* llm.generate(ask())).text, "ok")
+      assert.strictEqual((yield* test.requests).length, 2)
+    }))
+
+  it.effect("a hit costs microseconds", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })
+      const llm = yield* cached(test, { capacity: 1000, ttl: "1 hour" })
+      const request = { system: "You are terse.", ...ask("What is the capital of France?") }
+      yield* llm.generate(request)
+      const n = 5000
+      const start = performance.now()
+      for (let i = 0; i < n; i++) yield* llm.generate(request)
+      const perHit = (performance.now() - start) * 1000 / n
+      assert.isBelow(perHit, 50, `${perHit.toFixed(2)} µs per hit`)
+    }))
+})
