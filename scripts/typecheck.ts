@@ -1,6 +1,6 @@
 /**
- * Type-checks every package (sources and tests), the cross-package tests and
- * the scripts, one `tsc -p` per project, and fails on the first error.
+ * Type-checks every package (sources and tests), the cross-package tests,
+ * the scripts and the examples, one `tsc -p` per project, and fails on the first error.
  */
 import { spawnSync } from "node:child_process"
 import { existsSync, readdirSync } from "node:fs"
@@ -10,7 +10,8 @@ const root = join(import.meta.dirname, "..")
 const projects = [
   ...readdirSync(join(root, "packages")).map((name) => join("packages", name)),
   "test",
-  "scripts"
+  "scripts",
+  "examples"
 ].filter((dir) => existsSync(join(root, dir, "tsconfig.json")))
 
 const tsc = join(root, "node_modules", ".bin", "tsc")

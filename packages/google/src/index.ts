@@ -1,1 +1,9 @@
-export {}
+/**
+ * `@switchboard/google`: Gemini API and Vertex AI as a Switchboard `LLM`,
+ * over the official `@google/genai` SDK.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Google from "./Google.ts"

@@ -1,0 +1,360 @@
+/**
+ * Anthropic's Messages API as a Switchboard `LLM`, over the official
+ * `@anthropic-ai/sdk`. Provide a client with {@link layerClient} (or
+ * {@link layerClientConfig} from `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL`),
+ * then a model with {@link model}; the SDK's own retries are off, because
+ * retrying belongs to Switchboard's combinators.
+ *
+ * What the layer does for every call:
+ * - maps the request: a top-level `system` (the request's `system` and every
+ *   role "system" message), text, image (base64 or URL), tool-use and
+ *   tool-result blocks, tools and tool choice, stop sequences, temperature and
+ *   top-p. Anthropic has no `seed`: it is not sent.
+ * - `max_tokens` is required by Anthropic: `request.maxTokens`, else the
+ *   model defaults, else the model's `maxOutput` from the `Pricing` catalog,
+ *   else 4096.
+ * - JSON output is emulated (Anthropic has no JSON mode): `json` adds a system
+ *   instruction to answer with JSON only; `json-schema` adds a tool whose
+ *   `input_schema` is the schema and forces it, and the tool's input becomes
+ *   the response `text` (finish reason `stop`).
+ * - maps the answer (thinking is streamed as `reasoning-delta` and left out
+ *   of `text`), the stop reason, usage (cache reads and writes counted in
+ *   `inputTokens`), the `anthropic-ratelimit-*` headers, and every error.
+ * - passes the time left before the call's deadline as the SDK timeout, and
+ *   aborts the HTTP request when the calling fiber is interrupted.
+ *
+ * @since 0.1.0
+ */
+import AnthropicSdk from "@anthropic-ai/sdk"
+import type * as Api from "@anthropic-ai/sdk/resources/messages"
+import { Deadline, LLM, Llm, LlmError, Pricing, ProviderError } from "@switchboard/core"
+import type { LlmRequest, LlmResponse } from "@switchboard/core"
+import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { type ErrorContext, toLlmError } from "./internal/errors.ts"
+import { answerOf, checkMessage, JSON_INSTRUCTION, type Prepared, toParams, usageOf } from "./internal/mapping.ts"
+import { makeAccumulator } from "./internal/stream.ts"
+
+/**
+ * The configured SDK client, the provider name responses and errors report,
+ * and the API key (kept `Redacted`; used only to scrub error texts).
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class AnthropicClient extends Context.Service<AnthropicClient, {
+  readonly sdk: AnthropicSdk
+  readonly provider: string
+  readonly apiKey: Redacted.Redacted<string>
+  /** The per-request timeout (ms) when the call has no tighter deadline. */
+  readonly timeoutMs: number
+}>()("@switchboard/anthropic/AnthropicClient") {}
+
+/**
+ * Options of {@link layerClient}.
+ *
+ * | option | default | meaning |
+ * |---|---|---|
+ * | `apiKey` | (required) | the API key, plain or `Redacted` |
+ * | `baseURL` | `https://api.anthropic.com` | API root (the simulator: `${url}/anthropic`) |
+ * | `timeout` | `"10 minutes"` | per-request timeout; a call's deadline shortens it |
+ * | `headers` | none | headers sent with every request |
+ * | `provider` | `"anthropic"` | the name reported in responses, errors and pricing |
+ * | `fetch` | `globalThis.fetch` | the `fetch` the SDK uses (proxies, recording) |
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientOptions {
+  readonly apiKey: string | Redacted.Redacted<string>
+  readonly baseURL?: string | undefined
+  readonly timeout?: Duration.Input | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly provider?: string | undefined
+  readonly fetch?: typeof globalThis.fetch | undefined
+}
+
+/**
+ * The default API root.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultBaseURL = "https://api.anthropic.com"
+
+/**
+ * The `max_tokens` sent when neither the request, the model defaults nor the
+ * pricing catalog give one.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const fallbackMaxTokens = 4096
+
+/**
+ * The system instruction added for `responseFormat: { type: "json" }`
+ * (Anthropic has no JSON mode).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const jsonInstruction: string = JSON_INSTRUCTION
+
+const defaultTimeoutMs = 600_000
+
+/**
+ * Builds the client service from options (no I/O).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeClient = (options: ClientOptions): AnthropicClient["Service"] => {
+  const apiKey: Redacted.Redacted<string> = Redacted.isRedacted(options.apiKey)
+    ? options.apiKey as Redacted.Redacted<string>
+    : Redacted.make(options.apiKey as string)
+  const timeoutMs = options.timeout === undefined
+    ? defaultTimeoutMs
+    : Math.max(1, Math.round(Duration.toMillis(Duration.fromInputUnsafe(options.timeout))))
+  const sdk = new AnthropicSdk({
+    apiKey: Redacted.value(apiKey),
+    baseURL: options.baseURL ?? defaultBaseURL,
+    maxRetries: 0,
+    timeout: timeoutMs,
+    // Failures surface as typed errors; the SDK's own console logging stays off.
+    logLevel: "off",
+    ...(options.headers !== undefined ? { defaultHeaders: { ...options.headers } } : {}),
+    ...(options.fetch !== undefined ? { fetch: options.fetch } : {})
+  })
+  return AnthropicClient.of({ sdk, provider: options.provider ?? "anthropic", apiKey, timeoutMs })
+}
+
+/**
+ * A layer holding an Anthropic SDK client with retries off.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClient = (options: ClientOptions): Layer.Layer<AnthropicClient> =>
+  Layer.sync(AnthropicClient, () => makeClient(options))
+
+/**
+ * {@link layerClient} configured from the environment through `Config`:
+ * `ANTHROPIC_API_KEY` (required, read as `Redacted`) and `ANTHROPIC_BASE_URL`
+ * (optional, must be an absolute URL). A missing key or a bad URL fails with
+ * a `ConfigError` naming the variable.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClientConfig = (
+  options?: Omit<ClientOptions, "apiKey" | "baseURL"> | undefined
+): Layer.Layer<AnthropicClient, Config.ConfigError> =>
+  Layer.effect(
+    AnthropicClient,
+    Effect.map(
+      Config.all({
+        apiKey: Config.Redacted("ANTHROPIC_API_KEY"),
+        baseURL: Config.option(Config.URL("ANTHROPIC_BASE_URL"))
+      }),
+      ({ apiKey, baseURL }) =>
+        makeClient({
+          ...options,
+          apiKey,
+          ...(Option.isSome(baseURL) ? { baseURL: baseURL.value.href.replace(/\/+$/, "") } : {})
+        })
+    )
+  )
+
+type Request = LlmRequest.LlmRequest
+
+const withDefaults = (defaults: Partial<Request> | undefined) => (request: Request): Request => {
+  if (defaults === undefined) return request
+  const merged: Record<string, unknown> = { ...defaults }
+  for (const [key, value] of Object.entries(request)) if (value !== undefined) merged[key] = value
+  return merged as unknown as Request
+}
+
+const errorContext = (client: AnthropicClient["Service"], model: string, timeoutMs: number): ErrorContext => ({
+  provider: client.provider,
+  model,
+  secrets: [Redacted.value(client.apiKey)],
+  timeoutMs,
+  now: Date.now()
+})
+
+const prepare = Effect.fnUntraced(function*(client: AnthropicClient["Service"], request: Request, model: string) {
+  const pricing = yield* Pricing.Pricing
+  const maxTokens = request.maxTokens ?? pricing.lookup(client.provider, model)?.maxOutput ??
+    pricing.lookup("anthropic", model)?.maxOutput ?? fallbackMaxTokens
+  const remaining = yield* Deadline.remaining
+  const timeoutMs = remaining === undefined
+    ? client.timeoutMs
+    : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Duration.toMillis(remaining))))
+  const prepared: Prepared = toParams(request, model, maxTokens)
+  return { prepared, timeoutMs }
+})
+
+const generateWith = (client: AnthropicClient["Service"]) =>
+  Effect.fnUntraced(function*(request: Request, model: string) {
+    const start = yield* Clock.currentTimeMillis
+    const { prepared, timeoutMs } = yield* prepare(client, request, model)
+    const { data, response } = yield* Effect.tryPromise({
+      try: (signal) =>
+        client.sdk.messages.create({ ...prepared.params, stream: false }, { signal, timeout: timeoutMs })
+          .withResponse(),
+      catch: (cause) => toLlmError(cause, errorContext(client, model, timeoutMs))
+    })
+    const origin = { provider: client.provider, model }
+    const message = checkMessage(data, origin)
+    if (message instanceof LlmError.MalformedResponse) return yield* message
+    const end = yield* Clock.currentTimeMillis
+    const answer = answerOf(
+      message.content as unknown as ReadonlyArray<{ type: string }>,
+      message.stop_reason,
+      prepared.jsonTool
+    )
+    const rateLimit = ProviderError.rateLimitInfo(response.headers, Date.now())
+    const result: LlmResponse.LlmResponse = {
+      id: typeof message.id === "string" ? message.id : "",
+      provider: client.provider,
+      model: typeof message.model === "string" && message.model.length > 0 ? message.model : model,
+      ...answer,
+      usage: usageOf(message.usage),
+      costUsd: 0,
+      latencyMs: Math.max(0, end - start),
+      cached: false,
+      attempts: [],
+      ...(rateLimit !== undefined ? { rateLimit } : {}),
+      raw: message
+    }
+    return result
+  })
+
+/**
+ * The SDK stream as an iterable whose `return()` aborts the HTTP request
+ * first: an async generator's `return()` otherwise waits for the pending
+ * read, which a stalled server may never finish.
+ */
+const abortable = <A>(stream: AsyncIterable<A> & { readonly controller: AbortController }): AsyncIterable<A> => ({
+  [Symbol.asyncIterator]: () => {
+    const inner = stream[Symbol.asyncIterator]()
+    return {
+      next: () => inner.next(),
+      return: (value?: unknown) => {
+        stream.controller.abort()
+        return inner.return !== undefined
+          ? inner.return(value)
+          : Promise.resolve({ done: true as const, value: value as A })
+      }
+    }
+  }
+})
+
+const streamWith = (client: AnthropicClient["Service"]) =>
+(request: Request, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    const { prepared, timeoutMs } = yield* prepare(client, request, model)
+    const context = errorContext(client, model, timeoutMs)
+    const { data, response } = yield* Effect.tryPromise({
+      try: (signal) =>
+        client.sdk.messages.create({ ...prepared.params, stream: true }, { signal, timeout: timeoutMs })
+          .withResponse(),
+      catch: (cause) => toLlmError(cause, context)
+    })
+    // However the stream ends (done, failed, interrupted, or never pulled), the request is over.
+    yield* Effect.addFinalizer(() => Effect.sync(() => data.controller.abort()))
+    const rateLimit = ProviderError.rateLimitInfo(response.headers, Date.now())
+    const fold = makeAccumulator({
+      origin: { provider: client.provider, model },
+      jsonTool: prepared.jsonTool,
+      startedAt: start,
+      rateLimit
+    })
+    const events: AsyncIterable<Api.RawMessageStreamEvent> = abortable(data)
+    return Stream.fromAsyncIterable(events, (cause) => toLlmError(cause, { ...context, now: Date.now() })).pipe(
+      Stream.mapEffect((event) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const out = fold.step(event, now)
+          return LlmError.isLlmError(out) ? Effect.fail(out) : Effect.succeed(out)
+        })
+      ),
+      Stream.flattenIterable,
+      Stream.concat(Stream.suspend(() =>
+        fold.finished()
+          ? Stream.empty
+          : Stream.fail(
+            new LlmError.NetworkError({
+              provider: client.provider,
+              model,
+              detail: "the stream ended before message_stop"
+            })
+          )
+      ))
+    )
+  }))
+
+/**
+ * An `LLM` for one Anthropic model. `defaults` fill what a request leaves out
+ * (temperature, maxTokens, system, …); `request.model` overrides `name`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const model = (
+  name: string,
+  defaults?: Partial<Request> | undefined
+): Layer.Layer<LLM, never, AnthropicClient> =>
+  Layer.effect(
+    LLM,
+    Effect.map(AnthropicClient, (client) => {
+      const service = Llm.make({
+        provider: client.provider,
+        model: name,
+        generate: generateWith(client),
+        stream: streamWith(client)
+      })
+      const merge = withDefaults(defaults)
+      return LLM.of({
+        generate: (request) => service.generate(merge(request)),
+        stream: (request) => service.stream(merge(request))
+      })
+    })
+  )
+
+/**
+ * A model the API offers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelInfo {
+  readonly id: string
+  readonly displayName?: string | undefined
+  readonly createdAt?: string | undefined
+}
+
+/**
+ * Lists the models the API offers (`GET /v1/models`, every page).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const listModels: Effect.Effect<ReadonlyArray<ModelInfo>, LlmError.LlmError, AnthropicClient> = Effect.gen(
+  function*() {
+    const client = yield* AnthropicClient
+    return yield* Effect.tryPromise({
+      try: async (signal) => {
+        const out: Array<ModelInfo> = []
+        for await (const m of client.sdk.models.list({ limit: 1000 }, { signal, timeout: client.timeoutMs })) {
+          out.push({
+            id: m.id,
+            ...(typeof m.display_name === "string" ? { displayName: m.display_name } : {}),
+            ...(typeof m.created_at === "string" ? { createdAt: m.created_at } : {})
+          })
+        }
+        return out
+      },
+      catch: (cause) => toLlmError(cause, { ...errorContext(client, "", client.timeoutMs), model: undefined })
+    })
+  }
+).pipe(Effect.withSpan("Anthropic.listModels"))

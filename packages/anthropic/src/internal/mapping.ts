@@ -1,0 +1,333 @@
+/**
+ * Pure translation between Switchboard's request/response data and the
+ * Anthropic Messages API shapes: request → `MessageCreateParams`, `Message`
+ * → `LlmResponse`, stop reasons and usage.
+ *
+ * @internal
+ */
+import type * as Api from "@anthropic-ai/sdk/resources/messages"
+import { LlmError } from "@switchboard/core"
+import type { LlmRequest as Req, LlmResponse as Res } from "@switchboard/core"
+
+type Request = Req.LlmRequest
+type Part = Req.Part
+type ToolCallPart = Req.ToolCallPart
+type FinishReason = Res.FinishReason
+type Usage = Res.Usage
+
+/** The tool-call-forcing emulation of `responseFormat: json-schema`. */
+export interface JsonTool {
+  readonly name: string
+}
+
+/** What {@link toParams} built, plus how to read the answer back. */
+export interface Prepared {
+  readonly params: Api.MessageCreateParamsBase
+  /** Set when a json-schema response format is emulated by a forced tool. */
+  readonly jsonTool: JsonTool | undefined
+}
+
+/** The system instruction that emulates JSON mode (Anthropic has none). */
+export const JSON_INSTRUCTION =
+  "Answer with a single valid JSON value only: no prose before or after it, no Markdown code fences."
+
+const toolNamePattern = /^[a-zA-Z0-9_-]{1,64}$/
+
+const jsonToolName = (name: string, taken: ReadonlySet<string>): string => {
+  let base = name.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64)
+  if (!toolNamePattern.test(base)) base = "json_response"
+  let candidate = base
+  for (let i = 2; taken.has(candidate); i++) candidate = `${base.slice(0, 60)}_${i}`
+  return candidate
+}
+
+const dataUrl = /^data:([^;,]+);base64,(.*)$/s
+
+const imageBlock = (part: Req.ImagePart): Api.ImageBlockParam => {
+  if (part.data !== undefined) {
+    return {
+      type: "image",
+      source: {
+        type: "base64",
+        media_type: (part.mediaType ?? "image/png") as Api.Base64ImageSource["media_type"],
+        data: part.data
+      }
+    }
+  }
+  const url = part.url ?? ""
+  const inline = dataUrl.exec(url)
+  if (inline !== null) {
+    return {
+      type: "image",
+      source: { type: "base64", media_type: inline[1] as Api.Base64ImageSource["media_type"], data: inline[2]! }
+    }
+  }
+  return { type: "image", source: { type: "url", url } }
+}
+
+const toolResultContent = (output: unknown): string =>
+  typeof output === "string" ? output : JSON.stringify(output) ?? "null"
+
+const block = (part: Part): Api.ContentBlockParam => {
+  switch (part.type) {
+    case "text":
+      return { type: "text", text: part.text }
+    case "image":
+      return imageBlock(part)
+    case "tool-call":
+      return { type: "tool_use", id: part.id, name: part.name, input: part.input ?? {} }
+    case "tool-result":
+      return {
+        type: "tool_result",
+        tool_use_id: part.toolCallId,
+        content: toolResultContent(part.output),
+        ...(part.isError === true ? { is_error: true } : {})
+      }
+  }
+}
+
+/**
+ * The top-level `system` prompt: `request.system` and every role "system"
+ * message, in order, joined by a blank line.
+ */
+export const systemOf = (request: Request): string | undefined => {
+  const texts: Array<string> = []
+  if (request.system !== undefined && request.system.length > 0) texts.push(request.system)
+  for (const message of request.messages) {
+    if (message.role !== "system") continue
+    const text = typeof message.content === "string"
+      ? message.content
+      : message.content.map((p) => (p.type === "text" ? p.text : "")).join("")
+    if (text.length > 0) texts.push(text)
+  }
+  return texts.length === 0 ? undefined : texts.join("\n\n")
+}
+
+/**
+ * The conversation as Anthropic messages: system messages lifted out, "tool"
+ * messages sent as user messages of `tool_result` blocks, and consecutive
+ * messages of the same role merged (tool results must all sit in the user
+ * turn right after the assistant's `tool_use`).
+ */
+export const messagesOf = (request: Request): Array<Api.MessageParam> => {
+  const out: Array<{ role: "user" | "assistant"; content: Array<Api.ContentBlockParam> | string }> = []
+  for (const message of request.messages) {
+    if (message.role === "system") continue
+    const role = message.role === "assistant" ? "assistant" : "user"
+    const content: Array<Api.ContentBlockParam> | string = typeof message.content === "string"
+      ? message.content
+      : message.content.map(block)
+    const last = out[out.length - 1]
+    if (last !== undefined && last.role === role) {
+      const asBlocks = (c: Array<Api.ContentBlockParam> | string): Array<Api.ContentBlockParam> =>
+        typeof c === "string" ? (c.length === 0 ? [] : [{ type: "text", text: c }]) : c
+      last.content = [...asBlocks(last.content), ...asBlocks(content)]
+    } else {
+      out.push({ role, content })
+    }
+  }
+  return out
+}
+
+const toolChoiceOf = (choice: Req.ToolChoice): Api.ToolChoice => {
+  if (typeof choice === "object") return { type: "tool", name: choice.name }
+  switch (choice) {
+    case "auto":
+      return { type: "auto" }
+    case "none":
+      return { type: "none" }
+    case "required":
+      return { type: "any" }
+  }
+}
+
+const inputSchema = (schema: Readonly<Record<string, unknown>>): Api.Tool.InputSchema =>
+  ({ ...schema, type: "object" }) as Api.Tool.InputSchema
+
+/**
+ * Builds the Messages API parameters for a request (defaults already merged).
+ * `maxTokens` is required by Anthropic; the caller resolves it.
+ */
+export const toParams = (request: Request, model: string, maxTokens: number): Prepared => {
+  const tools: Array<Api.Tool> = (request.tools ?? []).map((tool) => ({
+    name: tool.name,
+    ...(tool.description !== undefined ? { description: tool.description } : {}),
+    input_schema: inputSchema(tool.parameters)
+  }))
+  let toolChoice = request.toolChoice === undefined ? undefined : toolChoiceOf(request.toolChoice)
+  let system = systemOf(request)
+  let jsonTool: JsonTool | undefined
+  const format = request.responseFormat
+  if (format !== undefined && format.type === "json") {
+    system = system === undefined ? JSON_INSTRUCTION : `${system}\n\n${JSON_INSTRUCTION}`
+  } else if (format !== undefined && format.type === "json-schema") {
+    const name = jsonToolName(format.name, new Set(tools.map((t) => t.name)))
+    tools.push({
+      name,
+      description: `Give the final answer by calling this tool: its input is the answer, a JSON value matching the "${format.name}" schema.`,
+      input_schema: inputSchema(format.schema)
+    })
+    toolChoice = { type: "tool", name }
+    jsonTool = { name }
+  }
+  const params: Api.MessageCreateParamsBase = {
+    model,
+    max_tokens: maxTokens,
+    messages: messagesOf(request),
+    ...(system !== undefined ? { system } : {}),
+    ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+    ...(request.topP !== undefined ? { top_p: request.topP } : {}),
+    ...(request.stop !== undefined && request.stop.length > 0 ? { stop_sequences: [...request.stop] } : {}),
+    ...(tools.length > 0 ? { tools } : {}),
+    ...(toolChoice !== undefined && (tools.length > 0 || toolChoice.type === "none") ? { tool_choice: toolChoice } : {})
+  }
+  return { params, jsonTool }
+}
+
+/** Anthropic's `stop_reason` as a Switchboard finish reason. */
+export const finishReasonOf = (reason: string | null | undefined): FinishReason => {
+  switch (reason) {
+    case "end_turn":
+    case "stop_sequence":
+      return "stop"
+    case "max_tokens":
+    case "model_context_window_exceeded":
+      return "length"
+    case "tool_use":
+      return "tool-calls"
+    case "refusal":
+      return "content-filter"
+    default:
+      return "other"
+  }
+}
+
+/** The counts of an Anthropic usage object (message or delta). */
+export interface RawUsage {
+  readonly input_tokens?: number | null | undefined
+  readonly output_tokens?: number | null | undefined
+  readonly cache_read_input_tokens?: number | null | undefined
+  readonly cache_creation_input_tokens?: number | null | undefined
+  readonly output_tokens_details?: { readonly thinking_tokens?: number | null | undefined } | null | undefined
+}
+
+const n = (value: number | null | undefined): number => (typeof value === "number" && Number.isFinite(value) ? value : 0)
+
+/**
+ * Usage in Switchboard's convention: `inputTokens` counts every prompt token
+ * (Anthropic's `input_tokens` excludes cache reads and writes, so both are
+ * added back), cached reads and writes reported on their own.
+ */
+export const usageOf = (usage: RawUsage | null | undefined): Usage => {
+  const cacheRead = n(usage?.cache_read_input_tokens)
+  const cacheWrite = n(usage?.cache_creation_input_tokens)
+  const inputTokens = n(usage?.input_tokens) + cacheRead + cacheWrite
+  const outputTokens = n(usage?.output_tokens)
+  return {
+    inputTokens,
+    outputTokens,
+    cachedInputTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
+    reasoningTokens: n(usage?.output_tokens_details?.thinking_tokens),
+    totalTokens: inputTokens + outputTokens
+  }
+}
+
+/** What the response builder needs besides the message. */
+export interface Origin {
+  readonly provider: string
+  readonly model: string
+}
+
+/** The parts of an answer, before the response envelope. */
+export interface Answer {
+  readonly text: string
+  readonly content: ReadonlyArray<Part>
+  readonly toolCalls: ReadonlyArray<ToolCallPart>
+  readonly finishReason: FinishReason
+}
+
+/**
+ * Reads the content blocks of a message: text and tool calls in order;
+ * thinking is left out of `text` and `content`. With a json-schema tool, the
+ * forced tool's input becomes the text and the finish reason `stop`.
+ */
+export const answerOf = (
+  blocks: ReadonlyArray<{ readonly type: string; readonly [key: string]: unknown }>,
+  stopReason: string | null | undefined,
+  jsonTool: JsonTool | undefined
+): Answer => {
+  const content: Array<Part> = []
+  const toolCalls: Array<ToolCallPart> = []
+  let text = ""
+  let answeredByTool = false
+  for (const b of blocks) {
+    if (b.type === "text" && typeof b.text === "string") {
+      if (jsonTool !== undefined) continue
+      text += b.text
+      content.push({ type: "text", text: b.text })
+    } else if (b.type === "tool_use" && typeof b.id === "string" && typeof b.name === "string") {
+      if (jsonTool !== undefined && b.name === jsonTool.name) {
+        const json = JSON.stringify(b.input ?? {})
+        text += json
+        content.push({ type: "text", text: json })
+        answeredByTool = true
+        continue
+      }
+      const call: ToolCallPart = { type: "tool-call", id: b.id, name: b.name, input: b.input ?? {} }
+      toolCalls.push(call)
+      content.push(call)
+    }
+  }
+  const finishReason = answeredByTool && toolCalls.length === 0 && stopReason === "tool_use"
+    ? "stop"
+    : finishReasonOf(stopReason)
+  return { text, content, toolCalls, finishReason }
+}
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * Checks a non-streamed body is a Messages API `message`, or says what is
+ * wrong with it.
+ */
+export const checkMessage = (
+  body: unknown,
+  origin: Origin
+): Api.Message | LlmError.MalformedResponse => {
+  if (!isRecord(body)) {
+    return new LlmError.MalformedResponse({
+      ...origin,
+      detail: `expected a JSON message object, got ${typeof body === "string" ? "text" : typeof body}`
+    })
+  }
+  if (!Array.isArray(body.content)) {
+    return new LlmError.MalformedResponse({ ...origin, detail: "the message has no content array" })
+  }
+  for (const b of body.content) {
+    if (!isRecord(b) || typeof b.type !== "string") {
+      return new LlmError.MalformedResponse({ ...origin, detail: "a content block has no type" })
+    }
+  }
+  return body as unknown as Api.Message
+}
+
+/**
+ * Parses the accumulated `partial_json` of a streamed tool call (`""` is an
+ * empty input object).
+ */
+export const parseToolInput = (json: string, origin: Origin, tool: string): unknown | LlmError.MalformedResponse => {
+  if (json.trim() === "") return {}
+  try {
+    return JSON.parse(json) as unknown
+  } catch {
+    return new LlmError.MalformedResponse({
+      ...origin,
+      detail: `the input of tool call "${tool}" is not valid JSON`
+    })
+  }
+}
+
+/** True for the value {@link parseToolInput} / {@link checkMessage} fail with. */
+export const isMalformed = (u: unknown): u is LlmError.MalformedResponse =>
+  u instanceof LlmError.MalformedResponse

@@ -1,0 +1,560 @@
+/**
+ * AWS Bedrock as an `LLM` layer, over the official
+ * `@aws-sdk/client-bedrock-runtime` Converse and ConverseStream operations.
+ * {@link layerClient} (or {@link layerClientConfig}, from the standard AWS
+ * environment variables) builds one SDK client with its own retries off —
+ * retrying is the combinators' job — and {@link model} turns it into an
+ * `LLM` for one model id or inference profile. {@link listModels} reads the
+ * control-plane `ListFoundationModels` with the same credentials.
+ *
+ * Every SDK failure becomes a typed `LlmError`; interrupting the calling
+ * fiber aborts the HTTP/2 stream; the time left before a request's deadline
+ * becomes the SDK's request timeout; the secret access key (and session
+ * token, and API key) never appear in an error, a log line or `raw`.
+ *
+ * @since 0.1.0
+ */
+import {
+  BedrockRuntimeClient,
+  type BedrockRuntimeClientConfig,
+  ConverseCommand,
+  type ConverseCommandOutput,
+  ConverseStreamCommand,
+  type ConverseStreamOutput
+} from "@aws-sdk/client-bedrock-runtime"
+import { Deadline, LLM, Llm, LlmError, type LlmRequest, type LlmResponse, ProviderError } from "@switchboard/core"
+import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
+import type { ConfigError } from "effect/Config"
+import { type ErrorContext, toLlmError } from "./internal/errors.ts"
+import { fromConverseOutput, toConverseInput } from "./internal/mapping.ts"
+import { toParts } from "./internal/stream.ts"
+
+/**
+ * Static AWS credentials. Secrets may be given as `Redacted`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Credentials {
+  readonly accessKeyId: string
+  readonly secretAccessKey: string | Redacted.Redacted
+  readonly sessionToken?: string | Redacted.Redacted | undefined
+}
+
+/**
+ * Options of {@link layerClient}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientOptions {
+  /** The AWS region, e.g. `"us-east-1"`. */
+  readonly region: string
+  /** Static credentials; when left out (and no `apiKey`), the SDK's default credential chain is used. */
+  readonly credentials?: Credentials | undefined
+  /** A Bedrock API key (bearer token) instead of SigV4 credentials. */
+  readonly apiKey?: string | Redacted.Redacted | undefined
+  /** A custom runtime endpoint (a VPC endpoint, a proxy, the simulator: `${url}/bedrock`). */
+  readonly endpoint?: string | undefined
+  /** The control-plane endpoint for {@link listModels}; default `endpoint`, else `https://bedrock.{region}.amazonaws.com`. */
+  readonly controlPlaneEndpoint?: string | undefined
+  /** Request timeout (an inactivity bound of the HTTP/2 stream); a request deadline that leaves less time wins. */
+  readonly timeout?: Duration.Input | undefined
+  /** Headers added to every request (signed with it). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** The provider name reported in responses and errors (default `"bedrock"`). */
+  readonly provider?: string | undefined
+}
+
+/**
+ * The Bedrock runtime client: the SDK instance, the provider name, and the
+ * secret (secret access key or API key) as `Redacted`.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class BedrockClient extends Context.Service<BedrockClient, {
+  readonly sdk: BedrockRuntimeClient
+  readonly provider: string
+  readonly region: string
+  readonly endpoint: string | undefined
+  readonly controlPlaneEndpoint: string
+  /** The secret access key, or the API key; `undefined` with the default credential chain. */
+  readonly secret: Redacted.Redacted | undefined
+  /** Every secret the client holds, scrubbed from error messages. */
+  readonly secrets: ReadonlyArray<Redacted.Redacted>
+  readonly apiKey: Redacted.Redacted | undefined
+  readonly timeout: Duration.Duration | undefined
+  readonly headers: Readonly<Record<string, string>>
+}>()("@switchboard/bedrock/BedrockClient") {}
+
+const redacted = (value: string | Redacted.Redacted): Redacted.Redacted =>
+  typeof value === "string" ? Redacted.make(value) : value
+
+const trimSlash = (url: string): string => url.replace(/\/+$/, "")
+
+/**
+ * Builds the client in the current scope (its HTTP/2 sessions close with the scope).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: ClientOptions) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const secret = options.credentials === undefined ? undefined : redacted(options.credentials.secretAccessKey)
+      const session = options.credentials?.sessionToken === undefined
+        ? undefined
+        : redacted(options.credentials.sessionToken)
+      const apiKey = options.apiKey === undefined ? undefined : redacted(options.apiKey)
+      const endpoint = options.endpoint === undefined ? undefined : trimSlash(options.endpoint)
+      const accessKeyId = options.credentials?.accessKeyId
+      const config: BedrockRuntimeClientConfig = {
+        region: options.region,
+        maxAttempts: 1,
+        ...(endpoint !== undefined ? { endpoint } : {}),
+        // A provider function keeps the plain secret out of the client's enumerable config.
+        ...(secret !== undefined && accessKeyId !== undefined
+          ? {
+            credentials: () =>
+              Promise.resolve({
+                accessKeyId,
+                secretAccessKey: Redacted.value(secret),
+                ...(session !== undefined ? { sessionToken: Redacted.value(session) } : {})
+              })
+          }
+          : {}),
+        ...(apiKey !== undefined
+          ? {
+            token: () => Promise.resolve({ token: Redacted.value(apiKey) }),
+            authSchemePreference: ["httpBearerAuth"]
+          }
+          : {})
+      }
+      const sdk = new BedrockRuntimeClient(config)
+      const headers = { ...options.headers }
+      if (Object.keys(headers).length > 0) {
+        sdk.middlewareStack.add(
+          (next) => (args) => {
+            const request = args.request as { headers?: Record<string, string> }
+            if (request.headers !== undefined) Object.assign(request.headers, headers)
+            return next(args)
+          },
+          { step: "build", name: "switchboardDefaultHeaders" }
+        )
+      }
+      return BedrockClient.of({
+        sdk,
+        provider: options.provider ?? "bedrock",
+        region: options.region,
+        endpoint,
+        controlPlaneEndpoint: options.controlPlaneEndpoint !== undefined
+          ? trimSlash(options.controlPlaneEndpoint)
+          : endpoint ?? `https://bedrock.${options.region}.amazonaws.com`,
+        secret: secret ?? apiKey,
+        secrets: [secret, session, apiKey].filter((s): s is Redacted.Redacted => s !== undefined),
+        apiKey,
+        timeout: options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout),
+        headers
+      })
+    }),
+    (client) => Effect.sync(() => client.sdk.destroy())
+  )
+
+/**
+ * A layer of the Bedrock client, SDK retries off.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClient = (options: ClientOptions): Layer.Layer<BedrockClient> =>
+  Layer.effect(BedrockClient, make(options))
+
+/**
+ * Options of {@link layerClientConfig} that are not read from the environment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientConfigOptions {
+  readonly timeout?: Duration.Input | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly provider?: string | undefined
+}
+
+/**
+ * The client options read through `Config`:
+ * - `AWS_REGION`, else `AWS_DEFAULT_REGION` (required: a missing region fails naming `AWS_REGION`);
+ * - `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`) when set, secrets as `Redacted`
+ *   (one without the other fails naming the missing one); otherwise the SDK's default credential chain;
+ * - `AWS_BEARER_TOKEN_BEDROCK`: a Bedrock API key, used when no access key is set;
+ * - `BEDROCK_ENDPOINT` (optional URL), `BEDROCK_TIMEOUT` (optional duration, e.g. `"30 seconds"`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const clientConfig = (options: ClientConfigOptions = {}): Effect.Effect<ClientOptions, ConfigError> =>
+  Effect.gen(function*() {
+    const region = Option.filter(yield* Config.option(Config.String("AWS_REGION")), (r) => r.length > 0)
+    const fallbackRegion = yield* Config.option(Config.String("AWS_DEFAULT_REGION"))
+    const resolvedRegion = Option.isSome(region)
+      ? region.value
+      : Option.isSome(fallbackRegion) && fallbackRegion.value.length > 0
+      ? fallbackRegion.value
+      : yield* Config.String("AWS_REGION")
+    const accessKeyId = yield* Config.option(Config.String("AWS_ACCESS_KEY_ID"))
+    const secretAccessKey = yield* Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
+    const sessionToken = yield* Config.option(Config.Redacted("AWS_SESSION_TOKEN"))
+    const bearer = yield* Config.option(Config.Redacted("AWS_BEARER_TOKEN_BEDROCK"))
+    const endpoint = yield* Config.option(Config.URL("BEDROCK_ENDPOINT"))
+    const timeout = yield* Config.option(Config.Duration("BEDROCK_TIMEOUT"))
+    let credentials: Credentials | undefined
+    if (Option.isSome(accessKeyId) || Option.isSome(secretAccessKey)) {
+      const id = Option.isSome(accessKeyId) ? accessKeyId.value : yield* Config.String("AWS_ACCESS_KEY_ID")
+      const secret = Option.isSome(secretAccessKey)
+        ? secretAccessKey.value
+        : yield* Config.Redacted("AWS_SECRET_ACCESS_KEY")
+      credentials = {
+        accessKeyId: id,
+        secretAccessKey: secret,
+        ...(Option.isSome(sessionToken) ? { sessionToken: sessionToken.value } : {})
+      }
+    }
+    const chosenTimeout = options.timeout ?? (Option.isSome(timeout) ? timeout.value : undefined)
+    return {
+      region: resolvedRegion,
+      ...(credentials !== undefined ? { credentials } : {}),
+      ...(credentials === undefined && Option.isSome(bearer) ? { apiKey: bearer.value } : {}),
+      ...(Option.isSome(endpoint) ? { endpoint: trimSlash(endpoint.value.toString()) } : {}),
+      ...(chosenTimeout !== undefined ? { timeout: chosenTimeout } : {}),
+      ...(options.headers !== undefined ? { headers: options.headers } : {}),
+      ...(options.provider !== undefined ? { provider: options.provider } : {})
+    }
+  })
+
+/**
+ * The client layer from the standard AWS environment variables (see
+ * {@link clientConfig}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClientConfig = (options?: ClientConfigOptions): Layer.Layer<BedrockClient, ConfigError> =>
+  Layer.effect(BedrockClient, Effect.flatMap(clientConfig(options), make))
+
+// ---------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------
+
+const secretsOf = (client: BedrockClient["Service"]): ReadonlyArray<string> => client.secrets.map(Redacted.value)
+
+/** The request timeout: the configured one, shortened to the deadline's time left. */
+const requestTimeout = (client: BedrockClient["Service"]): Effect.Effect<number | undefined> =>
+  Effect.map(Deadline.remaining, (left) => {
+    const configured = client.timeout === undefined ? undefined : Duration.toMillis(client.timeout)
+    const deadline = left === undefined ? undefined : Duration.toMillis(left)
+    const ms = configured === undefined ? deadline : deadline === undefined ? configured : Math.min(configured, deadline)
+    return ms === undefined ? undefined : Math.max(1, Math.ceil(ms))
+  })
+
+/** Adds a middleware capturing the raw response headers of one command. */
+interface HeaderStack {
+  readonly add: (
+    middleware: (next: (args: unknown) => Promise<{ readonly response?: unknown }>) => (args: unknown) => Promise<unknown>,
+    options: { readonly step: "deserialize"; readonly name: string }
+  ) => void
+}
+
+const captureHeaders = (command: { readonly middlewareStack: unknown }) => {
+  const box: { headers: Record<string, string> | undefined } = { headers: undefined }
+  ;(command.middlewareStack as HeaderStack).add(
+    (next) => async (args) => {
+      const result = await next(args)
+      box.headers = (result.response as { headers?: Record<string, string> } | undefined)?.headers
+      return result
+    },
+    { step: "deserialize", name: "switchboardResponseHeaders" }
+  )
+  return box
+}
+
+const idOf = (metadata: { readonly requestId?: string | undefined } | undefined, now: number): string =>
+  metadata?.requestId ?? `bedrock-${now.toString(36)}`
+
+const generateWith = (client: BedrockClient["Service"]) =>
+  Effect.fnUntraced(function*(request: LlmRequest.LlmRequest, model: string) {
+    const origin = { provider: client.provider, model }
+    const prepared = toConverseInput(request, origin)
+    if (prepared instanceof LlmError.InvalidRequest) return yield* prepared
+    const timeoutMs = yield* requestTimeout(client)
+    const context: ErrorContext = { ...origin, timeoutMs, secrets: secretsOf(client) }
+    const command = new ConverseCommand(prepared.input)
+    const captured = captureHeaders(command)
+    const start = yield* Clock.currentTimeMillis
+    const output: ConverseCommandOutput = yield* Effect.tryPromise({
+      try: (signal) =>
+        client.sdk.send(command, {
+          abortSignal: signal,
+          ...(timeoutMs !== undefined ? { requestTimeout: timeoutMs } : {})
+        }),
+      catch: (cause) => toLlmError(cause, context)
+    })
+    const now = yield* Clock.currentTimeMillis
+    return fromConverseOutput(output, {
+      ...origin,
+      id: idOf(output.$metadata, now),
+      formatTool: prepared.formatTool,
+      latencyMs: now - start,
+      rateLimit: ProviderError.rateLimitInfo(captured.headers)
+    })
+  })
+
+const streamWith = (client: BedrockClient["Service"]) =>
+(request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const origin = { provider: client.provider, model }
+    const prepared = toConverseInput(request, origin)
+    if (prepared instanceof LlmError.InvalidRequest) return yield* prepared
+    const timeoutMs = yield* requestTimeout(client)
+    const secrets = secretsOf(client)
+    const context: ErrorContext = { ...origin, timeoutMs, secrets }
+    // The HTTP/2 stream outlives the promise of `send`: abort it when the stream's scope closes
+    // (completion, failure, or interruption of the consumer).
+    const controller = new AbortController()
+    yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
+    const command = new ConverseStreamCommand(prepared.input)
+    const captured = captureHeaders(command)
+    const start = yield* Clock.currentTimeMillis
+    const output = yield* Effect.tryPromise({
+      try: (signal) => {
+        signal.addEventListener("abort", () => controller.abort(), { once: true })
+        return client.sdk.send(command, {
+          abortSignal: controller.signal,
+          ...(timeoutMs !== undefined ? { requestTimeout: timeoutMs } : {})
+        })
+      },
+      catch: (cause) => toLlmError(cause, context)
+    })
+    if (output.stream === undefined) {
+      return yield* new LlmError.MalformedResponse({ ...origin, detail: "ConverseStream answered without a stream" })
+    }
+    const events: Stream.Stream<ConverseStreamOutput, LlmError.LlmError> = Stream.fromAsyncIterable(
+      output.stream,
+      (cause) => toLlmError(cause, context)
+    )
+    return toParts(events, {
+      ...origin,
+      id: idOf(output.$metadata, start),
+      formatTool: prepared.formatTool,
+      start,
+      rateLimit: ProviderError.rateLimitInfo(captured.headers),
+      secrets,
+      timeoutMs
+    })
+  }))
+
+const withDefaults = (defaults: Partial<LlmRequest.LlmRequest>) => (request: LlmRequest.LlmRequest): LlmRequest.LlmRequest => {
+  const merged: Record<string, unknown> = { ...request }
+  for (const [key, value] of Object.entries(defaults)) {
+    if (value !== undefined && merged[key] === undefined) merged[key] = value
+  }
+  return merged as LlmRequest.LlmRequest
+}
+
+/**
+ * Builds the `LLM` service of a model on a client.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeModel = (
+  client: BedrockClient["Service"],
+  modelId: string,
+  defaults?: Partial<LlmRequest.LlmRequest> | undefined
+): LLM["Service"] => {
+  const service = Llm.make({
+    provider: client.provider,
+    model: modelId,
+    generate: generateWith(client),
+    stream: streamWith(client)
+  })
+  if (defaults === undefined || Object.keys(defaults).length === 0) return service
+  const fill = withDefaults(defaults)
+  return LLM.of({
+    generate: (request) => service.generate(fill(request)),
+    stream: (request) => service.stream(fill(request))
+  })
+}
+
+/**
+ * An `LLM` answering with a Bedrock model id or inference profile (e.g.
+ * `"us.amazon.nova-micro-v1:0"`). `defaults` fill what a request leaves out
+ * (temperature, maxTokens, system, …); `request.model` overrides `modelId`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const model = (
+  modelId: string,
+  defaults?: Partial<LlmRequest.LlmRequest> | undefined
+): Layer.Layer<LLM, never, BedrockClient> =>
+  Layer.effect(LLM, BedrockClient.useSync((client) => makeModel(client, modelId, defaults)))
+
+// ---------------------------------------------------------------------------
+// Model listing (control plane)
+// ---------------------------------------------------------------------------
+
+/**
+ * One foundation model from `ListFoundationModels`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelInfo {
+  readonly id: string
+  readonly name?: string | undefined
+  readonly providerName?: string | undefined
+  readonly arn?: string | undefined
+  readonly inputModalities?: ReadonlyArray<string> | undefined
+  readonly outputModalities?: ReadonlyArray<string> | undefined
+  readonly streaming?: boolean | undefined
+  readonly inferenceTypes?: ReadonlyArray<string> | undefined
+  readonly lifecycle?: string | undefined
+}
+
+interface HttpRequestLike {
+  readonly method: string
+  readonly protocol: string
+  readonly hostname: string
+  readonly port?: number | undefined
+  readonly path: string
+  readonly query: Record<string, string>
+  readonly headers: Record<string, string>
+}
+
+interface Signer {
+  readonly sign: (request: HttpRequestLike) => Promise<HttpRequestLike>
+}
+
+interface Handler {
+  readonly handle: (
+    request: HttpRequestLike,
+    options: { abortSignal?: AbortSignal; requestTimeout?: number }
+  ) => Promise<{ response: { statusCode: number; headers: Record<string, string>; body: AsyncIterable<Uint8Array> } }>
+}
+
+const readBody = async (body: AsyncIterable<Uint8Array> | undefined): Promise<string> => {
+  if (body === undefined) return ""
+  const chunks: Array<Uint8Array> = []
+  for await (const chunk of body) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk)
+  return Buffer.concat(chunks).toString("utf8")
+}
+
+const asStrings = (u: unknown): ReadonlyArray<string> | undefined =>
+  Array.isArray(u) ? u.filter((x): x is string => typeof x === "string") : undefined
+
+const toModelInfo = (summary: Record<string, unknown>): ModelInfo | undefined => {
+  if (typeof summary.modelId !== "string") return undefined
+  const str = (u: unknown) => (typeof u === "string" ? u : undefined)
+  const info: Record<string, unknown> = { id: summary.modelId }
+  const put = (key: string, value: unknown) => {
+    if (value !== undefined) info[key] = value
+  }
+  put("name", str(summary.modelName))
+  put("providerName", str(summary.providerName))
+  put("arn", str(summary.modelArn))
+  put("inputModalities", asStrings(summary.inputModalities))
+  put("outputModalities", asStrings(summary.outputModalities))
+  put("streaming", typeof summary.responseStreamingSupported === "boolean" ? summary.responseStreamingSupported : undefined)
+  put("inferenceTypes", asStrings(summary.inferenceTypesSupported))
+  const lifecycle = summary.modelLifecycle as { status?: unknown } | undefined
+  put("lifecycle", str(lifecycle?.status))
+  return info as unknown as ModelInfo
+}
+
+/**
+ * The foundation models of the client's region: a SigV4-signed
+ * `GET /foundation-models` (Bedrock's control-plane `ListFoundationModels`),
+ * signed with the runtime client's own credentials and sent through its own
+ * HTTP handler, so no second SDK is needed.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const listModels: Effect.Effect<ReadonlyArray<ModelInfo>, LlmError.LlmError, BedrockClient> = Effect.gen(
+  function*() {
+    const client = yield* BedrockClient
+    const origin = { provider: client.provider }
+    const timeoutMs = yield* requestTimeout(client)
+    const context: ErrorContext = { ...origin, timeoutMs, secrets: secretsOf(client) }
+    const url = new URL(`${client.controlPlaneEndpoint}/foundation-models`)
+    const request: HttpRequestLike = {
+      method: "GET",
+      protocol: url.protocol,
+      hostname: url.hostname,
+      ...(url.port !== "" ? { port: Number(url.port) } : {}),
+      path: url.pathname,
+      query: {},
+      headers: { host: url.host, accept: "application/json", ...client.headers }
+    }
+    const config = client.sdk.config as unknown as {
+      readonly signer: (scheme: unknown) => Promise<Signer>
+      readonly requestHandler: Handler
+      readonly region: () => Promise<string>
+    }
+    const { body, headers, status } = yield* Effect.tryPromise({
+      try: async (signal) => {
+        const signed = client.apiKey !== undefined
+          ? { ...request, headers: { ...request.headers, authorization: `Bearer ${Redacted.value(client.apiKey)}` } }
+          : await (await config.signer({
+            name: "sigv4",
+            signingName: "bedrock",
+            signingRegion: client.region,
+            properties: {}
+          })).sign(request)
+        const { response } = await config.requestHandler.handle(signed, {
+          abortSignal: signal,
+          ...(timeoutMs !== undefined ? { requestTimeout: timeoutMs } : {})
+        })
+        return { body: await readBody(response.body), headers: response.headers, status: response.statusCode }
+      },
+      catch: (cause) => toLlmError(cause, context)
+    })
+    let parsed: unknown
+    try {
+      parsed = body.length === 0 ? undefined : JSON.parse(body)
+    } catch {
+      parsed = undefined
+      if (status < 400) {
+        return yield* new LlmError.MalformedResponse({ ...origin, detail: "ListFoundationModels answered with invalid JSON" })
+      }
+    }
+    if (status >= 400) {
+      const errorType = ProviderError.header(headers, "x-amzn-errortype")?.split(":")[0]
+      const record = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>
+      const message = typeof record.message === "string"
+        ? record.message
+        : typeof record.Message === "string"
+        ? record.Message
+        : `ListFoundationModels failed with status ${status}`
+      return yield* Effect.fail(toLlmError({
+        name: errorType ?? (typeof record.__type === "string" ? record.__type : "Unknown"),
+        message,
+        $metadata: { httpStatusCode: status },
+        $response: { statusCode: status, headers }
+      }, context))
+    }
+    const summaries = (parsed as { modelSummaries?: unknown } | undefined)?.modelSummaries
+    if (!Array.isArray(summaries)) {
+      return yield* new LlmError.MalformedResponse({ ...origin, detail: "ListFoundationModels answered without modelSummaries" })
+    }
+    const out: Array<ModelInfo> = []
+    for (const summary of summaries) {
+      if (typeof summary === "object" && summary !== null) {
+        const info = toModelInfo(summary as Record<string, unknown>)
+        if (info !== undefined) out.push(info)
+      }
+    }
+    return out
+  }
+).pipe(Effect.withSpan("Bedrock.listModels"))

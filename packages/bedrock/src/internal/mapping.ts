@@ -1,0 +1,369 @@
+/**
+ * Converse request and response mapping: a Switchboard `LlmRequest` becomes a
+ * `ConverseCommandInput` (system blocks, alternating user/assistant messages
+ * of text / image / toolUse / toolResult blocks, `toolConfig`,
+ * `inferenceConfig`), and a `ConverseCommandOutput` becomes an `LlmResponse`
+ * (text, tool calls, finish reason, usage with cache tokens folded into
+ * `inputTokens`).
+ *
+ * Converse has no JSON mode: `{ type: "json" }` adds a system instruction,
+ * `{ type: "json-schema" }` forces a tool whose input schema is the requested
+ * schema and turns its input back into the answer's text (or, when the
+ * request has tools of its own, adds the schema to the system instruction).
+ *
+ * @internal
+ */
+import type {
+  ContentBlock,
+  ConverseCommandInput,
+  ConverseCommandOutput,
+  ImageFormat,
+  InferenceConfiguration,
+  Message,
+  SystemContentBlock,
+  Tool,
+  ToolChoice,
+  ToolResultContentBlock,
+  TokenUsage
+} from "@aws-sdk/client-bedrock-runtime"
+import { LlmError, LlmRequest, LlmResponse } from "@switchboard/core"
+
+/** A request ready to send, and the name of the tool that carries a JSON-schema answer, if any. */
+export interface Prepared {
+  readonly input: ConverseCommandInput
+  readonly formatTool: string | undefined
+}
+
+interface Origin {
+  readonly provider: string
+  readonly model: string
+}
+
+const invalid = (origin: Origin, field: string, message: string) =>
+  new LlmError.InvalidRequest({ ...origin, field, message: `${field}: ${message}` })
+
+const formats: Record<string, ImageFormat> = {
+  "image/png": "png",
+  "image/jpeg": "jpeg",
+  "image/jpg": "jpeg",
+  "image/gif": "gif",
+  "image/webp": "webp"
+}
+
+const extensionFormats: Record<string, ImageFormat> = { png: "png", jpg: "jpeg", jpeg: "jpeg", gif: "gif", webp: "webp" }
+
+/** Instruction added to the system prompt for `responseFormat: { type: "json" }`. */
+export const jsonInstruction =
+  "Respond with a single valid JSON object only. Do not wrap it in Markdown code fences and do not add any other text."
+
+/** Instruction added when tool choice is "none" but the conversation holds tool blocks. */
+export const noToolsInstruction = "Do not call any tool in this turn; answer with text."
+
+const schemaInstruction = (schema: unknown) =>
+  `When you give your final answer, respond with a single JSON value matching this JSON Schema, and nothing else (no Markdown code fences): ${
+    JSON.stringify(schema)
+  }`
+
+const toolName = (name: string): string => {
+  const cleaned = name.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64)
+  return cleaned.length === 0 ? "json_response" : cleaned
+}
+
+const imageBlock = (
+  part: LlmRequest.ImagePart,
+  at: string,
+  origin: Origin
+): ContentBlock | LlmError.InvalidRequest => {
+  let data = part.data
+  let mediaType = part.mediaType
+  if (data === undefined && part.url !== undefined) {
+    const url = part.url
+    const inline = /^data:([^;,]+)?(?:;[^,]*)?;base64,(.*)$/s.exec(url)
+    if (inline !== null) {
+      mediaType = mediaType ?? inline[1]
+      data = inline[2]
+    } else if (url.startsWith("s3://")) {
+      const extension = /\.([a-z0-9]+)$/i.exec(url)?.[1]?.toLowerCase()
+      const format = (mediaType === undefined ? undefined : formats[mediaType.toLowerCase()]) ??
+        (extension === undefined ? undefined : extensionFormats[extension])
+      if (format === undefined) {
+        return invalid(origin, `${at}.mediaType`, "an s3:// image needs a mediaType of image/png, image/jpeg, image/gif or image/webp")
+      }
+      return { image: { format, source: { s3Location: { uri: url } } } }
+    } else {
+      return invalid(
+        origin,
+        `${at}.url`,
+        "Bedrock Converse does not fetch image URLs; send the image as base64 `data` with its `mediaType` (or an s3:// URI)"
+      )
+    }
+  }
+  const format = mediaType === undefined ? undefined : formats[mediaType.toLowerCase()]
+  if (format === undefined) {
+    return invalid(
+      origin,
+      `${at}.mediaType`,
+      `Bedrock Converse accepts image/png, image/jpeg, image/gif or image/webp, got ${JSON.stringify(mediaType ?? null)}`
+    )
+  }
+  return { image: { format, source: { bytes: Buffer.from(data ?? "", "base64") } } }
+}
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const toolResultContent = (output: unknown): Array<ToolResultContentBlock> => {
+  if (typeof output === "string") return [{ text: output.length === 0 ? " " : output }]
+  if (isObject(output)) return [{ json: output as never }]
+  return [{ text: JSON.stringify(output) ?? "null" }]
+}
+
+const blocksOf = (
+  message: LlmRequest.Message,
+  at: string,
+  origin: Origin
+): Array<ContentBlock> | LlmError.InvalidRequest => {
+  if (typeof message.content === "string") return message.content.length === 0 ? [] : [{ text: message.content }]
+  const blocks: Array<ContentBlock> = []
+  for (let j = 0; j < message.content.length; j++) {
+    const part = message.content[j]!
+    const partAt = `${at}.content[${j}]`
+    switch (part.type) {
+      case "text":
+        if (part.text.length > 0) blocks.push({ text: part.text })
+        break
+      case "image": {
+        const block = imageBlock(part, partAt, origin)
+        if (block instanceof LlmError.InvalidRequest) return block
+        blocks.push(block)
+        break
+      }
+      case "tool-call":
+        blocks.push({
+          toolUse: { toolUseId: part.id, name: part.name, input: (part.input ?? {}) as never }
+        })
+        break
+      case "tool-result":
+        blocks.push({
+          toolResult: {
+            toolUseId: part.toolCallId,
+            content: toolResultContent(part.output),
+            status: part.isError === true ? "error" : "success"
+          }
+        })
+        break
+    }
+  }
+  return blocks
+}
+
+/**
+ * Builds the Converse input for a request. Fails with `InvalidRequest`
+ * naming the field for what Converse cannot take (an http image URL, an
+ * unsupported image type).
+ *
+ * @internal
+ */
+export const toConverseInput = (
+  request: LlmRequest.LlmRequest,
+  origin: Origin
+): Prepared | LlmError.InvalidRequest => {
+  const system: Array<SystemContentBlock> = []
+  if (request.system !== undefined && request.system.length > 0) system.push({ text: request.system })
+  const messages: Array<Message> = []
+  const usedTools = new Set<string>()
+  let toolBlocks = false
+  for (let i = 0; i < request.messages.length; i++) {
+    const message = request.messages[i]!
+    const at = `messages[${i}]`
+    if (message.role === "system") {
+      const text = LlmRequest.contentText(message.content)
+      if (text.length > 0) system.push({ text })
+      continue
+    }
+    const blocks = blocksOf(message, at, origin)
+    if (blocks instanceof LlmError.InvalidRequest) return blocks
+    if (blocks.length === 0) continue
+    for (const block of blocks) {
+      if (block.toolUse !== undefined) {
+        toolBlocks = true
+        if (block.toolUse.name !== undefined) usedTools.add(block.toolUse.name)
+      } else if (block.toolResult !== undefined) toolBlocks = true
+    }
+    // Converse wants user and assistant turns to alternate: tool results are
+    // a user turn, and consecutive turns of one role are merged.
+    const role = message.role === "assistant" ? "assistant" : "user"
+    const last = messages[messages.length - 1]
+    if (last !== undefined && last.role === role) last.content = [...(last.content ?? []), ...blocks]
+    else messages.push({ role, content: blocks })
+  }
+
+  const tools: Array<Tool> = (request.tools ?? []).map((tool) => ({
+    toolSpec: {
+      name: tool.name,
+      ...(tool.description !== undefined && tool.description.length > 0 ? { description: tool.description } : {}),
+      inputSchema: { json: tool.parameters as never }
+    }
+  }))
+  // Converse rejects toolUse / toolResult blocks unless `toolConfig` is set:
+  // declare tools the history uses but the request no longer lists.
+  for (const name of usedTools) {
+    if (!tools.some((tool) => tool.toolSpec?.name === name)) {
+      tools.push({ toolSpec: { name, inputSchema: { json: { type: "object" } as never } } })
+    }
+  }
+  let toolChoice: ToolChoice | undefined
+  const choice = request.toolChoice
+  if (choice === "required") toolChoice = { any: {} }
+  else if (choice === "auto") toolChoice = { auto: {} }
+  else if (typeof choice === "object") toolChoice = { tool: { name: choice.name } }
+  let sendTools = tools.length > 0
+  if (choice === "none") {
+    if (toolBlocks) system.push({ text: noToolsInstruction })
+    else sendTools = false
+  }
+
+  let formatTool: string | undefined
+  const format = request.responseFormat
+  if (format !== undefined && format.type === "json") {
+    system.push({ text: jsonInstruction })
+  } else if (format !== undefined && format.type === "json-schema") {
+    const ownTools = (request.tools ?? []).length > 0 && choice !== "none"
+    if (ownTools) {
+      system.push({ text: schemaInstruction(format.schema) })
+    } else {
+      formatTool = toolName(format.name)
+      tools.push({
+        toolSpec: {
+          name: formatTool,
+          description: "Give the final answer as the input of this tool. It must match the input schema.",
+          inputSchema: { json: format.schema as never }
+        }
+      })
+      toolChoice = { tool: { name: formatTool } }
+      sendTools = true
+    }
+  }
+
+  const inferenceConfig: InferenceConfiguration = {
+    ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
+    ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+    ...(request.topP !== undefined ? { topP: request.topP } : {}),
+    ...(request.stop !== undefined && request.stop.length > 0 ? { stopSequences: [...request.stop] } : {})
+  }
+  const input: ConverseCommandInput = {
+    modelId: origin.model,
+    messages,
+    ...(system.length > 0 ? { system } : {}),
+    ...(Object.keys(inferenceConfig).length > 0 ? { inferenceConfig } : {}),
+    ...(sendTools ? { toolConfig: { tools, ...(toolChoice !== undefined ? { toolChoice } : {}) } } : {})
+  }
+  return { input, formatTool }
+}
+
+/**
+ * Maps a Converse `stopReason` to a finish reason. A forced JSON-schema tool
+ * call is the answer, so it finishes as `"stop"`.
+ *
+ * @internal
+ */
+export const finishReason = (stopReason: string | undefined, formatted: boolean): LlmResponse.FinishReason => {
+  switch (stopReason) {
+    case "end_turn":
+    case "stop_sequence":
+      return "stop"
+    case "max_tokens":
+    case "model_context_window_exceeded":
+      return "length"
+    case "tool_use":
+      return formatted ? "stop" : "tool-calls"
+    case "guardrail_intervened":
+    case "content_filtered":
+      return "content-filter"
+    default:
+      return "other"
+  }
+}
+
+/**
+ * Bedrock's `inputTokens` leaves out cache reads and writes (the recorded
+ * cache fixtures: inputTokens 2 + cacheWrite 1322 + output 5 = totalTokens
+ * 1329), so Switchboard's `inputTokens` is their sum.
+ *
+ * @internal
+ */
+export const usageOf = (usage: TokenUsage | undefined): LlmResponse.Usage => {
+  const uncached = usage?.inputTokens ?? 0
+  const cacheRead = usage?.cacheReadInputTokens ?? 0
+  const cacheWrite = usage?.cacheWriteInputTokens ?? 0
+  const inputTokens = uncached + cacheRead + cacheWrite
+  const outputTokens = usage?.outputTokens ?? 0
+  return LlmResponse.makeUsage({
+    inputTokens,
+    outputTokens,
+    cachedInputTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
+    totalTokens: inputTokens + outputTokens
+  })
+}
+
+/** What the response mapping needs besides the SDK output. */
+export interface ResponseContext extends Origin {
+  readonly id: string
+  readonly formatTool: string | undefined
+  readonly latencyMs: number
+  readonly rateLimit: LlmResponse.RateLimitInfo | undefined
+}
+
+/**
+ * Maps a Converse output to a response (`costUsd` 0 and no attempts: the
+ * leaf constructor fills them). Reasoning blocks are not text: they stay in
+ * `raw` only.
+ *
+ * @internal
+ */
+export const fromConverseOutput = (output: ConverseCommandOutput, context: ResponseContext): LlmResponse.LlmResponse => {
+  const { $metadata: _metadata, ...body } = output
+  const content: Array<LlmRequest.Part> = []
+  const toolCalls: Array<LlmRequest.ToolCallPart> = []
+  let text = ""
+  let formatted = false
+  for (const block of output.output?.message?.content ?? []) {
+    if (block.text !== undefined) {
+      text += block.text
+      content.push({ type: "text", text: block.text })
+    } else if (block.toolUse !== undefined) {
+      const input: unknown = block.toolUse.input ?? {}
+      if (context.formatTool !== undefined && block.toolUse.name === context.formatTool) {
+        formatted = true
+        const json = JSON.stringify(input)
+        text += json
+        content.push({ type: "text", text: json })
+      } else {
+        const call: LlmRequest.ToolCallPart = {
+          type: "tool-call",
+          id: block.toolUse.toolUseId ?? "",
+          name: block.toolUse.name ?? "",
+          input
+        }
+        toolCalls.push(call)
+        content.push(call)
+      }
+    }
+  }
+  return {
+    id: context.id,
+    provider: context.provider,
+    model: context.model,
+    text,
+    content,
+    toolCalls,
+    finishReason: finishReason(output.stopReason, formatted),
+    usage: usageOf(output.usage),
+    costUsd: 0,
+    latencyMs: context.latencyMs,
+    cached: false,
+    attempts: [],
+    ...(context.rateLimit !== undefined ? { rateLimit: context.rateLimit } : {}),
+    raw: body
+  }
+}

@@ -1,0 +1,455 @@
+/**
+ * Gemini API and Vertex AI as a Switchboard `LLM`, over the official
+ * `@google/genai` SDK. Build a {@link GoogleClient} with {@link layerClient}
+ * (an API key; {@link layerClientConfig} reads `GEMINI_API_KEY` or
+ * `GOOGLE_API_KEY`) or {@link layerVertex} (a Google Cloud project and
+ * location; Application Default Credentials unless `credentials` are given),
+ * then provide {@link model} layers on top of it.
+ *
+ * The SDK's own retries and continuation hops are off: retrying is the job of
+ * Switchboard's combinators. Every SDK failure becomes a typed `LlmError`
+ * (Gemini's `RetryInfo.retryDelay` is read into `retryAfter`), interrupting
+ * the caller aborts the HTTP request, and the time left before a request's
+ * deadline is passed to the SDK as its request timeout.
+ *
+ * @since 0.1.0
+ */
+import { GoogleGenAI, type GoogleGenAIOptions } from "@google/genai"
+import { Deadline, LLM, Llm, type LlmError, type LlmRequest, type LlmResponse } from "@switchboard/core"
+import { Clock, Config, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { type ErrorContext, toLlmError } from "./internal/errors.ts"
+import { SignatureStore, toConfig, toContents } from "./internal/mapping.ts"
+import { type CallContext, toResponse, toStream } from "./internal/stream.ts"
+
+/**
+ * The `@google/genai` client a {@link model} layer calls, with the provider
+ * name it reports and the secrets it must never print.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class GoogleClient extends Context.Service<GoogleClient, {
+  /** The SDK instance (retries off). */
+  readonly sdk: GoogleGenAI
+  /** The provider name reported in responses and errors (default `"google"`). */
+  readonly provider: string
+  /** `"gemini"` (API key) or `"vertex"` (Google Cloud credentials). */
+  readonly backend: "gemini" | "vertex"
+  /** The API key, if the client uses one. */
+  readonly apiKey: Redacted.Redacted<string> | undefined
+  /** Every secret to scrub from messages (API key, service-account private key). */
+  readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
+  /** The default request timeout, if any. */
+  readonly timeout: Duration.Duration | undefined
+  /** Thought signatures of the function calls Gemini made, by tool call id. */
+  readonly signatures: SignatureStore
+}>()("@switchboard/google/GoogleClient") {}
+
+/**
+ * Options of {@link layerClient}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientOptions {
+  /** The Gemini API key. */
+  readonly apiKey: string | Redacted.Redacted<string>
+  /** The API root (default `https://generativelanguage.googleapis.com`); the simulator's is `${url}/gemini`. */
+  readonly baseURL?: string | undefined
+  /** The API version path segment (default the SDK's, `v1`). */
+  readonly apiVersion?: string | undefined
+  /** The request timeout (default none; a request's deadline still bounds it). */
+  readonly timeout?: Duration.Input | undefined
+  /** Headers sent with every request. */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** The provider name reported in responses, errors and prices (default `"google"`). */
+  readonly name?: string | undefined
+}
+
+/** The credentials google-auth-library accepts (a service-account key, an external account…). */
+type Credentials = NonNullable<NonNullable<GoogleGenAIOptions["googleAuthOptions"]>["credentials"]>
+
+/**
+ * Options of {@link layerVertex}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface VertexOptions {
+  /** The Google Cloud project id. */
+  readonly project: string
+  /** The region, e.g. `us-central1`, or `global`. */
+  readonly location: string
+  /**
+   * Explicit credentials (a service-account key object). Default:
+   * Application Default Credentials (`gcloud auth application-default login`,
+   * `GOOGLE_APPLICATION_CREDENTIALS`, or the metadata server).
+   */
+  readonly credentials?: Credentials | undefined
+  /** The API root (default `https://{location}-aiplatform.googleapis.com`). */
+  readonly baseURL?: string | undefined
+  /** The API version path segment (default the SDK's, `v1beta1`). */
+  readonly apiVersion?: string | undefined
+  /** The request timeout (default none; a request's deadline still bounds it). */
+  readonly timeout?: Duration.Input | undefined
+  /** Headers sent with every request. */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** The provider name reported in responses, errors and prices (default `"google"`). */
+  readonly name?: string | undefined
+}
+
+const secret = (value: string | Redacted.Redacted<string>): Redacted.Redacted<string> =>
+  typeof value === "string" ? Redacted.make(value) : value
+
+const durationOf = (input: Duration.Input | undefined): Duration.Duration | undefined =>
+  input === undefined ? undefined : Duration.fromInputUnsafe(input)
+
+const httpOptions = (options: {
+  readonly baseURL?: string | undefined
+  readonly apiVersion?: string | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}): NonNullable<GoogleGenAIOptions["httpOptions"]> => ({
+  ...(options.baseURL !== undefined ? { baseUrl: options.baseURL } : {}),
+  ...(options.apiVersion !== undefined ? { apiVersion: options.apiVersion } : {}),
+  ...(options.headers !== undefined ? { headers: { ...options.headers } } : {})
+  // No `retryOptions`: without them the SDK sends each request exactly once.
+})
+
+/**
+ * Builds a Gemini API client from an API key.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeClient = (options: ClientOptions): GoogleClient["Service"] => {
+  const apiKey = secret(options.apiKey)
+  return GoogleClient.of({
+    sdk: new GoogleGenAI({ apiKey: Redacted.value(apiKey), httpOptions: httpOptions(options) }),
+    provider: options.name ?? "google",
+    backend: "gemini",
+    apiKey,
+    secrets: [apiKey],
+    timeout: durationOf(options.timeout),
+    signatures: new SignatureStore()
+  })
+}
+
+/**
+ * A {@link GoogleClient} for the Gemini API.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClient = (options: ClientOptions): Layer.Layer<GoogleClient> =>
+  Layer.sync(GoogleClient, () => makeClient(options))
+
+/**
+ * Options of {@link layerClientConfig}: values that override the environment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ClientConfigOptions = Partial<Omit<ClientOptions, "apiKey">>
+
+const apiKeyConfig: Config.Config<Redacted.Redacted<string>> = Config.Redacted("GEMINI_API_KEY").pipe(
+  Config.orElse(() => Config.Redacted("GOOGLE_API_KEY")),
+  Config.orElse(() =>
+    Config.fail(
+      new ConfigProvider.SourceError({
+        message: "Missing Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY (from https://aistudio.google.com/apikey)"
+      })
+    )
+  )
+)
+
+/**
+ * A {@link GoogleClient} for the Gemini API configured from the environment
+ * through `Config`: the key from `GEMINI_API_KEY`, else `GOOGLE_API_KEY`
+ * (a `ConfigError` naming both when neither is set), the base URL from
+ * `GOOGLE_GEMINI_BASE_URL` (optional). `options` override what is read.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClientConfig = (options: ClientConfigOptions = {}): Layer.Layer<GoogleClient, Config.ConfigError> =>
+  Layer.effect(
+    GoogleClient,
+    Effect.gen(function*() {
+      const apiKey = yield* apiKeyConfig
+      const baseURL = options.baseURL ??
+        Option.getOrUndefined(yield* Config.option(Config.String("GOOGLE_GEMINI_BASE_URL")))
+      return makeClient({ ...options, apiKey, baseURL })
+    })
+  )
+
+/**
+ * Builds a Vertex AI client. Nothing is fetched until the first call; the
+ * access token is then obtained by google-auth-library (a failure there is
+ * `AuthenticationFailed`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeVertexClient = (options: VertexOptions): GoogleClient["Service"] => {
+  const privateKey = (options.credentials as { private_key?: unknown } | undefined)?.private_key
+  return GoogleClient.of({
+    sdk: new GoogleGenAI({
+      vertexai: true,
+      project: options.project,
+      location: options.location,
+      ...(options.credentials !== undefined ? { googleAuthOptions: { credentials: options.credentials } } : {}),
+      httpOptions: httpOptions(options)
+    }),
+    provider: options.name ?? "google",
+    backend: "vertex",
+    apiKey: undefined,
+    secrets: typeof privateKey === "string" ? [Redacted.make(privateKey)] : [],
+    timeout: durationOf(options.timeout),
+    signatures: new SignatureStore()
+  })
+}
+
+/**
+ * A {@link GoogleClient} for Gemini on Vertex AI. Real calls need Google
+ * Cloud credentials: Application Default Credentials, or `credentials`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerVertex = (options: VertexOptions): Layer.Layer<GoogleClient> =>
+  Layer.sync(GoogleClient, () => makeVertexClient(options))
+
+/**
+ * Options of {@link layerVertexConfig}: values that override the environment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type VertexConfigOptions = Partial<VertexOptions>
+
+/**
+ * A Vertex AI {@link GoogleClient} from the environment: the project from
+ * `GOOGLE_CLOUD_PROJECT` (required), the region from `GOOGLE_CLOUD_LOCATION`
+ * (default `global`). Credentials are Application Default Credentials unless
+ * `options.credentials` are given.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerVertexConfig = (options: VertexConfigOptions = {}): Layer.Layer<GoogleClient, Config.ConfigError> =>
+  Layer.effect(
+    GoogleClient,
+    Effect.gen(function*() {
+      const project = options.project ?? (yield* Config.String("GOOGLE_CLOUD_PROJECT"))
+      const location = options.location ??
+        (yield* Config.String("GOOGLE_CLOUD_LOCATION").pipe(Config.withDefault("global")))
+      return makeVertexClient({ ...options, project, location })
+    })
+  )
+
+// ---------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------
+
+const secretsOf = (client: GoogleClient["Service"]): ReadonlyArray<string> => client.secrets.map(Redacted.value)
+
+/** The SDK timeout for this call: the client's, bounded by the deadline's time left. */
+const timeoutFor = (client: GoogleClient["Service"]): Effect.Effect<number | undefined> =>
+  Effect.map(Deadline.remaining, (left) => {
+    const own = client.timeout === undefined ? undefined : Duration.toMillis(client.timeout)
+    const deadline = left === undefined ? undefined : Duration.toMillis(left)
+    const ms = own === undefined ? deadline : deadline === undefined ? own : Math.min(own, deadline)
+    // 0 would mean "no timeout" to the SDK.
+    return ms === undefined || !Number.isFinite(ms) ? undefined : Math.max(1, Math.ceil(ms))
+  })
+
+let counter = 0
+const fallbackId = (now: number) => `gemini-${now.toString(36)}-${(counter++).toString(36)}`
+
+const paramsOf = (client: GoogleClient["Service"], request: LlmRequest.LlmRequest, model: string, timeoutMs: number | undefined) => {
+  const { contents, systemInstruction } = toContents(request, model, client.signatures)
+  const config = toConfig(request, systemInstruction)
+  if (timeoutMs !== undefined) config.httpOptions = { timeout: timeoutMs }
+  return { model, contents, config }
+}
+
+const generateWith = (client: GoogleClient["Service"]) =>
+  Effect.fn("Google.generate")(function*(request: LlmRequest.LlmRequest, model: string) {
+    const start = yield* Clock.currentTimeMillis
+    const timeoutMs = yield* timeoutFor(client)
+    const params = paramsOf(client, request, model, timeoutMs)
+    let signal: AbortSignal | undefined
+    const context = (): ErrorContext => ({
+      provider: client.provider,
+      model,
+      secrets: secretsOf(client),
+      timeoutMs,
+      aborted: signal?.aborted === true,
+      vertex: client.backend === "vertex"
+    })
+    const response = yield* Effect.tryPromise({
+      try: (abortSignal) => {
+        signal = abortSignal
+        return client.sdk.models.generateContent({ ...params, config: { ...params.config, abortSignal } })
+      },
+      catch: (cause) => toLlmError(cause, context())
+    })
+    const end = yield* Clock.currentTimeMillis
+    const ctx: CallContext = {
+      provider: client.provider,
+      model,
+      signatures: client.signatures,
+      fallbackId: fallbackId(start)
+    }
+    return yield* toResponse(response, ctx, end - start)
+  })
+
+const streamWith = (client: GoogleClient["Service"]) =>
+(request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    const timeoutMs = yield* timeoutFor(client)
+    const params = paramsOf(client, request, model, timeoutMs)
+    // One controller for the whole stream: aborting it when the stream's scope
+    // closes (done, failed, or interrupted) cancels the HTTP body too.
+    const controller = yield* Effect.acquireRelease(
+      Effect.sync(() => new AbortController()),
+      (c) => Effect.sync(() => c.abort())
+    )
+    let finished = false
+    const context = (): ErrorContext => ({
+      provider: client.provider,
+      model,
+      secrets: secretsOf(client),
+      timeoutMs,
+      aborted: controller.signal.aborted && !finished,
+      vertex: client.backend === "vertex"
+    })
+    const chunks = yield* Effect.tryPromise({
+      try: () =>
+        client.sdk.models.generateContentStream({
+          ...params,
+          config: { ...params.config, abortSignal: controller.signal }
+        }),
+      catch: (cause) => toLlmError(cause, context())
+    })
+    const ctx: CallContext = {
+      provider: client.provider,
+      model,
+      signatures: client.signatures,
+      fallbackId: fallbackId(start)
+    }
+    return toStream(chunks, ctx, start, (cause) => toLlmError(cause, context())).pipe(
+      Stream.ensuring(Effect.sync(() => {
+        finished = true
+      }))
+    )
+  }))
+
+const withDefaults = (defaults: Partial<LlmRequest.LlmRequest> | undefined) =>
+(request: LlmRequest.LlmRequest): LlmRequest.LlmRequest => {
+  if (defaults === undefined) return request
+  const merged: Record<string, unknown> = { ...request }
+  for (const [key, value] of Object.entries(defaults)) {
+    if (key !== "messages" && merged[key] === undefined && value !== undefined) merged[key] = value
+  }
+  return merged as LlmRequest.LlmRequest
+}
+
+/**
+ * Builds the `LLM` service of one model on a client (see {@link model}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  client: GoogleClient["Service"],
+  name: string,
+  defaults?: Partial<LlmRequest.LlmRequest> | undefined
+): LLM["Service"] => {
+  const service = Llm.make({
+    provider: client.provider,
+    model: name,
+    generate: generateWith(client),
+    stream: streamWith(client)
+  })
+  const fill = withDefaults(defaults)
+  return LLM.of({
+    generate: (request) => service.generate(fill(request)),
+    stream: (request) => service.stream(fill(request))
+  })
+}
+
+/**
+ * The `LLM` of one Gemini model, e.g. `Google.model("gemini-2.5-flash")`.
+ * `defaults` (temperature, maxTokens, system, …) fill what a request leaves
+ * out; a request's `model` overrides `name`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const model = (
+  name: string,
+  defaults?: Partial<LlmRequest.LlmRequest> | undefined
+): Layer.Layer<LLM, never, GoogleClient> => Layer.effect(LLM, Effect.map(GoogleClient, (client) => make(client, name, defaults)))
+
+/**
+ * A model the API offers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelInfo {
+  /** The id to pass to {@link model} (`gemini-2.5-flash`, without `models/`). */
+  readonly id: string
+  /** The full resource name (`models/gemini-2.5-flash`). */
+  readonly name: string
+  readonly displayName?: string | undefined
+  readonly description?: string | undefined
+  readonly inputTokenLimit?: number | undefined
+  readonly outputTokenLimit?: number | undefined
+  /** Methods the model supports (`generateContent`, `countTokens`, …). */
+  readonly supportedActions?: ReadonlyArray<string> | undefined
+}
+
+const idOf = (name: string): string => name.replace(/^(publishers\/[^/]+\/)?models\//, "")
+
+/**
+ * Lists the models the client's API offers (every page).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const listModels: Effect.Effect<ReadonlyArray<ModelInfo>, LlmError.LlmError, GoogleClient> = Effect.gen(
+  function*() {
+    const client = yield* GoogleClient
+    let signal: AbortSignal | undefined
+    return yield* Effect.tryPromise({
+      try: async (abortSignal) => {
+        signal = abortSignal
+        const pager = await client.sdk.models.list({ config: { abortSignal } })
+        const out: Array<ModelInfo> = []
+        for await (const m of pager) {
+          const name = m.name ?? ""
+          out.push({
+            id: idOf(name),
+            name,
+            ...(m.displayName !== undefined ? { displayName: m.displayName } : {}),
+            ...(m.description !== undefined ? { description: m.description } : {}),
+            ...(m.inputTokenLimit !== undefined ? { inputTokenLimit: m.inputTokenLimit } : {}),
+            ...(m.outputTokenLimit !== undefined ? { outputTokenLimit: m.outputTokenLimit } : {}),
+            ...(m.supportedActions !== undefined ? { supportedActions: m.supportedActions } : {})
+          })
+        }
+        return out
+      },
+      catch: (cause) =>
+        toLlmError(cause, {
+          provider: client.provider,
+          secrets: secretsOf(client),
+          aborted: signal?.aborted === true,
+          vertex: client.backend === "vertex"
+        })
+    })
+  }
+).pipe(Effect.withSpan("Google.listModels"))

@@ -1,0 +1,448 @@
+/**
+ * OpenAI, and every server that speaks its Chat Completions API (Groq,
+ * DeepSeek, OpenRouter, Together, Ollama, vLLM, …), as a Switchboard `LLM`
+ * layer over the official `openai` SDK.
+ *
+ * Build a client layer once — {@link layerClient} from options,
+ * {@link layerClientConfig} from the environment, or {@link compatible} for
+ * another provider — and a model layer per model with {@link model}. The
+ * SDK's own retries are off: retrying, fallback and limits are the job of
+ * Switchboard's combinators stacked on top. Every SDK failure becomes a typed
+ * `LlmError`; interrupting the calling fiber aborts the HTTP request; the API
+ * key is held as `Redacted` and scrubbed from every error message.
+ *
+ * @since 0.1.0
+ */
+import { Deadline, Llm, LLM, LlmError, type LlmRequest, type LlmResponse, ProviderError } from "@switchboard/core"
+import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
+import OpenAISdk from "openai"
+import { type ErrorContext, fromSdkError } from "./internal/errors.ts"
+import * as Mapping from "./internal/mapping.ts"
+import * as Accumulate from "./internal/stream.ts"
+
+/**
+ * Which request field carries `maxTokens`. `"auto"` (the default) sends
+ * `max_completion_tokens` to OpenAI reasoning models (`o1`, `o3`, `o4-mini`,
+ * `gpt-5*`, `codex-*`), which reject `max_tokens`, and `max_tokens` to every
+ * other model, the field all OpenAI-compatible servers accept.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MaxTokensParameter = Mapping.MaxTokensParameter
+
+/**
+ * The `"auto"` rule of {@link MaxTokensParameter}: true when a model needs
+ * `max_completion_tokens` (a provider prefix such as `openai/` is ignored).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const usesMaxCompletionTokens: (model: string) => boolean = Mapping.usesMaxCompletionTokens
+
+/**
+ * The client service: the SDK instance, the provider name reported in
+ * responses and errors, the key (as `Redacted`), and how requests are shaped.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class OpenAIClient extends Context.Service<OpenAIClient, {
+  readonly sdk: OpenAISdk
+  readonly provider: string
+  readonly apiKey: Redacted.Redacted<string> | undefined
+  /** The default per-request timeout, in milliseconds. */
+  readonly timeoutMs: number
+  readonly maxTokensParameter: MaxTokensParameter
+  /** Ask for, and require, the final usage chunk of a stream (`stream_options.include_usage`). */
+  readonly streamUsage: boolean
+  /** True when the client was built without a key the provider needs: calls fail with `AuthenticationFailed`. */
+  readonly missingKey: boolean
+}>()("@switchboard/openai/OpenAIClient") {}
+
+/**
+ * Options of {@link layerClient}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientOptions {
+  /** The API key. */
+  readonly apiKey: string | Redacted.Redacted<string>
+  /** Default `https://api.openai.com/v1` (the `OPENAI_BASE_URL` variable is NOT read here). */
+  readonly baseURL?: string | undefined
+  /** Sent as `OpenAI-Organization`. */
+  readonly organization?: string | undefined
+  /** Sent as `OpenAI-Project`. */
+  readonly project?: string | undefined
+  /** Per-request timeout when the call has no shorter deadline. Default 10 minutes. */
+  readonly timeout?: Duration.Input | undefined
+  /** Headers sent with every request. */
+  readonly headers?: Record<string, string> | undefined
+  /** Default `"auto"`, see {@link MaxTokensParameter}. */
+  readonly maxTokensParameter?: MaxTokensParameter | undefined
+  /** A `fetch` to use instead of the global one (proxies, tests). */
+  readonly fetch?: typeof globalThis.fetch | undefined
+}
+
+/**
+ * Options of {@link compatible}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CompatibleOptions {
+  /** The provider name reported in responses and errors (`"groq"`, `"ollama"`…). */
+  readonly name: string
+  /** The API root, e.g. `https://api.groq.com/openai/v1`, `http://localhost:11434/v1`. */
+  readonly baseURL: string
+  /** The key; leave it out for servers that need none (Ollama, a local vLLM). */
+  readonly apiKey?: string | Redacted.Redacted<string> | undefined
+  readonly headers?: Record<string, string> | undefined
+  /** Per-request timeout when the call has no shorter deadline. Default 10 minutes. */
+  readonly timeout?: Duration.Input | undefined
+  /** Default `"auto"`, see {@link MaxTokensParameter}. */
+  readonly maxTokensParameter?: MaxTokensParameter | undefined
+  /**
+   * Send `stream_options: { include_usage: true }` and fail a stream that ends
+   * without its usage chunk (default true). Set false for a server that
+   * rejects `stream_options`: streams then report zero usage.
+   */
+  readonly streamUsage?: boolean | undefined
+  readonly fetch?: typeof globalThis.fetch | undefined
+}
+
+const defaultTimeout = Duration.minutes(10)
+
+// The SDK refuses to start without a key; servers that need none get this.
+const noKey = "no-key"
+
+const makeClient = (options: {
+  readonly provider: string
+  readonly apiKey: Redacted.Redacted<string> | undefined
+  readonly keyRequired: boolean
+  readonly baseURL: string
+  readonly organization?: string | undefined
+  readonly project?: string | undefined
+  readonly timeout?: Duration.Input | undefined
+  readonly headers?: Record<string, string> | undefined
+  readonly maxTokensParameter?: MaxTokensParameter | undefined
+  readonly streamUsage?: boolean | undefined
+  readonly fetch?: typeof globalThis.fetch | undefined
+}): OpenAIClient["Service"] => {
+  const key = options.apiKey === undefined ? "" : Redacted.value(options.apiKey)
+  const timeoutMs = Math.max(1, Duration.toMillis(Duration.fromInputUnsafe(options.timeout ?? defaultTimeout)))
+  const sdk = new OpenAISdk({
+    apiKey: key.length > 0 ? key : noKey,
+    baseURL: options.baseURL,
+    // Explicit nulls: the SDK would otherwise read OPENAI_ORG_ID / OPENAI_PROJECT_ID
+    // from the environment and send them to whatever server this is.
+    organization: options.organization ?? null,
+    project: options.project ?? null,
+    maxRetries: 0,
+    timeout: timeoutMs,
+    // The SDK logs to the console (e.g. malformed SSE); failures reach the caller as typed errors instead.
+    logLevel: "off",
+    ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {}),
+    ...(options.fetch !== undefined ? { fetch: options.fetch } : {})
+  })
+  return OpenAIClient.of({
+    sdk,
+    provider: options.provider,
+    apiKey: options.apiKey,
+    timeoutMs,
+    maxTokensParameter: options.maxTokensParameter ?? "auto",
+    streamUsage: options.streamUsage ?? true,
+    missingKey: options.keyRequired && key.length === 0
+  })
+}
+
+const redactedOf = (key: string | Redacted.Redacted<string> | undefined): Redacted.Redacted<string> | undefined =>
+  key === undefined ? undefined : Redacted.isRedacted(key) ? key : Redacted.make(key)
+
+/**
+ * The OpenAI client from options. SDK retries are off. An empty key builds,
+ * but every call then fails with `AuthenticationFailed` without a request.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClient = (options: ClientOptions): Layer.Layer<OpenAIClient> =>
+  Layer.sync(OpenAIClient, () =>
+    makeClient({
+      provider: "openai",
+      apiKey: redactedOf(options.apiKey),
+      keyRequired: true,
+      baseURL: options.baseURL ?? "https://api.openai.com/v1",
+      organization: options.organization,
+      project: options.project,
+      timeout: options.timeout,
+      headers: options.headers,
+      maxTokensParameter: options.maxTokensParameter,
+      fetch: options.fetch
+    }))
+
+const NonEmptyKey = Schema.Redacted(Schema.NonEmptyString)
+
+/**
+ * The OpenAI client from configuration: `OPENAI_API_KEY` (required, kept
+ * `Redacted`), `OPENAI_BASE_URL`, `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`
+ * (optional). A missing or empty key, or a base URL that is not a URL, fails
+ * with a `ConfigError` naming the variable. `options` adds what the
+ * environment does not carry.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClientConfig = (
+  options?: Omit<ClientOptions, "apiKey" | "baseURL" | "organization" | "project"> | undefined
+): Layer.Layer<OpenAIClient, Config.ConfigError> =>
+  Layer.effect(
+    OpenAIClient,
+    Effect.map(
+      Config.all({
+        apiKey: Config.schema(NonEmptyKey, "OPENAI_API_KEY"),
+        baseURL: Config.option(Config.URL("OPENAI_BASE_URL")),
+        organization: Config.option(Config.String("OPENAI_ORG_ID")),
+        project: Config.option(Config.String("OPENAI_PROJECT_ID"))
+      }),
+      (config) =>
+        makeClient({
+          ...options,
+          provider: "openai",
+          apiKey: config.apiKey,
+          keyRequired: true,
+          baseURL: Option.match(config.baseURL, {
+            onNone: () => "https://api.openai.com/v1",
+            onSome: (url) => url.href.replace(/\/$/, "")
+          }),
+          organization: Option.getOrUndefined(config.organization),
+          project: Option.getOrUndefined(config.project)
+        })
+    )
+  )
+
+/**
+ * A client for any OpenAI-compatible server. `name` is the provider reported
+ * in responses, errors and events (and used for pricing lookups).
+ *
+ * @example
+ * ```ts
+ * const Groq = OpenAI.compatible({ name: "groq", baseURL: "https://api.groq.com/openai/v1", apiKey: key })
+ * const Ollama = OpenAI.compatible({ name: "ollama", baseURL: "http://localhost:11434/v1" })
+ * const Llama = OpenAI.model("llama-3.3-70b-versatile").pipe(Layer.provide(Groq))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const compatible = (options: CompatibleOptions): Layer.Layer<OpenAIClient> =>
+  Layer.sync(OpenAIClient, () =>
+    makeClient({
+      provider: options.name,
+      apiKey: redactedOf(options.apiKey),
+      keyRequired: false,
+      baseURL: options.baseURL,
+      timeout: options.timeout,
+      headers: options.headers,
+      maxTokensParameter: options.maxTokensParameter,
+      streamUsage: options.streamUsage,
+      fetch: options.fetch
+    }))
+
+// ---------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------
+
+const secretsOf = (client: OpenAIClient["Service"]): ReadonlyArray<string> =>
+  client.apiKey === undefined ? [] : [Redacted.value(client.apiKey)]
+
+/** The SDK timeout for this call: the client's, or the time left before the deadline if sooner. */
+const timeoutFor = (client: OpenAIClient["Service"]) =>
+  Effect.map(Deadline.remaining, (left) =>
+    left === undefined ? client.timeoutMs : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Duration.toMillis(left)))))
+
+const missingKey = (client: OpenAIClient["Service"], model: string | undefined) =>
+  new LlmError.AuthenticationFailed({
+    provider: client.provider,
+    model,
+    detail: "no API key is configured for this client"
+  })
+
+const paramsFor = (client: OpenAIClient["Service"], request: LlmRequest.LlmRequest, model: string) => {
+  if (client.missingKey) return Effect.fail(missingKey(client, model))
+  const params = Mapping.toParams(request, model, client, client.maxTokensParameter)
+  return params instanceof LlmError.InvalidRequest ? Effect.fail(params) : Effect.succeed(params)
+}
+
+const generateWith = (client: OpenAIClient["Service"]) =>
+  Effect.fnUntraced(function*(request: LlmRequest.LlmRequest, model: string) {
+    const params = yield* paramsFor(client, request, model)
+    const timeoutMs = yield* timeoutFor(client)
+    const context: ErrorContext = { provider: client.provider, model, secrets: secretsOf(client), timeoutMs }
+    const start = yield* Clock.currentTimeMillis
+    const { data, response } = yield* Effect.tryPromise({
+      try: (signal) => client.sdk.chat.completions.create(params, { signal, timeout: timeoutMs }).withResponse(),
+      catch: (error) => fromSdkError(error, context)
+    })
+    const end = yield* Clock.currentTimeMillis
+    const collected = Mapping.collect(data, { provider: client.provider, model })
+    if (collected instanceof LlmError.MalformedResponse) return yield* Effect.fail(collected)
+    const result = Mapping.toResponse(collected, {
+      provider: client.provider,
+      model,
+      latencyMs: end - start,
+      rateLimit: ProviderError.rateLimitInfo(response.headers, end),
+      raw: data
+    })
+    if (result instanceof LlmError.MalformedResponse) return yield* Effect.fail(result)
+    return result
+  })
+
+const streamWith = (client: OpenAIClient["Service"]) =>
+(request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const params = yield* paramsFor(client, request, model)
+    const timeoutMs = yield* timeoutFor(client)
+    const context: ErrorContext = { provider: client.provider, model, secrets: secretsOf(client), timeoutMs }
+    const start = yield* Clock.currentTimeMillis
+    const { data, response } = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: (signal) =>
+          client.sdk.chat.completions.create(
+            {
+              ...params,
+              stream: true,
+              ...(client.streamUsage ? { stream_options: { include_usage: true } } : {})
+            },
+            { signal, timeout: timeoutMs }
+          ).withResponse(),
+        catch: (error) => fromSdkError(error, context)
+      }),
+      // Aborts the HTTP request if the stream is dropped before it was read to the end.
+      ({ data }) => Effect.sync(() => data.controller.abort())
+    )
+    const rateLimit = ProviderError.rateLimitInfo(response.headers, yield* Clock.currentTimeMillis)
+    const acc = Accumulate.make()
+    const origin = { provider: client.provider, model }
+    const finish = Effect.gen(function*() {
+      // The SDK ends its iterator quietly when the socket closes without `[DONE]`;
+      // a stream is complete only once it has said why it stopped (and its usage).
+      if (!acc.sawFinish) {
+        return yield* new LlmError.NetworkError({ ...origin, detail: "the stream ended before its finish_reason" })
+      }
+      if (client.streamUsage && !acc.sawUsage) {
+        return yield* new LlmError.NetworkError({ ...origin, detail: "the stream ended before its usage chunk" })
+      }
+      const end = yield* Clock.currentTimeMillis
+      const result = Mapping.toResponse(Accumulate.collected(acc), {
+        ...origin,
+        latencyMs: end - start,
+        rateLimit,
+        raw: { id: acc.id, object: "chat.completion.chunk", finish_reason: acc.finishReason, usage: acc.usage ?? null }
+      })
+      if (result instanceof LlmError.MalformedResponse) return yield* Effect.fail(result)
+      return { type: "finish", response: result } satisfies LlmResponse.StreamPart as LlmResponse.StreamPart
+    })
+    return Stream.fromAsyncIterable(data, (error) => fromSdkError(error, context)).pipe(
+      Stream.map((chunk) => Accumulate.onChunk(acc, chunk)),
+      Stream.flattenIterable,
+      Stream.concat(Stream.fromEffect(finish))
+    )
+  }))
+
+type Defaults = Partial<Omit<LlmRequest.LlmRequest, "messages" | "model">>
+
+const withDefaults = (defaults: Defaults | undefined) => {
+  if (defaults === undefined) return (request: LlmRequest.LlmRequest) => request
+  const entries = Object.entries(defaults).filter(([, value]) => value !== undefined)
+  return (request: LlmRequest.LlmRequest): LlmRequest.LlmRequest => {
+    let merged: Record<string, unknown> | undefined
+    for (const [key, value] of entries) {
+      if ((request as Record<string, unknown>)[key] === undefined) {
+        merged ??= { ...request }
+        merged[key] = value
+      }
+    }
+    return (merged ?? request) as LlmRequest.LlmRequest
+  }
+}
+
+/**
+ * The `LLM` service for one model over the client in context. `defaults`
+ * fill the fields a request leaves out (temperature, maxTokens, …); a
+ * request's own `model` overrides `name`.
+ *
+ * @example
+ * ```ts
+ * const Gpt = OpenAI.model("gpt-4o-mini", { temperature: 0 }).pipe(
+ *   Layer.provide(OpenAI.layerClientConfig())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const model = (name: string, defaults?: Defaults | undefined): Layer.Layer<LLM, never, OpenAIClient> =>
+  Layer.effect(
+    LLM,
+    Effect.map(OpenAIClient, (client) => {
+      const service = Llm.make({
+        provider: client.provider,
+        model: name,
+        generate: generateWith(client),
+        stream: streamWith(client)
+      })
+      const fill = withDefaults(defaults)
+      return defaults === undefined ? service : LLM.of({
+        generate: (request) => service.generate(fill(request)),
+        stream: (request) => service.stream(fill(request))
+      })
+    })
+  )
+
+/**
+ * A model the server offers (`GET /models`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelInfo {
+  readonly id: string
+  /** Unix seconds, when the server says. */
+  readonly created?: number | undefined
+  readonly ownedBy?: string | undefined
+}
+
+/**
+ * Lists the models the server offers (OpenAI `GET /v1/models`; most
+ * compatible servers, Ollama included, implement it too).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const listModels: Effect.Effect<ReadonlyArray<ModelInfo>, LlmError.LlmError, OpenAIClient> = Effect.gen(
+  function*() {
+    const client = yield* OpenAIClient
+    if (client.missingKey) return yield* Effect.fail(missingKey(client, undefined))
+    const timeoutMs = yield* timeoutFor(client)
+    const context: ErrorContext = { provider: client.provider, secrets: secretsOf(client), timeoutMs }
+    const page = yield* Effect.tryPromise({
+      try: (signal) => client.sdk.models.list({ signal, timeout: timeoutMs }),
+      catch: (error) => fromSdkError(error, context)
+    })
+    const data: ReadonlyArray<unknown> = Array.isArray(page.data) ? page.data : []
+    const out: Array<ModelInfo> = []
+    for (const entry of data) {
+      if (typeof entry !== "object" || entry === null) continue
+      const record = entry as Record<string, unknown>
+      if (typeof record["id"] !== "string") continue
+      out.push({
+        id: record["id"],
+        ...(typeof record["created"] === "number" ? { created: record["created"] } : {}),
+        ...(typeof record["owned_by"] === "string" ? { ownedBy: record["owned_by"] } : {})
+      })
+    }
+    return out
+  }
+).pipe(Effect.withSpan("OpenAI.listModels"))

@@ -1,0 +1,330 @@
+/**
+ * The chaos run behind `pnpm chaos` (and a short run in the test suite):
+ * thousands of requests at high concurrency through the demo stack while the
+ * simulator injects a seeded mix of faults — 429s with and without
+ * Retry-After, 500s, 529s, stalls past the deadline, cut streams, malformed
+ * bodies, an outage of one provider, then of all of them — and a check of the
+ * invariants a user relies on when the providers misbehave.
+ */
+import { CostLedger, Events, Llm, LlmError, type LlmRequest, type LlmResponse } from "@switchboard/core"
+import { Sim } from "@switchboard/sim"
+import { Clock, Effect, Fiber, Layer, Logger, References, Schedule, Stream } from "effect"
+import { makeStack } from "../../examples/switchboard.ts"
+
+/** How big and how hard the run is. */
+export interface ChaosOptions {
+  readonly requests: number
+  readonly concurrency: number
+  readonly seed: number
+  /** Each request's deadline. */
+  readonly deadlineMs: number
+  /** Progress lines (never a key, never a prompt). */
+  readonly progress?: ((line: string) => void) | undefined
+}
+
+/** One checked invariant. */
+export interface Invariant {
+  readonly name: string
+  readonly ok: boolean
+  readonly detail: string
+}
+
+/** What the run saw and whether every invariant held. */
+export interface ChaosReport {
+  readonly requests: number
+  readonly succeeded: number
+  readonly failures: Readonly<Record<string, number>>
+  readonly durationMs: number
+  readonly invariants: ReadonlyArray<Invariant>
+  readonly ok: boolean
+}
+
+// Distinctive keys: the run fails if any of them shows up in a log line or an error.
+const keys = {
+  openai: "sk-chaos-openai-Zq81vT0pLx3Nw7Rb",
+  anthropic: "sk-ant-chaos-Hc4Ty9Kd2Mf6Qp1S",
+  groq: "gsk_chaos_Vn5Jw8Ea3Gx0Lr7Uo"
+} as const
+
+const openaiMix = [
+  { rate: 0.04, status: 429, retryAfterMs: 150 },
+  { rate: 0.03, status: 429 },
+  { rate: 0.04, status: 500 },
+  { rate: 0.01, stallMs: 20_000 },
+  { rate: 0.03, cutAfter: 3 },
+  { rate: 0.02, malformed: true }
+]
+const anthropicMix = [
+  { rate: 0.03, status: 529 },
+  { rate: 0.02, status: 429, retryAfter: 1 },
+  { rate: 0.02, streamErrorAfter: 2 },
+  { rate: 0.02, cutAfter: 2 },
+  { rate: 0.01, malformed: true },
+  { rate: 0.01, stallMs: 20_000 }
+]
+const groqMix = [
+  { rate: 0.03, status: 500 },
+  { rate: 0.02, malformed: true },
+  { rate: 0.02, cutAfter: 2 }
+]
+
+const simConfig = (seed: number) => ({
+  providers: {
+    openai: {
+      protocol: "openai" as const,
+      apiKeys: [keys.openai],
+      models: [{ id: "gpt-4o-mini", contextWindow: 128_000, maxOutput: 16_384 }],
+      latency: { ttftMs: 2, perTokenMs: 0.05 },
+      faults: { seed, mix: openaiMix }
+    },
+    anthropic: {
+      protocol: "anthropic" as const,
+      apiKeys: [keys.anthropic],
+      models: [{ id: "claude-haiku-4-5", contextWindow: 200_000, maxOutput: 64_000 }],
+      latency: { ttftMs: 8, perTokenMs: 0.1 },
+      faults: { seed: seed + 1, mix: anthropicMix }
+    },
+    groq: {
+      protocol: "openai" as const,
+      apiKeys: [keys.groq],
+      models: [{ id: "llama-3.1-8b-instant", contextWindow: 131_072, maxOutput: 32_768 }],
+      latency: { ttftMs: 1, perTokenMs: 0.02 },
+      faults: { seed: seed + 2, mix: groqMix }
+    }
+  }
+})
+
+/** A small seeded PRNG (mulberry32), so a run's workload is reproducible. */
+const prng = (seed: number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+interface Ended {
+  readonly ok: boolean
+  readonly tag: string
+  readonly elapsedMs: number
+  readonly response?: LlmResponse.LlmResponse | undefined
+  readonly complete: boolean
+  readonly leaked: string | undefined
+}
+
+const complete = (response: LlmResponse.LlmResponse): boolean =>
+  (response.text.length > 0 || response.toolCalls.length > 0) &&
+  response.usage.outputTokens > 0 &&
+  response.attempts.length >= (response.cached ? 0 : 1)
+
+const leakIn = (text: string): string | undefined => Object.values(keys).find((key) => text.includes(key))
+
+/**
+ * Runs the chaos workload and checks the invariants. Never fails: a broken
+ * invariant is reported in the result (`ok: false`).
+ */
+export const runChaos = (options: ChaosOptions): Effect.Effect<ChaosReport> =>
+  Effect.suspend(() => {
+    // Every log line of the run is captured here and searched for keys.
+    const captured: Array<string> = []
+    const sink = Logger.make((entry) => {
+      captured.push(`${JSON.stringify(entry.message)} ${String(entry.cause ?? "")}`)
+    })
+    return run(options, captured).pipe(
+      Effect.scoped,
+      Effect.provide([Events.layer({ capacity: 65_536 }), CostLedger.layer, Logger.layer([sink])]),
+      Effect.provideService(References.MinimumLogLevel, "Info")
+    )
+  })
+
+const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const say = options.progress ?? (() => {})
+
+    const sim = yield* Effect.orDie(Sim.start(simConfig(options.seed)))
+    // The budget must hold every in-flight reservation (each priced at the dearest model) and
+    // binds late in the run: about what 90% of the requests cost, plus room for the reservations.
+    const limitUsd = options.requests * 0.00009 + options.concurrency * 0.0008
+    const { budget, layer, legs } = yield* makeStack({
+      openai: { apiKey: keys.openai, baseURL: `${sim.providerUrl("openai")}/v1`, model: "gpt-4o-mini" },
+      anthropic: { apiKey: keys.anthropic, baseURL: sim.providerUrl("anthropic"), model: "claude-haiku-4-5" },
+      cheap: { name: "groq", apiKey: keys.groq, baseURL: `${sim.providerUrl("groq")}/v1`, model: "llama-3.1-8b-instant" }
+    }, { budgetUsd: limitUsd, softAt: 0.8, requestsPerSecond: 100_000 })
+    const llm = yield* Layer.build(layer)
+
+    // Breaker transitions, from the events bus.
+    const opened = new Map<string, number>()
+    const closed = new Map<string, number>()
+    const watcher = yield* Effect.forkChild(Stream.runForEach(Events.stream, (event) =>
+      Effect.sync(() => {
+        if (event._tag !== "CircuitStateChanged") return
+        const bucket = event.to === "open" ? opened : event.to === "closed" ? closed : undefined
+        bucket?.set(event.provider, (bucket.get(event.provider) ?? 0) + 1)
+      })))
+
+    // The budget must never be passed: sample it all along the run.
+    let budgetWorst = 0
+    const sampler = yield* Effect.forkChild(
+      Effect.repeat(
+        Effect.map(budget.state(), (s) => {
+          budgetWorst = Math.max(budgetWorst, (s.spentUsd + s.reservedUsd) / s.limitUsd)
+        }),
+        Schedule.spaced("20 millis")
+      )
+    )
+    yield* Effect.yieldNow
+
+    const random = prng(options.seed)
+    const requests: Array<LlmRequest.LlmRequest> = Array.from({ length: options.requests }, (_, i) => ({
+      messages: [{ role: "user", content: `chaos request ${i}: ${random().toString(36).slice(2, 10)}` }],
+      maxTokens: 40 + Math.floor(random() * 60),
+      deadline: options.deadlineMs,
+      // A few repeats, so the cache is part of the run.
+      ...(random() < 0.05 ? { temperature: 0, messages: [{ role: "user", content: `chaos repeat ${i % 7}` }] } : {})
+    }))
+    const streamed = requests.map(() => random() < 0.3)
+
+    const ended: Array<Ended> = []
+    let done = 0
+    const outageOne = Math.floor(options.requests * 0.25)
+    const outageAll = Math.floor(options.requests * 0.6)
+    const one = (index: number): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        if (index === outageOne) {
+          say(`  outage: openai down for 1.5 s (at request ${index})`)
+          yield* Effect.orDie(sim.setFaults("openai", { outages: [{ durationMs: 1_500, status: 503 }] }, { mode: "add" }))
+        }
+        if (index === outageAll) {
+          say(`  outage: every provider down for 0.6 s (at request ${index})`)
+          for (const name of ["openai", "anthropic", "groq"]) {
+            yield* Effect.orDie(sim.setFaults(name, { outages: [{ durationMs: 600, status: 503 }] }, { mode: "add" }))
+          }
+        }
+        const request = requests[index]!
+        const start = yield* Clock.currentTimeMillis
+        const call = streamed[index]
+          ? Effect.flatMap(Stream.runLast(Llm.stream(request)), (last) =>
+            last._tag === "Some" && last.value.type === "finish"
+              ? Effect.succeed(last.value.response)
+              : Effect.die(new Error("a stream ended clean without its finish part")))
+          : Llm.generate(request)
+        const result = yield* call.pipe(
+          Effect.map((response) => ({ ok: true as const, response })),
+          Effect.catch((error: LlmError.LlmError) => Effect.succeed({ ok: false as const, error })),
+          Effect.catchDefect((defect) => Effect.succeed({ ok: false as const, defect })),
+          Effect.provideContext(llm)
+        )
+        const elapsedMs = (yield* Clock.currentTimeMillis) - start
+        if (result.ok) {
+          ended.push({ ok: true, tag: "ok", elapsedMs, response: result.response, complete: complete(result.response), leaked: leakIn(JSON.stringify(result.response)) })
+        } else if ("error" in result) {
+          const typed = LlmError.isLlmError(result.error)
+          ended.push({
+            ok: false,
+            tag: typed ? result.error._tag : `untyped ${String(result.error)}`,
+            elapsedMs,
+            complete: true,
+            leaked: leakIn(`${String(result.error)} ${JSON.stringify(result.error)} ${result.error.message}`)
+          })
+        } else {
+          ended.push({ ok: false, tag: `DEFECT ${String(result.defect)}`, elapsedMs, complete: true, leaked: undefined })
+        }
+        done++
+        if (done % Math.max(1, Math.floor(options.requests / 10)) === 0) say(`  ${done}/${options.requests}`)
+      })
+
+    const t0 = yield* Clock.currentTimeMillis
+    yield* Effect.forEach(requests, (_, index) => one(index), { concurrency: options.concurrency, discard: true })
+    const durationMs = (yield* Clock.currentTimeMillis) - t0
+
+    // Recovery: faults off, wait out every breaker's cooldown (they grow with each reopening;
+    // bounded at 20 s), then send a little traffic so the breakers that get it can close.
+    for (const name of ["openai", "anthropic", "groq"]) yield* Effect.orDie(sim.clearFaults(name))
+    const anyOpen = Effect.map(
+      Effect.forEach(legs, (leg) => leg.breaker.state(leg.provider, leg.model)),
+      (states) => states.some((state) => state._tag === "Open")
+    )
+    yield* Effect.repeat(anyOpen, { while: (open) => open, schedule: Schedule.spaced("100 millis"), times: 200 })
+    let recoveryCost = 0
+    yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i), (i) =>
+      Llm.generate({ messages: [{ role: "user", content: `recovery ${i}` }], maxTokens: 20 }).pipe(
+        Effect.tap((response) =>
+          Effect.sync(() => {
+            recoveryCost += response.attempts.reduce((s, a) => s + a.costUsd, 0)
+          })
+        ),
+        Effect.ignore,
+        Effect.provideContext(llm)
+      ), { concurrency: 4, discard: true })
+    yield* Effect.sleep("50 millis")
+    yield* Fiber.interrupt(sampler)
+    yield* Fiber.interrupt(watcher)
+
+    const ledger = yield* CostLedger.snapshot
+    const finalBudget = yield* budget.state()
+    const breakerStates = yield* Effect.forEach(legs, (leg) =>
+      Effect.map(leg.breaker.state(leg.provider, leg.model), (state) => ({ leg, state })))
+
+    // ---------------------------------------------------------------------------
+    // The invariants
+    // ---------------------------------------------------------------------------
+    const failures: Record<string, number> = {}
+    for (const e of ended) if (!e.ok) failures[e.tag] = (failures[e.tag] ?? 0) + 1
+    const defects = ended.filter((e) => e.tag.startsWith("DEFECT") || e.tag.startsWith("untyped"))
+    const slack = 1_000
+    const late = ended.filter((e) => e.elapsedMs > options.deadlineMs + slack)
+    const incomplete = ended.filter((e) => e.ok && !e.complete)
+    const attemptsCost = recoveryCost + ended.reduce(
+      (sum, e) => sum + (e.response?.attempts.reduce((s, a) => s + a.costUsd, 0) ?? 0),
+      0
+    )
+    const leaks = ended.filter((e) => e.leaked !== undefined).length + captured.filter((line) => leakIn(line) !== undefined).length
+    const openedAny = [...opened.values()].reduce((a, b) => a + b, 0)
+    const stillOpen = breakerStates.filter(({ state }) => state._tag === "Open")
+
+    const invariants: Array<Invariant> = [
+      {
+        name: "every request ended",
+        ok: ended.length === options.requests,
+        detail: `${ended.length} of ${options.requests} ended`
+      },
+      { name: "no defects, every failure a typed LlmError", ok: defects.length === 0, detail: `${defects.length} defects${defects[0] ? `: ${defects[0].tag}` : ""}` },
+      {
+        name: "no hang past the deadline",
+        ok: late.length === 0,
+        detail: `slowest ${Math.round(Math.max(0, ...ended.map((e) => e.elapsedMs)))} ms (deadline ${options.deadlineMs} ms + ${slack} ms slack)`
+      },
+      { name: "every success has a complete body", ok: incomplete.length === 0, detail: `${incomplete.length} incomplete` },
+      {
+        name: "the budget was never passed",
+        ok: budgetWorst <= 1 + 1e-9 && finalBudget.spentUsd <= finalBudget.limitUsd + 1e-12,
+        detail: `peak spent+reserved ${(budgetWorst * 100).toFixed(1)}% of $${limitUsd.toFixed(4)}; spent $${finalBudget.spentUsd.toFixed(6)}`
+      },
+      {
+        // The first provider gets the recovery traffic, so its breaker must close; the others
+        // must at least have left "open" (half-open: they admit the next call as a probe).
+        name: "breakers opened during outages and closed after",
+        ok: openedAny > 0 && (opened.get("openai") ?? 0) > 0 && (closed.get("openai") ?? 0) > 0 && stillOpen.length === 0,
+        detail: `opened ${JSON.stringify(Object.fromEntries(opened))}, closed ${JSON.stringify(Object.fromEntries(closed))}, open at the end: ${
+          stillOpen.map(({ leg }) => leg.name).join(", ") || "none"
+        }`
+      },
+      {
+        name: "the ledger's total equals the sum of the attempts' costs",
+        ok: Math.abs(ledger.total.costUsd - attemptsCost) <= 1e-9 + 1e-9 * attemptsCost,
+        detail: `ledger $${ledger.total.costUsd.toFixed(8)} vs attempts $${attemptsCost.toFixed(8)}`
+      },
+      { name: "no API key in any log line or error", ok: leaks === 0, detail: `${leaks} leaks in ${captured.length} log lines and ${ended.length} results` }
+    ]
+    return {
+      requests: options.requests,
+      succeeded: ended.filter((e) => e.ok).length,
+      failures,
+      durationMs,
+      invariants,
+      ok: invariants.every((i) => i.ok)
+    } satisfies ChaosReport
+  })
