@@ -51,47 +51,65 @@ export interface Leg {
   readonly breaker: CircuitBreaker.CircuitBreaker
 }
 
+/** The three provider layers of the stack, before any combinator, with their names. */
+export interface Providers<E, R> {
+  readonly openai: { readonly layer: Layer.Layer<LLM, E, R>; readonly model: string }
+  readonly anthropic: { readonly layer: Layer.Layer<LLM, E, R>; readonly model: string }
+  readonly cheap: { readonly layer: Layer.Layer<LLM, E, R>; readonly model: string; readonly name: string }
+}
+
 /**
- * Builds the stack. Returns the layer, the budget and each provider's
- * breaker, whose state the caller can read (the demo and the chaos run do).
+ * Builds the stack from its endpoints (real APIs or the simulator), through
+ * the official SDKs.
  */
 export const makeStack = (endpoints: Endpoints, limits: Limits) =>
+  makeStackFrom({
+    openai: {
+      model: endpoints.openai.model,
+      layer: OpenAI.model(endpoints.openai.model).pipe(
+        Layer.provide(OpenAI.layerClient({ apiKey: endpoints.openai.apiKey, baseURL: endpoints.openai.baseURL }))
+      )
+    },
+    anthropic: {
+      model: endpoints.anthropic.model,
+      layer: Anthropic.model(endpoints.anthropic.model).pipe(
+        Layer.provide(Anthropic.layerClient({ apiKey: endpoints.anthropic.apiKey, baseURL: endpoints.anthropic.baseURL }))
+      )
+    },
+    cheap: {
+      name: endpoints.cheap.name,
+      model: endpoints.cheap.model,
+      layer: OpenAI.model(endpoints.cheap.model).pipe(Layer.provide(OpenAI.compatible(endpoints.cheap)))
+    }
+  }, limits)
+
+/**
+ * Builds the stack over any three provider layers (the benchmark uses
+ * in-process test providers to measure the combinators alone). Returns the
+ * layer, the budget and each provider's breaker, whose state the caller can
+ * read (the demo and the chaos run do).
+ */
+export const makeStackFrom = <E, R>(providers: Providers<E, R>, limits: Limits) =>
   Effect.gen(function*() {
     const legs: Array<Leg> = []
     // A provider with its own retry series and circuit breaker.
     const guard = (name: string, provider: string, model: string) =>
       Effect.map(CircuitBreaker.make({ failureThreshold: 4, cooldown: "1 second", halfOpenProbes: 1 }), (breaker) => {
         legs.push({ name, provider, model, breaker })
-        return <E, R>(layer: Layer.Layer<LLM, E, R>) =>
+        return (layer: Layer.Layer<LLM, E, R>) =>
           layer.pipe(Retry.layer({ times: 2, base: "100 millis", max: "1 second" }), breaker.layer)
       })
-    const guarded = {
-      openai: yield* guard("openai", "openai", endpoints.openai.model),
-      anthropic: yield* guard("anthropic", "anthropic", endpoints.anthropic.model),
-      cheap: yield* guard(endpoints.cheap.name, endpoints.cheap.name, endpoints.cheap.model)
-    }
-    const openai = guarded.openai(
-      OpenAI.model(endpoints.openai.model).pipe(
-        Layer.provide(OpenAI.layerClient({ apiKey: endpoints.openai.apiKey, baseURL: endpoints.openai.baseURL }))
-      )
-    )
-    const anthropic = guarded.anthropic(
-      Anthropic.model(endpoints.anthropic.model).pipe(
-        Layer.provide(Anthropic.layerClient({ apiKey: endpoints.anthropic.apiKey, baseURL: endpoints.anthropic.baseURL }))
-      )
-    )
-    const cheap = guarded.cheap(
-      OpenAI.model(endpoints.cheap.model).pipe(Layer.provide(OpenAI.compatible(endpoints.cheap)))
-    )
-
+    const openai = (yield* guard("openai", "openai", providers.openai.model))(providers.openai.layer)
+    const anthropic = (yield* guard("anthropic", "anthropic", providers.anthropic.model))(providers.anthropic.layer)
+    const cheap = (yield* guard(providers.cheap.name, providers.cheap.name, providers.cheap.model))(providers.cheap.layer)
     // Children say their context window, so a prompt too long for one skips to one that fits.
     const primary = Fallback.layer([
       { layer: openai, name: "openai", contextWindow: 128_000 },
       { layer: anthropic, name: "anthropic", contextWindow: 200_000, prefill: true },
-      { layer: cheap, name: endpoints.cheap.name, contextWindow: 131_072 }
+      { layer: cheap, name: providers.cheap.name, contextWindow: 131_072 }
     ])
     const economy = Fallback.layer([
-      { layer: cheap, name: endpoints.cheap.name, contextWindow: 131_072 },
+      { layer: cheap, name: providers.cheap.name, contextWindow: 131_072 },
       { layer: anthropic, name: "anthropic", contextWindow: 200_000, prefill: true }
     ])
 
@@ -101,9 +119,9 @@ export const makeStack = (endpoints: Endpoints, limits: Limits) =>
       softAt: limits.softAt,
       // A request that names no model is reserved at the dearest model behind the budget.
       models: [
-        { provider: "openai", model: endpoints.openai.model },
-        { provider: "anthropic", model: endpoints.anthropic.model },
-        { provider: endpoints.cheap.name, model: endpoints.cheap.model }
+        { provider: "openai", model: providers.openai.model },
+        { provider: "anthropic", model: providers.anthropic.model },
+        { provider: providers.cheap.name, model: providers.cheap.model }
       ]
     })
 

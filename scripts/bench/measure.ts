@@ -19,8 +19,12 @@ export interface Measurement {
   readonly peakRssMb: number
 }
 
-/** A call to measure: resolves when the response (or, streaming, the first part) arrived. */
-export type Call = (index: number) => Promise<void>
+/**
+ * A call to measure. It resolves when the whole response arrived; a streaming
+ * call resolves with its time to first part (ms), which is then the latency
+ * recorded.
+ */
+export type Call = (index: number) => Promise<number | void>
 
 const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
@@ -45,12 +49,13 @@ export const measure = async (options: {
       while (next < count) {
         const index = next++
         const start = performance.now()
+        let latency: number | void = undefined
         try {
-          await call(index)
+          latency = await call(index)
         } catch {
           failures++
         }
-        latencies?.push(performance.now() - start)
+        latencies?.push(typeof latency === "number" ? latency : performance.now() - start)
       }
     }
     await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))

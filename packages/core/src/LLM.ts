@@ -276,11 +276,14 @@ export type TestScript =
     readonly model?: string | undefined
     readonly steps?: ReadonlyArray<TestStep> | undefined
     readonly respond?: ((request: LlmRequest, index: number) => TestStep) | undefined
+    /** Keep every request for `requests` (default true); turn off for long-running benchmarks. */
+    readonly record?: boolean | undefined
   }
 
 /**
- * What a test layer saw: every request in order, how many calls were
- * interrupted before they answered, and how many completed.
+ * What a test layer saw: every request in order (unless the script says
+ * `record: false`), how many calls were interrupted before they answered,
+ * and how many completed.
  *
  * @since 0.1.0
  * @category services
@@ -332,11 +335,13 @@ export const makeTest = (script: TestScript): Effect.Effect<TestLlm> =>
     const provider = options.provider ?? "test"
     const defaultModel = options.model ?? "test-model"
     const seen: Array<LlmRequest> = []
+    const record = options.record ?? true
+    let calls = 0
     let interrupted = 0
     let completed = 0
     const next = (request: LlmRequest): TestStep => {
-      const index = seen.length
-      seen.push(request)
+      const index = calls++
+      if (record) seen.push(request)
       if (options.respond !== undefined) return options.respond(request, index)
       const steps = options.steps ?? []
       const step = steps[Math.min(index, steps.length - 1)]
@@ -358,7 +363,7 @@ export const makeTest = (script: TestScript): Effect.Effect<TestLlm> =>
       const inputTokens = countTokens(requestText(request))
       const outputTokens = countTokens(step.text) + toolCalls.length
       return {
-        id: `test-${seen.length}`,
+        id: `test-${calls}`,
         provider,
         model,
         text: step.text,

@@ -143,3 +143,14 @@ describe("Llm.layerTest, more", () => {
       Events.layer()
     ])))
 })
+
+describe("Llm.layerTest without recording", () => {
+  it.effect("answers and counts calls but keeps no requests when record is false", () =>
+    Effect.gen(function*() {
+      yield* Llm.generateText("a")
+      yield* Llm.generateText("b")
+      const test = yield* Llm.LlmTest
+      assert.deepStrictEqual(yield* test.requests, [])
+      assert.strictEqual(yield* test.completed, 2)
+    }).pipe(Effect.provide(Llm.layerTest({ record: false, steps: [{ text: "x" }] }))))
+})

@@ -1,0 +1,123 @@
+/**
+ * The variants `pnpm bench` compares, each as a function that makes one call
+ * against the simulator (or in process) and resolves when it is done — with
+ * the time to first part for streaming calls.
+ */
+import { Llm, type LlmRequest } from "@switchboard/core"
+import { OpenAI } from "@switchboard/openai"
+import { Effect, Layer, ManagedRuntime, Stream } from "effect"
+import OpenAISdk from "openai"
+import { makeStack, makeStackFrom } from "../../examples/switchboard.ts"
+import type { Call } from "./measure.ts"
+
+/** Every variant's name, in table order. */
+export const names = ["fetch", "sdk", "layer", "stack-miss", "stack-hit"] as const
+/** A variant name. */
+export type Name = typeof names[number]
+
+const prompt = (index: number, unique: boolean) => unique ? `Benchmark request ${index}: say hello.` : "Benchmark: say hello."
+
+const limits = { budgetUsd: 1e9, softAt: 0.99, requestsPerSecond: 1e9 }
+
+/** A call that runs a Switchboard program on a runtime built once. */
+const effectCall = (
+  runtime: ManagedRuntime.ManagedRuntime<Llm.LLM, never>,
+  stream: boolean,
+  unique: boolean
+): Call => {
+  const request = (index: number): LlmRequest.LlmRequest => ({
+    messages: [{ role: "user", content: prompt(index, unique) }],
+    maxTokens: 64,
+    ...(unique ? {} : { temperature: 0 })
+  })
+  if (!stream) return (index) => runtime.runPromise(Effect.asVoid(Llm.generate(request(index))))
+  return (index) => {
+    const start = performance.now()
+    let first: number | undefined
+    return runtime.runPromise(Stream.runForEach(Llm.stream(request(index)), (part) =>
+      Effect.sync(() => {
+        if (first === undefined && part.type === "text-delta") first = performance.now() - start
+      }))).then(() => first ?? performance.now() - start)
+  }
+}
+
+/** Builds one variant's call against the simulator at `url`. */
+export const make = async (name: Name, url: string, stream: boolean): Promise<Call> => {
+  const baseURL = `${url}/openai/v1`
+  switch (name) {
+    case "fetch": {
+      const endpoint = `${baseURL}/chat/completions`
+      return async (index) => {
+        const start = performance.now()
+        const response = await fetch(endpoint, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: "Bearer sk-bench" },
+          body: JSON.stringify({
+            model: "gpt-4o-mini",
+            messages: [{ role: "user", content: prompt(index, true) }],
+            max_tokens: 64,
+            ...(stream ? { stream: true, stream_options: { include_usage: true } } : {})
+          })
+        })
+        if (!response.ok) throw new Error(`status ${response.status}`)
+        if (!stream) {
+          await response.json()
+          return
+        }
+        const reader = response.body!.getReader()
+        let first: number | undefined
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+          first ??= performance.now() - start
+        }
+        return first
+      }
+    }
+    case "sdk": {
+      const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0 })
+      return async (index) => {
+        const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: prompt(index, true) }], max_tokens: 64 }
+        if (!stream) {
+          await client.chat.completions.create(body)
+          return
+        }
+        const start = performance.now()
+        let first: number | undefined
+        const chunks = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } })
+        for await (const chunk of chunks) {
+          if (first === undefined && chunk.choices[0]?.delta.content) first = performance.now() - start
+        }
+        return first ?? performance.now() - start
+      }
+    }
+    case "layer": {
+      const layer = OpenAI.model("gpt-4o-mini").pipe(Layer.provide(OpenAI.layerClient({ apiKey: "sk-bench", baseURL })))
+      return effectCall(ManagedRuntime.make(layer), stream, true)
+    }
+    case "stack-miss":
+    case "stack-hit": {
+      const { layer } = await Effect.runPromise(makeStack({
+        openai: { apiKey: "sk-bench", baseURL, model: "gpt-4o-mini" },
+        anthropic: { apiKey: "sk-bench", baseURL: `${url}/anthropic`, model: "claude-haiku-4-5" },
+        cheap: { name: "groq", apiKey: "sk-bench", baseURL, model: "gpt-4o-mini" }
+      }, limits))
+      return effectCall(ManagedRuntime.make(layer), stream, name === "stack-miss")
+    }
+  }
+}
+
+/** What the in-process variants measure: the combinators alone, no HTTP. */
+export const inProcessNames = ["test-leaf", "test-stack-miss", "test-stack-hit"] as const
+/** An in-process variant name. */
+export type InProcessName = typeof inProcessNames[number]
+
+/** The full demo stack over in-process test providers (or one bare test provider). */
+export const makeInProcess = async (name: InProcessName) => {
+  const leaf = (model: string) => Llm.layerTest({ provider: "openai", model, record: false, steps: [{ text: "hello there" }] })
+  if (name === "test-leaf") return ManagedRuntime.make(leaf("gpt-4o-mini"))
+  const { layer } = await Effect.runPromise(makeStackFrom({
+    openai: { model: "gpt-4o-mini", layer: leaf("gpt-4o-mini") },
+    anthropic: { model: "claude-haiku-4-5", layer: leaf("claude-haiku-4-5") },
+    cheap: { name: "groq", model: "llama-3.1-8b-instant", layer: leaf("llama-3.1-8b-instant") }
+  }, limits))
+  return ManagedRuntime.make(layer)
+}

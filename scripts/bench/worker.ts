@@ -1,0 +1,92 @@
+/**
+ * One benchmark variant in its own process (spawned by `scripts/bench.ts`);
+ * prints its measurement as one JSON line.
+ *
+ *   worker.ts http <variant> <url> <concurrency> <whole|stream> <requests>
+ *   worker.ts inprocess <variant> <requests>
+ *   worker.ts rss <requests>
+ */
+import { Llm } from "@switchboard/core"
+import { Effect } from "effect"
+import { measure } from "./measure.ts"
+import { type InProcessName, make, makeInProcess, type Name } from "./variants.ts"
+
+const [mode, ...args] = process.argv.slice(2)
+
+const inProcessRequest = (index: number, unique: boolean) => ({
+  messages: [{ role: "user" as const, content: unique ? `In-process request ${index}` : "In-process request" }],
+  maxTokens: 64,
+  ...(unique ? {} : { temperature: 0 })
+})
+
+if (mode === "http") {
+  const [variant, url, concurrency, shape, count] = args as [Name, string, string, string, string]
+  const call = await make(variant, url, shape === "stream")
+  const m = await measure({
+    variant,
+    concurrency: Number(concurrency),
+    stream: shape === "stream",
+    requests: Number(count),
+    warmup: Math.min(500, Number(count)),
+    call
+  })
+  console.log(JSON.stringify(m))
+} else if (mode === "inprocess") {
+  const [variant, count] = args as [InProcessName, string]
+  const n = Number(count)
+  const runtime = await makeInProcess(variant)
+  const unique = variant !== "test-stack-hit"
+  // One Effect program runs the calls one after another, so per-call cost is the layer's own.
+  const loop = (from: number, to: number) =>
+    Effect.gen(function*() {
+      for (let i = from; i < to; i++) yield* Llm.generate(inProcessRequest(i, unique))
+    })
+  await runtime.runPromise(loop(0, Math.min(20_000, n)))
+  globalThis.gc?.()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await runtime.runPromise(loop(n, 2 * n))
+  const elapsed = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  console.log(JSON.stringify({
+    variant,
+    concurrency: 1,
+    stream: false,
+    requests: n,
+    failures: 0,
+    rps: n / (elapsed / 1000),
+    p50Ms: 0,
+    p99Ms: 0,
+    cpuUsPerRequest: (cpu.user + cpu.system) / n,
+    peakRssMb: process.resourceUsage().maxRSS / 1024
+  }))
+} else if (mode === "rss") {
+  const n = Number(args[0])
+  const runtime = await makeInProcess("test-stack-miss")
+  const chunk = 50_000
+  const run = (from: number) =>
+    runtime.runPromise(Effect.gen(function*() {
+      for (let i = from; i < from + chunk; i++) yield* Llm.generate(inProcessRequest(i, true))
+    }))
+  // Warm up past the cache's capacity, then measure memory after each chunk.
+  await run(0)
+  await run(chunk)
+  globalThis.gc?.()
+  const rssMb = () => process.memoryUsage().rss / 1024 / 1024
+  const baselineMb = rssMb()
+  const cpu0 = process.cpuUsage()
+  let done = 0
+  let finalMb = baselineMb
+  while (done < n) {
+    await run(2 * chunk + done)
+    done += chunk
+  }
+  globalThis.gc?.()
+  finalMb = rssMb()
+  const cpu = process.cpuUsage(cpu0)
+  console.log(JSON.stringify({ requests: done, baselineMb, finalMb, growthMb: finalMb - baselineMb, cpuUsPerRequest: (cpu.user + cpu.system) / done }))
+} else {
+  console.error(`unknown mode ${mode}`)
+  process.exit(2)
+}
+process.exit(0)
