@@ -126,8 +126,65 @@ export const requireFinish = (origin: { readonly provider: string; readonly mode
     )
   })
 
-const recordAll = (ledger: CostLedgerService, attempts: ReadonlyArray<Attempt>, request: LlmRequest) =>
-  Effect.forEach(attempts, (attempt) => ledger.record(attempt, request.metadata), { discard: true })
+/**
+ * Something told of every attempt a provider leaf finishes (priced, failed or
+ * interrupted) within the calls it wraps.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AttemptObserver = (attempt: Attempt) => void
+
+/**
+ * The observers of the current call, outermost first. Leaves built with
+ * {@link make} tell each of them about every attempt they finish — also when
+ * the response never reaches the caller (a deadline that fired after the
+ * provider answered, a hedge's loser). A budget settles from them, so money
+ * spent is never released as if it were not.
+ *
+ * @since 0.1.0
+ * @category references
+ */
+export const AttemptObservers = Context.Reference<ReadonlyArray<AttemptObserver>>(
+  "@switchboard/core/LLM/AttemptObservers",
+  { defaultValue: () => [] }
+)
+
+/**
+ * Runs an effect with `observer` told of every attempt the provider leaves
+ * under it finish.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const observeAttempts = (observer: AttemptObserver) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(AttemptObservers, (observers) => Effect.provideService(self, AttemptObservers, [...observers, observer]))
+
+/**
+ * {@link observeAttempts} for a stream.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const observeAttemptsStream = (observer: AttemptObserver) =>
+<A, E, R>(self: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+  Stream.unwrap(
+    Effect.map(AttemptObservers, (observers) => Stream.provideService(self, AttemptObservers, [...observers, observer]))
+  )
+
+/** Where a leaf's finished attempts go: the ledger and the call's observers. */
+interface Sinks {
+  readonly ledger: CostLedgerService
+  readonly observers: ReadonlyArray<AttemptObserver>
+}
+
+const settle = (sinks: Sinks, attempts: ReadonlyArray<Attempt>, request: LlmRequest): Effect.Effect<void> => {
+  for (const attempt of attempts) for (const observer of sinks.observers) observer(attempt)
+  return sinks.ledger.enabled
+    ? Effect.forEach(attempts, (attempt) => sinks.ledger.record(attempt, request.metadata), { discard: true })
+    : Effect.void
+}
 
 const outcomeOf = (cause: Cause.Cause<LlmError>): string => {
   for (const reason of cause.reasons) if (reason._tag === "Fail") return reason.error._tag
@@ -148,7 +205,8 @@ const unfinished = (provider: string, model: string, outcome: string, latencyMs:
  * enforce its `deadline`, price the usage, record the attempt, fail a stream
  * that ends without `finish`, publish `AttemptStarted` / `AttemptFailed`,
  * record every attempt — failed, interrupted and partial ones included — in
- * the `CostLedger` in context, and trace each attempt as an `Llm.attempt` span.
+ * the `CostLedger` in context and tell the call's {@link AttemptObservers},
+ * and trace each attempt as an `Llm.attempt` span.
  *
  * @since 0.1.0
  * @category constructors
@@ -164,7 +222,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
     if (problem !== undefined) return Effect.fail(problem)
     return Effect.gen(function*() {
       const pricing = yield* Pricing
-      const ledger = yield* CostLedger
+      const sinks: Sinks = { ledger: yield* CostLedger, observers: yield* AttemptObservers }
       const start = yield* Clock.currentTimeMillis
       yield* started(model)
       const call = impl.generate(request, model).pipe(
@@ -174,13 +232,13 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
           Effect.flatMap(Clock.currentTimeMillis, (now) => failed(model, error, now - start))
         )
       )
-      if (!ledger.enabled) return yield* call
+      if (!sinks.ledger.enabled && sinks.observers.length === 0) return yield* call
       return yield* call.pipe(
         Effect.onExit((exit) =>
           exit._tag === "Success"
-            ? recordAll(ledger, exit.value.attempts, request)
+            ? settle(sinks, exit.value.attempts, request)
             : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              ledger.record(unfinished(provider, model, outcomeOf(exit.cause), now - start), request.metadata))
+              settle(sinks, [unfinished(provider, model, outcomeOf(exit.cause), now - start)], request))
         )
       )
     }).pipe(Effect.withSpan("Llm.attempt", { attributes: { "llm.provider": provider, "llm.model": model } }))
@@ -191,17 +249,17 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
     if (problem !== undefined) return Stream.fail(problem)
     return Stream.unwrap(Effect.gen(function*() {
       const pricing = yield* Pricing
-      const ledger = yield* CostLedger
+      const sinks: Sinks = { ledger: yield* CostLedger, observers: yield* AttemptObservers }
       const start = yield* Clock.currentTimeMillis
       yield* started(model)
-      let recorded = !ledger.enabled
+      let recorded = !sinks.ledger.enabled && sinks.observers.length === 0
       const parts = impl.stream(request, model).pipe(
         Stream.mapEffect((part): Effect.Effect<StreamPart> => {
           if (part.type !== "finish") return Effect.succeed(part)
           const response = priced(part.response, pricing)
           if (recorded) return Effect.succeed({ type: "finish", response })
           recorded = true
-          return Effect.as(recordAll(ledger, response.attempts, request), { type: "finish", response })
+          return Effect.as(settle(sinks, response.attempts, request), { type: "finish", response })
         }),
         requireFinish({ provider, model }),
         Deadline.forRequestStream(request, { provider, model }),
@@ -213,7 +271,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
           recorded || exit._tag === "Success"
             ? Effect.void
             : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              ledger.record(unfinished(provider, model, outcomeOf(exit.cause), now - start), request.metadata))
+              settle(sinks, [unfinished(provider, model, outcomeOf(exit.cause), now - start)], request))
         )
       )
     }))

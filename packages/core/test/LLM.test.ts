@@ -154,3 +154,47 @@ describe("Llm.layerTest without recording", () => {
       assert.strictEqual(yield* test.completed, 2)
     }).pipe(Effect.provide(Llm.layerTest({ record: false, steps: [{ text: "x" }] }))))
 })
+
+describe("Llm.observeAttempts", () => {
+  it.effect("tells the observer of every attempt: successes priced, failures and interruptions at zero", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const observe = Llm.observeAttempts((attempt) => seen.push(`${attempt.outcome}:${attempt.costUsd > 0}`))
+      yield* observe(Llm.generateText("a"))
+      yield* Effect.flip(observe(Llm.generateText("b")))
+      const slow = yield* Effect.forkChild(observe(Llm.generateText("c")))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(slow)
+      yield* Stream.runDrain(Llm.stream({ messages: [{ role: "user", content: "d" }] }).pipe(Llm.observeAttemptsStream((a) => seen.push(`stream ${a.outcome}`))))
+      assert.deepStrictEqual(seen, ["ok:true", "ServerError:false", "Interrupted:false", "stream ok"])
+    }).pipe(Effect.provide(Llm.layerTest({
+      model: "gpt-4o-mini",
+      steps: [
+        { text: "one", usage: { inputTokens: 100, outputTokens: 10 } },
+        { error: new LlmError.ServerError({ provider: "test", status: 500 }) },
+        { text: "never", delay: "1 hour" },
+        { text: "four" }
+      ]
+    }))))
+
+  it.effect("an attempt that finished is observed even when the caller's deadline fires afterwards", () =>
+    Effect.gen(function*() {
+      let observed = 0
+      const fiber = yield* Effect.forkChild(Effect.flip(
+        Llm.generateText("x").pipe(
+          Effect.tap(() => Effect.sleep("2 seconds")), // the answer arrives, then the caller is held up
+          Llm.observeAttempts((attempt) => {
+            observed += attempt.costUsd
+          }),
+          Llm.withDeadline("1 second")
+        )
+      ))
+      yield* TestClock.adjust("1 second")
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "Timeout")
+      assert.isAbove(observed, 0)
+    }).pipe(Effect.provide(Llm.layerTest({
+      model: "gpt-4o-mini",
+      steps: [{ text: "paid for", usage: { inputTokens: 1000, outputTokens: 100 } }]
+    }))))
+})
