@@ -27,8 +27,8 @@
  */
 import AnthropicSdk from "@anthropic-ai/sdk"
 import type * as Api from "@anthropic-ai/sdk/resources/messages"
-import { Deadline, LLM, Llm, LlmError, Pricing, ProviderError } from "@switchboard/core"
-import type { LlmRequest, LlmResponse } from "@switchboard/core"
+import { Deadline, LLM, Llm, LlmError, LlmRequest, Pricing, ProviderError } from "@switchboard/core"
+import type { LlmResponse } from "@switchboard/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { answerOf, checkMessage, JSON_INSTRUCTION, type Prepared, toParams, usageOf } from "./internal/mapping.ts"
@@ -166,13 +166,6 @@ export const layerClientConfig = (
 
 type Request = LlmRequest.LlmRequest
 
-const withDefaults = (defaults: Partial<Request> | undefined) => (request: Request): Request => {
-  if (defaults === undefined) return request
-  const merged: Record<string, unknown> = { ...defaults }
-  for (const [key, value] of Object.entries(request)) if (value !== undefined) merged[key] = value
-  return merged as unknown as Request
-}
-
 const errorContext = (client: AnthropicClient["Service"], model: string, timeoutMs: number): ErrorContext => ({
   provider: client.provider,
   model,
@@ -302,7 +295,7 @@ const streamWith = (client: AnthropicClient["Service"]) =>
  */
 export const model = (
   name: string,
-  defaults?: Partial<Request> | undefined
+  defaults?: LlmRequest.Defaults | undefined
 ): Layer.Layer<LLM, never, AnthropicClient> =>
   Layer.effect(
     LLM,
@@ -313,7 +306,7 @@ export const model = (
         generate: generateWith(client),
         stream: streamWith(client)
       })
-      const merge = withDefaults(defaults)
+      const merge = LlmRequest.withDefaults(defaults)
       return LLM.of({
         generate: (request) => service.generate(merge(request)),
         stream: (request) => service.stream(merge(request))

@@ -22,7 +22,7 @@ import {
   ConverseStreamCommand,
   type ConverseStreamOutput
 } from "@aws-sdk/client-bedrock-runtime"
-import { Deadline, LLM, Llm, LlmError, type LlmRequest, type LlmResponse, ProviderError } from "@switchboard/core"
+import { Deadline, LLM, Llm, LlmError, LlmRequest, type LlmResponse, ProviderError } from "@switchboard/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { ConfigError } from "effect/Config"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
@@ -353,14 +353,6 @@ const streamWith = (client: BedrockClient["Service"]) =>
     })
   }))
 
-const withDefaults = (defaults: Partial<LlmRequest.LlmRequest>) => (request: LlmRequest.LlmRequest): LlmRequest.LlmRequest => {
-  const merged: Record<string, unknown> = { ...request }
-  for (const [key, value] of Object.entries(defaults)) {
-    if (value !== undefined && merged[key] === undefined) merged[key] = value
-  }
-  return merged as LlmRequest.LlmRequest
-}
-
 /**
  * Builds the `LLM` service of a model on a client.
  *
@@ -370,7 +362,7 @@ const withDefaults = (defaults: Partial<LlmRequest.LlmRequest>) => (request: Llm
 export const makeModel = (
   client: BedrockClient["Service"],
   modelId: string,
-  defaults?: Partial<LlmRequest.LlmRequest> | undefined
+  defaults?: LlmRequest.Defaults | undefined
 ): LLM["Service"] => {
   const service = Llm.make({
     provider: client.provider,
@@ -379,7 +371,7 @@ export const makeModel = (
     stream: streamWith(client)
   })
   if (defaults === undefined || Object.keys(defaults).length === 0) return service
-  const fill = withDefaults(defaults)
+  const fill = LlmRequest.withDefaults(defaults)
   return LLM.of({
     generate: (request) => service.generate(fill(request)),
     stream: (request) => service.stream(fill(request))
@@ -396,7 +388,7 @@ export const makeModel = (
  */
 export const model = (
   modelId: string,
-  defaults?: Partial<LlmRequest.LlmRequest> | undefined
+  defaults?: LlmRequest.Defaults | undefined
 ): Layer.Layer<LLM, never, BedrockClient> =>
   Layer.effect(LLM, BedrockClient.useSync((client) => makeModel(client, modelId, defaults)))
 

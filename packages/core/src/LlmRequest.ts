@@ -370,3 +370,37 @@ export const decode = (
     Effect.mapError((error) => new InvalidRequest({ ...origin, message: `request does not decode: ${error.message}` })),
     Effect.flatMap((request) => validate(request, origin))
   )
+
+/**
+ * Request fields a model layer fills in when a request leaves them out
+ * (`model(name, defaults)` in every provider package).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Defaults = Omit<Partial<LlmRequest>, "messages">
+
+/**
+ * Returns a function that fills the fields a request leaves out from
+ * `defaults`; a request's own values always win, and a request needing
+ * nothing filled is returned as is.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withDefaults = (defaults: Defaults | undefined): (request: LlmRequest) => LlmRequest => {
+  const entries = defaults === undefined
+    ? []
+    : Object.entries(defaults).filter(([key, value]) => key !== "messages" && value !== undefined)
+  if (entries.length === 0) return (request) => request
+  return (request) => {
+    let merged: Record<string, unknown> | undefined
+    for (const [key, value] of entries) {
+      if ((request as Record<string, unknown>)[key] === undefined) {
+        merged ??= { ...request }
+        merged[key] = value
+      }
+    }
+    return (merged ?? request) as LlmRequest
+  }
+}

@@ -116,3 +116,20 @@ describe("validation before any provider call", () => {
       assert.strictEqual((yield* Llm.LlmTest.use((t) => t.requests)).length, 0)
     }).pipe(Effect.provide(Llm.layerTest([{ text: "never" }]))))
 })
+
+describe("LlmRequest.withDefaults", () => {
+  const ask = { messages: [user("x")] }
+  it("fills only what the request leaves out", () => {
+    const fill = LlmRequest.withDefaults({ temperature: 0.2, maxTokens: 100 })
+    assert.deepStrictEqual(fill({ ...ask, maxTokens: 5 }), { ...ask, maxTokens: 5, temperature: 0.2 })
+  })
+  it("returns the same request when nothing needs filling", () => {
+    const request = { ...ask, temperature: 1, maxTokens: 5 }
+    assert.strictEqual(LlmRequest.withDefaults({ temperature: 0.2, maxTokens: 100 })(request), request)
+    assert.strictEqual(LlmRequest.withDefaults(undefined)(request), request)
+  })
+  it("never takes messages from the defaults", () => {
+    const fill = LlmRequest.withDefaults({ messages: [user("injected")] } as LlmRequest.Defaults)
+    assert.deepStrictEqual(fill(ask), ask)
+  })
+})

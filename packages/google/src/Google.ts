@@ -15,7 +15,7 @@
  * @since 0.1.0
  */
 import { GoogleGenAI, type GoogleGenAIOptions } from "@google/genai"
-import { Deadline, LLM, Llm, type LlmError, type LlmRequest, type LlmResponse } from "@switchboard/core"
+import { Deadline, LLM, Llm, type LlmError, LlmRequest, type LlmResponse } from "@switchboard/core"
 import { Clock, Config, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { SignatureStore, toConfig, toContents } from "./internal/mapping.ts"
@@ -346,16 +346,6 @@ const streamWith = (client: GoogleClient["Service"]) =>
     )
   }))
 
-const withDefaults = (defaults: Partial<LlmRequest.LlmRequest> | undefined) =>
-(request: LlmRequest.LlmRequest): LlmRequest.LlmRequest => {
-  if (defaults === undefined) return request
-  const merged: Record<string, unknown> = { ...request }
-  for (const [key, value] of Object.entries(defaults)) {
-    if (key !== "messages" && merged[key] === undefined && value !== undefined) merged[key] = value
-  }
-  return merged as LlmRequest.LlmRequest
-}
-
 /**
  * Builds the `LLM` service of one model on a client (see {@link model}).
  *
@@ -365,7 +355,7 @@ const withDefaults = (defaults: Partial<LlmRequest.LlmRequest> | undefined) =>
 export const make = (
   client: GoogleClient["Service"],
   name: string,
-  defaults?: Partial<LlmRequest.LlmRequest> | undefined
+  defaults?: LlmRequest.Defaults | undefined
 ): LLM["Service"] => {
   const service = Llm.make({
     provider: client.provider,
@@ -373,7 +363,7 @@ export const make = (
     generate: generateWith(client),
     stream: streamWith(client)
   })
-  const fill = withDefaults(defaults)
+  const fill = LlmRequest.withDefaults(defaults)
   return LLM.of({
     generate: (request) => service.generate(fill(request)),
     stream: (request) => service.stream(fill(request))
@@ -390,7 +380,7 @@ export const make = (
  */
 export const model = (
   name: string,
-  defaults?: Partial<LlmRequest.LlmRequest> | undefined
+  defaults?: LlmRequest.Defaults | undefined
 ): Layer.Layer<LLM, never, GoogleClient> => Layer.effect(LLM, Effect.map(GoogleClient, (client) => make(client, name, defaults)))
 
 /**

@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { Deadline, Llm, LLM, LlmError, type LlmRequest, type LlmResponse, ProviderError } from "@switchboard/core"
+import { Deadline, Llm, LLM, LlmError, LlmRequest, type LlmResponse, ProviderError } from "@switchboard/core"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import OpenAISdk from "openai"
 import { type ErrorContext, fromSdkError } from "./internal/errors.ts"
@@ -351,22 +351,7 @@ const streamWith = (client: OpenAIClient["Service"]) =>
     )
   }))
 
-type Defaults = Partial<Omit<LlmRequest.LlmRequest, "messages" | "model">>
-
-const withDefaults = (defaults: Defaults | undefined) => {
-  if (defaults === undefined) return (request: LlmRequest.LlmRequest) => request
-  const entries = Object.entries(defaults).filter(([, value]) => value !== undefined)
-  return (request: LlmRequest.LlmRequest): LlmRequest.LlmRequest => {
-    let merged: Record<string, unknown> | undefined
-    for (const [key, value] of entries) {
-      if ((request as Record<string, unknown>)[key] === undefined) {
-        merged ??= { ...request }
-        merged[key] = value
-      }
-    }
-    return (merged ?? request) as LlmRequest.LlmRequest
-  }
-}
+type Defaults = LlmRequest.Defaults
 
 /**
  * The `LLM` service for one model over the client in context. `defaults`
@@ -393,7 +378,7 @@ export const model = (name: string, defaults?: Defaults | undefined): Layer.Laye
         generate: generateWith(client),
         stream: streamWith(client)
       })
-      const fill = withDefaults(defaults)
+      const fill = LlmRequest.withDefaults(defaults)
       return defaults === undefined ? service : LLM.of({
         generate: (request) => service.generate(fill(request)),
         stream: (request) => service.stream(fill(request))
