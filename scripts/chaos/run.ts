@@ -324,6 +324,12 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
           visibleCost.toFixed(8)
         })`
       },
+      {
+        // Two accountings of the same spend: what the budget settled, and what the ledger recorded.
+        name: "the budget charged exactly what the ledger recorded",
+        ok: Math.abs(finalBudget.spentUsd - ledger.total.costUsd) <= 1e-9 + 1e-9 * ledger.total.costUsd,
+        detail: `budget $${finalBudget.spentUsd.toFixed(8)} vs ledger $${ledger.total.costUsd.toFixed(8)}`
+      },
       { name: "no API key in any log line or error", ok: leaks === 0, detail: `${leaks} leaks in ${captured.length} log lines and ${ended.length} results` }
     ]
     return {

@@ -8,11 +8,14 @@
  * `Pricing` — times `attempts`. The reservation is made atomically; if it
  * does not fit next to what is already spent and reserved, the call fails
  * with `BudgetExceeded` and no provider is called. After the call the
- * reservation is settled to the real cost (the sum of the response's
- * `attempts[].costUsd`); a failure or an interruption releases it (the
- * attempts of an `AllProvidersFailed` are still charged). Streams reserve when
- * they start, settle from their `finish` part, and release if they fail or
- * are interrupted.
+ * reservation is settled to the real cost: the sum of every attempt the
+ * provider leaves under it reported (`Llm.observeAttempts`) — also attempts
+ * whose response never came back up, say because a deadline fired after the
+ * provider had answered, so money spent is never released as if unspent. What
+ * was reserved beyond that is released, on success, failure or interruption.
+ * Over a hand-written `LLM` service that reports no attempts, the response's
+ * `attempts[].costUsd` (or an `AllProvidersFailed`'s) are charged instead.
+ * Streams reserve when they start and settle the same way when they end.
  *
  * Which price reserves: `request.model` when set; else the `price` option;
  * else the dearest of `models`; else the unknown-model rule of `Pricing`
@@ -29,13 +32,13 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Ref, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, type Fiber, Layer, Stream } from "effect"
 import * as Events from "./Events.ts"
-import { LLM } from "./LLM.ts"
+import { LLM, observeAttempts, observeAttemptsStream } from "./LLM.ts"
 import { BudgetExceeded, type LlmError } from "./LlmError.ts"
 import type { LlmRequest } from "./LlmRequest.ts"
-import type { LlmResponse, StreamPart } from "./LlmResponse.ts"
-import { Pricing } from "./Pricing.ts"
+import type { Attempt, LlmResponse, StreamPart } from "./LlmResponse.ts"
+import { Pricing, type PricingService } from "./Pricing.ts"
 import { Tokenizer } from "./Tokenizer.ts"
 
 /**
@@ -108,17 +111,19 @@ export interface Budget {
   readonly options: Options
 }
 
+/** One scope's window. Mutated in place, only inside synchronous sections (see {@link makeWith}). */
 interface Slot {
-  readonly windowStart: number
-  readonly windowEnd: number
-  readonly spent: number
-  readonly reserved: number
-  readonly softFired: boolean
+  windowStart: number
+  windowEnd: number
+  spent: number
+  reserved: number
+  softFired: boolean
 }
 
 interface Ledger {
-  readonly anchor: number | undefined
-  readonly slots: ReadonlyMap<string, Slot>
+  /** The first call's time, for fixed windows. */
+  anchor: number | undefined
+  readonly slots: Map<string, Slot>
 }
 
 interface Reservation {
@@ -147,6 +152,8 @@ const windowAt = (window: Options["window"], now: number, anchor: number): reado
 
 const globalScope = "global"
 
+const unpriced: ReadonlyArray<PriceTarget> = [{ provider: "", model: "" }]
+
 /**
  * Builds a budget with its own state. Apply it with `.layer`; read it with
  * `.state`.
@@ -155,32 +162,36 @@ const globalScope = "global"
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<Budget> =>
-  Effect.map(Ref.make<Ledger>({ anchor: undefined, slots: new Map() }), (ref) => makeWith(options, ref))
+  Effect.sync(() => makeWith(options, { anchor: undefined, slots: new Map() }))
 
-const makeWith = (options: Options, ref: Ref.Ref<Ledger>): Budget => {
+/**
+ * The ledger is one mutable structure. Effect fibers share one JS thread and
+ * a fiber only yields between effects, so every read-modify-write of the
+ * ledger is done synchronously inside a single effect step (a `withFiber` or
+ * `sync` body, never across a `flatMap`): no other fiber can observe or
+ * change a slot half-way, which keeps spent + reserved ≤ limit under any
+ * concurrency.
+ */
+const makeWith = (options: Options, ledger: Ledger): Budget => {
   const { limitUsd } = options
   const attempts = Math.max(1, options.attempts ?? 1)
   const softAt = options.softAt
   const scopeOf = options.scope ?? (() => globalScope)
+  const fixedTargets: ReadonlyArray<PriceTarget> = options.price !== undefined
+    ? [options.price]
+    : options.models !== undefined && options.models.length > 0
+    ? options.models
+    : unpriced
 
-  /** The ledger with `scope`'s slot rolled to the window holding `now`. */
-  const rolled = (ledger: Ledger, scope: string, now: number): readonly [Ledger, Slot] => {
-    const anchor = ledger.anchor ?? now
+  /** `scope`'s slot, rolled to the window holding `now` (reservations in flight carry over). */
+  const rolled = (scope: string, now: number): Slot => {
+    const anchor = ledger.anchor ??= now
     const slot = ledger.slots.get(scope)
-    if (slot !== undefined && now < slot.windowEnd && now >= slot.windowStart) {
-      return [ledger.anchor === undefined ? { ...ledger, anchor } : ledger, slot]
-    }
+    if (slot !== undefined && now < slot.windowEnd && now >= slot.windowStart) return slot
     const [windowStart, windowEnd] = windowAt(options.window, now, anchor)
     const next: Slot = { windowStart, windowEnd, spent: 0, reserved: slot?.reserved ?? 0, softFired: false }
-    const slots = new Map(ledger.slots)
-    slots.set(scope, next)
-    return [{ anchor, slots }, next]
-  }
-
-  const put = (ledger: Ledger, scope: string, slot: Slot): Ledger => {
-    const slots = new Map(ledger.slots)
-    slots.set(scope, slot)
-    return { anchor: ledger.anchor, slots }
+    ledger.slots.set(scope, next)
+    return next
   }
 
   const stateOf = (scope: string, slot: Slot): State => ({
@@ -193,121 +204,143 @@ const makeWith = (options: Options, ref: Ref.Ref<Ledger>): Budget => {
   })
 
   const state = (scope: string = globalScope): Effect.Effect<State> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.modify(ref, (ledger) => {
-        const [next, slot] = rolled(ledger, scope, now)
-        return [stateOf(scope, slot), next]
-      }))
+    Effect.withFiber((fiber) =>
+      Effect.succeed(stateOf(scope, rolled(scope, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())))
+    )
 
-  const states = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    Ref.modify(ref, (ledger) => {
-      let next = ledger
-      const out: Array<State> = []
-      for (const scope of ledger.slots.keys()) {
-        const [after, slot] = rolled(next, scope, now)
-        next = after
-        out.push(stateOf(scope, slot))
-      }
-      return [out as ReadonlyArray<State>, next]
-    }))
+  const states = Effect.withFiber((fiber) => {
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    const out: Array<State> = []
+    for (const scope of Array.from(ledger.slots.keys())) out.push(stateOf(scope, rolled(scope, now)))
+    return Effect.succeed(out as ReadonlyArray<State>)
+  })
 
-  /** The worst case of one attempt of `request`, in USD, and the target that priced it. */
-  const worstCase = Effect.fnUntraced(function*(request: LlmRequest) {
-    const pricing = yield* Pricing
-    const tokenizer = yield* Tokenizer
-    const targets: ReadonlyArray<PriceTarget> = request.model !== undefined
-      ? [{ provider: options.price?.provider ?? "", model: request.model }]
-      : options.price !== undefined
-      ? [options.price]
-      : options.models !== undefined && options.models.length > 0
-      ? options.models
-      : [{ provider: "", model: "" }]
+  /** The worst case of all attempts of `request`, in USD, given its input count for each target. */
+  const worstOf = (
+    pricing: PricingService,
+    request: LlmRequest,
+    targets: ReadonlyArray<PriceTarget>,
+    inputTokens: (index: number) => number
+  ): { readonly requestedUsd: number; readonly target: PriceTarget } => {
     let worst = 0
     let priced = targets[0]!
-    for (const target of targets) {
-      const input = yield* tokenizer.countRequest(request, target)
+    for (let index = 0; index < targets.length; index++) {
+      const target = targets[index]!
       const maxOutput = request.maxTokens ?? pricing.limits(target.provider, target.model).maxOutput
-      const { costUsd } = pricing.worstCase(target.provider, target.model, input.tokens, maxOutput)
+      const { costUsd } = pricing.worstCase(target.provider, target.model, inputTokens(index), maxOutput)
       if (costUsd >= worst) {
         worst = costUsd
         priced = target
       }
     }
     return { requestedUsd: worst * attempts, target: priced }
-  })
+  }
 
-  const reserve = Effect.fnUntraced(function*(request: LlmRequest) {
-    const scope = scopeOf(request)
-    const { requestedUsd, target } = yield* worstCase(request)
-    const now = yield* Clock.currentTimeMillis
-    const outcome = yield* Ref.modify(ref, (ledger): readonly [{ readonly ok: boolean; readonly slot: Slot }, Ledger] => {
-      const [next, slot] = rolled(ledger, scope, now)
-      // Compare in a form that cannot round a fitting reservation over the limit.
-      if (slot.spent + slot.reserved + requestedUsd > limitUsd) {
-        return [{ ok: false, slot }, next]
-      }
-      const reserved: Slot = { ...slot, reserved: slot.reserved + requestedUsd }
-      return [{ ok: true, slot: reserved }, put(next, scope, reserved)]
-    })
-    if (!outcome.ok) {
-      const { slot } = outcome
-      yield* Events.publish(() => ({
-        _tag: "BudgetExceeded",
-        scope,
-        requestedUsd,
-        spentUsd: slot.spent,
-        reservedUsd: slot.reserved,
-        limitUsd
-      }))
-      return yield* new BudgetExceeded({
-        provider: target.provider === "" ? "switchboard" : target.provider,
-        ...(target.model === "" ? {} : { model: target.model }),
-        scope,
-        limitUsd,
-        spentUsd: outcome.slot.spent,
-        reservedUsd: outcome.slot.reserved,
-        requestedUsd
-      })
-    }
-    yield* Events.publish(() => ({
-      _tag: "BudgetReserved",
+  const exceeded = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    scope: string,
+    requestedUsd: number,
+    target: PriceTarget,
+    spentUsd: number,
+    reservedUsd: number
+  ): Effect.Effect<never, BudgetExceeded> => {
+    const error = new BudgetExceeded({
+      provider: target.provider === "" ? "switchboard" : target.provider,
+      ...(target.model === "" ? {} : { model: target.model }),
       scope,
-      reservedUsd: requestedUsd,
-      spentUsd: outcome.slot.spent,
-      limitUsd
-    }))
-    return { scope, amount: requestedUsd } satisfies Reservation
-  })
+      limitUsd,
+      spentUsd,
+      reservedUsd,
+      requestedUsd
+    })
+    const bus = fiber.getRef(Events.LlmEvents)
+    if (!bus.enabled) return Effect.fail(error)
+    return Effect.andThen(
+      bus.publish({ _tag: "BudgetExceeded", scope, requestedUsd, spentUsd, reservedUsd, limitUsd }),
+      Effect.fail(error)
+    )
+  }
+
+  /** Reserves `requestedUsd` in `scope` if it fits next to what is spent and reserved; all in one step. */
+  const take = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    scope: string,
+    worst: { readonly requestedUsd: number; readonly target: PriceTarget }
+  ): Effect.Effect<Reservation, BudgetExceeded> => {
+    const { requestedUsd } = worst
+    const slot = rolled(scope, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+    // Compare in a form that cannot round a fitting reservation over the limit.
+    if (slot.spent + slot.reserved + requestedUsd > limitUsd) {
+      return exceeded(fiber, scope, requestedUsd, worst.target, slot.spent, slot.reserved)
+    }
+    slot.reserved = slot.reserved + requestedUsd
+    const reservation: Reservation = { scope, amount: requestedUsd }
+    const bus = fiber.getRef(Events.LlmEvents)
+    if (!bus.enabled) return Effect.succeed(reservation)
+    return Effect.as(
+      bus.publish({ _tag: "BudgetReserved", scope, reservedUsd: requestedUsd, spentUsd: slot.spent, limitUsd }),
+      reservation
+    )
+  }
+
+  const reserve = (request: LlmRequest): Effect.Effect<Reservation, BudgetExceeded> =>
+    Effect.withFiber((fiber) => {
+      const scope = scopeOf(request)
+      const pricing = fiber.getRef(Pricing)
+      const tokenizer = fiber.getRef(Tokenizer)
+      const targets: ReadonlyArray<PriceTarget> = request.model !== undefined
+        ? [{ provider: options.price?.provider ?? "", model: request.model }]
+        : fixedTargets
+      if (targets.length === 1) {
+        // The count is usually known already (a rate limit counted it, or the encoding is loaded):
+        // then the whole reservation runs in this one step.
+        return Effect.flatMap(
+          tokenizer.countRequest(request, targets[0]!),
+          (input) => take(fiber, scope, worstOf(pricing, request, targets, () => input.tokens))
+        )
+      }
+      return Effect.flatMap(
+        Effect.forEach(targets, (target) => tokenizer.countRequest(request, target)),
+        (inputs) => take(fiber, scope, worstOf(pricing, request, targets, (index) => inputs[index]!.tokens))
+      )
+    })
+
+  const softReached = (crossed: State): Effect.Effect<void> =>
+    Effect.andThen(
+      Events.publish(() => ({
+        _tag: "BudgetSoftLimitReached",
+        scope: crossed.scope,
+        spentUsd: crossed.spentUsd,
+        limitUsd
+      })),
+      options.onSoft === undefined ? Effect.void : Effect.ignore(options.onSoft(crossed))
+    )
 
   /** Settles a reservation to `costUsd` (0 releases it) and fires the soft limit once per window. */
   const settle = (reservation: Reservation, costUsd: number): Effect.Effect<void> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.flatMap(
-        Ref.modify(ref, (ledger) => {
-          const [next, slot] = rolled(ledger, reservation.scope, now)
-          const spent = slot.spent + costUsd
-          const crossed = softAt !== undefined && !slot.softFired && costUsd > 0 && spent >= softAt * limitUsd
-          const settled: Slot = {
-            ...slot,
-            spent,
-            reserved: Math.max(0, slot.reserved - reservation.amount),
-            softFired: slot.softFired || crossed
-          }
-          return [crossed ? stateOf(reservation.scope, settled) : undefined, put(next, reservation.scope, settled)]
-        }),
-        (crossed) => {
-          if (crossed === undefined) return Effect.void
-          return Effect.andThen(
-            Events.publish(() => ({
-              _tag: "BudgetSoftLimitReached",
-              scope: crossed.scope,
-              spentUsd: crossed.spentUsd,
-              limitUsd
-            })),
-            options.onSoft === undefined ? Effect.void : Effect.ignore(options.onSoft(crossed))
-          )
-        }
-      ))
+    Effect.withFiber((fiber) => {
+      const slot = rolled(reservation.scope, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+      const spent = slot.spent + costUsd
+      const crossed = softAt !== undefined && !slot.softFired && costUsd > 0 && spent >= softAt * limitUsd
+      slot.spent = spent
+      slot.reserved = Math.max(0, slot.reserved - reservation.amount)
+      if (!crossed) return Effect.void
+      slot.softFired = true
+      return softReached(stateOf(reservation.scope, slot))
+    })
+
+  /** What the leaves under one call reported spending. */
+  const newTally = () => {
+    const tally = {
+      costUsd: 0,
+      seen: false,
+      observe: (attempt: Attempt) => {
+        tally.costUsd += attempt.costUsd
+        tally.seen = true
+      }
+    }
+    return tally
+  }
 
   const spentBy = (response: LlmResponse): number => {
     let total = 0
@@ -331,22 +364,28 @@ const makeWith = (options: Options, ref: Ref.Ref<Ledger>): Budget => {
   const wrap = (inner: LLM["Service"]): LLM["Service"] =>
     LLM.of({
       generate: (request) =>
-        Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(reserve(request), (reservation) =>
-            restore(inner.generate(request)).pipe(Effect.onExit((exit) => settleExit(reservation, exit))))
-        ),
+        Effect.suspend(() => {
+          const tally = newTally()
+          return Effect.acquireUseRelease(
+            reserve(request),
+            () => observeAttempts(tally.observe)(inner.generate(request)),
+            (reservation, exit) => tally.seen ? settle(reservation, tally.costUsd) : settleExit(reservation, exit)
+          )
+        }),
       stream: (request) =>
         Stream.suspend(() => {
+          const tally = newTally()
           let reservation: Reservation | undefined
           let finish: LlmResponse | undefined
           return Stream.fromEffect(Effect.tap(reserve(request), (r) => Effect.sync(() => (reservation = r)))).pipe(
-            Stream.flatMap(() => inner.stream(request)),
+            Stream.flatMap(() => observeAttemptsStream(tally.observe)(inner.stream(request))),
             Stream.tap((part: StreamPart) => {
               if (part.type === "finish") finish = part.response
               return Effect.void
             }),
             Stream.onExit((exit) => {
               if (reservation === undefined) return Effect.void
+              if (tally.seen) return settle(reservation, tally.costUsd)
               if (Exit.isSuccess(exit) && finish !== undefined) return settle(reservation, spentBy(finish))
               const error = Exit.isFailure(exit)
                 ? exit.cause.reasons.find((reason) => reason._tag === "Fail")

@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, Layer, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, type Fiber, Layer, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
 import * as Events from "./Events.ts"
 import { LLM } from "./LLM.ts"
@@ -86,6 +86,133 @@ const local = "switchboard"
 
 const defaultKey = "switchboard"
 
+/** A `Limit` with its durations resolved once, the way `RateLimiter.consume` resolves them per call. */
+interface Compiled {
+  readonly limit: number
+  readonly window: Duration.Duration
+  readonly windowMillis: number
+  readonly refillRate: Duration.Duration
+  readonly refillRateMillis: number
+}
+
+const compile = (limit: Limit): Compiled => {
+  const window = Duration.max(Duration.fromInputUnsafe(limit.window), Duration.millis(1))
+  const refillRate = Duration.divideUnsafe(window, limit.limit)
+  return {
+    limit: limit.limit,
+    window,
+    windowMillis: Duration.toMillis(window),
+    refillRate,
+    refillRateMillis: Duration.toMillis(refillRate)
+  }
+}
+
+/** One fixed-window consume of `amount` units (negative gives units back). */
+interface Consume {
+  readonly key: string
+  readonly limit: Compiled
+  readonly amount: number
+  readonly onExceeded: "delay" | "fail"
+}
+
+/** What a consume answered: a delay in ms, a refusal with its retry-after, or a store failure. */
+type Consumed =
+  | { readonly _tag: "Taken"; readonly delayMillis: number }
+  | { readonly _tag: "Exceeded"; readonly retryAfterMillis: number }
+  | { readonly _tag: "StoreFailed"; readonly message: string }
+
+/**
+ * A counter the limit logic consumes from, with the clock's `now` read once
+ * per step: the in-process one answers synchronously, a `RateLimiter` (any
+ * store) through its effect.
+ */
+type Steps<A> = Generator<Consume, A, Consumed>
+
+const takenNow: Consumed = { _tag: "Taken", delayMillis: 0 }
+
+/** Milliseconds the way a `Duration` of them reads back (non-integers are held as nanoseconds). */
+const asDurationMillis = (millis: number): number =>
+  Number.isInteger(millis) ? millis : Duration.toMillis(Duration.millis(millis))
+
+/**
+ * An in-process fixed-window counter with exactly the arithmetic of
+ * `RateLimiter.consume` over `RateLimiter.layerStoreMemory`, answering
+ * synchronously so a call's checks run in one step with no effects.
+ */
+const makeLocalCounter = () => {
+  const counters = new Map<string, { count: number; expiresAt: number }>()
+  return (step: Consume, now: number): Consumed => {
+    const { amount, limit } = step
+    const fail = step.onExceeded === "fail"
+    if (fail && amount > limit.limit) {
+      return { _tag: "Exceeded", retryAfterMillis: limit.windowMillis }
+    }
+    let counter = counters.get(step.key)
+    if (counter === undefined || counter.expiresAt <= now) {
+      counter = { count: 0, expiresAt: now }
+      counters.set(step.key, counter)
+    }
+    let count: number
+    let ttl: number
+    if (fail && limit.limit && counter.count + amount > limit.limit) {
+      count = counter.count + amount
+      ttl = counter.expiresAt - now
+    } else {
+      counter.count += amount
+      counter.expiresAt += limit.refillRateMillis * amount
+      count = counter.count
+      ttl = counter.expiresAt - now
+    }
+    if (fail) {
+      return limit.limit - count < 0 ? { _tag: "Exceeded", retryAfterMillis: asDurationMillis(ttl) } : takenNow
+    }
+    const elapsed = count * limit.refillRateMillis - ttl
+    const windowNumber = Math.floor((count - 1) / limit.limit)
+    const remaining = windowNumber * limit.windowMillis - elapsed
+    return remaining <= 0 ? takenNow : { _tag: "Taken", delayMillis: asDurationMillis(remaining) }
+  }
+}
+
+/** Runs limit logic synchronously against the in-process counter. */
+const runLocal = <A>(
+  counter: (step: Consume, now: number) => Consumed,
+  steps: Steps<A>,
+  now: number
+): A => {
+  let next = steps.next()
+  while (!next.done) next = steps.next(counter(next.value, now))
+  return next.value
+}
+
+/** Runs limit logic against a `RateLimiter`, one consume effect per step. */
+const runLimiter = <A>(limiter: RateLimiter.RateLimiter, steps: Steps<A>): Effect.Effect<A> => {
+  const consume = (step: Consume): Effect.Effect<Consumed> =>
+    Effect.match(
+      limiter.consume({
+        key: step.key,
+        limit: step.limit.limit,
+        window: step.limit.window,
+        tokens: step.amount,
+        onExceeded: step.onExceeded
+      }),
+      {
+        onFailure: (error): Consumed =>
+          error.reason._tag === "RateLimitExceeded"
+            ? { _tag: "Exceeded", retryAfterMillis: Duration.toMillis(error.reason.retryAfter) }
+            : { _tag: "StoreFailed", message: error.reason.message },
+        onSuccess: (result): Consumed => ({ _tag: "Taken", delayMillis: Duration.toMillis(result.delay) })
+      }
+    )
+  const loop = (next: IteratorResult<Consume, A>): Effect.Effect<A> =>
+    next.done ? Effect.succeed(next.value) : Effect.flatMap(consume(next.value), (answer) => loop(steps.next(answer)))
+  return Effect.suspend(() => loop(steps.next()))
+}
+
+/** Where a limiter's counts live. */
+type Counter =
+  | { readonly _tag: "Local"; readonly consume: (step: Consume, now: number) => Consumed }
+  | { readonly _tag: "Limiter"; readonly limiter: RateLimiter.RateLimiter }
+
 /**
  * Limits the requests and tokens going through a layer (see the module docs).
  *
@@ -101,8 +228,13 @@ const defaultKey = "switchboard"
  */
 export const layer = <SE = never, SR = never>(options: Options<SE, SR>) =>
 <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | SE, R | SR> => {
-  const store: Layer.Layer<RateLimiter.RateLimiterStore, SE, SR> = options.store ??
-    (Layer.fresh(RateLimiter.layerStoreMemory) as Layer.Layer<RateLimiter.RateLimiterStore, SE, SR>)
+  if (options.store === undefined) {
+    // The default store is this layer's own memory: count in process, with no store round trips.
+    return Layer.effect(
+      LLM,
+      Effect.map(LLM, (inner) => makeWith({ _tag: "Local", consume: makeLocalCounter() }, options)(inner))
+    ).pipe(Layer.provide(self))
+  }
   return Layer.effect(
     LLM,
     Effect.gen(function*() {
@@ -110,7 +242,7 @@ export const layer = <SE = never, SR = never>(options: Options<SE, SR>) =>
       const limiter = yield* RateLimiter.make
       return make(limiter, options)(inner)
     })
-  ).pipe(Layer.provide(self), Layer.provide(store))
+  ).pipe(Layer.provide(self), Layer.provide(options.store))
 }
 
 /**
@@ -119,26 +251,30 @@ export const layer = <SE = never, SR = never>(options: Options<SE, SR>) =>
  * @since 0.1.0
  * @category constructors
  */
-export const make = (limiter: RateLimiter.RateLimiter, options: Options<unknown, unknown>) => {
+export const make = (limiter: RateLimiter.RateLimiter, options: Options<unknown, unknown>) =>
+  makeWith({ _tag: "Limiter", limiter }, options)
+
+const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
   const wait = options.onExceeded === "wait"
   const maxWaitMillis = options.maxWait === undefined
     ? Infinity
     : Duration.toMillis(Duration.fromInputUnsafe(options.maxWait))
   const outputReserve = options.outputReserve ?? 1024
   const adaptive = options.adaptive ?? true
-  const keyOf = typeof options.key === "function"
-    ? options.key
-    : ((key: string) => () => key)(options.key ?? defaultKey)
   const hints = new Map<string, Hints>()
-  const requests = options.requests
-  const tokens = options.tokens
+  const requests = options.requests === undefined ? undefined : compile(options.requests)
+  const tokens = options.tokens === undefined ? undefined : compile(options.tokens)
 
-  const take = (key: string, limit: Limit, amount: number, onExceeded: "delay" | "fail") =>
-    limiter.consume({ key, limit: limit.limit, window: limit.window, tokens: amount, onExceeded })
-
-  // Giving back is consuming a negative amount; it never waits and never fails.
-  const giveBack = (key: string, limit: Limit, amount: number) =>
-    amount === 0 ? Effect.void : Effect.ignore(take(key, limit, -amount, "delay"))
+  interface Keys {
+    readonly key: string
+    readonly requests: string
+    readonly tokens: string
+  }
+  const keysOf = (key: string): Keys => ({ key, requests: `${key}:requests`, tokens: `${key}:tokens` })
+  const fixedKeys = typeof options.key === "function" ? undefined : keysOf(options.key ?? defaultKey)
+  const keyOf = options.key
+  const keysFor = (request: LlmRequest): Keys =>
+    fixedKeys ?? keysOf((keyOf as (request: LlmRequest) => string)(request))
 
   const refused = (scope: "requests" | "tokens", retryAfterMillis: number, detail: string) =>
     new RateLimited({
@@ -149,10 +285,10 @@ export const make = (limiter: RateLimiter.RateLimiter, options: Options<unknown,
       detail
     })
 
-  const toRefused = (scope: "requests" | "tokens") => (error: RateLimiter.RateLimiterError) =>
-    error.reason._tag === "RateLimitExceeded"
-      ? refused(scope, Duration.toMillis(error.reason.retryAfter), `local ${scope} limit reached`)
-      : refused(scope, 0, `rate limiter store failed: ${error.reason.message}`)
+  const toRefused = (scope: "requests" | "tokens", answer: Exclude<Consumed, { _tag: "Taken" }>) =>
+    answer._tag === "Exceeded"
+      ? refused(scope, answer.retryAfterMillis, `local ${scope} limit reached`)
+      : refused(scope, 0, `rate limiter store failed: ${answer.message}`)
 
   /** How long the provider's last word says to hold this call, counting it against the hint. */
   const hinted = (key: string, amount: number, now: number): { delay: number; scope: "requests" | "tokens" } => {
@@ -201,72 +337,61 @@ export const make = (limiter: RateLimiter.RateLimiter, options: Options<unknown,
   }
 
   interface Permit {
-    readonly key: string
+    readonly keys: Keys
     readonly reserved: number
     readonly delay: number
   }
 
-  const acquire = Effect.fnUntraced(function*(request: LlmRequest) {
-    const key = keyOf(request)
-    let reserved = 0
-    if (tokens !== undefined) {
-      const target = request.model !== undefined
-        ? { provider: options.model?.provider ?? "", model: request.model }
-        : options.model ?? { provider: "", model: "" }
-      const tokenizer = yield* Tokenizer
-      const input = yield* tokenizer.countRequest(request, target)
-      reserved = input.tokens + (request.maxTokens ?? outputReserve)
-    }
-    const now = yield* Clock.currentTimeMillis
-    const hint = hinted(key, reserved, now)
+  // Giving back is consuming a negative amount; it never waits, and its answer is ignored.
+  function* giveBack(key: string, limit: Compiled, amount: number): Steps<void> {
+    if (amount !== 0) yield { key, limit, amount: -amount, onExceeded: "delay" }
+  }
+
+  /** Takes a request slot and `reserved` tokens, or refuses; every consume is a step. */
+  function* admit(keys: Keys, reserved: number, now: number): Steps<Permit | RateLimited> {
+    const hint = hinted(keys.key, reserved, now)
     if (hint.delay > 0 && (!wait || hint.delay > maxWaitMillis)) {
-      return yield* refused(hint.scope, hint.delay, `provider reported no ${hint.scope} left`)
+      return refused(hint.scope, hint.delay, `provider reported no ${hint.scope} left`)
     }
     let delay = hint.delay
     let scope = hint.scope
     if (wait) {
       if (requests !== undefined) {
-        const result = yield* Effect.mapError(take(`${key}:requests`, requests, 1, "delay"), toRefused("requests"))
-        const millis = Duration.toMillis(result.delay)
-        if (millis > delay) {
-          delay = millis
+        const answer = yield { key: keys.requests, limit: requests, amount: 1, onExceeded: "delay" }
+        if (answer._tag !== "Taken") return toRefused("requests", answer)
+        if (answer.delayMillis > delay) {
+          delay = answer.delayMillis
           scope = "requests"
         }
       }
       if (tokens !== undefined) {
-        const result = yield* Effect.mapError(take(`${key}:tokens`, tokens, reserved, "delay"), toRefused("tokens"))
-        const millis = Duration.toMillis(result.delay)
-        if (millis > delay) {
-          delay = millis
+        const answer = yield { key: keys.tokens, limit: tokens, amount: reserved, onExceeded: "delay" }
+        if (answer._tag !== "Taken") return toRefused("tokens", answer)
+        if (answer.delayMillis > delay) {
+          delay = answer.delayMillis
           scope = "tokens"
         }
       }
       if (delay > maxWaitMillis) {
-        if (requests !== undefined) yield* giveBack(`${key}:requests`, requests, 1)
-        if (tokens !== undefined) yield* giveBack(`${key}:tokens`, tokens, reserved)
-        return yield* refused(scope, delay, `a wait of ${Math.ceil(delay)}ms exceeds maxWait`)
+        if (requests !== undefined) yield* giveBack(keys.requests, requests, 1)
+        if (tokens !== undefined) yield* giveBack(keys.tokens, tokens, reserved)
+        return refused(scope, delay, `a wait of ${Math.ceil(delay)}ms exceeds maxWait`)
       }
     } else {
       if (requests !== undefined) {
-        yield* Effect.mapError(take(`${key}:requests`, requests, 1, "fail"), toRefused("requests"))
+        const answer = yield { key: keys.requests, limit: requests, amount: 1, onExceeded: "fail" }
+        if (answer._tag !== "Taken") return toRefused("requests", answer)
       }
       if (tokens !== undefined) {
-        const taken = yield* Effect.result(take(`${key}:tokens`, tokens, reserved, "fail"))
-        if (taken._tag === "Failure") {
-          if (requests !== undefined) yield* giveBack(`${key}:requests`, requests, 1)
-          return yield* toRefused("tokens")(taken.failure)
+        const answer = yield { key: keys.tokens, limit: tokens, amount: reserved, onExceeded: "fail" }
+        if (answer._tag !== "Taken") {
+          if (requests !== undefined) yield* giveBack(keys.requests, requests, 1)
+          return toRefused("tokens", answer)
         }
       }
     }
-    return { key, reserved, delay } satisfies Permit
-  })
-
-  // The wait runs interruptibly, after the permit is held, so an interrupted waiter gives its tokens back.
-  const waitFor = (permit: Permit): Effect.Effect<void> =>
-    permit.delay <= 0 ? Effect.void : Effect.andThen(
-      Effect.sleep(Duration.millis(permit.delay)),
-      Events.publish(() => ({ _tag: "RateLimitWaited", key: permit.key, waitedMs: permit.delay }))
-    )
+    return { keys, reserved, delay } satisfies Permit
+  }
 
   const used = (response: LlmResponse): number => {
     if (response.attempts.length === 0) return response.usage.inputTokens + response.usage.outputTokens
@@ -277,28 +402,72 @@ export const make = (limiter: RateLimiter.RateLimiter, options: Options<unknown,
     return total
   }
 
-  const release = (permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      if (Exit.isSuccess(exit) && exit.value !== undefined) learn(permit.key, exit.value.rateLimit, now)
-      if (Exit.isFailure(exit)) {
-        const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-        if (failure !== undefined) pause(permit.key, failure.error, now)
-      }
-      if (tokens === undefined) return Effect.void
-      const key = `${permit.key}:tokens`
-      if (!Exit.isSuccess(exit) || exit.value === undefined) return giveBack(key, tokens, permit.reserved)
-      const diff = used(exit.value) - permit.reserved
-      return diff < 0 ? giveBack(key, tokens, -diff) : diff > 0 ? Effect.ignore(take(key, tokens, diff, "delay")) : Effect.void
+  /** Learns from the outcome, then gives unused tokens back or charges extra ones. */
+  function* reconcile(permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>, now: number): Steps<void> {
+    if (Exit.isSuccess(exit) && exit.value !== undefined) learn(permit.keys.key, exit.value.rateLimit, now)
+    if (Exit.isFailure(exit)) {
+      const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+      if (failure !== undefined) pause(permit.keys.key, failure.error, now)
+    }
+    if (tokens === undefined) return
+    const key = permit.keys.tokens
+    if (!Exit.isSuccess(exit) || exit.value === undefined) return yield* giveBack(key, tokens, permit.reserved)
+    const diff = used(exit.value) - permit.reserved
+    if (diff < 0) return yield* giveBack(key, tokens, -diff)
+    if (diff > 0) yield { key, limit: tokens, amount: diff, onExceeded: "delay" }
+  }
+
+  const run = <A>(fiber: Fiber.Fiber<unknown, unknown>, steps: (now: number) => Steps<A>): Effect.Effect<A> => {
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    return counter._tag === "Local"
+      ? Effect.succeed(runLocal(counter.consume, steps(now), now))
+      : runLimiter(counter.limiter, steps(now))
+  }
+
+  const permitOf = (result: Permit | RateLimited): Effect.Effect<Permit, RateLimited> =>
+    result instanceof RateLimited ? Effect.fail(result) : Effect.succeed(result)
+
+  const admitted = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    keys: Keys,
+    reserved: number
+  ): Effect.Effect<Permit, RateLimited> => {
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    return counter._tag === "Local"
+      ? permitOf(runLocal(counter.consume, admit(keys, reserved, now), now))
+      : Effect.flatMap(runLimiter(counter.limiter, admit(keys, reserved, now)), permitOf)
+  }
+
+  const acquire = (request: LlmRequest): Effect.Effect<Permit, RateLimited> =>
+    Effect.withFiber((fiber) => {
+      const keys = keysFor(request)
+      if (tokens === undefined) return admitted(fiber, keys, 0)
+      const target = request.model !== undefined
+        ? { provider: options.model?.provider ?? "", model: request.model }
+        : options.model ?? { provider: "", model: "" }
+      return Effect.flatMap(
+        fiber.getRef(Tokenizer).countRequest(request, target),
+        (input) => admitted(fiber, keys, input.tokens + (request.maxTokens ?? outputReserve))
+      )
     })
+
+  // The wait runs interruptibly, after the permit is held, so an interrupted waiter gives its tokens back.
+  const waitFor = (permit: Permit): Effect.Effect<void> =>
+    permit.delay <= 0 ? Effect.void : Effect.andThen(
+      Effect.sleep(Duration.millis(permit.delay)),
+      Events.publish(() => ({ _tag: "RateLimitWaited", key: permit.keys.key, waitedMs: permit.delay }))
+    )
+
+  const release = (permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>): Effect.Effect<void> =>
+    Effect.withFiber((fiber) => run(fiber, (now) => reconcile(permit, exit, now)))
 
   return (inner: LLM["Service"]): LLM["Service"] =>
     LLM.of({
       generate: (request) =>
-        Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(acquire(request), (permit) =>
-            restore(Effect.andThen(waitFor(permit), inner.generate(request))).pipe(
-              Effect.onExit((exit) => release(permit, exit))
-            ))
+        Effect.acquireUseRelease(
+          acquire(request),
+          (permit) => permit.delay <= 0 ? inner.generate(request) : Effect.andThen(waitFor(permit), inner.generate(request)),
+          release
         ),
       stream: (request) =>
         Stream.suspend(() => {

@@ -15,8 +15,11 @@
  * providers do not document those encodings.
  *
  * `Tokenizer` is a `Context.Reference`: it works with nothing provided. The
- * encodings are loaded once, on first use, and their merge caches keep the
- * count of a short chat in the microseconds.
+ * encodings are loaded once, on first use. Counts are remembered per request
+ * object and per text (up to about a million characters of text per
+ * encoding, oldest forgotten first): chats resend their system prompt, tools
+ * and history on every turn, so a count is mostly lookups, and only new text
+ * goes through the BPE.
  *
  * @since 0.1.0
  */
@@ -151,25 +154,60 @@ const countWith = (bpe: Bpe, text: string): number => {
 
 const stringify = (value: unknown): string => typeof value === "string" ? value : JSON.stringify(value) ?? ""
 
-const contentTokens = (bpe: Bpe, content: Message["content"]): { tokens: number; approximate: boolean } => {
-  if (typeof content === "string") return { tokens: countWith(bpe, content), approximate: false }
+/** Counts one piece of text. */
+type CountText = (text: string) => number
+
+/** Characters of text whose counts one encoding remembers (about 2 MB of strings). */
+const rememberedChars = 1 << 20
+/** Longer texts are counted every time rather than remembered. */
+const longestRemembered = 1 << 15
+
+/**
+ * `bpe`'s count of a text, remembered by content: chats resend the same system
+ * prompt, tool definitions and history on every turn, so most texts a budget
+ * or rate limit counts have been counted before. Oldest texts are forgotten
+ * first once `rememberedChars` is reached.
+ */
+const remembering = (bpe: Bpe): CountText => {
+  const counts = new Map<string, number>()
+  let chars = 0
+  return (text) => {
+    if (text.length === 0) return 0
+    const known = counts.get(text)
+    if (known !== undefined) return known
+    const tokens = countWith(bpe, text)
+    if (text.length <= longestRemembered) {
+      counts.set(text, tokens)
+      chars += text.length
+      while (chars > rememberedChars) {
+        const oldest = counts.keys().next().value!
+        counts.delete(oldest)
+        chars -= oldest.length
+      }
+    }
+    return tokens
+  }
+}
+
+const contentTokens = (count: CountText, content: Message["content"]): { tokens: number; approximate: boolean } => {
+  if (typeof content === "string") return { tokens: count(content), approximate: false }
   let tokens = 0
   let approximate = false
   for (const part of content) {
     switch (part.type) {
       case "text":
-        tokens += countWith(bpe, part.text)
+        tokens += count(part.text)
         break
       case "image":
         tokens += imageTokens
         approximate = true
         break
       case "tool-call":
-        tokens += countWith(bpe, part.name) + countWith(bpe, stringify(part.input)) + tokensPerMessage
+        tokens += count(part.name) + count(stringify(part.input)) + tokensPerMessage
         approximate = true
         break
       case "tool-result":
-        tokens += countWith(bpe, stringify(part.output)) + tokensPerMessage
+        tokens += count(stringify(part.output)) + tokensPerMessage
         approximate = true
         break
     }
@@ -177,28 +215,32 @@ const contentTokens = (bpe: Bpe, content: Message["content"]): { tokens: number;
   return { tokens, approximate }
 }
 
-const countRequestWith = (bpe: Bpe, request: LlmRequest): { tokens: number; approximate: boolean } => {
+const countRequestWith = (count: CountText, request: LlmRequest): { tokens: number; approximate: boolean } => {
   let tokens = replyPriming
   let approximate = false
   if (request.system !== undefined && request.system.length > 0) {
-    tokens += tokensPerMessage + 1 + countWith(bpe, request.system)
+    tokens += tokensPerMessage + 1 + count(request.system)
   }
   for (const message of request.messages) {
-    const content = contentTokens(bpe, message.content)
-    // Every role name ("system", "user", "assistant", "tool") is one token in both encodings.
+    if (typeof message.content === "string") {
+      // Every role name ("system", "user", "assistant", "tool") is one token in both encodings.
+      tokens += tokensPerMessage + 1 + count(message.content)
+      continue
+    }
+    const content = contentTokens(count, message.content)
     tokens += tokensPerMessage + 1 + content.tokens
     if (content.approximate) approximate = true
   }
   if (request.tools !== undefined && request.tools.length > 0) {
     approximate = true
     for (const tool of request.tools) {
-      tokens += tokensPerTool + countWith(bpe, tool.name) + countWith(bpe, tool.description ?? "") +
-        countWith(bpe, JSON.stringify(tool.parameters))
+      tokens += tokensPerTool + count(tool.name) + count(tool.description ?? "") +
+        count(JSON.stringify(tool.parameters))
     }
   }
   if (request.responseFormat?.type === "json-schema") {
     approximate = true
-    tokens += countWith(bpe, JSON.stringify(request.responseFormat.schema))
+    tokens += count(JSON.stringify(request.responseFormat.schema))
   }
   return { tokens, approximate }
 }
@@ -211,10 +253,12 @@ const countRequestWith = (bpe: Bpe, request: LlmRequest): { tokens: number; appr
  * @category constructors
  */
 export const make = (): TokenizerService => {
+  const counters: { o200k_base?: CountText; cl100k_base?: CountText } = {}
+  const counterOf = (encoding: Encoding, bpe: Bpe): CountText => counters[encoding] ??= remembering(bpe)
   const countText = (text: string, target: Target): Effect.Effect<Count> => {
     const encoding = encodingFor(target)
     return Effect.map(bpeOf(encoding ?? "o200k_base"), (bpe) => {
-      const tokens = countWith(bpe, text)
+      const tokens = counterOf(encoding ?? "o200k_base", bpe)(text)
       return encoding === undefined
         ? { tokens: Math.ceil(tokens * estimateFactor), estimated: true }
         : { tokens, estimated: false }
@@ -222,22 +266,24 @@ export const make = (): TokenizerService => {
   }
   // Requests are immutable, so a count is remembered per request object and
   // encoding: a budget and a rate limit on one call count it once.
-  const counted = new WeakMap<LlmRequest, Map<Encoding | "estimate", Count>>()
+  const counted = new WeakMap<LlmRequest, { o200k_base?: Count; cl100k_base?: Count; estimate?: Count }>()
+  const measure = (request: LlmRequest, encoding: Encoding | undefined, bpe: Bpe): Count => {
+    const { approximate, tokens } = countRequestWith(counterOf(encoding ?? "o200k_base", bpe), request)
+    const count: Count = encoding === undefined
+      ? { tokens: Math.ceil(tokens * estimateFactor), estimated: true }
+      : { tokens, estimated: approximate }
+    const known = counted.get(request)
+    if (known === undefined) counted.set(request, { [encoding ?? "estimate"]: count })
+    else known[encoding ?? "estimate"] = count
+    return count
+  }
   const countRequest = (request: LlmRequest, target: Target): Effect.Effect<Count> => {
     const encoding = encodingFor(target)
-    const slot = encoding ?? "estimate"
-    const known = counted.get(request)?.get(slot)
+    const known = counted.get(request)?.[encoding ?? "estimate"]
     if (known !== undefined) return Effect.succeed(known)
-    return Effect.map(bpeOf(encoding ?? "o200k_base"), (bpe) => {
-      const { approximate, tokens } = countRequestWith(bpe, request)
-      const count: Count = encoding === undefined
-        ? { tokens: Math.ceil(tokens * estimateFactor), estimated: true }
-        : { tokens, estimated: approximate }
-      let byEncoding = counted.get(request)
-      if (byEncoding === undefined) counted.set(request, byEncoding = new Map())
-      byEncoding.set(slot, count)
-      return count
-    })
+    const bpe = loaded[encoding ?? "o200k_base"]
+    if (bpe !== undefined) return Effect.succeed(measure(request, encoding, bpe))
+    return Effect.map(bpeOf(encoding ?? "o200k_base"), (bpe) => measure(request, encoding, bpe))
   }
   return { countText, countRequest }
 }
@@ -252,10 +298,9 @@ export const make = (): TokenizerService => {
  */
 export const makeApproximate = (charsPerToken = 3): TokenizerService => {
   const ofText = (text: string) => Math.ceil(text.length / charsPerToken)
-  const bpe: Bpe = { countTokens: ofText }
   return {
     countText: (text) => Effect.succeed({ tokens: ofText(text), estimated: true }),
-    countRequest: (request) => Effect.succeed({ tokens: countRequestWith(bpe, request).tokens, estimated: true })
+    countRequest: (request) => Effect.succeed({ tokens: countRequestWith(ofText, request).tokens, estimated: true })
   }
 }
 

@@ -71,6 +71,24 @@ describe("Budget", () => {
       assert.strictEqual(error._tag, "BudgetExceeded")
     }))
 
+  it.effect("charges an attempt the provider answered even when the caller's deadline fired before the answer came back", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "paid", usage: { inputTokens: 1000, outputTokens: 100 } }] })
+      // A layer between the budget and the provider that holds the answer up.
+      const slowAfterAnswer = Llm.LLM.of({
+        generate: (request) => Effect.tap(test.service.generate(request), () => Effect.sleep("2 seconds")),
+        stream: test.service.stream
+      })
+      const budget = yield* Budget.make({ limitUsd: 1, window: "day", price: mini })
+      const llm = budget.wrap(slowAfterAnswer)
+      const fiber = yield* Effect.forkChild(Effect.flip(llm.generate(ask()).pipe(Llm.withDeadline("1 second"))))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* Fiber.join(fiber))._tag, "Timeout")
+      const state = yield* budget.state()
+      assert.closeTo(state.spentUsd, costOf(1000, 100), 1e-15)
+      assert.strictEqual(state.reservedUsd, 0)
+    }))
+
   it.effect("releases the reservation when the call fails or is interrupted", () =>
     Effect.gen(function*() {
       const test = yield* Llm.makeTest({

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer } from "effect"
+import { Arbitrary, Duration, Effect, Fiber, Layer, Schema } from "effect"
+import { RateLimiter } from "effect/persistence"
 import { TestClock } from "effect/testing"
 import { LLM, Llm, LlmError, type LlmResponse, RateLimit } from "../src/index.ts"
 
@@ -147,4 +148,72 @@ describe("RateLimit", () => {
       yield* Fiber.join(fiber)
       assert.strictEqual((yield* test.requests).length, 2)
     }))
+})
+
+describe("RateLimit in-process counting", () => {
+  /** mulberry32: a tiny seeded PRNG. */
+  const prng = (seed: number) => {
+    let a = seed >>> 0
+    return () => {
+      a = (a + 0x6D2B79F5) >>> 0
+      let t = a
+      t = Math.imul(t ^ (t >>> 15), t | 1)
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
+  }
+
+  it.effect.prop(
+    "the default in-memory limiter answers every call exactly as Effect's RateLimiter over a memory store",
+    [Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 2 ** 31 - 1 })))],
+    ([seed]) =>
+      Effect.gen(function*() {
+        const next = prng(seed)
+        const plan = Array.from({ length: 60 }, () => ({
+          maxTokens: 10 + Math.floor(next() * 300),
+          output: Math.floor(next() * 400),
+          fails: next() < 0.2,
+          advanceMs: Math.floor(next() * 3000)
+        }))
+        const script = {
+          ...gpt,
+          respond: (_request: unknown, index: number) => {
+            const step = plan[index % plan.length]!
+            return step.fails
+              ? { error: new LlmError.ServerError({ provider: "openai", status: 500 }) }
+              : { text: "ok", usage: { inputTokens: 8, outputTokens: step.output } }
+          }
+        }
+        for (const mode of ["fail", "wait"] as const) {
+          const options: RateLimit.Options = {
+            requests: { limit: 7, window: "10 seconds" },
+            tokens: { limit: 900, window: "7 seconds" },
+            onExceeded: mode,
+            maxWait: "0 millis"
+          }
+          const local = yield* limited(yield* Llm.makeTest(script), options)
+          const viaStore = yield* Effect.provide(
+            getLlm,
+            RateLimit.layer({ ...options, store: Layer.fresh(RateLimiter.layerStoreMemory) })(
+              (yield* Llm.makeTest(script)).layer
+            )
+          )
+          const outcome = (llm: LLM["Service"], maxTokens: number) =>
+            Effect.match(llm.generate(ask(maxTokens)), {
+              onSuccess: () => "ok",
+              onFailure: (error) =>
+                error._tag === "RateLimited"
+                  ? `${error.scope} ${Duration.toMillis(error.retryAfter!)} ${error.detail}`
+                  : error._tag
+            })
+          for (const step of plan) {
+            const a = yield* outcome(local, step.maxTokens)
+            const b = yield* outcome(viaStore, step.maxTokens)
+            assert.strictEqual(a, b, `${mode} mode`)
+            yield* TestClock.adjust(Duration.millis(step.advanceMs))
+          }
+        }
+      }),
+    { arbitrary: { runs: 20 } }
+  )
 })

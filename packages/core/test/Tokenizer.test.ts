@@ -75,3 +75,20 @@ describe("Tokenizer", () => {
       assert.isBelow(perCall, 50, `${perCall.toFixed(2)} µs per count`)
     }))
 })
+
+describe("Tokenizer remembered counts", () => {
+  it.effect("a text counted again, or after a megabyte of other text pushed it out, counts the same", () =>
+    Effect.gen(function*() {
+      const tokenizer = Tokenizer.make()
+      const text = "The quick brown fox jumps over the lazy dog."
+      const first = yield* tokenizer.countText(text, gpt4o)
+      assert.deepStrictEqual(yield* tokenizer.countText(text, gpt4o), first)
+      const filler = "lorem ipsum dolor sit amet ".repeat(400)
+      for (let i = 0; i < 120; i++) yield* tokenizer.countText(`${i} ${filler}`, gpt4o)
+      assert.deepStrictEqual(yield* tokenizer.countText(text, gpt4o), { tokens: 10, estimated: false })
+      // A new request object with the same texts counts the same as the first one.
+      const request = { system: "You are helpful.", messages: [{ role: "user" as const, content: "Hello there" }] }
+      assert.deepStrictEqual(yield* tokenizer.countRequest(request, gpt4o), { tokens: 17, estimated: false })
+      assert.deepStrictEqual(yield* tokenizer.countRequest({ ...request }, gpt4o), { tokens: 17, estimated: false })
+    }))
+})
