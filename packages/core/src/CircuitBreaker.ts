@@ -26,8 +26,9 @@
  * yet); after that, a call for the same `request.model` is checked against the
  * key that answered it last.
  *
- * The state lives in memory in one `SynchronizedRef` per breaker (no I/O on
- * the hot path). Effect's `effect/persistence` `CircuitBreaker` was not used:
+ * The state lives in memory in one map per breaker, each read-modify-write
+ * done synchronously so it is atomic across fibers (no I/O, no lock and, for
+ * a closed circuit, no clock read on the hot path). Effect's `effect/persistence` `CircuitBreaker` was not used:
  * it admits a single half-open probe, caps rather than honours `Retry-After`
  * exactly, and has no "open until rebuilt" state, which the rules above need.
  *
@@ -38,7 +39,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, Layer, PubSub, Stream, SynchronizedRef } from "effect"
+import { Clock, Duration, Effect, Exit, Layer, PubSub, Stream } from "effect"
 import * as Events from "./Events.ts"
 import { LLM } from "./LLM.ts"
 import { CircuitOpen, type LlmError } from "./LlmError.ts"
@@ -186,13 +187,29 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
     const window = options.window === undefined ? undefined : millisOption("window", options.window, 0)
     const cooldown = millisOption("cooldown", options.cooldown, "30 seconds")
     const maxCooldown = Math.max(cooldown, millisOption("maxCooldown", options.maxCooldown, "10 minutes"))
-    const states = yield* SynchronizedRef.make(new Map<string, State>())
+    // Every read-modify-write of this map runs synchronously (no yield
+    // between the read and the write), so it is atomic across fibers.
+    const states = new Map<string, State>()
     const hub = yield* PubSub.sliding<Transition>(1024)
     // request.model (or "" for the layer's default) → the key that answered it last
     const routes = new Map<string, string>()
+    // provider → model → key, so the success path builds no key string
+    const keys = new Map<string, Map<string, string>>()
 
-    const keyOf = (provider: string, model: string | undefined, request: LlmRequest) =>
-      `${provider}/${model ?? request.model ?? "default"}`
+    const keyOf = (provider: string, model: string | undefined, request: LlmRequest) => {
+      const name = model ?? request.model ?? "default"
+      let byModel = keys.get(provider)
+      if (byModel === undefined) {
+        if (keys.size >= 1024) keys.clear()
+        keys.set(provider, byModel = new Map())
+      }
+      let key = byModel.get(name)
+      if (key === undefined) {
+        if (byModel.size >= 1024) byModel.clear()
+        byModel.set(name, key = `${provider}/${name}`)
+      }
+      return key
+    }
     const split = (key: string) => {
       const at = key.indexOf("/")
       return { provider: key.slice(0, at), model: key.slice(at + 1) }
@@ -212,98 +229,90 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
         yield* Events.publish(() => ({ _tag: "CircuitStateChanged", ...where, from: label(from), to: label(to), reason }))
       })
 
-    type Change = readonly [from: State, to: State, reason: string] | undefined
+    const unrouted: Ticket = { key: undefined, probe: false }
 
     const admit = (request: LlmRequest): Effect.Effect<Ticket, CircuitOpen> => {
       const key = routes.get(request.model ?? "")
-      if (key === undefined) return Effect.succeed({ key: undefined, probe: false })
-      return SynchronizedRef.modifyEffect(
-        states,
-        (map): Effect.Effect<readonly [readonly [Ticket | CircuitOpen, Change], Map<string, State>]> =>
-          Effect.map(Clock.currentTimeMillis, (now) => {
-            const state = map.get(key) ?? closed
-            const refuse = (until: number) => {
-              const { provider, model } = split(key)
-              return new CircuitOpen({ provider, model, until })
-            }
-            switch (state._tag) {
-              case "Closed":
-                return [[{ key, probe: false }, undefined], map] as const
-              case "Open": {
-                if (now < state.until) return [[refuse(state.until), undefined], map] as const
-                const next: State = { _tag: "HalfOpen", probing: 1, openings: state.openings }
-                return [[{ key, probe: true }, [state, next, "cooldown over"]], new Map(map).set(key, next)] as const
-              }
-              case "HalfOpen": {
-                if (state.probing >= probes) return [[refuse(now), undefined], map] as const
-                const next: State = { ...state, probing: state.probing + 1 }
-                return [[{ key, probe: true }, undefined], new Map(map).set(key, next)] as const
-              }
-            }
-          })
-      ).pipe(
-        Effect.flatMap(([ticket, change]) =>
-          Effect.andThen(
-            change === undefined ? Effect.void : emit(key, change[0], change[1], change[2]),
-            ticket instanceof CircuitOpen ? Effect.fail(ticket) : Effect.succeed(ticket)
-          )
-        )
-      )
+      if (key === undefined) return Effect.succeed(unrouted)
+      return Effect.withFiber((fiber): Effect.Effect<Ticket, CircuitOpen> => {
+        const state = states.get(key) ?? closed
+        if (state._tag === "Closed") return Effect.succeed({ key, probe: false })
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        const refuse = (until: number) => {
+          const { provider, model } = split(key)
+          return Effect.fail(new CircuitOpen({ provider, model, until }))
+        }
+        if (state._tag === "Open") {
+          if (now < state.until) return refuse(state.until)
+          const next: State = { _tag: "HalfOpen", probing: 1, openings: state.openings }
+          states.set(key, next)
+          return Effect.as(emit(key, state, next, "cooldown over"), { key, probe: true })
+        }
+        if (state.probing >= probes) return refuse(now)
+        states.set(key, { ...state, probing: state.probing + 1 })
+        return Effect.succeed({ key, probe: true })
+      })
     }
 
-    const settle = (ticket: Ticket, actual: string | undefined, outcome: Outcome) => {
+    const openFor = (openings: number) => Math.min(cooldown * 2 ** Math.max(0, openings - 1), maxCooldown)
+
+    const settle = (ticket: Ticket, actual: string | undefined, outcome: Outcome): Effect.Effect<void> => {
       const key = ticket.key ?? actual
       if (key === undefined) return Effect.void
-      return SynchronizedRef.modifyEffect(
-        states,
-        (map): Effect.Effect<readonly [Change, Map<string, State>]> =>
-          Effect.map(Clock.currentTimeMillis, (now) => {
-            const state = map.get(key) ?? closed
-            const set = (next: State, reason: string) =>
-              [[state, next, reason] as const, new Map(map).set(key, next)] as const
-            const openFor = (openings: number) => Math.min(cooldown * 2 ** Math.max(0, openings - 1), maxCooldown)
-            if (outcome._tag === "Ignored") {
-              if (ticket.probe && state._tag === "HalfOpen") {
-                return [undefined, new Map(map).set(key, { ...state, probing: Math.max(0, state.probing - 1) })] as const
-              }
-              return [undefined, map] as const
+      const state = states.get(key) ?? closed
+      // the success path of a closed circuit: nothing to change, no clock to read
+      if (outcome._tag === "Success" && state._tag === "Closed" && (state.failures.length === 0 || window !== undefined)) {
+        return Effect.void
+      }
+      return Effect.withFiber((fiber) => {
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        const state = states.get(key) ?? closed
+        const set = (next: State, reason: string) => {
+          states.set(key, next)
+          return emit(key, state, next, reason)
+        }
+        if (outcome._tag === "Ignored") {
+          if (ticket.probe && state._tag === "HalfOpen") {
+            states.set(key, { ...state, probing: Math.max(0, state.probing - 1) })
+          }
+          return Effect.void
+        }
+        if (outcome._tag === "Success") {
+          if (state._tag === "HalfOpen") return set(closed, "probe succeeded")
+          if (state._tag === "Closed" && state.failures.length > 0 && window === undefined) states.set(key, closed)
+          return Effect.void
+        }
+        // a counting failure
+        const reason = outcome.reason
+        if (outcome.openFor !== undefined) {
+          const openings = state._tag === "Closed" ? 1 : state.openings + (state._tag === "HalfOpen" ? 1 : 0)
+          const until = now + outcome.openFor
+          if (state._tag === "Open" && state.until >= until) return Effect.void
+          const next: State = { _tag: "Open", until, openings }
+          if (state._tag === "Open") {
+            states.set(key, next)
+            return Effect.void
+          }
+          return set(next, outcome.openFor === Infinity ? `${reason}: open until rebuilt` : `${reason} with retry-after`)
+        }
+        switch (state._tag) {
+          case "Open":
+            return Effect.void
+          case "HalfOpen": {
+            if (!ticket.probe) return Effect.void
+            const openings = state.openings + 1
+            return set({ _tag: "Open", until: now + openFor(openings), openings }, `probe failed: ${reason}`)
+          }
+          case "Closed": {
+            const failures = [...(window === undefined ? state.failures : state.failures.filter((t) => t > now - window)), now]
+            if (failures.length >= threshold) {
+              return set({ _tag: "Open", until: now + openFor(1), openings: 1 }, `${failures.length} failures: ${reason}`)
             }
-            if (outcome._tag === "Success") {
-              if (state._tag === "HalfOpen") return set(closed, "probe succeeded")
-              if (state._tag === "Closed" && state.failures.length > 0 && window === undefined) {
-                return [undefined, new Map(map).set(key, closed)] as const
-              }
-              return [undefined, map] as const
-            }
-            // a counting failure
-            const reason = outcome.reason
-            if (outcome.openFor !== undefined) {
-              const openings = state._tag === "Closed" ? 1 : state.openings + (state._tag === "HalfOpen" ? 1 : 0)
-              const until = now + outcome.openFor
-              if (state._tag === "Open" && state.until >= until) return [undefined, map] as const
-              const next: State = { _tag: "Open", until, openings }
-              return state._tag === "Open"
-                ? [undefined, new Map(map).set(key, next)] as const
-                : set(next, outcome.openFor === Infinity ? `${reason}: open until rebuilt` : `${reason} with retry-after`)
-            }
-            switch (state._tag) {
-              case "Open":
-                return [undefined, map] as const
-              case "HalfOpen": {
-                if (!ticket.probe) return [undefined, map] as const
-                const openings = state.openings + 1
-                return set({ _tag: "Open", until: now + openFor(openings), openings }, `probe failed: ${reason}`)
-              }
-              case "Closed": {
-                const failures = [...(window === undefined ? state.failures : state.failures.filter((t) => t > now - window)), now]
-                if (failures.length >= threshold) {
-                  return set({ _tag: "Open", until: now + openFor(1), openings: 1 }, `${failures.length} failures: ${reason}`)
-                }
-                return [undefined, new Map(map).set(key, { _tag: "Closed", failures })] as const
-              }
-            }
-          })
-      ).pipe(Effect.flatMap((change) => change === undefined ? Effect.void : emit(key, change[0], change[1], change[2])))
+            states.set(key, { _tag: "Closed", failures })
+            return Effect.void
+          }
+        }
+      })
     }
 
     const learn = (request: LlmRequest, provider: string, model: string | undefined) => {
@@ -330,11 +339,20 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
     const service = (inner: LLM["Service"]): LLM["Service"] =>
       LLM.of({
         generate: (request) =>
-          Effect.acquireUseRelease(
-            admit(request),
-            () => inner.generate(request),
-            (ticket, exit) => settleExit(ticket, request, exit)
-          ),
+          Effect.withFiber(() => {
+            const key = routes.get(request.model ?? "")
+            if (key === undefined || (states.get(key) ?? closed)._tag === "Closed") {
+              // A closed (or unknown) circuit admits without a probe slot, so there is
+              // nothing to hand back if the call never starts: settling on exit is enough.
+              const ticket: Ticket = key === undefined ? unrouted : { key, probe: false }
+              return Effect.onExit(inner.generate(request), (exit) => settleExit(ticket, request, exit))
+            }
+            return Effect.acquireUseRelease(
+              admit(request),
+              () => inner.generate(request),
+              (ticket, exit) => settleExit(ticket, request, exit)
+            )
+          }),
         stream: (request) =>
           Stream.unwrap(Effect.map(admit(request), (ticket) => {
             let finish: LlmResponse | undefined
@@ -356,9 +374,8 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
 
     const state = (provider: string, model: string) =>
       Effect.gen(function*() {
-        const map = yield* SynchronizedRef.get(states)
         const now = yield* Clock.currentTimeMillis
-        const s = map.get(`${provider}/${model}`) ?? closed
+        const s = states.get(`${provider}/${model}`) ?? closed
         if (s._tag === "Open" && now >= s.until) return { _tag: "HalfOpen", probing: 0, openings: s.openings } as const
         if (s._tag === "Closed" && window !== undefined) {
           return { _tag: "Closed", failures: s.failures.filter((t) => t > now - window) } as const

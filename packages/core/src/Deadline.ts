@@ -28,13 +28,12 @@ export const CurrentDeadline = Context.Reference<number | undefined>("@switchboa
  * @since 0.1.0
  * @category accessors
  */
-export const remaining: Effect.Effect<Duration.Duration | undefined> = Effect.flatMap(
-  CurrentDeadline,
-  (deadline) =>
-    deadline === undefined
-      ? Effect.succeed(undefined)
-      : Effect.map(Clock.currentTimeMillis, (now) => Duration.millis(Math.max(0, deadline - now)))
-)
+export const remaining: Effect.Effect<Duration.Duration | undefined> = Effect.withFiber((fiber) => {
+  const deadline = fiber.getRef(CurrentDeadline)
+  if (deadline === undefined) return Effect.succeed(undefined)
+  const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+  return Effect.succeed(Duration.millis(Math.max(0, deadline - now)))
+})
 
 interface Origin {
   readonly provider?: string | undefined
@@ -42,12 +41,12 @@ interface Origin {
 }
 
 const bound = (duration: Duration.Duration) =>
-  Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    const outer = yield* CurrentDeadline
+  Effect.withFiber((fiber) => {
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    const outer = fiber.getRef(CurrentDeadline)
     const own = now + Duration.toMillis(duration)
     const end = outer === undefined ? own : Math.min(outer, own)
-    return { end, left: Math.max(0, end - now) }
+    return Effect.succeed({ end, left: Math.max(0, end - now) })
   })
 
 /**

@@ -140,7 +140,10 @@ export const LlmEvents: Context.Reference<EventBus> = Context.Reference<EventBus
  * @category combinators
  */
 export const publish = (event: () => LlmEvent): Effect.Effect<void> =>
-  Effect.flatMap(LlmEvents, (bus) => bus.enabled ? bus.publish(event()) : Effect.void)
+  Effect.withFiber((fiber) => {
+    const bus = fiber.getRef(LlmEvents)
+    return bus.enabled ? bus.publish(event()) : Effect.void
+  })
 
 /**
  * A live event bus: a sliding `PubSub` holding at most `capacity` events per

@@ -15,6 +15,10 @@
  *   children first.
  * - Each switch is logged (`Effect.logInfo`, "fallback: from → to (reason)")
  *   and publishes `FallbackTaken`.
+ * - With a tracer installed, each call is a `Fallback.generate` span holding
+ *   the children's `Llm.attempt` spans, annotated with the `llm.provider` and
+ *   `llm.model` that answered or the `llm.outcome` error tag (without one,
+ *   the span is skipped: it would be built only to be dropped).
  *
  * Streams fall over freely until the first part reaches the caller. After
  * that the `midStream` policy decides:
@@ -42,11 +46,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Result, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Stream } from "effect"
 import * as Events from "./Events.ts"
 import {
   attemptsOfFailure,
   identityOf,
+  isTraced,
   type Learned,
   learn,
   observed,
@@ -187,37 +192,45 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
       Effect.fail(new AllProvidersFailed({ provider: "fallback", ...(request.model ? { model: request.model } : {}), attempts }))
     )
 
+  const span = Effect.withSpan("Fallback.generate")
+  const outcome = (error: LlmError) => Effect.annotateCurrentSpan({ "llm.outcome": error._tag })
+
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
-    Effect.gen(function*() {
-      const pricing = yield* Pricing
+    Effect.withFiber((fiber) => {
+      const pricing = fiber.getRef(Pricing)
+      const clock = fiber.getRef(Clock.Clock)
+      // The chain's span only when a tracer is installed: without one it would go nowhere.
+      const traced = isTraced(fiber)
       const failed: Array<Attempt> = []
       let need: number | undefined
-      let i: number | undefined = 0
-      while (i !== undefined) {
-        const start = yield* Clock.currentTimeMillis
+      const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> => {
+        const start = clock.currentTimeMillisUnsafe()
         const { cell, effect } = observed(children[i]!.service.generate(request))
-        const result = yield* Effect.result(effect)
-        const now = yield* Clock.currentTimeMillis
-        if (Result.isSuccess(result)) {
-          learn(learned[i]!, result.success)
-          yield* Effect.annotateCurrentSpan({ "llm.provider": result.success.provider, "llm.model": result.success.model })
-          return prepend(result.success, failed)
-        }
-        const error = result.failure
-        learn(learned[i]!, error)
-        failed.push(...attemptsOfFailure(cell, error, request, now - start))
-        if (stops(error) || !on(error)) return yield* Effect.andThen(report(failed), Effect.fail(error))
-        need = needOf(error, need)
-        const next = nextChild(i, need, pricing)
-        if (next === undefined) break
-        yield* switched(request, i, error, next)
-        i = next
+        return Effect.matchEffect(effect, {
+          onSuccess: (response) => {
+            learn(learned[i]!, response)
+            const result = Effect.succeed(prepend(response, failed))
+            return traced
+              ? Effect.andThen(
+                Effect.annotateCurrentSpan({ "llm.provider": response.provider, "llm.model": response.model }),
+                result
+              )
+              : result
+          },
+          onFailure: (error) => {
+            const now = clock.currentTimeMillisUnsafe()
+            learn(learned[i]!, error)
+            failed.push(...attemptsOfFailure(cell, error, request, now - start))
+            if (stops(error) || !on(error)) return Effect.andThen(report(failed), Effect.fail(error))
+            need = needOf(error, need)
+            const next = nextChild(i, need, pricing)
+            if (next === undefined) return exhausted(request, failed)
+            return Effect.andThen(switched(request, i, error, next), Effect.suspend(() => tryChild(next)))
+          }
+        })
       }
-      return yield* exhausted(request, failed)
-    }).pipe(
-      Effect.tapError((error) => Effect.annotateCurrentSpan({ "llm.outcome": error._tag })),
-      Effect.withSpan("Fallback.generate")
-    )
+      return traced ? span(Effect.tapError(tryChild(0), outcome)) : tryChild(0)
+    })
 
   const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
     Stream.unwrap(Effect.map(Pricing, (pricing) => {

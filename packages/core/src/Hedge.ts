@@ -28,6 +28,7 @@ import * as Events from "./Events.ts"
 import {
   attemptsOfFailure,
   identityOf,
+  isTraced,
   type Learned,
   learn,
   observed,
@@ -91,7 +92,12 @@ export const service = (
   const started = (request: LlmRequest) =>
     Events.publish(() => ({ _tag: "HedgeStarted", ...who(0, request), afterMs }))
 
+  const span = Effect.withSpan("Hedge.generate")
+  // The hedge's span only when a tracer is installed: without one it would go nowhere.
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
+    Effect.withFiber((fiber) => isTraced(fiber) ? span(race(request)) : race(request))
+
+  const race = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
     Effect.gen(function*() {
       const launch = (side: 0 | 1) =>
         Effect.gen(function*() {
@@ -141,7 +147,7 @@ export const service = (
       const failedSecond = yield* failedOf(other, second.failure)
       yield* report([...failedFirst, ...failedSecond])
       return yield* Effect.fail(second.failure)
-    }).pipe(Effect.withSpan("Hedge.generate"))
+    })
 
   interface StreamSide {
     readonly side: 0 | 1

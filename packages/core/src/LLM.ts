@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Clock, Context, Duration, Effect, Layer, Stream } from "effect"
+import { type Cause, Clock, Context, Duration, Effect, Layer, References, Stream, Tracer } from "effect"
 import { CostLedger, type CostLedgerService } from "./CostLedger.ts"
 import * as Deadline from "./Deadline.ts"
 import * as Events from "./Events.ts"
@@ -98,8 +98,10 @@ export interface ProviderImplementation {
 
 const priced = (response: LlmResponse, pricing: PricingService): LlmResponse => {
   const { costUsd, priceUnknown } = pricing.cost(response.provider, response.model, response.usage)
-  const priced = priceUnknown ? { ...response, costUsd, priceUnknown } : { ...response, costUsd }
-  return { ...priced, attempts: response.attempts.length === 0 ? [attemptOf(priced)] : response.attempts }
+  const attempts = response.attempts.length === 0
+    ? [attemptOf({ provider: response.provider, model: response.model, latencyMs: response.latencyMs, usage: response.usage, costUsd })]
+    : response.attempts
+  return priceUnknown ? { ...response, costUsd, priceUnknown, attempts } : { ...response, costUsd, attempts }
 }
 
 /**
@@ -213,67 +215,130 @@ const unfinished = (provider: string, model: string, outcome: string, latencyMs:
  */
 export const make = (impl: ProviderImplementation): LLM["Service"] => {
   const { provider } = impl
-  const started = (model: string) => Events.publish(() => ({ _tag: "AttemptStarted", provider, model }))
-  const failed = (model: string, error: LlmError, latencyMs: number) =>
-    Events.publish(() => ({ _tag: "AttemptFailed", provider, model, error: error._tag, latencyMs }))
+  // One `Llm.attempt` span per model, built once. It is `Effect.withSpan`
+  // without its per-call costs: the stack trace that locates the span is
+  // captured when it is built (not on every call), and the span and its stack
+  // frame enter the context in one change instead of two.
+  const spans = new Map<string, <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>>()
+  const attemptSpan = (model: string) => {
+    let span = spans.get(model)
+    if (span === undefined) {
+      const options = { attributes: { "llm.provider": provider, "llm.model": model } }
+      const trace = new Error()
+      let where: string | undefined
+      const stack = () => where ??= trace.stack?.split("\n")[2]?.trim()
+      span = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+        Effect.useSpan("Llm.attempt", options, (span) =>
+          Effect.updateContext(self, (context: Context.Context<R>) =>
+            Context.add(
+              Context.add(context, Tracer.ParentSpan, span),
+              References.CurrentStackFrame,
+              { name: "Llm.attempt", stack, parent: Context.get(context, References.CurrentStackFrame) }
+            )))
+      if (spans.size < 256) spans.set(model, span)
+    }
+    return span
+  }
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
     const model = request.model ?? impl.model
     const problem = check(request, { provider, model })
     if (problem !== undefined) return Effect.fail(problem)
-    return Effect.gen(function*() {
-      const pricing = yield* Pricing
-      const sinks: Sinks = { ledger: yield* CostLedger, observers: yield* AttemptObservers }
-      const start = yield* Clock.currentTimeMillis
-      yield* started(model)
-      const call = impl.generate(request, model).pipe(
-        Deadline.forRequest(request, { provider, model }),
-        Effect.map((response) => priced(response, pricing)),
-        Effect.tapError((error) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => failed(model, error, now - start))
+    return attemptSpan(model)(Effect.withFiber((fiber) => {
+      // Everything the attempt needs from its context, read once, synchronously.
+      const pricing = fiber.getRef(Pricing)
+      const ledger = fiber.getRef(CostLedger)
+      const observers = fiber.getRef(AttemptObservers)
+      const bus = fiber.getRef(Events.LlmEvents)
+      const clock = fiber.getRef(Clock.Clock)
+      const start = clock.currentTimeMillisUnsafe()
+      const run = (): Effect.Effect<LlmResponse, LlmError> => {
+        let call = Effect.map(
+          Deadline.forRequest(request, { provider, model })(impl.generate(request, model)),
+          (response) => priced(response, pricing)
         )
-      )
-      if (!sinks.ledger.enabled && sinks.observers.length === 0) return yield* call
-      return yield* call.pipe(
-        Effect.onExit((exit) =>
+        if (bus.enabled) {
+          call = Effect.tapError(call, (error) =>
+            Effect.suspend(() =>
+              bus.publish({
+                _tag: "AttemptFailed",
+                provider,
+                model,
+                error: error._tag,
+                latencyMs: clock.currentTimeMillisUnsafe() - start
+              })
+            ))
+        }
+        if (!ledger.enabled && observers.length === 0) return call
+        const sinks: Sinks = { ledger, observers }
+        return Effect.onExit(call, (exit) =>
           exit._tag === "Success"
             ? settle(sinks, exit.value.attempts, request)
-            : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              settle(sinks, [unfinished(provider, model, outcomeOf(exit.cause), now - start)], request))
-        )
-      )
-    }).pipe(Effect.withSpan("Llm.attempt", { attributes: { "llm.provider": provider, "llm.model": model } }))
+            : Effect.suspend(() =>
+              settle(
+                sinks,
+                [unfinished(provider, model, outcomeOf(exit.cause), clock.currentTimeMillisUnsafe() - start)],
+                request
+              )
+            ))
+      }
+      return bus.enabled ? Effect.flatMap(bus.publish({ _tag: "AttemptStarted", provider, model }), run) : run()
+    }))
   }
   const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
     const model = request.model ?? impl.model
     const problem = check(request, { provider, model })
     if (problem !== undefined) return Stream.fail(problem)
-    return Stream.unwrap(Effect.gen(function*() {
-      const pricing = yield* Pricing
-      const sinks: Sinks = { ledger: yield* CostLedger, observers: yield* AttemptObservers }
-      const start = yield* Clock.currentTimeMillis
-      yield* started(model)
-      let recorded = !sinks.ledger.enabled && sinks.observers.length === 0
-      const parts = impl.stream(request, model).pipe(
-        Stream.mapEffect((part): Effect.Effect<StreamPart> => {
-          if (part.type !== "finish") return Effect.succeed(part)
-          const response = priced(part.response, pricing)
-          if (recorded) return Effect.succeed({ type: "finish", response })
-          recorded = true
-          return Effect.as(settle(sinks, response.attempts, request), { type: "finish", response })
-        }),
-        requireFinish({ provider, model }),
-        Deadline.forRequestStream(request, { provider, model }),
-        Stream.tapError((error) => Effect.flatMap(Clock.currentTimeMillis, (now) => failed(model, error, now - start)))
-      )
-      if (recorded) return parts
-      return parts.pipe(
-        Stream.onExit((exit) =>
-          recorded || exit._tag === "Success"
-            ? Effect.void
-            : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              settle(sinks, [unfinished(provider, model, outcomeOf(exit.cause), now - start)], request))
+    return Stream.unwrap(Effect.withFiber((fiber) => {
+      const pricing = fiber.getRef(Pricing)
+      const ledger = fiber.getRef(CostLedger)
+      const observers = fiber.getRef(AttemptObservers)
+      const bus = fiber.getRef(Events.LlmEvents)
+      const clock = fiber.getRef(Clock.Clock)
+      const start = clock.currentTimeMillisUnsafe()
+      const build = (): Stream.Stream<StreamPart, LlmError> => {
+        const sinks: Sinks = { ledger, observers }
+        let recorded = !ledger.enabled && observers.length === 0
+        let parts = impl.stream(request, model).pipe(
+          Stream.mapEffect((part): Effect.Effect<StreamPart> => {
+            if (part.type !== "finish") return Effect.succeed(part)
+            const response = priced(part.response, pricing)
+            if (recorded) return Effect.succeed({ type: "finish", response })
+            recorded = true
+            return Effect.as(settle(sinks, response.attempts, request), { type: "finish", response })
+          }),
+          requireFinish({ provider, model }),
+          Deadline.forRequestStream(request, { provider, model })
         )
-      )
+        if (bus.enabled) {
+          parts = Stream.tapError(parts, (error) =>
+            Effect.suspend(() =>
+              bus.publish({
+                _tag: "AttemptFailed",
+                provider,
+                model,
+                error: error._tag,
+                latencyMs: clock.currentTimeMillisUnsafe() - start
+              })
+            ))
+        }
+        if (recorded) return parts
+        return parts.pipe(
+          Stream.onExit((exit) =>
+            recorded || exit._tag === "Success"
+              ? Effect.void
+              : Effect.suspend(() =>
+                settle(
+                  sinks,
+                  [unfinished(provider, model, outcomeOf(exit.cause), clock.currentTimeMillisUnsafe() - start)],
+                  request
+                )
+              )
+          )
+        )
+      }
+      return bus.enabled
+        ? Effect.map(bus.publish({ _tag: "AttemptStarted", provider, model }), build)
+        : Effect.sync(build)
     }))
   }
   return LLM.of({ generate, stream })
@@ -407,10 +472,11 @@ export const makeTest = (script: TestScript): Effect.Effect<TestLlm> =>
     }
     const sleep = (delay: Duration.Input | undefined) => delay === undefined ? Effect.void : Effect.sleep(delay)
     const track = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(
-        Effect.onInterrupt(() => Effect.sync(() => interrupted++)),
-        Effect.tap(() => Effect.sync(() => completed++))
-      )
+      Effect.onExit(effect, (exit) => {
+        if (exit._tag === "Success") completed++
+        else if (exit.cause.reasons.some((reason) => reason._tag === "Interrupt")) interrupted++
+        return Effect.void
+      })
     const respond = (
       request: LlmRequest,
       model: string,
@@ -439,16 +505,16 @@ export const makeTest = (script: TestScript): Effect.Effect<TestLlm> =>
       provider,
       model: defaultModel,
       generate: (request, model) =>
-        track(Effect.gen(function*() {
-          const start = yield* Clock.currentTimeMillis
+        track(Effect.withFiber((fiber) => {
+          const clock = fiber.getRef(Clock.Clock)
+          const start = clock.currentTimeMillisUnsafe()
           const step = next(request)
-          yield* sleep(step.delay)
-          if ("error" in step) return yield* Effect.fail(step.error)
-          if ("cut" in step) {
-            return yield* Effect.fail(new NetworkError({ provider, model, detail: "scripted cut" }))
+          const answer = (): Effect.Effect<LlmResponse, LlmError> => {
+            if ("error" in step) return Effect.fail(step.error)
+            if ("cut" in step) return Effect.fail(new NetworkError({ provider, model, detail: "scripted cut" }))
+            return Effect.succeed(respond(request, model, step, clock.currentTimeMillisUnsafe() - start))
           }
-          const now = yield* Clock.currentTimeMillis
-          return respond(request, model, step, now - start)
+          return step.delay === undefined ? answer() : Effect.flatMap(Effect.sleep(step.delay), answer)
         })),
       stream: (request, model) =>
         Stream.unwrap(Effect.gen(function*() {

@@ -188,7 +188,9 @@ export const make = (catalog: Catalog, unknown: UnknownModelRule = defaultUnknow
     }
   }
   const ids = [...byModel.keys()].sort((a, b) => b.length - a.length)
-  const memo = new Map<string, ModelPrice | null>()
+  // provider → model → entry (null: not in the catalog); two levels, so a hit builds no key string
+  const memo = new Map<string, Map<string, ModelPrice | null>>()
+  let memoized = 0
   // A catalog id matches a longer model name only at a separator, so
   // "gpt-4o-2024-08-06" is priced as "gpt-4o" but "gpt-4.5" is not "gpt-4".
   const prefixOf = (name: string): ModelPrice | undefined => {
@@ -210,12 +212,18 @@ export const make = (catalog: Catalog, unknown: UnknownModelRule = defaultUnknow
     return byModel.get(bare) ?? prefixOf(bare) ?? (bare === model ? undefined : prefixOf(model))
   }
   const lookup = (provider: string, model: string): ModelPrice | undefined => {
-    const key = `${provider}\u0000${model}`
-    const cached = memo.get(key)
+    let models = memo.get(provider)
+    const cached = models?.get(model)
     if (cached !== undefined) return cached ?? undefined
     const found = resolve(provider, model)
-    if (memo.size > 10_000) memo.clear()
-    memo.set(key, found ?? null)
+    if (memoized >= 10_000) {
+      memo.clear()
+      memoized = 0
+      models = undefined
+    }
+    if (models === undefined) memo.set(provider, models = new Map())
+    models.set(model, found ?? null)
+    memoized++
     return found
   }
   const cost = (provider: string, model: string, usage: Usage): Cost => {

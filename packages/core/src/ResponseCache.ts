@@ -148,7 +148,18 @@ export const make = Effect.fnUntraced(function*(inner: LLM["Service"], options: 
     if (!isCacheable(request, when)) return inner.generate(request)
     const key = requestKey(request)
     return Effect.flatMap(Cache.getOption(cache, key), (found) => {
-      if (Option.isSome(found)) return Effect.as(hit(key, found.value), asHit(found.value))
+      if (Option.isSome(found)) {
+        const entry = found.value
+        return Effect.withFiber((fiber) => {
+          const response = asHit(entry)
+          const bus = fiber.getRef(Events.LlmEvents)
+          if (!bus.enabled) return Effect.succeed(response)
+          return Effect.as(
+            bus.publish({ _tag: "CacheHit", key, provider: entry.response.provider, model: entry.response.model }),
+            response
+          )
+        })
+      }
       pending.set(key, request)
       return Cache.get(cache, key).pipe(
         Effect.map((entry) => entry.response),

@@ -33,7 +33,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Layer, Random, Result, Schedule, Stream } from "effect"
+import { Clock, Duration, Effect, Layer, Random, Schedule, Stream } from "effect"
 import * as Pull from "effect/Pull"
 import * as Deadline from "./Deadline.ts"
 import * as Events from "./Events.ts"
@@ -48,7 +48,7 @@ import {
 import { LLM } from "./LLM.ts"
 import type { LlmError } from "./LlmError.ts"
 import type { LlmRequest } from "./LlmRequest.ts"
-import type { Attempt, StreamPart } from "./LlmResponse.ts"
+import type { Attempt, LlmResponse, StreamPart } from "./LlmResponse.ts"
 
 /**
  * Retry options. Every field is optional:
@@ -165,38 +165,42 @@ const hintOf = (error: Retryable): Duration.Duration | undefined =>
 
 /**
  * One retry series: decides after each failure whether to wait and try again
- * (returns after the wait) or give up (fails with the error).
+ * (returns after the wait) or give up (fails with the error). The schedule's
+ * step is built at the first failure, so a call that succeeds first time
+ * pays nothing for it.
  */
-const makeSeries = <E extends Retryable>(config: Config<E>) =>
-  Effect.map(Schedule.toStep(config.schedule), (step) => {
-    let retries = 0
-    return (error: E): Effect.Effect<void, E> =>
-      Effect.gen(function*() {
-        if (retries >= config.times || !config.shouldRetry(error)) return yield* Effect.fail(error)
-        const now = yield* Clock.currentTimeMillis
-        const next = yield* step(now, error).pipe(
-          Effect.map((out): Duration.Duration | undefined => out[1]),
-          Pull.catchDone(() => Effect.succeed(undefined)),
-          Effect.orElseSucceed(() => undefined)
-        )
-        if (next === undefined) return yield* Effect.fail(error)
-        const hint = config.respectRetryAfter ? hintOf(error) : undefined
-        const delay = hint === undefined ? next : Duration.max(next, hint)
-        const left = yield* Deadline.remaining
-        if (left !== undefined && Duration.toMillis(delay) >= Duration.toMillis(left)) return yield* Effect.fail(error)
-        retries++
-        const delayMs = Duration.toMillis(delay)
-        yield* Events.publish(() => ({
-          _tag: "RetryScheduled",
-          provider: error.provider ?? "unknown",
-          model: error.model ?? "unknown",
-          attempt: retries,
-          delayMs,
-          error: (error as { readonly _tag?: string })._tag ?? "unknown"
-        }))
-        yield* Effect.sleep(delay)
-      })
-  })
+const makeSeries = <E extends Retryable>(config: Config<E>) => {
+  let retries = 0
+  let step: ((now: number, input: unknown) => Pull.Pull<readonly [Duration.Duration, Duration.Duration], unknown>) | undefined
+  const decide = (error: E) =>
+    Effect.gen(function*() {
+      step ??= yield* Schedule.toStep(config.schedule)
+      const now = yield* Clock.currentTimeMillis
+      const next = yield* step(now, error).pipe(
+        Effect.map((out): Duration.Duration | undefined => out[1]),
+        Pull.catchDone(() => Effect.succeed(undefined)),
+        Effect.orElseSucceed(() => undefined)
+      )
+      if (next === undefined) return yield* Effect.fail(error)
+      const hint = config.respectRetryAfter ? hintOf(error) : undefined
+      const delay = hint === undefined ? next : Duration.max(next, hint)
+      const left = yield* Deadline.remaining
+      if (left !== undefined && Duration.toMillis(delay) >= Duration.toMillis(left)) return yield* Effect.fail(error)
+      retries++
+      const delayMs = Duration.toMillis(delay)
+      yield* Events.publish(() => ({
+        _tag: "RetryScheduled",
+        provider: error.provider ?? "unknown",
+        model: error.model ?? "unknown",
+        attempt: retries,
+        delayMs,
+        error: (error as { readonly _tag?: string })._tag ?? "unknown"
+      }))
+      yield* Effect.sleep(delay)
+    })
+  return (error: E): Effect.Effect<void, E> =>
+    retries >= config.times || !config.shouldRetry(error) ? Effect.fail(error) : decide(error)
+}
 
 /**
  * Retries any effect whose errors carry a `retryable` flag (or that a `while`
@@ -214,7 +218,8 @@ const makeSeries = <E extends Retryable>(config: Config<E>) =>
 export const retry = <E extends Retryable = LlmError>(options: Options<E> = {}) => {
   const config = configOf(options)
   return <A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.flatMap(makeSeries(config), (next) => {
+    Effect.suspend(() => {
+      const next = makeSeries(config)
       const loop: Effect.Effect<A, E, R> = Effect.catch(self, (error) => Effect.andThen(next(error), loop))
       return loop
     })
@@ -231,29 +236,40 @@ export const retry = <E extends Retryable = LlmError>(options: Options<E> = {}) 
 export const service = (options: Options = {}) => {
   const config = configOf(options)
   return (inner: LLM["Service"]): LLM["Service"] => {
+    const giveUp = (failed: ReadonlyArray<Attempt>, error: LlmError) => Effect.andThen(report(failed), Effect.fail(error))
+
+    // No span of its own: each try is already an `Llm.attempt` span of the leaf.
+    const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const failed: Array<Attempt> = []
+        let next: ((error: LlmError) => Effect.Effect<void, LlmError>) | undefined
+        const attempt = (): Effect.Effect<LlmResponse, LlmError> => {
+          const start = clock.currentTimeMillisUnsafe()
+          const { cell, effect } = observed(inner.generate(request))
+          return Effect.matchEffect(effect, {
+            onSuccess: (response) => Effect.succeed(prepend(response, failed)),
+            onFailure: (error) => {
+              failed.push(...attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start))
+              next ??= makeSeries(config)
+              return Effect.flatMap(
+                Effect.catch(next(error), (error) => giveUp(failed, error)),
+                attempt
+              )
+            }
+          })
+        }
+        return attempt()
+      })
+
     const failure = (failed: Array<Attempt>, request: LlmRequest, cell: ReportCell, error: LlmError, start: number) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         failed.push(...attemptsOfFailure(cell, error, request, now - start))
       })
-    const giveUp = (failed: ReadonlyArray<Attempt>, error: LlmError) => Effect.andThen(report(failed), Effect.fail(error))
-
-    const generate = (request: LlmRequest) =>
-      Effect.gen(function*() {
-        const next = yield* makeSeries(config)
-        const failed: Array<Attempt> = []
-        while (true) {
-          const start = yield* Clock.currentTimeMillis
-          const { cell, effect } = observed(inner.generate(request))
-          const result = yield* Effect.result(effect)
-          if (Result.isSuccess(result)) return prepend(result.success, failed)
-          const error = result.failure
-          yield* failure(failed, request, cell, error, start)
-          yield* Effect.catch(next(error), (error) => giveUp(failed, error))
-        }
-      }).pipe(Effect.withSpan("Retry.generate"))
 
     const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
-      Stream.unwrap(Effect.map(makeSeries(config), (next) => {
+      Stream.suspend(() => {
+        const next = makeSeries(config)
         const failed: Array<Attempt> = []
         let emitted = false
         const go = (): Stream.Stream<StreamPart, LlmError> =>
@@ -277,7 +293,7 @@ export const service = (options: Options = {}) => {
             )
           }))
         return go()
-      }))
+      })
 
     return LLM.of({ generate, stream })
   }

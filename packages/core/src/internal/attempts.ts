@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Stream } from "effect"
+import { Clock, Context, Effect, type Fiber, Stream } from "effect"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse } from "../LlmResponse.ts"
@@ -108,3 +108,11 @@ export const learn = (learned: Learned, from: { readonly provider: string; reado
 /** A child's identity, or a stand-in naming its position when it never answered yet. @internal */
 export const identityOf = (learned: Learned, fallbackName: string, request: LlmRequest): Identity =>
   learned.current ?? { provider: fallbackName, model: request.model ?? "unknown" }
+
+/**
+ * Whether spans made on this fiber go anywhere: a tracer was installed (and
+ * tracing is on). Without one, a combinator's own span would only be built
+ * and dropped, so combinators skip it. @internal
+ */
+export const isTraced = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  fiber.cache.tracer !== undefined && fiber.cache.tracerEnabled

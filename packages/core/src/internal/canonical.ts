@@ -69,19 +69,28 @@ const encodePart = (part: Part): string => {
   }
 }
 
+// The four roles, already encoded as the opening of a message.
+const roleOpen: Record<string, string> = {
+  system: `[${str("system")},`,
+  user: `[${str("user")},`,
+  assistant: `[${str("assistant")},`,
+  tool: `[${str("tool")},`
+}
+
 const encodeMessages = (messages: ReadonlyArray<Message>): string => {
   let out = "["
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i]!
     if (i > 0) out += ","
-    out += `[${str(message.role)},`
-    if (typeof message.content === "string") {
-      out += str(message.content)
+    out += roleOpen[message.role] ?? `[${str(message.role)},`
+    const content = message.content
+    if (typeof content === "string") {
+      out += str(content)
     } else {
       out += "["
-      for (let j = 0; j < message.content.length; j++) {
+      for (let j = 0; j < content.length; j++) {
         if (j > 0) out += ","
-        out += encodePart(message.content[j]!)
+        out += encodePart(content[j]!)
       }
       out += "]"
     }
@@ -90,8 +99,7 @@ const encodeMessages = (messages: ReadonlyArray<Message>): string => {
   return out + "]"
 }
 
-const optional = (name: string, value: unknown): string =>
-  value === undefined ? "" : `,${name}:${typeof value === "object" ? canonicalJson(value) : str(value)}`
+const field = (value: unknown): string => typeof value === "object" ? canonicalJson(value) : str(value)
 
 /**
  * The parts of a request that decide its answer, canonically encoded. The
@@ -101,20 +109,23 @@ const optional = (name: string, value: unknown): string =>
  *
  * @internal
  */
-export const canonicalRequest = (request: LlmRequest, namespace = ""): string =>
-  str(namespace) +
-  encodeMessages(request.messages) +
-  optional("model", request.model) +
-  optional("system", request.system) +
-  optional("temperature", request.temperature) +
-  optional("topP", request.topP) +
-  optional("maxTokens", request.maxTokens) +
-  optional("stop", request.stop) +
-  optional("seed", request.seed) +
-  optional("tools", request.tools) +
-  optional("toolChoice", request.toolChoice) +
-  optional("responseFormat", request.responseFormat) +
-  optional("tenant", request.metadata?.tenant)
+export const canonicalRequest = (request: LlmRequest, namespace = ""): string => {
+  let out = (namespace === "" ? "\"\"" : str(namespace)) + encodeMessages(request.messages)
+  // each present field as `,name:value`, in this fixed order
+  if (request.model !== undefined) out += ",model:" + field(request.model)
+  if (request.system !== undefined) out += ",system:" + field(request.system)
+  if (request.temperature !== undefined) out += ",temperature:" + field(request.temperature)
+  if (request.topP !== undefined) out += ",topP:" + field(request.topP)
+  if (request.maxTokens !== undefined) out += ",maxTokens:" + field(request.maxTokens)
+  if (request.stop !== undefined) out += ",stop:" + field(request.stop)
+  if (request.seed !== undefined) out += ",seed:" + field(request.seed)
+  if (request.tools !== undefined) out += ",tools:" + field(request.tools)
+  if (request.toolChoice !== undefined) out += ",toolChoice:" + field(request.toolChoice)
+  if (request.responseFormat !== undefined) out += ",responseFormat:" + field(request.responseFormat)
+  const tenant = request.metadata?.tenant
+  if (tenant !== undefined) out += ",tenant:" + field(tenant)
+  return out
+}
 
 /**
  * A 256-bit digest of the canonical request, base64url (43 characters).
