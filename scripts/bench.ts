@@ -10,9 +10,11 @@
  * - in process (no HTTP): the same stack over test providers, to isolate
  *   the combinators' own CPU; a cache hit; RSS across 1,000,000 requests.
  *
- * Prints the table and writes `bench/RESULTS.md` and `bench/ratios.svg`.
+ * Every HTTP variant runs `--rounds` times (default 3), interleaved, and the
+ * median round is kept. Prints the table and writes `bench/RESULTS.md` and
+ * `bench/ratios.svg`.
  *
- *   pnpm bench [--requests 3000] [--rss-requests 1000000] [--quick]
+ *   pnpm bench [--requests 3000] [--rounds 3] [--rss-requests 1000000] [--quick]
  */
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
@@ -26,10 +28,14 @@ const { values } = parseArgs({
   options: {
     requests: { type: "string", default: "3000" },
     "rss-requests": { type: "string", default: "1000000" },
-    quick: { type: "boolean", default: false }
+    quick: { type: "boolean", default: false },
+    rounds: { type: "string", default: "3" }
   }
 })
 const quick = values.quick === true
+// Each HTTP variant runs `rounds` times, interleaved with the others, and the median round is kept:
+// on a shared 2-core machine one run of a variant swings by ±15%.
+const rounds = quick ? 1 : Math.max(1, Math.min(9, Number(values.rounds) || 3))
 const requests = quick ? 600 : Math.max(200, Math.min(100_000, Number(values.requests) || 3000))
 const rssRequests = quick ? 100_000 : Math.max(10_000, Math.min(5_000_000, Number(values["rss-requests"]) || 1_000_000))
 const self = fileURLToPath(import.meta.url)
@@ -62,10 +68,21 @@ const runWorker = (args: ReadonlyArray<string>): Measurement & Record<string, un
 
 console.log(`bench: ${requests} requests per variant against ${url}; ${cpus().length} cores; node ${process.version}`)
 const http: Array<Measurement> = []
+const variants = ["fetch", "sdk", "layer", "stack-miss", "stack-hit"]
+const median = (runs: ReadonlyArray<Measurement>): Measurement => {
+  const sorted = [...runs].sort((a, b) => a.p50Ms - b.p50Ms)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
 for (const stream of [false, true]) {
   for (const concurrency of [1, 64]) {
-    for (const variant of ["fetch", "sdk", "layer", "stack-miss", "stack-hit"]) {
-      const m = runWorker(["http", variant, url, String(concurrency), stream ? "stream" : "whole", String(requests)])
+    const runs = new Map<string, Array<Measurement>>(variants.map((v) => [v, []]))
+    for (let round = 0; round < rounds; round++) {
+      for (const variant of variants) {
+        runs.get(variant)!.push(runWorker(["http", variant, url, String(concurrency), stream ? "stream" : "whole", String(requests)]))
+      }
+    }
+    for (const variant of variants) {
+      const m = median(runs.get(variant)!)
       http.push(m)
       console.log(
         `  ${variant.padEnd(10)} c=${String(concurrency).padEnd(2)} ${stream ? "stream" : "whole "}  ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${
@@ -89,11 +106,17 @@ const rss = runWorker(["rss", String(rssRequests)]) as unknown as {
   readonly baselineMb: number
   readonly finalMb: number
   readonly growthMb: number
+  readonly heapBaselineMb: number
+  readonly heapFinalMb: number
   readonly cpuUsPerRequest: number
 }
-console.log(`  rss: ${rss.requests} in-process requests, heap+rss ${rss.baselineMb.toFixed(1)} → ${rss.finalMb.toFixed(1)} MB (growth ${rss.growthMb.toFixed(1)} MB)`)
+console.log(
+  `  rss: ${rss.requests} in-process requests, rss ${rss.baselineMb.toFixed(1)} → ${rss.finalMb.toFixed(1)} MB (growth ${
+    rss.growthMb.toFixed(1)
+  } MB), live heap after GC ${rss.heapBaselineMb.toFixed(1)} → ${rss.heapFinalMb.toFixed(1)} MB`
+)
 
-const { markdown, svg, summary } = render({ http, inProcess, rss, requests, url, node: process.version, cores: cpus().length })
+const { markdown, svg, summary } = render({ http, inProcess, rss, requests, rounds, url, node: process.version, cores: cpus().length })
 const dir = fileURLToPath(new URL("../bench/", import.meta.url))
 mkdirSync(dir, { recursive: true })
 writeFileSync(`${dir}RESULTS.md`, markdown)

@@ -8,8 +8,16 @@ import type { Measurement } from "./measure.ts"
 export interface Results {
   readonly http: ReadonlyArray<Measurement>
   readonly inProcess: ReadonlyArray<Measurement>
-  readonly rss: { readonly requests: number; readonly baselineMb: number; readonly finalMb: number; readonly growthMb: number }
+  readonly rss: {
+    readonly requests: number
+    readonly baselineMb: number
+    readonly finalMb: number
+    readonly growthMb: number
+    readonly heapBaselineMb: number
+    readonly heapFinalMb: number
+  }
   readonly requests: number
+  readonly rounds: number
   readonly url: string
   readonly node: string
   readonly cores: number
@@ -92,7 +100,8 @@ export const render = (results: Results) => {
 
   const markdown = `# Benchmark results
 
-Written by \`pnpm bench\` (${results.requests} requests per variant, after a warm-up; ${results.cores} cores; Node ${results.node}).
+Written by \`pnpm bench\` (${results.requests} requests per variant after a warm-up, the median of ${results.rounds} interleaved
+rounds; ${results.cores} cores; Node ${results.node}).
 The simulator runs in its own process on loopback with zero simulated latency; every variant runs in a fresh
 process, so CPU per request and peak RSS are the client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the
 same concurrency and mode, measured in the same run. ![ratios](ratios.svg)
@@ -123,7 +132,8 @@ ${rows.join("\n")}
 | orchestration (miss − bare) | ${f(orchestration)} |
 
 RSS across ${results.rss.requests.toLocaleString("en")} in-process requests through the full stack (cache capacity 1,000, every request
-unique): ${f(results.rss.baselineMb, 1)} MB → ${f(results.rss.finalMb, 1)} MB.
+unique): ${f(results.rss.baselineMb, 1)} MB → ${f(results.rss.finalMb, 1)} MB; live heap after a full GC
+${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
 `
 
   // A bar chart of the p50 and throughput ratios to the raw SDK.

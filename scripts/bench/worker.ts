@@ -73,7 +73,9 @@ if (mode === "http") {
   await run(chunk)
   globalThis.gc?.()
   const rssMb = () => process.memoryUsage().rss / 1024 / 1024
+  const heapMb = () => process.memoryUsage().heapUsed / 1024 / 1024
   const baselineMb = rssMb()
+  const heapBaselineMb = heapMb()
   const cpu0 = process.cpuUsage()
   let done = 0
   let finalMb = baselineMb
@@ -83,8 +85,17 @@ if (mode === "http") {
   }
   globalThis.gc?.()
   finalMb = rssMb()
+  const heapFinalMb = heapMb()
   const cpu = process.cpuUsage(cpu0)
-  console.log(JSON.stringify({ requests: done, baselineMb, finalMb, growthMb: finalMb - baselineMb, cpuUsPerRequest: (cpu.user + cpu.system) / done }))
+  console.log(JSON.stringify({
+    requests: done,
+    baselineMb,
+    finalMb,
+    growthMb: finalMb - baselineMb,
+    heapBaselineMb,
+    heapFinalMb,
+    cpuUsPerRequest: (cpu.user + cpu.system) / done
+  }))
 } else {
   console.error(`unknown mode ${mode}`)
   process.exit(2)
