@@ -226,7 +226,7 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
           ...(to._tag === "Open" ? { until: to.until } : {})
         }
         yield* PubSub.publish(hub, transition)
-        yield* Events.publish(() => ({ _tag: "CircuitStateChanged", ...where, from: label(from), to: label(to), reason }))
+        yield* Events.publish(() => ({ _tag: "CircuitStateChanged", ...transition }))
       })
 
     const unrouted: Ticket = { key: undefined, probe: false }

@@ -46,6 +46,8 @@ export interface CircuitStateChanged extends Where {
   readonly from: "closed" | "open" | "half-open"
   readonly to: "closed" | "open" | "half-open"
   readonly reason: string
+  /** For a transition to open: the epoch ms at which it admits a probe (`Infinity` until rebuilt). */
+  readonly until?: number | undefined
 }
 /** @since 0.1.0 @category models */
 export interface HedgeStarted extends Where {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Stream } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { CircuitBreaker, Events, Llm, LlmError } from "../src/index.ts"
 
@@ -179,6 +179,21 @@ describe("CircuitBreaker", () => {
       yield* Effect.yieldNow
       assert.deepStrictEqual(transitions, ["closed>open", "open>half-open", "half-open>closed"])
       assert.deepStrictEqual(events, transitions)
+    }).pipe(Effect.provide(Events.layer())))
+
+  it.effect("the event of a transition to open says until when: now plus the cooldown", () =>
+    Effect.gen(function*() {
+      const { llm } = yield* setup({ failureThreshold: 1, cooldown: "5 seconds" }, [{ error: server() }])
+      const opened: Array<number | undefined> = []
+      yield* Effect.forkChild(Stream.runForEach(Events.stream, (e) =>
+        Effect.sync(() => {
+          if (e._tag === "CircuitStateChanged" && e.to === "open") opened.push(e.until)
+        })))
+      yield* Effect.yieldNow
+      const now = yield* Clock.currentTimeMillis
+      yield* outcome(llm)
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(opened, [now + 5_000])
     }).pipe(Effect.provide(Events.layer())))
 
   it.effect("guards streams too: an open circuit refuses a stream before calling the provider", () =>
