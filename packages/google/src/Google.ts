@@ -3,7 +3,8 @@
  * `@google/genai` SDK. Build a {@link GoogleClient} with {@link layerClient}
  * (an API key; {@link layerClientConfig} reads `GEMINI_API_KEY` or
  * `GOOGLE_API_KEY`) or {@link layerVertex} (a Google Cloud project and
- * location; Application Default Credentials unless `credentials` are given),
+ * location; Application Default Credentials unless `credentials`, an
+ * `authClient` or an `accessToken` are given),
  * then provide {@link model} layers on top of it.
  *
  * The SDK's own retries and continuation hops are off: retrying is the job of
@@ -37,7 +38,7 @@ export class GoogleClient extends Context.Service<GoogleClient, {
   readonly backend: "gemini" | "vertex"
   /** The API key, if the client uses one. */
   readonly apiKey: Redacted.Redacted<string> | undefined
-  /** Every secret to scrub from messages (API key, service-account private key). */
+  /** Every secret to scrub from messages (API key, Vertex access token, service-account private key). */
   readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
   /** The default request timeout, if any. */
   readonly timeout: Duration.Duration | undefined
@@ -70,6 +71,15 @@ export interface ClientOptions {
 type Credentials = NonNullable<NonNullable<GoogleGenAIOptions["googleAuthOptions"]>["credentials"]>
 
 /**
+ * A google-auth-library `AuthClient` (an `OAuth2Client`, `Impersonated`,
+ * `ExternalAccountClient`, …), as `@google/genai`'s `googleAuthOptions.authClient`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AuthClient = NonNullable<NonNullable<GoogleGenAIOptions["googleAuthOptions"]>["authClient"]>
+
+/**
  * Options of {@link layerVertex}.
  *
  * @since 0.1.0
@@ -86,6 +96,21 @@ export interface VertexOptions {
    * `GOOGLE_APPLICATION_CREDENTIALS`, or the metadata server).
    */
   readonly credentials?: Credentials | undefined
+  /**
+   * An OAuth 2 access token you obtained yourself (workload identity
+   * federation, a token broker, `gcloud auth print-access-token`…), sent as
+   * `Authorization: Bearer` on every call. Nothing is fetched and it is never
+   * refreshed: rebuild the layer (or use `authClient`) when it expires. It is
+   * scrubbed from every error message. Takes precedence over `authClient`
+   * and `credentials`.
+   */
+  readonly accessToken?: string | Redacted.Redacted<string> | undefined
+  /**
+   * A ready google-auth-library client that produces the `Authorization`
+   * header (e.g. an `OAuth2Client` with a `refreshHandler`, or an
+   * `Impersonated` client). Takes precedence over `credentials`.
+   */
+  readonly authClient?: AuthClient | undefined
   /** The API root (default `https://{location}-aiplatform.googleapis.com`). */
   readonly baseURL?: string | undefined
   /** The API version path segment (default the SDK's, `v1beta1`). */
@@ -183,6 +208,24 @@ export const layerClientConfig = (options: ClientConfigOptions = {}): Layer.Laye
   )
 
 /**
+ * A minimal google-auth-library client for a fixed access token. `GoogleAuth`
+ * returns a given `authClient` as is and asks it only for request headers
+ * (google-auth-library 10, `GoogleAuth.getRequestHeaders` → `getClient()` →
+ * `client.getRequestHeaders(url)`), so no token endpoint is ever called.
+ * google-auth-library is the SDK's dependency, not ours, hence no subclass of
+ * its `AuthClient`.
+ */
+const tokenClient = (token: Redacted.Redacted<string>): AuthClient => {
+  const client = {
+    credentials: {},
+    getRequestHeaders: async () => new Headers({ authorization: `Bearer ${Redacted.value(token)}` }),
+    getAccessToken: async () => ({ token: Redacted.value(token) }),
+    setCredentials: () => {}
+  }
+  return client as unknown as AuthClient
+}
+
+/**
  * Builds a Vertex AI client. Nothing is fetched until the first call; the
  * access token is then obtained by google-auth-library (a failure there is
  * `AuthenticationFailed`).
@@ -192,18 +235,28 @@ export const layerClientConfig = (options: ClientConfigOptions = {}): Layer.Laye
  */
 export const makeVertexClient = (options: VertexOptions): GoogleClient["Service"] => {
   const privateKey = (options.credentials as { private_key?: unknown } | undefined)?.private_key
+  const accessToken = options.accessToken === undefined ? undefined : secret(options.accessToken)
+  const authClient = accessToken !== undefined ? tokenClient(accessToken) : options.authClient
+  const googleAuthOptions = authClient !== undefined
+    ? { authClient }
+    : options.credentials !== undefined
+    ? { credentials: options.credentials }
+    : undefined
+  const secrets: Array<Redacted.Redacted<string>> = []
+  if (accessToken !== undefined) secrets.push(accessToken)
+  if (typeof privateKey === "string") secrets.push(Redacted.make(privateKey))
   return GoogleClient.of({
     sdk: new GoogleGenAI({
       vertexai: true,
       project: options.project,
       location: options.location,
-      ...(options.credentials !== undefined ? { googleAuthOptions: { credentials: options.credentials } } : {}),
+      ...(googleAuthOptions !== undefined ? { googleAuthOptions } : {}),
       httpOptions: httpOptions(options)
     }),
     provider: options.name ?? "google",
     backend: "vertex",
     apiKey: undefined,
-    secrets: typeof privateKey === "string" ? [Redacted.make(privateKey)] : [],
+    secrets,
     timeout: durationOf(options.timeout),
     signatures: new SignatureStore()
   })
@@ -211,7 +264,8 @@ export const makeVertexClient = (options: VertexOptions): GoogleClient["Service"
 
 /**
  * A {@link GoogleClient} for Gemini on Vertex AI. Real calls need Google
- * Cloud credentials: Application Default Credentials, or `credentials`.
+ * Cloud credentials: Application Default Credentials, `credentials`, a ready
+ * `authClient`, or an `accessToken` you minted yourself.
  *
  * @since 0.1.0
  * @category layers
@@ -231,7 +285,7 @@ export type VertexConfigOptions = Partial<VertexOptions>
  * A Vertex AI {@link GoogleClient} from the environment: the project from
  * `GOOGLE_CLOUD_PROJECT` (required), the region from `GOOGLE_CLOUD_LOCATION`
  * (default `global`). Credentials are Application Default Credentials unless
- * `options.credentials` are given.
+ * `options.accessToken`, `options.authClient` or `options.credentials` are given.
  *
  * @since 0.1.0
  * @category layers
@@ -392,7 +446,7 @@ export const model = (
 export interface ModelInfo {
   /** The id to pass to {@link model} (`gemini-2.5-flash`, without `models/`). */
   readonly id: string
-  /** The full resource name (`models/gemini-2.5-flash`). */
+  /** The full resource name (`models/gemini-2.5-flash`; on Vertex `publishers/google/models/gemini-2.5-flash`). */
   readonly name: string
   readonly displayName?: string | undefined
   readonly description?: string | undefined

@@ -29,6 +29,8 @@ export interface SimRequest {
   readonly tools: ReadonlyArray<ToolSpec>
   readonly toolChoice: ToolChoice
   readonly lastIsToolResult: boolean
+  /** Came in on a Vertex AI path (Gemini protocol). */
+  readonly vertex?: boolean | undefined
 }
 
 export type Finish = "stop" | "length" | "tool" | "filter"
@@ -84,6 +86,8 @@ export interface ErrorSpec {
   readonly limit?: number | undefined
   /** Authentication detail: missing vs. wrong credentials. */
   readonly missingKey?: boolean | undefined
+  /** The request came in on a Vertex AI path (Gemini protocol): Vertex's auth errors and resource names. */
+  readonly vertex?: boolean | undefined
 }
 
 export const errorSpec = (status: number, kind: ErrorKind, rest?: Omit<ErrorSpec, "_tag" | "status" | "kind">): ErrorSpec => ({
@@ -139,19 +143,27 @@ export interface RateInfo {
   readonly now: number
 }
 
-/** What a path under a provider prefix means for this protocol. */
+/**
+ * What a path under a provider prefix means for this protocol. `vertex` marks
+ * the Gemini protocol's Vertex AI paths (`/v1beta1/projects/{p}/locations/{l}/publishers/google/...`).
+ */
 export type Route =
-  | { readonly _tag: "generate"; readonly model: string | undefined; readonly stream: boolean }
-  | { readonly _tag: "models" }
-  | { readonly _tag: "model"; readonly id: string }
+  | { readonly _tag: "generate"; readonly model: string | undefined; readonly stream: boolean; readonly vertex?: boolean | undefined }
+  | { readonly _tag: "models"; readonly vertex?: boolean | undefined }
+  | { readonly _tag: "model"; readonly id: string; readonly vertex?: boolean | undefined }
 
 export interface ProtocolImpl {
   readonly name: string
   /** `path` is the part after `/{provider}`, without query. */
   readonly route: (method: string, path: string, query: URLSearchParams) => Route | undefined
   readonly parse: (body: unknown, route: Route & { _tag: "generate" }) => SimRequest | ErrorSpec
-  /** Returns an ErrorSpec when credentials are missing or wrong; `keys` is non-empty. */
-  readonly auth: (headers: Record<string, string | string[] | undefined>, query: URLSearchParams, keys: ReadonlySet<string>) => ErrorSpec | undefined
+  /** Returns an ErrorSpec when credentials are missing or wrong; `keys` is non-empty. `route` is unset for replays on unknown paths. */
+  readonly auth: (
+    headers: Record<string, string | string[] | undefined>,
+    query: URLSearchParams,
+    keys: ReadonlySet<string>,
+    route?: Route | undefined
+  ) => ErrorSpec | undefined
   readonly json: (c: Completion) => unknown
   /** Framed stream events; `tokens` is how many output tokens the event carries (for latency). */
   readonly stream: (c: Completion, req: SimRequest) => ReadonlyArray<StreamEvent>
@@ -162,8 +174,8 @@ export interface ProtocolImpl {
   readonly malformedEvent: () => string | Uint8Array
   readonly error: (e: ErrorSpec, rate: RateInfo | undefined) => Rendered
   readonly successHeaders: (requestId: string, rate: RateInfo | undefined) => Record<string, string>
-  readonly models: (models: ReadonlyArray<Model>) => unknown
-  readonly model: (m: Model) => unknown
+  readonly models: (models: ReadonlyArray<Model>, route?: Route | undefined) => unknown
+  readonly model: (m: Model, route?: Route | undefined) => unknown
   /** Frames one replay line (`.chunks.jsonl` / `.events.jsonl`) and the terminator. */
   readonly frameReplay: (line: string) => string | Uint8Array
   readonly replayTerminator: string | undefined

@@ -277,17 +277,17 @@ export const listen = (config: SimConfig): Promise<Running> => {
   ) => {
     const impl = p.impl
     if (p.keys !== undefined) {
-      const denied = impl.auth(req.headers, query, p.keys)
+      const denied = impl.auth(req.headers, query, p.keys, route)
       if (denied !== undefined) {
         if (route._tag === "generate") finish(res, p, route.model ?? "(unknown)", String(denied.status))
         return send(res, impl.error(denied, undefined))
       }
     }
-    if (route._tag === "models") return sendJson(res, 200, impl.models(p.models))
+    if (route._tag === "models") return sendJson(res, 200, impl.models(p.models, route))
     if (route._tag === "model") {
       const m = p.modelById.get(route.id)
-      if (m === undefined) return send(res, impl.error(errorSpec(404, "not_found", { model: route.id }), undefined))
-      return sendJson(res, 200, impl.model(m))
+      if (m === undefined) return send(res, impl.error(errorSpec(404, "not_found", { model: route.id, vertex: route.vertex }), undefined))
+      return sendJson(res, 200, impl.model(m, route))
     }
 
     let body: unknown
@@ -391,7 +391,7 @@ export const listen = (config: SimConfig): Promise<Running> => {
     }
 
     if (model === undefined) {
-      return fail(p.protocol === "bedrock" ? errorSpec(400, "not_found", { model: req.model }) : errorSpec(404, "not_found", { model: req.model }))
+      return fail(p.protocol === "bedrock" ? errorSpec(400, "not_found", { model: req.model }) : errorSpec(404, "not_found", { model: req.model, vertex: req.vertex }))
     }
     if (fault?.status !== undefined) {
       return fail(errorSpec(fault.status, kindOfStatus(fault.status), {
@@ -400,7 +400,8 @@ export const listen = (config: SimConfig): Promise<Running> => {
         retryAfterS: fault.retryAfter,
         retryAfterMs: fault.retryAfterMs,
         rateScope: "requests",
-        limit: rate?.rpm
+        limit: rate?.rpm,
+        vertex: req.vertex
       }))
     }
     const base = analyse(req)
@@ -562,7 +563,7 @@ export const listen = (config: SimConfig): Promise<Running> => {
         if (replayPath !== undefined) {
           // Replays are served on any path under the prefix (e.g. legacy /v1/completions).
           if (p.keys !== undefined) {
-            const denied = p.impl.auth(req.headers, query, p.keys)
+            const denied = p.impl.auth(req.headers, query, p.keys, p.impl.route(method, sub, query))
             if (denied !== undefined) return send(res, p.impl.error(denied, undefined))
           }
           return replay(p, res, "(replay)", replayPath, undefined)

@@ -6,6 +6,13 @@
  * (`{"error":{"code","message","status","details"}}`). Gemini sends no
  * rate-limit headers; a 429 carries `google.rpc.RetryInfo` in the body.
  *
+ * The same provider also serves Vertex AI's paths, as `@google/genai` builds
+ * them with `vertexai: true`: `POST /v1beta1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent`
+ * (and `:streamGenerateContent?alt=sse`), `GET /v1beta1/publishers/google/models`
+ * (`{ publisherModels }`) and `GET /v1beta1/publishers/google/models/{model}`.
+ * Bodies and errors are the same; Vertex authenticates with
+ * `Authorization: Bearer <token>` (401 `UNAUTHENTICATED` when missing or wrong).
+ *
  * @since 0.1.0
  */
 import type { Model } from "../Config.ts"
@@ -38,7 +45,10 @@ const partsText = (parts: unknown): string => {
   return out
 }
 
-const parse = (body: unknown, route: { readonly model: string | undefined; readonly stream: boolean }): SimRequest | ErrorSpec => {
+const parse = (
+  body: unknown,
+  route: { readonly model: string | undefined; readonly stream: boolean; readonly vertex?: boolean | undefined }
+): SimRequest | ErrorSpec => {
   if (!isRecord(body)) return errorSpec(400, "invalid_request", { message: "Invalid JSON payload received." })
   if (!Array.isArray(body.contents) || body.contents.length === 0) {
     return errorSpec(400, "invalid_request", { message: "* GenerateContentRequest.contents: contents is not specified\n" })
@@ -84,7 +94,8 @@ const parse = (body: unknown, route: { readonly model: string | undefined; reado
     toolsJson: tools.length > 0 ? JSON.stringify(body.tools) : "",
     tools,
     toolChoice,
-    lastIsToolResult
+    lastIsToolResult,
+    ...(route.vertex === true ? { vertex: true } : {})
   }
 }
 
@@ -180,8 +191,23 @@ const statusName = (e: ErrorSpec): string => {
   }
 }
 
+const vertexAuthMessage =
+  "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+
 const errorMessage = (e: ErrorSpec): string => {
   if (e.message !== undefined) return e.message
+  if (e.vertex === true) {
+    switch (e.kind) {
+      case "auth":
+        return vertexAuthMessage
+      case "not_found":
+        return `Publisher Model \`publishers/google/models/${e.model ?? "unknown"}\` was not found or your project does not have access to it. Please ensure you are using a valid model version. For more information, see: https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions`
+      case "rate_limit":
+        return "Resource exhausted. Please try again later. Please refer to https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details."
+      default:
+        break
+    }
+  }
   switch (e.kind) {
     case "context_length":
       return `The input token count (${e.promptTokens}) exceeds the maximum number of tokens allowed (${e.limit}).`
@@ -210,16 +236,18 @@ const errorObject = (e: ErrorSpec) => {
   if (e.kind === "auth") {
     details.push({
       "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-      reason: "API_KEY_INVALID",
+      reason: e.vertex === true ? (e.missingKey === true ? "CREDENTIALS_MISSING" : "ACCESS_TOKEN_TYPE_UNSUPPORTED") : "API_KEY_INVALID",
       domain: "googleapis.com",
-      metadata: { service: "generativelanguage.googleapis.com" }
+      metadata: { service: e.vertex === true ? "aiplatform.googleapis.com" : "generativelanguage.googleapis.com" }
     })
   }
   if (e.status === 429) {
     details.push({
       "@type": "type.googleapis.com/google.rpc.QuotaFailure",
       violations: [{
-        quotaMetric: "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+        quotaMetric: e.vertex === true
+          ? "aiplatform.googleapis.com/generate_content_requests_per_minute_per_project_per_base_model"
+          : "generativelanguage.googleapis.com/generate_content_free_tier_requests",
         quotaId: e.rateScope === "tokens"
           ? "GenerateContentInputTokensPerModelPerMinute-FreeTier"
           : "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
@@ -262,7 +290,30 @@ const model = (m: Model) => ({
   maxTemperature: 2
 })
 
+/** Vertex AI's publisher model resource (what `models.list` / `models.get` return there). */
+const publisherModel = (m: Model) => ({
+  name: `publishers/google/models/${m.id}`,
+  versionId: "001",
+  displayName: m.displayName ?? m.id,
+  description: `Simulated ${m.id}`,
+  openSourceCategory: "PROPRIETARY",
+  launchStage: "GA",
+  publisherModelTemplate: `projects/{project}/locations/{location}/publishers/google/models/${m.id}@001`
+})
+
 const pathRe = /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+):(generateContent|streamGenerateContent)$/
+const vertexPathRe =
+  /^\/(v1beta1|v1)\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\/models\/([^/:]+):(generateContent|streamGenerateContent)$/
+const vertexModelsRe = /^\/(v1beta1|v1)\/(?:projects\/[^/]+\/locations\/[^/]+\/)?publishers\/google\/models$/
+const vertexModelRe = /^\/(v1beta1|v1)\/(?:projects\/[^/]+\/locations\/[^/]+\/)?publishers\/google\/models\/([^/:]+)$/
+
+const bearer = (headers: Record<string, string | string[] | undefined>): string | undefined => {
+  const h = headers["authorization"]
+  const value = Array.isArray(h) ? h[0] : h
+  if (value === undefined) return undefined
+  const m = /^Bearer\s+(.+)$/i.exec(value.trim())
+  return m === null ? "" : m[1]!
+}
 
 /**
  * The Gemini protocol implementation.
@@ -274,19 +325,30 @@ export const gemini: ProtocolImpl = {
   name: "gemini",
   route: (method, path, query) => {
     if (method === "POST") {
-      const m = pathRe.exec(path)
+      const v = vertexPathRe.exec(path)
+      const m = v ?? pathRe.exec(path)
       if (m === null) return undefined
       const stream = m[3] === "streamGenerateContent"
       if (stream && query.get("alt") !== "sse") return undefined
-      return { _tag: "generate", model: decodeURIComponent(m[2]!), stream }
+      return { _tag: "generate", model: decodeURIComponent(m[2]!), stream, ...(v !== null ? { vertex: true } : {}) }
     }
-    if (method === "GET" && /^\/(v1beta|v1|v1alpha)\/models$/.test(path)) return { _tag: "models" }
+    if (method !== "GET") return undefined
+    if (/^\/(v1beta|v1|v1alpha)\/models$/.test(path)) return { _tag: "models" }
+    if (vertexModelsRe.test(path)) return { _tag: "models", vertex: true }
     const g = /^\/(v1beta|v1|v1alpha)\/models\/([^/:]+)$/.exec(path)
-    if (method === "GET" && g !== null) return { _tag: "model", id: decodeURIComponent(g[2]!) }
+    if (g !== null) return { _tag: "model", id: decodeURIComponent(g[2]!) }
+    const vg = vertexModelRe.exec(path)
+    if (vg !== null) return { _tag: "model", id: decodeURIComponent(vg[2]!), vertex: true }
     return undefined
   },
   parse: (body, route) => parse(body, route),
-  auth: (headers, query, keys) => {
+  auth: (headers, query, keys, route) => {
+    if (route?.vertex === true) {
+      // Vertex AI takes an OAuth 2 access token; the sim accepts a configured key as one.
+      const token = bearer(headers)
+      if (token === undefined) return errorSpec(401, "auth", { missingKey: true, vertex: true })
+      return keys.has(token) ? undefined : errorSpec(401, "auth", { vertex: true })
+    }
     const h = headers["x-goog-api-key"]
     const value = (Array.isArray(h) ? h[0] : h) ?? query.get("key") ?? undefined
     if (value === undefined) return errorSpec(403, "permission")
@@ -300,8 +362,8 @@ export const gemini: ProtocolImpl = {
   malformedEvent: () => `data: {"candidates": [{"content": {"parts": [{"text": "\r\n\r\n`,
   error: (e) => error(e),
   successHeaders: () => ({ vary: "Origin, X-Origin, Referer", "server-timing": "gfet4t7; dur=1" }),
-  models: (ms) => ({ models: ms.map(model) }),
-  model,
+  models: (ms, route) => route?.vertex === true ? { publisherModels: ms.map(publisherModel) } : { models: ms.map(model) },
+  model: (m, route) => route?.vertex === true ? publisherModel(m) : model(m),
   frameReplay: (line) => frame(line),
   replayTerminator: undefined
 }
