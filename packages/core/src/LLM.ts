@@ -13,6 +13,7 @@
  *
  * @since 0.1.0
  */
+import type { NonEmptyReadonlyArray } from "effect/Array"
 import { type Cause, Clock, Context, Duration, Effect, Layer, References, Stream, Tracer } from "effect"
 import { CostLedger, type CostLedgerService } from "./CostLedger.ts"
 import * as Deadline from "./Deadline.ts"
@@ -116,9 +117,10 @@ export const requireFinish = (origin: { readonly provider: string; readonly mode
   Stream.suspend(() => {
     let finished = false
     return self.pipe(
-      Stream.tap((part) => {
-        if (part.type === "finish") finished = true
-        return Effect.void
+      // Per array, not per part: a provider that hands over a batch of parts keeps it one batch.
+      Stream.mapArray((parts) => {
+        if (!finished) for (const part of parts) if (part.type === "finish") finished = true
+        return parts
       }),
       Stream.concat(Stream.suspend(() =>
         finished
@@ -214,6 +216,17 @@ const unfinished = (provider: string, model: string, outcome: string, latencyMs:
  * @category constructors
  */
 export const make = (impl: ProviderImplementation): LLM["Service"] => {
+  /** Publishes `AttemptFailed` for an attempt that started at `start`. */
+  const failedEvent = (bus: Events.EventBus, clock: Clock.Clock, model: string, start: number) => (error: LlmError) =>
+    Effect.suspend(() =>
+      bus.publish({
+        _tag: "AttemptFailed",
+        provider: impl.provider,
+        model,
+        error: error._tag,
+        latencyMs: clock.currentTimeMillisUnsafe() - start
+      })
+    )
   const { provider } = impl
   // One `Llm.attempt` span per model, built once. It is `Effect.withSpan`
   // without its per-call costs: the stack trace that locates the span is
@@ -257,16 +270,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
           (response) => priced(response, pricing)
         )
         if (bus.enabled) {
-          call = Effect.tapError(call, (error) =>
-            Effect.suspend(() =>
-              bus.publish({
-                _tag: "AttemptFailed",
-                provider,
-                model,
-                error: error._tag,
-                latencyMs: clock.currentTimeMillisUnsafe() - start
-              })
-            ))
+          call = Effect.tapError(call, failedEvent(bus, clock, model, start))
         }
         if (!ledger.enabled && observers.length === 0) return call
         const sinks: Sinks = { ledger, observers }
@@ -298,28 +302,25 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
       const build = (): Stream.Stream<StreamPart, LlmError> => {
         const sinks: Sinks = { ledger, observers }
         let recorded = !ledger.enabled && observers.length === 0
+        // Per array, not per part: the batches a provider hands over stay batches.
+        const finishOf = (part: StreamPart): Effect.Effect<StreamPart> => {
+          if (part.type !== "finish") return Effect.succeed(part)
+          const response = priced(part.response, pricing)
+          if (recorded) return Effect.succeed({ type: "finish", response })
+          recorded = true
+          return Effect.as(settle(sinks, response.attempts, request), { type: "finish", response })
+        }
         let parts = impl.stream(request, model).pipe(
-          Stream.mapEffect((part): Effect.Effect<StreamPart> => {
-            if (part.type !== "finish") return Effect.succeed(part)
-            const response = priced(part.response, pricing)
-            if (recorded) return Effect.succeed({ type: "finish", response })
-            recorded = true
-            return Effect.as(settle(sinks, response.attempts, request), { type: "finish", response })
+          Stream.mapArrayEffect((batch): Effect.Effect<NonEmptyReadonlyArray<StreamPart>> => {
+            if (!batch.some((part) => part.type === "finish")) return Effect.succeed(batch)
+            // One part out for each part in: the batch stays non-empty.
+            return Effect.forEach(batch, finishOf) as unknown as Effect.Effect<NonEmptyReadonlyArray<StreamPart>>
           }),
           requireFinish({ provider, model }),
           Deadline.forRequestStream(request, { provider, model })
         )
         if (bus.enabled) {
-          parts = Stream.tapError(parts, (error) =>
-            Effect.suspend(() =>
-              bus.publish({
-                _tag: "AttemptFailed",
-                provider,
-                model,
-                error: error._tag,
-                latencyMs: clock.currentTimeMillisUnsafe() - start
-              })
-            ))
+          parts = Stream.tapError(parts, failedEvent(bus, clock, model, start))
         }
         if (recorded) return parts
         return parts.pipe(

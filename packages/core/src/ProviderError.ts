@@ -117,16 +117,94 @@ const resetOf = (value: string | undefined, now: number): Duration.Duration | un
   return parseGoDuration(value) ?? untilDate(value, now)
 }
 
-const compact = (info: { [K in keyof RateLimitInfo]: RateLimitInfo[K] | undefined }): RateLimitInfo | undefined => {
-  const out: Record<string, unknown> = {}
-  let any = false
-  for (const [key, value] of Object.entries(info)) {
-    if (value !== undefined) {
-      out[key] = value
-      any = true
-    }
+// The rate-limit headers, in `RateLimitInfo` field order: OpenAI-style first, then Anthropic.
+const rateLimitHeaders: ReadonlyArray<string> = [
+  "x-ratelimit-limit-requests",
+  "x-ratelimit-remaining-requests",
+  "x-ratelimit-reset-requests",
+  "x-ratelimit-limit-tokens",
+  "x-ratelimit-remaining-tokens",
+  "x-ratelimit-reset-tokens",
+  "anthropic-ratelimit-requests-limit",
+  "anthropic-ratelimit-requests-remaining",
+  "anthropic-ratelimit-requests-reset",
+  "anthropic-ratelimit-tokens-limit",
+  "anthropic-ratelimit-tokens-remaining",
+  "anthropic-ratelimit-tokens-reset"
+]
+const rateLimitSlot = new Map(rateLimitHeaders.map((name, index) => [name, index]))
+
+const firstValue = (value: unknown): string | undefined =>
+  typeof value === "string" ? value : Array.isArray(value) && typeof value[0] === "string" ? value[0] : undefined
+
+/**
+ * The rate-limit header values, by slot, read in one pass over the headers
+ * (a `Headers` lookup validates and normalises its name, so twelve `get`s of
+ * absent headers cost several times one walk over the few present ones).
+ * `undefined` when none is present.
+ */
+const rateLimitValues = (headers: HeadersLike): Array<string | undefined> | undefined => {
+  let values: Array<string | undefined> | undefined
+  const see = (name: string, value: unknown) => {
+    if (name.length < 24) return
+    const slot = rateLimitSlot.get(name.toLowerCase())
+    const text = firstValue(value)
+    if (slot === undefined || text === undefined) return
+    values ??= new Array<string | undefined>(rateLimitHeaders.length)
+    values[slot] ??= text
   }
-  return any ? out as RateLimitInfo : undefined
+  if (typeof (headers as { get?: unknown }).get === "function") {
+    if (typeof (headers as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== "function") {
+      // Something that only reads by name: ask for each header.
+      for (const name of rateLimitHeaders) see(name, header(headers, name))
+      return values
+    }
+    for (const [name, value] of headers as unknown as Iterable<readonly [string, unknown]>) see(name, value)
+    return values
+  }
+  const record = headers as Readonly<Record<string, unknown>>
+  for (const name in record) see(name, record[name])
+  return values
+}
+
+const rateLimitFrom = (
+  values: ReadonlyArray<string | undefined>,
+  offset: number,
+  now: number
+): RateLimitInfo | undefined => {
+  const out: { -readonly [K in keyof RateLimitInfo]: RateLimitInfo[K] } = {}
+  let any = false
+  const requestsLimit = num(values[offset])
+  if (requestsLimit !== undefined) {
+    out.requestsLimit = requestsLimit
+    any = true
+  }
+  const requestsRemaining = num(values[offset + 1])
+  if (requestsRemaining !== undefined) {
+    out.requestsRemaining = requestsRemaining
+    any = true
+  }
+  const requestsReset = resetOf(values[offset + 2], now)
+  if (requestsReset !== undefined) {
+    out.requestsReset = requestsReset
+    any = true
+  }
+  const tokensLimit = num(values[offset + 3])
+  if (tokensLimit !== undefined) {
+    out.tokensLimit = tokensLimit
+    any = true
+  }
+  const tokensRemaining = num(values[offset + 4])
+  if (tokensRemaining !== undefined) {
+    out.tokensRemaining = tokensRemaining
+    any = true
+  }
+  const tokensReset = resetOf(values[offset + 5], now)
+  if (tokensReset !== undefined) {
+    out.tokensReset = tokensReset
+    any = true
+  }
+  return any ? out : undefined
 }
 
 /**
@@ -140,23 +218,9 @@ const compact = (info: { [K in keyof RateLimitInfo]: RateLimitInfo[K] | undefine
  */
 export const rateLimitInfo = (headers: HeadersLike | undefined, now: number = Date.now()): RateLimitInfo | undefined => {
   if (headers === undefined) return undefined
-  const openai = compact({
-    requestsLimit: num(header(headers, "x-ratelimit-limit-requests")),
-    requestsRemaining: num(header(headers, "x-ratelimit-remaining-requests")),
-    requestsReset: resetOf(header(headers, "x-ratelimit-reset-requests"), now),
-    tokensLimit: num(header(headers, "x-ratelimit-limit-tokens")),
-    tokensRemaining: num(header(headers, "x-ratelimit-remaining-tokens")),
-    tokensReset: resetOf(header(headers, "x-ratelimit-reset-tokens"), now)
-  })
-  if (openai !== undefined) return openai
-  return compact({
-    requestsLimit: num(header(headers, "anthropic-ratelimit-requests-limit")),
-    requestsRemaining: num(header(headers, "anthropic-ratelimit-requests-remaining")),
-    requestsReset: resetOf(header(headers, "anthropic-ratelimit-requests-reset"), now),
-    tokensLimit: num(header(headers, "anthropic-ratelimit-tokens-limit")),
-    tokensRemaining: num(header(headers, "anthropic-ratelimit-tokens-remaining")),
-    tokensReset: resetOf(header(headers, "anthropic-ratelimit-tokens-reset"), now)
-  })
+  const values = rateLimitValues(headers)
+  if (values === undefined) return undefined
+  return rateLimitFrom(values, 0, now) ?? rateLimitFrom(values, 6, now)
 }
 
 const contextPatterns: ReadonlyArray<RegExp> = [

@@ -257,10 +257,17 @@ export const compatible = (options: CompatibleOptions): Layer.Layer<OpenAIClient
 const secretsOf = (client: OpenAIClient["Service"]): ReadonlyArray<string> =>
   client.apiKey === undefined ? [] : [Redacted.value(client.apiKey)]
 
+/** The SDK timeout for a call at `now` under `deadline` (epoch ms): the client's, or the time left if sooner. */
+const timeoutAt = (client: OpenAIClient["Service"], deadline: number | undefined, now: number): number =>
+  deadline === undefined ? client.timeoutMs : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Math.max(0, deadline - now))))
+
 /** The SDK timeout for this call: the client's, or the time left before the deadline if sooner. */
 const timeoutFor = (client: OpenAIClient["Service"]) =>
-  Effect.map(Deadline.remaining, (left) =>
-    left === undefined ? client.timeoutMs : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Duration.toMillis(left)))))
+  Effect.withFiber((fiber) =>
+    Effect.succeed(
+      timeoutAt(client, fiber.getRef(Deadline.CurrentDeadline), fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+    )
+  )
 
 const missingKey = (client: OpenAIClient["Service"], model: string | undefined) =>
   new LlmError.AuthenticationFailed({
@@ -275,29 +282,42 @@ const paramsFor = (client: OpenAIClient["Service"], request: LlmRequest.LlmReque
   return params instanceof LlmError.InvalidRequest ? Effect.fail(params) : Effect.succeed(params)
 }
 
-const generateWith = (client: OpenAIClient["Service"]) =>
-  Effect.fnUntraced(function*(request: LlmRequest.LlmRequest, model: string) {
-    const params = yield* paramsFor(client, request, model)
-    const timeoutMs = yield* timeoutFor(client)
-    const context: ErrorContext = { provider: client.provider, model, secrets: secretsOf(client), timeoutMs }
-    const start = yield* Clock.currentTimeMillis
-    const { data, response } = yield* Effect.tryPromise({
-      try: (signal) => client.sdk.chat.completions.create(params, { signal, timeout: timeoutMs }).withResponse(),
-      catch: (error) => fromSdkError(error, context)
+// The hot path of every call: one fiber read for the clock and the deadline,
+// one promise for the SDK, one synchronous mapping of its answer.
+const generateWith = (client: OpenAIClient["Service"]) => {
+  const secrets = secretsOf(client)
+  const { provider } = client
+  return (request: LlmRequest.LlmRequest, model: string): Effect.Effect<LlmResponse.LlmResponse, LlmError.LlmError> =>
+    Effect.withFiber((fiber) => {
+      if (client.missingKey) return Effect.fail(missingKey(client, model))
+      const params = Mapping.toParams(request, model, client, client.maxTokensParameter)
+      if (params instanceof LlmError.InvalidRequest) return Effect.fail(params)
+      const clock = fiber.getRef(Clock.Clock)
+      const start = clock.currentTimeMillisUnsafe()
+      const timeoutMs = timeoutAt(client, fiber.getRef(Deadline.CurrentDeadline), start)
+      const context: ErrorContext = { provider, model, secrets, timeoutMs }
+      return Effect.flatMap(
+        Effect.tryPromise({
+          try: (signal) => client.sdk.chat.completions.create(params, { signal, timeout: timeoutMs }).withResponse(),
+          catch: (error) => fromSdkError(error, context)
+        }),
+        ({ data, response }) => {
+          const end = clock.currentTimeMillisUnsafe()
+          const origin = { provider, model }
+          const collected = Mapping.collect(data, origin)
+          if (collected instanceof LlmError.MalformedResponse) return Effect.fail(collected)
+          const result = Mapping.toResponse(collected, {
+            provider,
+            model,
+            latencyMs: end - start,
+            rateLimit: ProviderError.rateLimitInfo(response.headers, end),
+            raw: data
+          })
+          return result instanceof LlmError.MalformedResponse ? Effect.fail(result) : Effect.succeed(result)
+        }
+      )
     })
-    const end = yield* Clock.currentTimeMillis
-    const collected = Mapping.collect(data, { provider: client.provider, model })
-    if (collected instanceof LlmError.MalformedResponse) return yield* Effect.fail(collected)
-    const result = Mapping.toResponse(collected, {
-      provider: client.provider,
-      model,
-      latencyMs: end - start,
-      rateLimit: ProviderError.rateLimitInfo(response.headers, end),
-      raw: data
-    })
-    if (result instanceof LlmError.MalformedResponse) return yield* Effect.fail(result)
-    return result
-  })
+}
 
 const streamWith = (client: OpenAIClient["Service"]) =>
 (request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
@@ -306,6 +326,8 @@ const streamWith = (client: OpenAIClient["Service"]) =>
     const timeoutMs = yield* timeoutFor(client)
     const context: ErrorContext = { provider: client.provider, model, secrets: secretsOf(client), timeoutMs }
     const start = yield* Clock.currentTimeMillis
+    const acc = Accumulate.make()
+    let read: Accumulate.Reader<LlmResponse.StreamPart, LlmError.LlmError> | undefined
     const { data, response } = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: (signal) =>
@@ -319,11 +341,15 @@ const streamWith = (client: OpenAIClient["Service"]) =>
           ).withResponse(),
         catch: (error) => fromSdkError(error, context)
       }),
-      // Aborts the HTTP request if the stream is dropped before it was read to the end.
-      ({ data }) => Effect.sync(() => data.controller.abort())
+      // Aborts the HTTP request if the stream is dropped before it was read to the end
+      // (a stream read to its end has no request left to abort).
+      ({ data }) =>
+        Effect.sync(() => {
+          read?.stop()
+          if (read === undefined || !read.ended()) data.controller.abort()
+        })
     )
     const rateLimit = ProviderError.rateLimitInfo(response.headers, yield* Clock.currentTimeMillis)
-    const acc = Accumulate.make()
     const origin = { provider: client.provider, model }
     const finish = Effect.gen(function*() {
       // The SDK ends its iterator quietly when the socket closes without `[DONE]`;
@@ -344,11 +370,12 @@ const streamWith = (client: OpenAIClient["Service"]) =>
       if (result instanceof LlmError.MalformedResponse) return yield* Effect.fail(result)
       return { type: "finish", response: result } satisfies LlmResponse.StreamPart as LlmResponse.StreamPart
     })
-    return Stream.fromAsyncIterable(data, (error) => fromSdkError(error, context)).pipe(
-      Stream.map((chunk) => Accumulate.onChunk(acc, chunk)),
-      Stream.flattenIterable,
-      Stream.concat(Stream.fromEffect(finish))
+    read = Accumulate.reader(
+      data as AsyncIterable<unknown>,
+      (chunk) => Accumulate.onChunk(acc, chunk),
+      (error) => fromSdkError(error, context)
     )
+    return Stream.concat(read.stream, Stream.fromEffect(finish))
   }))
 
 type Defaults = LlmRequest.Defaults

@@ -6,6 +6,7 @@
  * @internal
  */
 import type { LlmResponse } from "@switchboard/core"
+import { type Array as Arr, Cause, Effect, Stream } from "effect"
 import type { Collected, RawToolCall } from "./mapping.ts"
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
@@ -113,3 +114,103 @@ export const collected = (acc: Accumulator): Collected => ({
   finishReason: acc.finishReason,
   usage: acc.usage
 })
+
+/** What {@link reader} returns. */
+export interface Reader<B, E> {
+  readonly stream: Stream.Stream<B, E>
+  /** True once the iterable ended or failed: there is no request left to abort. */
+  readonly ended: () => boolean
+  /** Stops the pump: nothing more is read. */
+  readonly stop: () => void
+}
+
+/**
+ * A stream over an async iterable that reads ahead of its consumer: a pump
+ * in promise land folds each item through `f` into a buffer, and every pull
+ * hands over everything buffered so far as one array. A consumer that keeps
+ * up therefore pays one fiber suspension per network read instead of one per
+ * chunk (each suspension captures an async context and runs every stage of
+ * the stream once). The pump stops reading once `highWater` parts wait, and
+ * resumes when they are taken. A waiting consumer is woken on the next
+ * macrotask, so chunks that arrived in the same read land in the same batch.
+ *
+ * The returned `stop` ends the pump (it reads nothing more); aborting the
+ * request is the caller's job, and `ended` tells whether there is still a
+ * request to abort.
+ */
+export const reader = <A, B, E>(
+  iterable: AsyncIterable<A>,
+  f: (item: A) => ReadonlyArray<B>,
+  onError: (error: unknown) => E,
+  highWater = 256
+): Reader<B, E> => {
+  let buffer: Array<B> = []
+  let state: "idle" | "reading" | "ended" | "failed" = "idle"
+  let failure: unknown
+  let stopped = false
+  let wake: (() => void) | undefined
+  let resumePump: (() => void) | undefined
+  const notify = () => {
+    const resume = wake
+    if (resume === undefined) return
+    wake = undefined
+    setImmediate(resume)
+  }
+  const pump = async () => {
+    try {
+      const iterator = iterable[Symbol.asyncIterator]()
+      while (!stopped) {
+        const next = await iterator.next()
+        if (next.done === true) break
+        const out = f(next.value)
+        for (let i = 0; i < out.length; i++) buffer.push(out[i]!)
+        if (buffer.length === 0) continue
+        notify()
+        if (buffer.length >= highWater && !stopped) await new Promise<void>((resolve) => resumePump = resolve)
+      }
+      state = "ended"
+    } catch (error) {
+      failure = error
+      state = "failed"
+    }
+    notify()
+  }
+  const waitForMore = Effect.callback<void>((resume) => {
+    wake = () => resume(Effect.void)
+    return Effect.sync(() => {
+      wake = undefined
+    })
+  })
+  const pull: Effect.Effect<Arr.NonEmptyReadonlyArray<B>, E | Cause.Done> = Effect.suspend(() => {
+    if (buffer.length > 0) {
+      const out = buffer as unknown as Arr.NonEmptyReadonlyArray<B>
+      buffer = []
+      const resume = resumePump
+      resumePump = undefined
+      resume?.()
+      return Effect.succeed(out)
+    }
+    switch (state) {
+      case "idle":
+        state = "reading"
+        void pump()
+        return Effect.flatMap(waitForMore, () => pull)
+      case "reading":
+        return Effect.flatMap(waitForMore, () => pull)
+      case "ended":
+        return Cause.done()
+      case "failed":
+        return Effect.fail(onError(failure))
+    }
+  })
+  return {
+    stream: Stream.fromPull(Effect.succeed(pull)),
+    ended: () => state === "ended" || state === "failed",
+    stop: () => {
+      stopped = true
+      const resume = resumePump
+      resumePump = undefined
+      resume?.()
+    }
+  }
+}
