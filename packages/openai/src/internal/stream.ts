@@ -131,8 +131,9 @@ export interface Reader<B, E> {
  * up therefore pays one fiber suspension per network read instead of one per
  * chunk (each suspension captures an async context and runs every stage of
  * the stream once). The pump stops reading once `highWater` parts wait, and
- * resumes when they are taken. A waiting consumer is woken on the next
- * macrotask, so chunks that arrived in the same read land in the same batch.
+ * resumes when they are taken. The first part wakes a waiting consumer at
+ * once; after that a waiting consumer is woken on the next macrotask, so
+ * chunks that arrived in the same read land in the same batch.
  *
  * The returned `stop` ends the pump (it reads nothing more); aborting the
  * request is the caller's job, and `ended` tells whether there is still a
@@ -150,11 +151,18 @@ export const reader = <A, B, E>(
   let stopped = false
   let wake: (() => void) | undefined
   let resumePump: (() => void) | undefined
+  let delivered = false
   const notify = () => {
     const resume = wake
     if (resume === undefined) return
     wake = undefined
-    setImmediate(resume)
+    // The first part goes out at once (time to first part is what a streaming caller waits
+    // for); later wakes wait a macrotask so the chunks of one network read form one batch.
+    if (delivered) setImmediate(resume)
+    else {
+      delivered = true
+      resume()
+    }
   }
   const pump = async () => {
     try {
