@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Effect, Fiber, Ref, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Budget, Llm, LlmError, Pricing } from "../src/index.ts"
+import { Budget, Hedge, Llm, LlmError, Pricing } from "../src/index.ts"
 
 const mini = { provider: "openai", model: "gpt-4o-mini" }
 const ask = (content = "q", maxTokens = 200) => ({ messages: [{ role: "user" as const, content }], maxTokens })
@@ -240,5 +240,23 @@ describe("Budget", () => {
         Effect.provide(stack)
       )
       assert.deepStrictEqual(texts, ["primary", "primary", "primary", "cheap"])
+    }))
+})
+
+describe("Budget over attempts in other fibers", () => {
+  it.effect("charges both attempts of a Hedge — the winner's cost, the interrupted loser's zero — and keeps nothing reserved", () =>
+    Effect.gen(function*() {
+      const slow = yield* Llm.makeTest({ ...mini, steps: [{ text: "slow", delay: "10 seconds", usage: { inputTokens: 1000, outputTokens: 100 } }] })
+      const fast = yield* Llm.makeTest({ ...mini, steps: [{ text: "fast", delay: "1 second", usage: { inputTokens: 2000, outputTokens: 100 } }] })
+      const budget = yield* Budget.make({ limitUsd: 1, window: "day", price: mini })
+      const stack = slow.layer.pipe(Hedge.layer({ after: "500 millis", backup: fast.layer }), budget.layer)
+      const fiber = yield* Effect.forkChild(Llm.generate(ask()).pipe(Effect.provide(stack)))
+      yield* TestClock.adjust("2 seconds")
+      const response = yield* Fiber.join(fiber)
+      assert.strictEqual(response.text, "fast")
+      assert.strictEqual(yield* slow.interrupted, 1)
+      const state = yield* budget.state()
+      assert.closeTo(state.spentUsd, costOf(2000, 100), 1e-15)
+      assert.strictEqual(state.reservedUsd, 0)
     }))
 })
