@@ -300,16 +300,12 @@ export const model = (
   Layer.effect(
     LLM,
     Effect.map(AnthropicClient, (client) => {
-      const service = Llm.make({
+      return Llm.make({
         provider: client.provider,
         model: name,
         generate: generateWith(client),
-        stream: streamWith(client)
-      })
-      const merge = LlmRequest.withDefaults(defaults)
-      return LLM.of({
-        generate: (request) => service.generate(merge(request)),
-        stream: (request) => service.stream(merge(request))
+        stream: streamWith(client),
+        defaults
       })
     })
   )

@@ -363,20 +363,14 @@ export const makeModel = (
   client: BedrockClient["Service"],
   modelId: string,
   defaults?: LlmRequest.Defaults | undefined
-): LLM["Service"] => {
-  const service = Llm.make({
+): LLM["Service"] =>
+  Llm.make({
     provider: client.provider,
     model: modelId,
     generate: generateWith(client),
-    stream: streamWith(client)
+    stream: streamWith(client),
+    defaults
   })
-  if (defaults === undefined || Object.keys(defaults).length === 0) return service
-  const fill = LlmRequest.withDefaults(defaults)
-  return LLM.of({
-    generate: (request) => service.generate(fill(request)),
-    stream: (request) => service.stream(fill(request))
-  })
-}
 
 /**
  * An `LLM` answering with a Bedrock model id or inference profile (e.g.

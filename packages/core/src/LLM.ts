@@ -19,7 +19,7 @@ import { CostLedger, type CostLedgerService } from "./CostLedger.ts"
 import * as Deadline from "./Deadline.ts"
 import * as Events from "./Events.ts"
 import { type LlmError, NetworkError, type Timeout } from "./LlmError.ts"
-import { check, type LlmRequest, type ToolCallPart } from "./LlmRequest.ts"
+import { check, type Defaults, type LlmRequest, type ToolCallPart, withDefaults } from "./LlmRequest.ts"
 import {
   type Attempt,
   attemptOf,
@@ -95,6 +95,8 @@ export interface ProviderImplementation {
   readonly model: string
   readonly generate: (request: LlmRequest, model: string) => Effect.Effect<LlmResponse, LlmError>
   readonly stream: (request: LlmRequest, model: string) => Stream.Stream<StreamPart, LlmError>
+  /** Fields filled in when a request leaves them out (a provider's `model(name, defaults)`). */
+  readonly defaults?: Defaults | undefined
 }
 
 const priced = (response: LlmResponse, pricing: PricingService): LlmResponse => {
@@ -205,7 +207,7 @@ const unfinished = (provider: string, model: string, outcome: string, latencyMs:
 
 /**
  * Builds an `LLM` service from a provider's raw calls, adding what every leaf
- * must do: validate the request (`InvalidRequest` before any network call),
+ * must do: fill the model's `defaults` into the request, validate it (`InvalidRequest` before any network call),
  * enforce its `deadline`, price the usage, record the attempt, fail a stream
  * that ends without `finish`, publish `AttemptStarted` / `AttemptFailed`,
  * record every attempt — failed, interrupted and partial ones included — in
@@ -252,7 +254,9 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
     }
     return span
   }
-  const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
+  const fill = withDefaults(impl.defaults)
+  const generate = (given: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
+    const request = fill(given)
     const model = request.model ?? impl.model
     const problem = check(request, { provider, model })
     if (problem !== undefined) return Effect.fail(problem)
@@ -288,7 +292,8 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
       return bus.enabled ? Effect.flatMap(bus.publish({ _tag: "AttemptStarted", provider, model }), run) : run()
     }))
   }
-  const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
+  const stream = (given: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
+    const request = fill(given)
     const model = request.model ?? impl.model
     const problem = check(request, { provider, model })
     if (problem !== undefined) return Stream.fail(problem)

@@ -410,19 +410,14 @@ export const make = (
   client: GoogleClient["Service"],
   name: string,
   defaults?: LlmRequest.Defaults | undefined
-): LLM["Service"] => {
-  const service = Llm.make({
+): LLM["Service"] =>
+  Llm.make({
     provider: client.provider,
     model: name,
     generate: generateWith(client),
-    stream: streamWith(client)
+    stream: streamWith(client),
+    defaults
   })
-  const fill = LlmRequest.withDefaults(defaults)
-  return LLM.of({
-    generate: (request) => service.generate(fill(request)),
-    stream: (request) => service.stream(fill(request))
-  })
-}
 
 /**
  * The `LLM` of one Gemini model, e.g. `Google.model("gemini-2.5-flash")`.

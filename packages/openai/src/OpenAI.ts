@@ -399,16 +399,12 @@ export const model = (name: string, defaults?: Defaults | undefined): Layer.Laye
   Layer.effect(
     LLM,
     Effect.map(OpenAIClient, (client) => {
-      const service = Llm.make({
+      return Llm.make({
         provider: client.provider,
         model: name,
         generate: generateWith(client),
-        stream: streamWith(client)
-      })
-      const fill = LlmRequest.withDefaults(defaults)
-      return defaults === undefined ? service : LLM.of({
-        generate: (request) => service.generate(fill(request)),
-        stream: (request) => service.stream(fill(request))
+        stream: streamWith(client),
+        defaults
       })
     })
   )
