@@ -4,7 +4,7 @@
  */
 import { defineConfig } from "vitest/config"
 
-const packages = ["core", "sim", "openai", "anthropic", "google", "bedrock"] as const
+const packages = ["core", "sim", "openai", "anthropic", "google", "bedrock", "config", "redis", "otel", "gateway"] as const
 
 export default defineConfig({
   test: {

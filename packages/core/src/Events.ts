@@ -92,6 +92,50 @@ export interface CacheHit {
   readonly model?: string | undefined
 }
 
+/** @since 0.1.0 @category models */
+export interface BudgetOverrun {
+  readonly _tag: "BudgetOverrun"
+  readonly scope: string
+  /** What was reserved for the call (its worst case). */
+  readonly reservedUsd: number
+  /** What the provider reported, and will bill. */
+  readonly actualUsd: number
+  readonly spentUsd: number
+  readonly limitUsd: number
+}
+/** @since 0.1.0 @category models */
+export interface RouteChosen {
+  readonly _tag: "RouteChosen"
+  readonly strategy: string
+  /** The candidate chosen (by name). */
+  readonly candidate: string
+  /** Every candidate not taken before it, and why. */
+  readonly skipped: ReadonlyArray<{ readonly name: string; readonly reason: string }>
+}
+/** @since 0.1.0 @category models */
+export interface HealthChanged {
+  readonly _tag: "HealthChanged"
+  readonly name: string
+  readonly from: "healthy" | "degraded" | "down"
+  readonly to: "healthy" | "degraded" | "down"
+  readonly reason: string
+}
+/** @since 0.1.0 @category models */
+export interface StoreDegraded {
+  readonly _tag: "StoreDegraded"
+  /** Which store: `budget`, `breaker`, `ratelimit`, `cache`. */
+  readonly store: string
+  readonly policy: "failOpen" | "failClosed"
+  readonly detail: string
+}
+/** @since 0.1.0 @category models */
+export interface BatchProgress {
+  readonly _tag: "BatchProgress"
+  readonly done: number
+  readonly failed: number
+  readonly total: number
+}
+
 /**
  * Every event a combinator publishes.
  *
@@ -109,7 +153,12 @@ export type LlmEvent =
   | BudgetReserved
   | BudgetExceeded
   | BudgetSoftLimitReached
+  | BudgetOverrun
   | CacheHit
+  | RouteChosen
+  | HealthChanged
+  | StoreDegraded
+  | BatchProgress
 
 /**
  * The event bus. `enabled` is false for the default no-op bus, so

@@ -109,12 +109,18 @@ export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", {
  */
 export class NetworkError extends Schema.TaggedError<NetworkError>()("NetworkError", {
   ...origin,
-  detail: Schema.String
+  detail: Schema.String,
+  /** What failed: `refused`, `reset`, `dns`, `tls`, `timeout`, `cut` (a stream ended early), `aborted` or `unknown`. */
+  cause: Schema.optional(Schema.Literals(["refused", "reset", "dns", "tls", "timeout", "cut", "aborted", "unknown"])),
+  /** The URL (scheme, host, port, path; never a query or credentials) the call went to, where known. */
+  url: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   readonly retryable = true
   override get message(): string {
-    return `network error talking to ${where(this)}: ${this.detail}`
+    const kind = this.cause === undefined || this.cause === "unknown" ? "" : ` (${this.cause})`
+    const at = this.url === undefined ? "" : ` at ${this.url}`
+    return `network error${kind} talking to ${where(this)}${at}: ${this.detail}`
   }
 }
 
@@ -365,6 +371,34 @@ export class StructuredOutputError extends Schema.TaggedError<StructuredOutputEr
 }
 
 /**
+ * One candidate a router could not use, and why (`"no tools"`, `"context
+ * window 8192 < 12000 tokens"`, `"circuit open"`, …).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Rejection = Schema.Struct({ name: Schema.String, reason: Schema.String })
+
+/**
+ * A router found no candidate able to serve the request; `rejected` says why
+ * for each one. Not retryable: the request or the candidates must change.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NoEligibleModel extends Schema.TaggedError<NoEligibleModel>()("NoEligibleModel", {
+  ...origin,
+  rejected: Schema.Array(Rejection)
+}) {
+  /** @since 0.1.0 */
+  readonly retryable = false
+  override get message(): string {
+    const why = this.rejected.map((r) => `${r.name}: ${r.reason}`).join("; ")
+    return `no eligible model${this.rejected.length === 0 ? " (no candidates)" : ` (${why})`}`
+  }
+}
+
+/**
  * Any Switchboard error.
  *
  * @since 0.1.0
@@ -389,6 +423,7 @@ export type LlmError =
   | AllProvidersFailed
   | StreamInterrupted
   | StructuredOutputError
+  | NoEligibleModel
 
 /**
  * The schema of the union, for encoding errors into logs or across processes.
@@ -414,7 +449,8 @@ export const LlmError = Schema.Union([
   BudgetExceeded,
   AllProvidersFailed,
   StreamInterrupted,
-  StructuredOutputError
+  StructuredOutputError,
+  NoEligibleModel
 ])
 
 /**
@@ -443,7 +479,8 @@ const tags: ReadonlySet<string> = new Set<Tag>([
   "BudgetExceeded",
   "AllProvidersFailed",
   "StreamInterrupted",
-  "StructuredOutputError"
+  "StructuredOutputError",
+  "NoEligibleModel"
 ])
 
 /**
@@ -471,6 +508,7 @@ const notFallbackable: ReadonlySet<Tag> = new Set<Tag>([
   "AllProvidersFailed",
   "StreamInterrupted",
   "StructuredOutputError",
+  "NoEligibleModel",
   "ContentFiltered"
 ])
 

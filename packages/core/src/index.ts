@@ -1,6 +1,8 @@
 /**
  * Switchboard core: the `LLM` service, its data and errors, and the
- * combinators that make resilience, limits and money composable.
+ * combinators that make resilience, limits, money, routing, prompts and
+ * structured output composable. Provider authors import from
+ * `@switchboard/core/provider`.
  *
  * @since 0.1.0
  */
@@ -16,28 +18,34 @@ export * as LlmResponse from "./LlmResponse.ts"
 /** @since 0.1.0 */
 export * as LlmError from "./LlmError.ts"
 /** @since 0.1.0 */
+export * as LlmTest from "./LlmTest.ts"
+/** @since 0.1.0 */
+export * as SwitchboardConfigError from "./SwitchboardConfigError.ts"
+/** @since 0.1.0 */
 export * as Deadline from "./Deadline.ts"
 /** @since 0.1.0 */
 export * as Events from "./Events.ts"
 /** @since 0.1.0 */
-export * as Pricing from "./Pricing.ts"
+export * as Retry from "./resilience/Retry.ts"
 /** @since 0.1.0 */
-export * as ProviderError from "./ProviderError.ts"
+export * as CircuitBreaker from "./resilience/CircuitBreaker.ts"
 /** @since 0.1.0 */
-export * as Retry from "./Retry.ts"
+export * as Fallback from "./resilience/Fallback.ts"
 /** @since 0.1.0 */
-export * as CircuitBreaker from "./CircuitBreaker.ts"
+export * as Hedge from "./resilience/Hedge.ts"
 /** @since 0.1.0 */
-export * as Fallback from "./Fallback.ts"
+export * as RateLimit from "./limits/RateLimit.ts"
 /** @since 0.1.0 */
-export * as Hedge from "./Hedge.ts"
+export * as Budget from "./limits/Budget.ts"
 /** @since 0.1.0 */
-export * as Tokenizer from "./Tokenizer.ts"
+export * as ResponseCache from "./cache/ResponseCache.ts"
 /** @since 0.1.0 */
-export * as CostLedger from "./CostLedger.ts"
+export * as Pricing from "./money/Pricing.ts"
 /** @since 0.1.0 */
-export * as Budget from "./Budget.ts"
+export * as CostLedger from "./money/CostLedger.ts"
 /** @since 0.1.0 */
-export * as RateLimit from "./RateLimit.ts"
+export * as Tokenizer from "./prompt/Tokenizer.ts"
 /** @since 0.1.0 */
-export * as ResponseCache from "./ResponseCache.ts"
+export * as ProviderError from "./provider/ProviderError.ts"
+/** @since 0.1.0 */
+export * as BoundedMap from "./state/BoundedMap.ts"

@@ -13,8 +13,8 @@
  * @since 0.1.0
  */
 import { Duration } from "effect"
-import * as LlmError from "./LlmError.ts"
-import type { RateLimitInfo } from "./LlmResponse.ts"
+import * as LlmError from "../LlmError.ts"
+import type { RateLimitInfo } from "../LlmResponse.ts"
 
 /**
  * Anything that reads headers by name: a `Headers`, or a plain record.

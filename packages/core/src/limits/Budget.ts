@@ -33,13 +33,13 @@
  * @since 0.1.0
  */
 import { Clock, Context, Duration, Effect, Exit, type Fiber, Layer, Stream } from "effect"
-import * as Events from "./Events.ts"
-import { LLM, observeAttempts, observeAttemptsStream } from "./LLM.ts"
-import { BudgetExceeded, type LlmError } from "./LlmError.ts"
-import type { LlmRequest } from "./LlmRequest.ts"
-import type { Attempt, LlmResponse, StreamPart } from "./LlmResponse.ts"
-import { Pricing, type PricingService } from "./Pricing.ts"
-import { Tokenizer } from "./Tokenizer.ts"
+import * as Events from "../Events.ts"
+import { LLM, observeAttempts, observeAttemptsStream } from "../LLM.ts"
+import { BudgetExceeded, type LlmError } from "../LlmError.ts"
+import type { LlmRequest } from "../LlmRequest.ts"
+import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
+import { Pricing, type PricingService } from "../money/Pricing.ts"
+import { Tokenizer } from "../prompt/Tokenizer.ts"
 
 /**
  * A model that prices reservations.

@@ -24,12 +24,12 @@
  * @since 0.1.0
  */
 import { Cache, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
-import * as Events from "./Events.ts"
-import { requestKey } from "./internal/canonical.ts"
-import { LLM } from "./LLM.ts"
-import type { LlmError } from "./LlmError.ts"
-import type { LlmRequest } from "./LlmRequest.ts"
-import type { LlmResponse, StreamPart } from "./LlmResponse.ts"
+import * as Events from "../Events.ts"
+import { requestKey } from "../internal/canonical.ts"
+import { LLM } from "../LLM.ts"
+import type { LlmError } from "../LlmError.ts"
+import type { LlmRequest } from "../LlmRequest.ts"
+import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
 
 /**
  * Response cache options.

@@ -35,8 +35,8 @@
  */
 import { Clock, Duration, Effect, Layer, Random, Schedule, Stream } from "effect"
 import * as Pull from "effect/Pull"
-import * as Deadline from "./Deadline.ts"
-import * as Events from "./Events.ts"
+import * as Deadline from "../Deadline.ts"
+import * as Events from "../Events.ts"
 import {
   attemptsOfFailure,
   observed,
@@ -44,11 +44,11 @@ import {
   prepend,
   type ReportCell,
   report
-} from "./internal/attempts.ts"
-import { LLM } from "./LLM.ts"
-import type { LlmError } from "./LlmError.ts"
-import type { LlmRequest } from "./LlmRequest.ts"
-import type { Attempt, LlmResponse, StreamPart } from "./LlmResponse.ts"
+} from "../internal/attempts.ts"
+import { LLM } from "../LLM.ts"
+import type { LlmError } from "../LlmError.ts"
+import type { LlmRequest } from "../LlmRequest.ts"
+import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
 
 /**
  * Retry options. Every field is optional:

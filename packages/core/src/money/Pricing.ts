@@ -16,7 +16,7 @@
  */
 import { Context, Effect, Layer, Schema } from "effect"
 import shipped from "./data/pricing.json" with { type: "json" }
-import type { Usage } from "./LlmResponse.ts"
+import type { Usage } from "../LlmResponse.ts"
 
 /**
  * What a model can do.

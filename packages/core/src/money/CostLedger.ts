@@ -13,8 +13,8 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Layer, Ref } from "effect"
-import type { Metadata } from "./LlmRequest.ts"
-import type { Attempt } from "./LlmResponse.ts"
+import type { Metadata } from "../LlmRequest.ts"
+import type { Attempt } from "../LlmResponse.ts"
 
 /**
  * Totals of a group of attempts.

@@ -24,7 +24,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer } from "effect"
-import type { LlmRequest, Message } from "./LlmRequest.ts"
+import type { LlmRequest, Message } from "../LlmRequest.ts"
 
 /**
  * A token count; `estimated` is true when it is not the model's own

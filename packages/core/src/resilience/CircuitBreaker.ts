@@ -40,11 +40,11 @@
  * @since 0.1.0
  */
 import { Clock, Duration, Effect, Exit, Layer, PubSub, Stream } from "effect"
-import * as Events from "./Events.ts"
-import { LLM } from "./LLM.ts"
-import { CircuitOpen, type LlmError } from "./LlmError.ts"
-import type { LlmRequest } from "./LlmRequest.ts"
-import type { LlmResponse, StreamPart } from "./LlmResponse.ts"
+import * as Events from "../Events.ts"
+import { LLM } from "../LLM.ts"
+import { CircuitOpen, type LlmError } from "../LlmError.ts"
+import type { LlmRequest } from "../LlmRequest.ts"
+import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
 
 /**
  * Breaker options.

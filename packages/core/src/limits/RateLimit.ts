@@ -27,12 +27,12 @@
  */
 import { Clock, Duration, Effect, Exit, type Fiber, Layer, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
-import * as Events from "./Events.ts"
-import { LLM } from "./LLM.ts"
-import { type LlmError, RateLimited } from "./LlmError.ts"
-import type { LlmRequest } from "./LlmRequest.ts"
-import type { LlmResponse, RateLimitInfo } from "./LlmResponse.ts"
-import { Tokenizer } from "./Tokenizer.ts"
+import * as Events from "../Events.ts"
+import { LLM } from "../LLM.ts"
+import { type LlmError, RateLimited } from "../LlmError.ts"
+import type { LlmRequest } from "../LlmRequest.ts"
+import type { LlmResponse, RateLimitInfo } from "../LlmResponse.ts"
+import { Tokenizer } from "../prompt/Tokenizer.ts"
 
 /**
  * A limit: `limit` units per `window`.

@@ -24,7 +24,7 @@
  */
 import { Clock, Context, Duration, Effect, Exit, Fiber, Layer, Result, Scope, Stream } from "effect"
 import * as Pull from "effect/Pull"
-import * as Events from "./Events.ts"
+import * as Events from "../Events.ts"
 import {
   attemptsOfFailure,
   identityOf,
@@ -36,11 +36,11 @@ import {
   prepend,
   type ReportCell,
   report
-} from "./internal/attempts.ts"
-import { LLM } from "./LLM.ts"
-import type { LlmError } from "./LlmError.ts"
-import type { LlmRequest } from "./LlmRequest.ts"
-import type { Attempt, LlmResponse, StreamPart } from "./LlmResponse.ts"
+} from "../internal/attempts.ts"
+import { LLM } from "../LLM.ts"
+import type { LlmError } from "../LlmError.ts"
+import type { LlmRequest } from "../LlmRequest.ts"
+import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
 
 /**
  * Hedge options.

@@ -47,7 +47,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Layer, Stream } from "effect"
-import * as Events from "./Events.ts"
+import * as Events from "../Events.ts"
 import {
   attemptsOfFailure,
   identityOf,
@@ -58,12 +58,12 @@ import {
   observedStream,
   prepend,
   report
-} from "./internal/attempts.ts"
-import { LLM } from "./LLM.ts"
-import { AllProvidersFailed, isFallbackable, type LlmError, StreamInterrupted } from "./LlmError.ts"
-import type { LlmRequest } from "./LlmRequest.ts"
-import type { Attempt, LlmResponse, StreamPart } from "./LlmResponse.ts"
-import { Pricing, type PricingService } from "./Pricing.ts"
+} from "../internal/attempts.ts"
+import { LLM } from "../LLM.ts"
+import { AllProvidersFailed, isFallbackable, type LlmError, StreamInterrupted } from "../LlmError.ts"
+import type { LlmRequest } from "../LlmRequest.ts"
+import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
+import { Pricing, type PricingService } from "../money/Pricing.ts"
 
 /**
  * A child given with what the chain should know about it.

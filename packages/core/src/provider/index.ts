@@ -1,0 +1,10 @@
+/**
+ * What provider authors build on: `@switchboard/core/provider`. A provider
+ * package maps its SDK's calls, bodies and errors; this machinery gives every
+ * leaf the same guarantees.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as ProviderError from "./ProviderError.ts"
