@@ -15,14 +15,16 @@ import { Duration, Effect, Schema } from "effect"
 import { InvalidRequest } from "./LlmError.ts"
 
 /**
- * A piece of text.
+ * A piece of text. `cache: true` marks a provider prompt-cache breakpoint
+ * after it (Anthropic `cache_control`, Bedrock `cachePoint`).
  *
  * @since 0.1.0
  * @category models
  */
 export const TextPart = Schema.Struct({
   type: Schema.Literal("text"),
-  text: Schema.String
+  text: Schema.String,
+  cache: Schema.optional(Schema.Boolean)
 })
 /** @since 0.1.0 @category models */
 export type TextPart = typeof TextPart.Type
@@ -163,10 +165,39 @@ export const Metadata = Schema.Struct({
   task: Schema.optional(Schema.String),
   tenant: Schema.optional(Schema.String),
   tags: Schema.optional(Schema.Array(Schema.String)),
-  requestId: Schema.optional(Schema.String)
+  requestId: Schema.optional(Schema.String),
+  /** Set by `PromptTemplate.render`: which template and version built the request (ledger, spans). */
+  prompt: Schema.optional(Schema.Struct({ id: Schema.String, version: Schema.String }))
 })
 /** @since 0.1.0 @category models */
 export type Metadata = typeof Metadata.Type
+
+/**
+ * What a model can do, as the catalog records it and a request may require.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Capability = Schema.Literals(["tools", "vision", "jsonSchema", "prefill", "reasoning"])
+/** @since 0.1.0 @category models */
+export type Capability = typeof Capability.Type
+
+/**
+ * Hints a `Router` honours: a preferred candidate (by name), capabilities the
+ * answering model must have, a price ceiling for this call and a latency
+ * ceiling (observed).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Routing = Schema.Struct({
+  prefer: Schema.optional(Schema.String),
+  require: Schema.optional(Schema.Array(Capability)),
+  maxPriceUsd: Schema.optional(Schema.Number),
+  maxLatencyMs: Schema.optional(Schema.Number)
+})
+/** @since 0.1.0 @category models */
+export type Routing = typeof Routing.Type
 
 /**
  * A request's total time bound: a `Duration`, or a number of milliseconds.
@@ -197,6 +228,7 @@ export const LlmRequest = Schema.Struct({
   toolChoice: Schema.optional(ToolChoice),
   responseFormat: Schema.optional(ResponseFormat),
   metadata: Schema.optional(Metadata),
+  routing: Schema.optional(Routing),
   cache: Schema.optional(Schema.Boolean),
   deadline: Schema.optional(DeadlineInput)
 })
