@@ -8,3 +8,5 @@
 
 /** @since 0.1.0 */
 export * as ProviderError from "./ProviderError.ts"
+/** @since 0.1.0 */
+export * as Descriptor from "./Descriptor.ts"
