@@ -10,6 +10,9 @@ import { OpenAI } from "@switchboard/openai"
 import { Sim } from "@switchboard/sim"
 import { Effect, ExecutionPlan, Layer, Ref, Schema, Stream } from "effect"
 import { Chat, LanguageModel, Tool, Toolkit } from "effect/ai"
+import { spawnSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { main as example } from "../examples/effect-ai.ts"
 
 const config = {
   providers: {
@@ -207,4 +210,26 @@ describe("effect/ai on Switchboard stacks (real SDKs, simulator)", () => {
       assert.strictEqual(error._tag, "RateLimited")
       assert.strictEqual(error.provider, "anthropic")
     }))
+})
+
+describe("examples/effect-ai.ts", () => {
+  it.live("its program answers both questions through tools, Anthropic behind OpenAI's outage", () =>
+    Effect.gen(function*() {
+      const results = yield* example
+      assert.deepStrictEqual(results.map((r) => r.tools), [["GetWeather"], ["GetTime"]])
+      for (const r of results) {
+        assert.strictEqual(r.answeredBy, "anthropic")
+        assert.strictEqual(r.attempts[r.attempts.length - 1], "anthropic:ok")
+        assert.isTrue(r.attempts.slice(0, -1).every((a) => a.startsWith("openai:")))
+        assert.isAbove(r.answer.length, 0)
+      }
+    }))
+
+  it("runs as a script with node", () => {
+    const script = fileURLToPath(new URL("../examples/effect-ai.ts", import.meta.url))
+    const result = spawnSync(process.execPath, [script], { encoding: "utf8", timeout: 50_000 })
+    assert.strictEqual(result.status, 0, result.stderr)
+    assert.match(result.stdout, /tools GetWeather \| answered by anthropic/)
+    assert.match(result.stdout, /tools GetTime \| answered by anthropic/)
+  }, 60_000)
 })
