@@ -102,6 +102,43 @@ describe("effect/ai on Switchboard stacks (real SDKs, simulator)", () => {
       assert.isAbove(text.length, 0)
     }))
 
+  it.live("streamText with a Toolkit: tool params stream, the tool call is resolved by effect/ai, in order (both SDKs)", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.start(config)
+      const handlers = CityTools.toLayer({
+        GetWeather: ({ city }) => Effect.succeed(`sunny in ${city}`),
+        GetTime: ({ city }) => Effect.succeed(`noon in ${city}`)
+      })
+      for (const leaf of [openai(sim), anthropic(sim)]) {
+        const parts = yield* LanguageModel.streamText({
+          prompt: "Time in Oslo?",
+          toolkit: CityTools,
+          toolChoice: { tool: "GetTime" }
+        }).pipe(
+          Stream.runCollect,
+          Effect.provide([Interop.toLanguageModel.pipe(Layer.provide(leaf)), handlers])
+        )
+        const types = parts.map((p) => p.type).filter((t) => t !== "tool-params-delta")
+        assert.deepStrictEqual(types, [
+          "tool-params-start",
+          "tool-params-end",
+          "tool-call",
+          "response-metadata",
+          "tool-result",
+          "finish"
+        ])
+        const start = parts[0]!
+        const call = parts.find((p) => p.type === "tool-call")!
+        const result = parts.find((p) => p.type === "tool-result")!
+        assert.isTrue(start.type === "tool-params-start" && call.type === "tool-call" && start.id === call.id)
+        assert.isTrue(start.type === "tool-params-start" && start.name === "GetTime")
+        assert.isTrue(call.type === "tool-call" && result.type === "tool-result" && result.id === call.id)
+        assert.isTrue(result.type === "tool-result" && typeof result.result === "string" && result.result.startsWith("noon in "))
+        const streamed = parts.flatMap((p) => p.type === "tool-params-delta" ? [p.delta] : []).join("")
+        assert.deepStrictEqual(JSON.parse(streamed), call.type === "tool-call" ? call.params : undefined)
+      }
+    }))
+
   it.live("generateObject with a Schema (Anthropic's forced-tool structured output)", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.start(config)
