@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { LanguageModel as Interop, LLM, Llm, LlmError } from "@switchboard/core"
-import { Duration, Effect, Layer, Ref, Schema, Stream } from "effect"
+import { Duration, Effect, Layer, Option, Ref, Schema, Stream, Tracer } from "effect"
 import { AiError, Chat, LanguageModel, Model, type Prompt, Tool, Toolkit } from "effect/ai"
 
 const origin = { provider: "openai", model: "gpt-4o-mini" }
@@ -129,6 +129,27 @@ describe("LanguageModel interop: toLanguageModel", () => {
       assert.deepStrictEqual(sb?.attempts.map((a) => a.outcome), ["ok"])
       const [request] = yield* requests
       assert.deepStrictEqual(request!.messages, [{ role: "user", content: [{ type: "text", text: "Say hi" }] }])
+    }).pipe(Effect.provide(through({ steps: [{ text: "Hello!", usage: fullUsage }], provider: "test", model: "test-model" }))))
+
+  it.effect("telemetry: the LanguageModel.generateText span carries GenAI attributes; Llm.attempt spans sit under it", () =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.NativeSpan> = []
+      const tracer = Tracer.make({
+        span: (options) => {
+          const span = new Tracer.NativeSpan(options)
+          spans.push(span)
+          return span
+        }
+      })
+      yield* LanguageModel.generateText({ prompt: "Say hi" }).pipe(Effect.withTracer(tracer))
+      const top = spans.find((s) => s.name === "LanguageModel.generateText")!
+      assert.strictEqual(top.attributes.get("gen_ai.provider.name"), "test")
+      assert.strictEqual(top.attributes.get("gen_ai.response.model"), "test-model")
+      assert.strictEqual(top.attributes.get("gen_ai.usage.input_tokens"), 1200)
+      assert.strictEqual(top.attributes.get("llm.attempts"), 1)
+      const attempt = spans.find((s) => s.name === "Llm.attempt")!
+      const parent = Option.getOrUndefined(attempt.parent)
+      assert.strictEqual(parent?._tag === "Span" ? parent.name : undefined, "LanguageModel.generateText")
     }).pipe(Effect.provide(through({ steps: [{ text: "Hello!", usage: fullUsage }], provider: "test", model: "test-model" }))))
 
   it.effect("prompts: system, user text and image, assistant tool call, tool result map to LlmRequest", () =>

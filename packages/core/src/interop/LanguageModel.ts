@@ -18,7 +18,16 @@
  * @since 0.1.0
  */
 import { Clock, Effect, Layer, Option, Schema, Stream } from "effect"
-import { AiError, LanguageModel as AiLanguageModel, Model, Prompt, type Response, Tool, type Toolkit } from "effect/ai"
+import {
+  AiError,
+  LanguageModel as AiLanguageModel,
+  Model,
+  Prompt,
+  type Response,
+  Telemetry,
+  Tool,
+  type Toolkit
+} from "effect/ai"
 import { Base64 } from "effect/encoding"
 import type * as JsonSchema from "effect/JsonSchema"
 import * as Llm from "../LLM.ts"
@@ -628,6 +637,12 @@ export const makeStreamConverter = (timestamp: string) => {
 // ---------------------------------------------------------------------------
 
 const annotate = (span: AiLanguageModel.ProviderOptions["span"], response: LlmResponse) => {
+  // effect/ai's GenAI semantic conventions, plus Switchboard's own attributes.
+  Telemetry.addGenAIAnnotations(span, {
+    provider: { name: response.provider },
+    response: { id: response.id, model: response.model, finishReasons: [response.finishReason] },
+    usage: { inputTokens: response.usage.inputTokens, outputTokens: response.usage.outputTokens }
+  })
   span.attribute("llm.provider", response.provider)
   span.attribute("llm.model", response.model)
   span.attribute("llm.cost_usd", response.costUsd)
