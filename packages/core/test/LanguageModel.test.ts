@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { LanguageModel as Interop, LLM, Llm, LlmError } from "@switchboard/core"
+import { Budget, LanguageModel as Interop, LLM, Llm, LlmError } from "@switchboard/core"
 import { Duration, Effect, Layer, Option, Ref, Schema, Stream, Tracer } from "effect"
 import { AiError, Chat, LanguageModel, Model, type Prompt, Tool, Toolkit } from "effect/ai"
 
@@ -423,6 +423,24 @@ describe("LanguageModel interop: fromLanguageModel", () => {
       // A million in and a million out is priced by the catalog, not 0.
       assert.isAbove(response.costUsd, 0)
       assert.isUndefined(response.priceUnknown)
+    }))
+
+  it.effect("a Budget over the leaf counts its usage: the third $0.75 call is refused", () =>
+    Effect.gen(function*() {
+      const { layer, seen } = yield* foreign
+      const leaf = Interop.fromLanguageModel({ provider: "openai", model: "gpt-4o-mini" }).pipe(
+        Layer.provide(layer),
+        Budget.layer({ limitUsd: 1, window: "day" })
+      )
+      const ask = Llm.generate({ messages: [{ role: "user", content: "hello" }], model: "gpt-4o-mini", maxTokens: 100 })
+      const error = yield* Effect.gen(function*() {
+        yield* ask
+        yield* ask
+        return yield* Effect.flip(ask)
+      }).pipe(Effect.provide(leaf))
+      assert.strictEqual(error._tag, "BudgetExceeded")
+      assert.closeTo(error._tag === "BudgetExceeded" ? error.spentUsd : 0, 1.5, 1e-9)
+      assert.strictEqual((yield* Ref.get(seen)).length, 2)
     }))
 
   it.effect("streams text deltas, a tool call as one delta, and a finish with the whole response", () =>
