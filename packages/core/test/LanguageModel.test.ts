@@ -464,6 +464,29 @@ describe("LanguageModel interop: fromLanguageModel", () => {
       assert.strictEqual(last.response.usage.totalTokens, 7)
     }))
 
+  it.effect("an in-band error part ends the leaf's stream with a typed error", () =>
+    Effect.gen(function*() {
+      const lm = yield* LanguageModel.make({
+        generateText: () => Effect.die("unused"),
+        streamText: () =>
+          Stream.make(
+            { type: "text-start", id: "a" },
+            { type: "text-delta", id: "a", delta: "par" },
+            { type: "error", error: "upstream overloaded" }
+          )
+      })
+      const leaf = Interop.fromLanguageModel({ provider: "p", model: "m" }).pipe(
+        Layer.provide(Layer.succeed(LanguageModel.LanguageModel, lm))
+      )
+      const error = yield* Llm.stream({ messages: [{ role: "user", content: "s" }] }).pipe(
+        Stream.runDrain,
+        Effect.provide(leaf),
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "MalformedResponse")
+      assert.include(error.message, "upstream overloaded")
+    }))
+
   it.effect("round trip: fromLanguageModel(toLanguageModel(stack)) answers like the stack, errors come back exact", () =>
     Effect.gen(function*() {
       const request = {

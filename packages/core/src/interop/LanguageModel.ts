@@ -992,7 +992,7 @@ export const fromLanguageModel = (
             const inputs = new Map<string, string>()
             const parts = lm.streamText(call(request)).pipe(
               Stream.mapError((error) => fromAiError(error, { provider, model })),
-              Stream.mapEffect((raw): Effect.Effect<ReadonlyArray<StreamPart>> => {
+              Stream.mapEffect((raw): Effect.Effect<ReadonlyArray<StreamPart>, LlmError> => {
                 const part = raw as unknown as AnyResponsePart
                 switch (part.type) {
                   case "text-delta": {
@@ -1029,6 +1029,19 @@ export const fromLanguageModel = (
                   case "response-metadata":
                     absorb(c, part)
                     return Effect.succeed([])
+                  case "error": {
+                    // An in-band error part ends the stream with a typed error.
+                    const error = part["error"]
+                    return Effect.fail(
+                      AiError.isAiError(error) || AiError.isAiErrorReason(error)
+                        ? fromAiError(error, { provider, model })
+                        : new LlmErrors.MalformedResponse({
+                          provider,
+                          model,
+                          detail: `the stream reported an error: ${error instanceof Error ? error.message : String(error)}`
+                        })
+                    )
+                  }
                   case "finish":
                     absorb(c, part)
                     return Effect.map(Clock.currentTimeMillis, (end) => [{
