@@ -396,67 +396,69 @@ const toolResultOutput = (part: Prompt.ToolResultPart): unknown =>
  * @since 0.1.0
  * @category constructors
  */
-export const requestFromPrompt = (
+export const requestFromPrompt: (
   prompt: Prompt.Prompt,
-  method = "generateText"
-): Effect.Effect<{ readonly system?: string; readonly messages: ReadonlyArray<LlmRequest.Message> }, AiError.AiError> =>
-  Effect.gen(function*() {
-    const systems: Array<string> = []
-    const messages: Array<LlmRequest.Message> = []
-    let leading = true
-    for (let i = 0; i < prompt.content.length; i++) {
-      const message = prompt.content[i]!
-      const at = `prompt[${i}]`
-      if (message.role === "system") {
-        if (leading) systems.push(message.content)
-        else messages.push({ role: "system", content: message.content })
-        continue
-      }
-      leading = false
-      if (message.role === "user") {
-        const parts: Array<LlmRequest.Part> = []
-        for (let j = 0; j < message.content.length; j++) {
-          const part = message.content[j]!
-          parts.push(part.type === "text" ? textPart(part.text, part.options) : yield* filePart(part, method, `${at}.content[${j}]`))
-        }
-        messages.push({ role: "user", content: parts })
-      } else if (message.role === "assistant") {
-        const parts: Array<LlmRequest.Part> = []
-        const results: Array<LlmRequest.Part> = []
-        for (let j = 0; j < message.content.length; j++) {
-          const part = message.content[j]!
-          switch (part.type) {
-            case "text":
-              parts.push(textPart(part.text, part.options))
-              break
-            case "file":
-              parts.push(yield* filePart(part, method, `${at}.content[${j}]`))
-              break
-            case "tool-call":
-              parts.push({ type: "tool-call", id: part.id, name: part.name, input: part.params })
-              break
-            case "tool-result":
-              results.push({ type: "tool-result", toolCallId: part.id, output: toolResultOutput(part), isError: part.isFailure })
-              break
-            default:
-              // reasoning and approval requests have no place in LlmRequest
-              break
-          }
-        }
-        if (parts.length > 0) messages.push({ role: "assistant", content: parts })
-        if (results.length > 0) messages.push({ role: "tool", content: results })
-      } else {
-        const parts: Array<LlmRequest.Part> = []
-        for (const part of message.content) {
-          if (part.type === "tool-result") {
-            parts.push({ type: "tool-result", toolCallId: part.id, output: toolResultOutput(part), isError: part.isFailure })
-          }
-        }
-        if (parts.length > 0) messages.push({ role: "tool", content: parts })
-      }
+  method?: string
+) => Effect.Effect<
+  { readonly system?: string; readonly messages: ReadonlyArray<LlmRequest.Message> },
+  AiError.AiError
+> = Effect.fnUntraced(function*(prompt: Prompt.Prompt, method: string = "generateText") {
+  const systems: Array<string> = []
+  const messages: Array<LlmRequest.Message> = []
+  let leading = true
+  for (let i = 0; i < prompt.content.length; i++) {
+    const message = prompt.content[i]!
+    const at = `prompt[${i}]`
+    if (message.role === "system") {
+      if (leading) systems.push(message.content)
+      else messages.push({ role: "system", content: message.content })
+      continue
     }
-    return systems.length > 0 ? { system: systems.join("\n\n"), messages } : { messages }
-  })
+    leading = false
+    if (message.role === "user") {
+      const parts: Array<LlmRequest.Part> = []
+      for (let j = 0; j < message.content.length; j++) {
+        const part = message.content[j]!
+        parts.push(part.type === "text" ? textPart(part.text, part.options) : yield* filePart(part, method, `${at}.content[${j}]`))
+      }
+      messages.push({ role: "user", content: parts })
+    } else if (message.role === "assistant") {
+      const parts: Array<LlmRequest.Part> = []
+      const results: Array<LlmRequest.Part> = []
+      for (let j = 0; j < message.content.length; j++) {
+        const part = message.content[j]!
+        switch (part.type) {
+          case "text":
+            parts.push(textPart(part.text, part.options))
+            break
+          case "file":
+            parts.push(yield* filePart(part, method, `${at}.content[${j}]`))
+            break
+          case "tool-call":
+            parts.push({ type: "tool-call", id: part.id, name: part.name, input: part.params })
+            break
+          case "tool-result":
+            results.push({ type: "tool-result", toolCallId: part.id, output: toolResultOutput(part), isError: part.isFailure })
+            break
+          default:
+            // reasoning and approval requests have no place in LlmRequest
+            break
+        }
+      }
+      if (parts.length > 0) messages.push({ role: "assistant", content: parts })
+      if (results.length > 0) messages.push({ role: "tool", content: results })
+    } else {
+      const parts: Array<LlmRequest.Part> = []
+      for (const part of message.content) {
+        if (part.type === "tool-result") {
+          parts.push({ type: "tool-result", toolCallId: part.id, output: toolResultOutput(part), isError: part.isFailure })
+        }
+      }
+      if (parts.length > 0) messages.push({ role: "tool", content: parts })
+    }
+  }
+  return systems.length > 0 ? { system: systems.join("\n\n"), messages } : { messages }
+})
 
 const objectNameOf = (name: string): string => {
   const clean = name.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64)
@@ -471,48 +473,50 @@ const objectNameOf = (name: string): string => {
  * @since 0.1.0
  * @category constructors
  */
-export const toRequest = (
+export const toRequest: (
   options: AiLanguageModel.ProviderOptions,
-  method = "generateText"
-): Effect.Effect<LlmRequest.LlmRequest, AiError.AiError> =>
-  Effect.gen(function*() {
-    const { messages, system } = yield* requestFromPrompt(options.prompt, method)
-    const tools: Array<LlmRequest.Tool> = []
-    for (const tool of options.tools) {
-      if (Tool.isProviderDefined(tool)) {
-        return yield* invalidPrompt(method, "tools", `provider-defined tool ${tool.name} cannot run through Switchboard`)
-      }
-      const description = Tool.getDescription(tool)
-      tools.push({
-        name: tool.name,
-        parameters: Tool.getJsonSchema(tool) as Record<string, unknown>,
-        ...(description !== undefined ? { description } : {})
-      })
+  method?: string
+) => Effect.Effect<LlmRequest.LlmRequest, AiError.AiError> = Effect.fnUntraced(function*(
+  options: AiLanguageModel.ProviderOptions,
+  method: string = "generateText"
+) {
+  const { messages, system } = yield* requestFromPrompt(options.prompt, method)
+  const tools: Array<LlmRequest.Tool> = []
+  for (const tool of options.tools) {
+    if (Tool.isProviderDefined(tool)) {
+      return yield* invalidPrompt(method, "tools", `provider-defined tool ${tool.name} cannot run through Switchboard`)
     }
-    let toolChoice: LlmRequest.ToolChoice | undefined
-    if (tools.length > 0) {
-      const choice = options.toolChoice
-      toolChoice = typeof choice === "string"
-        ? choice
-        : "tool" in choice
-        ? { type: "tool", name: choice.tool }
-        : choice.mode ?? "auto"
+    const description = Tool.getDescription(tool)
+    tools.push({
+      name: tool.name,
+      parameters: Tool.getJsonSchema(tool) as Record<string, unknown>,
+      ...(description !== undefined ? { description } : {})
+    })
+  }
+  let toolChoice: LlmRequest.ToolChoice | undefined
+  if (tools.length > 0) {
+    const choice = options.toolChoice
+    toolChoice = typeof choice === "string"
+      ? choice
+      : "tool" in choice
+      ? { type: "tool", name: choice.tool }
+      : choice.mode ?? "auto"
+  }
+  const format = options.responseFormat
+  const responseFormat: LlmRequest.ResponseFormat | undefined = format.type === "json"
+    ? {
+      type: "json-schema",
+      name: objectNameOf(format.objectName),
+      schema: AiLanguageModel.defaultCodecTransformer(format.schema).jsonSchema as Record<string, unknown>
     }
-    const format = options.responseFormat
-    const responseFormat: LlmRequest.ResponseFormat | undefined = format.type === "json"
-      ? {
-        type: "json-schema",
-        name: objectNameOf(format.objectName),
-        schema: AiLanguageModel.defaultCodecTransformer(format.schema).jsonSchema as Record<string, unknown>
-      }
-      : undefined
-    return {
-      messages,
-      ...(system !== undefined ? { system } : {}),
-      ...(tools.length > 0 ? { tools, toolChoice } : {}),
-      ...(responseFormat !== undefined ? { responseFormat } : {})
-    }
-  })
+    : undefined
+  return {
+    messages,
+    ...(system !== undefined ? { system } : {}),
+    ...(tools.length > 0 ? { tools, toolChoice } : {}),
+    ...(responseFormat !== undefined ? { responseFormat } : {})
+  }
+})
 
 // ---------------------------------------------------------------------------
 // LlmResponse / StreamPart -> effect/ai Response parts
