@@ -139,15 +139,17 @@ describe("effect/ai on Switchboard stacks (real SDKs, simulator)", () => {
       }
     }))
 
-  it.live("generateObject with a Schema (Anthropic's forced-tool structured output)", () =>
+  it.live("generateObject with a Schema, through the fallback (Anthropic's forced-tool structured output)", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.start(config)
+      yield* outage(sim, "openai")
       const Forecast = Schema.Struct({ city: Schema.String, highC: Schema.Finite, tags: Schema.Array(Schema.String) })
       const response = yield* LanguageModel.generateObject({
         prompt: "A forecast for Oslo",
         schema: Forecast,
         objectName: "forecast"
-      }).pipe(Effect.provide(Interop.toLanguageModel.pipe(Layer.provide(anthropic(sim)))))
+      }).pipe(Effect.provide(fallbackModel(sim)))
+      assert.strictEqual(Interop.metadataOf(response.content)?.provider, "anthropic")
       assert.strictEqual(typeof response.value.city, "string")
       assert.strictEqual(response.value.highC, 42)
       assert.strictEqual(response.value.tags.length, 1)
