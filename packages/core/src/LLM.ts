@@ -397,3 +397,14 @@ export {
   /** @since 0.1.0 */
   type TestStep
 } from "./LlmTest.ts"
+
+// ---------------------------------------------------------------------------
+// effect/ai interop (in interop/LanguageModel.ts; re-exported under the names of DESIGN §7)
+// ---------------------------------------------------------------------------
+
+export {
+  /** @since 0.1.0 */
+  fromLanguageModel,
+  /** @since 0.1.0 */
+  toLanguageModel
+} from "./interop/LanguageModel.ts"
