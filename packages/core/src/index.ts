@@ -49,3 +49,13 @@ export * as Tokenizer from "./prompt/Tokenizer.ts"
 export * as ProviderError from "./provider/ProviderError.ts"
 /** @since 0.1.0 */
 export * as BoundedMap from "./state/BoundedMap.ts"
+/** @since 0.1.0 */
+export * as PromptTemplate from "./prompt/PromptTemplate.ts"
+/** @since 0.1.0 */
+export * as PromptRegistry from "./prompt/PromptRegistry.ts"
+/** @since 0.1.0 */
+export * as ContextWindow from "./prompt/ContextWindow.ts"
+/** @since 0.1.0 */
+export * as Structured from "./prompt/Structured.ts"
+/** @since 0.1.0 */
+export * as Extract from "./prompt/Extract.ts"
