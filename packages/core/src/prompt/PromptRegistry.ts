@@ -184,11 +184,8 @@ export const TemplateFile = Schema.Struct({
 /** @since 0.1.0 @category models */
 export type TemplateFile = typeof TemplateFile.Type
 
-const FileContents = Schema.Union([
-  Schema.Struct({ templates: Schema.Array(TemplateFile) }),
-  Schema.Array(TemplateFile),
-  TemplateFile
-])
+const TemplateList = Schema.Array(TemplateFile)
+const TemplatesFile = Schema.Struct({ templates: TemplateList })
 
 const schemaOf = (type: string): Schema.Top => {
   const optional = type.endsWith("?")
@@ -218,7 +215,16 @@ export const fromData = (
   data: unknown,
   source = "templates"
 ): Effect.Effect<ReadonlyArray<PromptTemplate.PromptTemplate>, PromptTemplate.PromptTemplateError> => {
-  const decoded = Schema.decodeUnknownResult(FileContents)(data, { errors: "all", onExcessProperty: "error" })
+  // The shape is chosen first, so an error names the field of the shape the file uses.
+  const shape = Array.isArray(data)
+    ? TemplateList
+    : typeof data === "object" && data !== null && "templates" in data
+    ? TemplatesFile
+    : TemplateFile
+  const decoded = Schema.decodeUnknownResult(shape as Schema.Codec<unknown>)(data, {
+    errors: "all",
+    onExcessProperty: "error"
+  })
   if (Result.isFailure(decoded)) {
     const issues = issuesOf(source, decoded.failure.issue)
     return Effect.fail(
@@ -230,8 +236,12 @@ export const fromData = (
     )
   }
   const contents = decoded.success
-  const list = Array.isArray(contents) ? contents : "templates" in contents ? contents.templates : [contents]
-  return Effect.forEach(list as ReadonlyArray<TemplateFile>, (file) => {
+  const list = (shape === TemplateList
+    ? contents
+    : shape === TemplatesFile
+    ? (contents as typeof TemplatesFile.Type).templates
+    : [contents]) as ReadonlyArray<TemplateFile>
+  return Effect.forEach(list, (file) => {
     const fields: Record<string, Schema.Top> = {}
     for (const [name, type] of Object.entries(file.variables ?? {})) fields[name] = schemaOf(type)
     return PromptTemplate.make({
