@@ -429,8 +429,12 @@ const checkResponse = (
   streamed?: ReadonlyMap<string, { readonly name: string | undefined; readonly input: string }>
 ): Result.Result<LlmResponse, MalformedResponse> => {
   const origin = { provider: response.provider, model: response.model }
-  // A stream's calls are reassembled from their deltas; any the final response lacks are checked too.
-  const calls: Array<ToolCallPart> = [...response.toolCalls]
+  // A stream's calls are checked as reassembled from their deltas (what came over the wire), also
+  // those the final response lacks.
+  const calls: Array<ToolCallPart> = response.toolCalls.map((call) => {
+    const deltas = streamed?.get(call.id)
+    return deltas === undefined ? call : { ...call, name: deltas.name ?? call.name, input: deltas.input }
+  })
   if (streamed !== undefined) {
     for (const [id, call] of streamed) {
       if (!calls.some((c) => c.id === id)) calls.push({ type: "tool-call", id, name: call.name ?? "", input: call.input })
