@@ -109,6 +109,26 @@ describe("PromptTemplate.render", () => {
       assert.strictEqual(request.system, "You summarize neutrally.")
     }))
 
+  it.effect("a number is set even when it is 0: its section renders", () =>
+    Effect.gen(function*() {
+      const request = yield* PromptTemplate.render(yield* summarize, { text: "x", count: 0 })
+      assert.deepStrictEqual(request.messages[0], { role: "user", content: "Summarize in 0 words: x" })
+    }))
+
+  it.effect("a function value is never called by the engine (no code execution through variables)", () =>
+    Effect.gen(function*() {
+      let called = 0
+      const template = yield* PromptTemplate.make({
+        id: "fn",
+        version: "1",
+        variables: Schema.Struct({ value: Schema.Unknown }),
+        messages: [{ role: "user", content: "[{{value}}]{{#value}}section{{/value}}" }]
+      })
+      const request = yield* PromptTemplate.render(template, { value: () => `ran ${++called}` })
+      assert.strictEqual(called, 0)
+      assert.deepStrictEqual(request.messages, [{ role: "user", content: "[]" }])
+    }))
+
   it.effect("a missing required variable fails naming it", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(PromptTemplate.render(yield* summarize, {} as never))

@@ -240,6 +240,8 @@ const render1 = (text: string, view: Record<string, unknown>): string =>
 const viewOf = (value: unknown): unknown => {
   if (Array.isArray(value)) return value.map(viewOf)
   if (typeof value === "function") return undefined
+  // A number is set even when it is 0, so `{{#count}}` renders for 0 (Mustache alone would hide it).
+  if (typeof value === "number") return String(value)
   if (typeof value !== "object" || value === null) return value
   if (value instanceof Date) return value.toISOString()
   const out: Record<string, unknown> = Object.create(null)
