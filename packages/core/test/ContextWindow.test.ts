@@ -193,6 +193,16 @@ describe("ContextWindow.prune", () => {
       }
     }))
 
+  it.effect("items may say content / relevance and carry Date timestamps; their own fields are kept", () =>
+    Effect.gen(function*() {
+      const docs = [
+        { content: "old but relevant", relevance: 0.9, timestamp: new Date(1_000), source: "wiki" },
+        { content: "new and less relevant", relevance: 0.1, timestamp: new Date(9_000), source: "chat" }
+      ]
+      assert.deepStrictEqual((yield* ContextWindow.prune(docs, { maxTokens: 100, strategy: "recency" })).map((d) => d.source), ["chat", "wiki"])
+      assert.deepStrictEqual((yield* ContextWindow.prune(docs, { maxTokens: 100, strategy: "relevance" })).map((d) => d.source), ["wiki", "chat"])
+    }))
+
   it.effect("bad options fail with SwitchboardConfigError naming them", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(ContextWindow.prune(items, { maxTokens: -5, strategy: "relevance" }))

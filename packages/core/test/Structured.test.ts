@@ -129,6 +129,20 @@ describe("Structured.generateObject", () => {
       assert.isAbove(snapshot.total.costUsd, 0)
     }).pipe(Effect.provide(CostLedger.layer)))
 
+  it.effect("bad repairs or mode fail with InvalidRequest naming the field, before any call", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest([{ text: paris }])
+      const repairs = yield* Effect.flip(
+        Structured.generateObject({ schema: City, repairs: -1, ...ask }).pipe(Effect.provide(test.layer))
+      )
+      assert.deepStrictEqual([repairs._tag, repairs._tag === "InvalidRequest" ? repairs.field : ""], ["InvalidRequest", "repairs"])
+      const mode = yield* Effect.flip(
+        Structured.generateObject({ schema: City, mode: "xml" as never, ...ask }).pipe(Effect.provide(test.layer))
+      )
+      assert.deepStrictEqual([mode._tag, mode._tag === "InvalidRequest" ? mode.field : ""], ["InvalidRequest", "mode"])
+      assert.strictEqual((yield* test.requests).length, 0)
+    }))
+
   it.effect("provider errors pass through untouched", () =>
     Effect.gen(function*() {
       const { LlmError } = yield* Effect.promise(() => import("../src/index.ts"))

@@ -271,17 +271,25 @@ export const layer = (options: Options) => transform(make(options))
 // ---------------------------------------------------------------------------
 
 /**
- * A retrieved item: its `text`, and a relevance `score` (higher is more
- * relevant) and/or a `timestamp` (epoch ms; newer is more recent).
+ * A retrieved item: its `text` (or `content`), a relevance `score` (or
+ * `relevance`; higher is more relevant) and/or a `timestamp` (epoch ms or a
+ * `Date`; newer is more recent). Other fields are kept as they are.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Item {
-  readonly text: string
-  readonly score?: number | undefined
-  readonly timestamp?: number | undefined
-}
+export type Item =
+  & ({ readonly text: string } | { readonly content: string })
+  & {
+    readonly score?: number | undefined
+    readonly relevance?: number | undefined
+    readonly timestamp?: number | Date | undefined
+  }
+
+const textOf = (item: Item): string => "text" in item ? item.text : item.content
+const scoreOf = (item: Item): number | undefined => item.score ?? item.relevance
+const timeOf = (item: Item): number | undefined =>
+  item.timestamp instanceof Date ? item.timestamp.getTime() : item.timestamp
 
 /**
  * The options of {@link prune}.
@@ -326,21 +334,21 @@ const normalise = (values: ReadonlyArray<number | undefined>): ReadonlyArray<num
 export const prune = Effect.fnUntraced(function*<A extends Item>(items: ReadonlyArray<A>, options: PruneOptions) {
   const decoded = yield* SwitchboardConfigError.decode("ContextWindow.prune", PruneOptions, options)
   const target: Tokenizer.Target = { provider: decoded.provider ?? "openai", model: decoded.model ?? "gpt-4o" }
-  const relevance = normalise(items.map((item) => item.score))
-  const recency = normalise(items.map((item) => item.timestamp))
+  const relevance = normalise(items.map(scoreOf))
+  const recency = normalise(items.map(timeOf))
   const weights = decoded.weights ?? { relevance: 0.5, recency: 0.5 }
   const rank = (i: number): number =>
     decoded.strategy === "relevance"
-      ? items[i]!.score ?? Number.NEGATIVE_INFINITY
+      ? scoreOf(items[i]!) ?? Number.NEGATIVE_INFINITY
       : decoded.strategy === "recency"
-      ? items[i]!.timestamp ?? Number.NEGATIVE_INFINITY
+      ? timeOf(items[i]!) ?? Number.NEGATIVE_INFINITY
       : weights.relevance * relevance[i]! + weights.recency * recency[i]!
   // Ties keep the input order.
   const order = items.map((_, i) => i).sort((a, b) => rank(b) - rank(a) || a - b)
   const picked: Array<A> = []
   let used = 0
   for (const i of order) {
-    const { tokens } = yield* Tokenizer.countText(items[i]!.text, target)
+    const { tokens } = yield* Tokenizer.countText(textOf(items[i]!), target)
     if (used + tokens > decoded.maxTokens) continue
     used += tokens
     picked.push(items[i]!)

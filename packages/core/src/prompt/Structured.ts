@@ -26,7 +26,7 @@
 import { Effect, Option, Result, Schema, SchemaIssue, Stream } from "effect"
 import { Tool as AiTool } from "effect/ai"
 import { generate as llmGenerate, LLM, stream as llmStream, transform } from "../LLM.ts"
-import { type LlmError, MalformedResponse, StructuredOutputError } from "../LlmError.ts"
+import { InvalidRequest, type LlmError, MalformedResponse, StructuredOutputError } from "../LlmError.ts"
 import type { LlmRequest, Message, Part, Tool, ToolCallPart } from "../LlmRequest.ts"
 import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
 import { Pricing } from "../money/Pricing.ts"
@@ -39,6 +39,8 @@ import * as Extract from "./Extract.ts"
  * @category models
  */
 export type Mode = "auto" | "json" | "tool" | "prompt"
+
+const modes: ReadonlyArray<string> = ["auto", "json", "tool", "prompt"]
 
 /**
  * A schema an object is decoded with (no decoding services).
@@ -216,12 +218,19 @@ const prepare = <S extends ObjectSchema>(options: Options<S>) =>
   Effect.gen(function*() {
     const { description, mode, name, provider, repairs, schema, ...request } = options
     const rounds = repairs ?? 2
+    const origin = { provider: provider ?? "switchboard", ...(request.model !== undefined ? { model: request.model } : {}) }
     if (!Number.isInteger(rounds) || rounds < 0) {
-      return yield* new StructuredOutputError({
-        provider: provider ?? "switchboard",
-        ...(request.model !== undefined ? { model: request.model } : {}),
-        issues: `repairs must be a non-negative integer, got ${rounds}`,
-        text: ""
+      return yield* new InvalidRequest({
+        ...origin,
+        field: "repairs",
+        message: `repairs: must be a non-negative integer, got ${rounds}`
+      })
+    }
+    if (mode !== undefined && !modes.includes(mode)) {
+      return yield* new InvalidRequest({
+        ...origin,
+        field: "mode",
+        message: `mode: must be "auto", "json", "tool" or "prompt", got ${JSON.stringify(mode)}`
       })
     }
     const resolved = yield* resolveMode(mode ?? "auto", { provider, model: request.model })
