@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { ContextWindow, Llm, Structured } from "@switchboard/core"
 import { OpenAI } from "@switchboard/openai"
 import { Sim } from "@switchboard/sim"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Schema, Stream } from "effect"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -120,6 +120,33 @@ describe("Structured over the real OpenAI SDK and the simulator", () => {
       assert.strictEqual(error._tag, "StructuredOutputError")
       assert.strictEqual(bodies.length, 3)
       assert.strictEqual((bodies[0]!["response_format"] as { type: string }).type, "json_schema")
+    }))
+
+  it.live("streamObject in tool mode over the SDK's stream: arguments reassembled from the wire deltas, then decoded", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.start(config)
+      const { bodies, layer } = openai(sim)
+      const parts = yield* Stream.runCollect(
+        Structured.streamObject({ schema: City, mode: "tool", name: "city", ...ask })
+      ).pipe(Effect.provide(layer))
+      assert.strictEqual(bodies[0]!["stream"], true)
+      const last = parts[parts.length - 1]!
+      assert.strictEqual(last.type, "object")
+      const value = last.type === "object" ? last.value : undefined
+      assert.isTrue(typeof value?.name === "string" && Number.isInteger(value.population))
+    }))
+
+  it.live("checkTools over the SDK: a tool call the simulator fills from the JSON schema decodes with the tool's Schema", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.start(config)
+      const { layer } = openai(sim)
+      const weather = { name: "weather", schema: Schema.Struct({ city: Schema.String, days: Schema.Int }) }
+      const response = yield* Llm.generate({ ...ask, tools: [Structured.tool(weather)] }).pipe(
+        Effect.provide(layer.pipe(Structured.checkTools([weather])))
+      )
+      const input = response.toolCalls[0]?.input as { city: unknown; days: unknown } | undefined
+      assert.strictEqual(typeof input?.city, "string")
+      assert.strictEqual(input?.days, 42)
     }))
 
   it.live("ContextWindow.layer fits the request before the SDK sends it", () =>
