@@ -54,6 +54,20 @@ describe("PromptRegistry", () => {
       assert.strictEqual(error.variable, "name")
     }).pipe(Effect.provide(registry)))
 
+  it.effect("takes template options as they are, checking them when the layer is built", () =>
+    Effect.gen(function*() {
+      const options = {
+        id: "plain",
+        version: "1",
+        variables: Schema.Struct({ who: Schema.String }),
+        messages: [{ role: "user" as const, content: "hi {{who}}" }]
+      }
+      const request = yield* PromptRegistry.render("plain", { who: "Bo" }).pipe(Effect.provide(PromptRegistry.layer([options])))
+      assert.deepStrictEqual(request.messages, [{ role: "user", content: "hi Bo" }])
+      const bad = yield* Effect.flip(Layer.build(PromptRegistry.layer([{ ...options, messages: [{ role: "user" as const, content: "{{whom}}" }] }])))
+      assert.strictEqual(bad.variable, "whom")
+    }))
+
   it.effect("the same id and version twice fails the layer", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(PromptRegistry.layer([version("1", "a"), version("1", "b")])))

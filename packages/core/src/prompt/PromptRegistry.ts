@@ -117,7 +117,9 @@ export const make = (
 
 /**
  * Provides a {@link PromptRegistry} of `templates`: templates already built,
- * or effects building them (`PromptTemplate.make(...)`, {@link fromFile}).
+ * their `PromptTemplate.make` options (checked here), or effects building
+ * them (`PromptTemplate.make(...)`, {@link fromFile}). Any template that does
+ * not check fails the layer.
  *
  * @since 0.1.0
  * @category layers
@@ -125,6 +127,7 @@ export const make = (
 export const layer = (
   templates: ReadonlyArray<
     | PromptTemplate.PromptTemplate
+    | PromptTemplate.Options<PromptTemplate.Variables>
     | Effect.Effect<PromptTemplate.PromptTemplate | ReadonlyArray<PromptTemplate.PromptTemplate>, PromptTemplate.PromptTemplateError>
   >
 ): Layer.Layer<PromptRegistry, PromptTemplate.PromptTemplateError> =>
@@ -134,7 +137,9 @@ export const layer = (
       Effect.forEach(templates, (entry) =>
         Effect.isEffect(entry)
           ? Effect.map(entry, (built) => PromptTemplate.isPromptTemplate(built) ? [built] : built)
-          : Effect.succeed([entry])),
+          : PromptTemplate.isPromptTemplate(entry)
+          ? Effect.succeed([entry])
+          : Effect.map(PromptTemplate.make(entry), (built) => [built])),
       (lists) => make(lists.flat())
     )
   )
