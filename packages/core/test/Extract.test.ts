@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Option } from "effect"
+import * as fc from "fast-check"
 import { Extract } from "../src/index.ts"
 
 describe("Extract.json", () => {
@@ -68,5 +69,24 @@ describe("Extract.partialJson", () => {
 
   it("is None before any JSON starts", () => {
     assert.isTrue(Option.isNone(Extract.partialJson("Thinking about it")))
+  })
+})
+
+describe("Extract properties", () => {
+  it("any JSON value: Extract.json reads it back bare, fenced and in prose; every prefix has a partial value or none, never a throw", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const text = JSON.stringify(value)
+        const back = JSON.parse(text) as unknown
+        if (typeof value === "object" && value !== null) {
+          assert.deepStrictEqual(Extract.json(`Here:\n\`\`\`json\n${text}\n\`\`\`\nbye`), Option.some(back))
+          assert.deepStrictEqual(Extract.json(`The answer is ${text} as requested.`), Option.some(back))
+          for (let i = 0; i <= text.length; i++) Extract.partialJson(text.slice(0, i))
+          assert.deepStrictEqual(Extract.partialJson(text), Option.some(back))
+        }
+        assert.deepStrictEqual(Extract.json(text), Option.some(back))
+      }),
+      { numRuns: 200 }
+    )
   })
 })
