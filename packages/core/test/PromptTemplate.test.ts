@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import Mustache from "mustache"
 import { Llm, LlmTest, PromptTemplate } from "../src/index.ts"
 
 const Vars = Schema.Struct({
@@ -93,6 +94,19 @@ describe("PromptTemplate.render", () => {
       assert.strictEqual(request.model, "gpt-4o-mini")
       assert.strictEqual(request.temperature, 0.2)
       assert.deepStrictEqual(request.metadata, { task: "summary", prompt: { id: "summarize", version: "3" } })
+    }))
+
+  it.effect("HTML is never escaped, {{{x}}} and {{& x}} are the same as {{x}}, and Mustache's global escape is left alone", () =>
+    Effect.gen(function*() {
+      const template = yield* PromptTemplate.make({
+        id: "raw",
+        version: "1",
+        variables: Schema.Struct({ code: Schema.String }),
+        messages: [{ role: "user", content: "{{code}} | {{{code}}} | {{& code}}{{! a comment }}" }]
+      })
+      const request = yield* PromptTemplate.render(template, { code: "a < b && c > \"d\"" })
+      assert.deepStrictEqual(request.messages, [{ role: "user", content: "a < b && c > \"d\" | a < b && c > \"d\" | a < b && c > \"d\"" }])
+      assert.strictEqual(Mustache.render("{{x}}", { x: "<" }), "&lt;")
     }))
 
   it.effect("optional variables left out: {{#x}} sections vanish and {{^x}} sections render", () =>
