@@ -51,3 +51,13 @@ export * as ProviderError from "./provider/ProviderError.ts"
 export * as BoundedMap from "./state/BoundedMap.ts"
 /** @since 0.1.0 */
 export * as LanguageModel from "./interop/LanguageModel.ts"
+/** @since 0.1.0 */
+export * as PromptTemplate from "./prompt/PromptTemplate.ts"
+/** @since 0.1.0 */
+export * as PromptRegistry from "./prompt/PromptRegistry.ts"
+/** @since 0.1.0 */
+export * as ContextWindow from "./prompt/ContextWindow.ts"
+/** @since 0.1.0 */
+export * as Structured from "./prompt/Structured.ts"
+/** @since 0.1.0 */
+export * as Extract from "./prompt/Extract.ts"
