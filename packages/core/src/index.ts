@@ -49,3 +49,11 @@ export * as Tokenizer from "./prompt/Tokenizer.ts"
 export * as ProviderError from "./provider/ProviderError.ts"
 /** @since 0.1.0 */
 export * as BoundedMap from "./state/BoundedMap.ts"
+/** @since 0.1.0 */
+export * as Router from "./routing/Router.ts"
+/** @since 0.1.0 */
+export * as HealthMonitor from "./routing/HealthMonitor.ts"
+/** @since 0.1.0 */
+export * as ModelCatalog from "./routing/ModelCatalog.ts"
+/** @since 0.1.0 */
+export * as Batch from "./routing/Batch.ts"
