@@ -51,7 +51,7 @@ export type Status = "healthy" | "degraded" | "down"
 export interface Health {
   readonly name: string
   readonly status: Status
-  /** Why it has that status. */
+  /** Why it has that status (the reason of its last change). */
   readonly reason: string
   /** Outcomes in the window. */
   readonly calls: number
@@ -244,8 +244,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   }
   const change = (track: Track, status: Status, reason: string): Events.HealthChanged | undefined => {
     const from = track.status
-    track.reason = reason
+    // The reason explains the last change; re-judging the same status keeps it.
     if (from === status) return undefined
+    track.reason = reason
     track.status = status
     return { _tag: "HealthChanged", name: track.name, from, to: status, reason }
   }
