@@ -166,7 +166,13 @@ interface Entry {
 
 interface Track {
   readonly name: string
+  /** Outcomes in time order; those before `head` have left the window. */
   entries: Array<Entry>
+  head: number
+  /** Running totals over entries[head..], so judging a call is O(1) amortised. */
+  failures: number
+  oks: number
+  okLatency: number
   status: Status
   reason: string
   probes: Probes
@@ -201,27 +207,56 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const trackOf = (name: string): Track => {
     let track = tracks.get(name)
     if (track === undefined) {
-      track = { name, entries: [], status: "healthy", reason: "no calls yet", probes: {} }
+      track = {
+        name,
+        entries: [],
+        head: 0,
+        failures: 0,
+        oks: 0,
+        okLatency: 0,
+        status: "healthy",
+        reason: "no calls yet",
+        probes: {}
+      }
       tracks.set(name, track)
     }
     return track
   }
+  const push = (track: Track, entry: Entry) => {
+    track.entries.push(entry)
+    if (entry.ok) {
+      track.oks++
+      track.okLatency += entry.latencyMs
+    } else track.failures++
+    if (track.entries.length - track.head > maxEntries) drop(track)
+  }
+  const drop = (track: Track) => {
+    const entry = track.entries[track.head++]!
+    if (entry.ok) {
+      track.oks--
+      track.okLatency -= entry.latencyMs
+    } else track.failures--
+  }
+  const clear = (track: Track) => {
+    track.entries = []
+    track.head = 0
+    track.failures = 0
+    track.oks = 0
+    track.okLatency = 0
+  }
   const measure = (track: Track, now: number) => {
     const from = now - windowMs
-    if (track.entries.length > 0 && track.entries[0]!.at < from) {
-      track.entries = track.entries.filter((entry) => entry.at >= from)
+    while (track.head < track.entries.length && track.entries[track.head]!.at < from) drop(track)
+    if (track.head > 1024 && track.head * 2 > track.entries.length) {
+      track.entries = track.entries.slice(track.head)
+      track.head = 0
     }
-    let failures = 0
-    let okLatency = 0
-    let oks = 0
-    for (const entry of track.entries) {
-      if (entry.ok) {
-        oks++
-        okLatency += entry.latencyMs
-      } else failures++
+    const calls = track.entries.length - track.head
+    return {
+      calls,
+      errorRate: calls === 0 ? 0 : track.failures / calls,
+      latencyMs: track.oks === 0 ? 0 : track.okLatency / track.oks
     }
-    const calls = track.entries.length
-    return { calls, errorRate: calls === 0 ? 0 : failures / calls, latencyMs: oks === 0 ? 0 : okLatency / oks }
   }
   const judge = (track: Track, now: number): Events.HealthChanged | undefined => {
     const { calls, errorRate, latencyMs } = measure(track, now)
@@ -260,8 +295,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     )
   const record = (name: string, outcome: Outcome, now: number): Events.HealthChanged | undefined => {
     const track = trackOf(name)
-    track.entries.push({ at: now, ok: outcome.ok, latencyMs: outcome.latencyMs })
-    if (track.entries.length > maxEntries) track.entries.splice(0, track.entries.length - maxEntries)
+    push(track, { at: now, ok: outcome.ok, latencyMs: outcome.latencyMs })
     return judge(track, now)
   }
   const pending: Array<Events.HealthChanged> = []
@@ -296,10 +330,10 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       let moved: Events.HealthChanged | undefined
       if (exit._tag === "Success") {
         if (track.status === "down") {
-          track.entries = []
+          clear(track)
           moved = change(track, "healthy", "probe succeeded")
         }
-        track.entries.push({ at: now, ok: true, latencyMs: now - start })
+        push(track, { at: now, ok: true, latencyMs: now - start })
       } else {
         const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
         if (failure === undefined || isHealthFailure(failure.error)) {

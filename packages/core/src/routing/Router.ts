@@ -55,7 +55,7 @@ import { AllProvidersFailed, isFallbackable, type LlmError, NoEligibleModel } fr
 import { Capability, type LlmRequest, type Message } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
 import { Pricing, type PricingService } from "../money/Pricing.ts"
-import { Tokenizer, type TokenizerService } from "../prompt/Tokenizer.ts"
+import { encodingFor, Tokenizer, type TokenizerService } from "../prompt/Tokenizer.ts"
 import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
 import { HealthMonitor, isHealthFailure } from "./HealthMonitor.ts"
 import { DurationInput, Fraction } from "./internal/schemas.ts"
@@ -536,6 +536,22 @@ export const make = Effect.fnUntraced(function*(
     return tokenCeiling(request) + (request.maxTokens ?? 0) > smallest
   }
 
+  // Candidates counted alike (same exact encoding, or both estimated) share one count.
+  const groups: Array<{ readonly target: { provider: string; model: string }; readonly members: Array<number> }> = []
+  {
+    const byKey = new Map<string, Array<number>>()
+    for (let i = 0; i < candidates.length; i++) {
+      const target = { provider: candidates[i]!.provider ?? "unknown", model: candidates[i]!.model ?? "unknown" }
+      const key = encodingFor(target) ?? "estimate"
+      let members = byKey.get(key)
+      if (members === undefined) {
+        byKey.set(key, members = [])
+        groups.push({ target, members })
+      }
+      members.push(i)
+    }
+  }
+
   const count = (
     tokenizer: TokenizerService,
     request: LlmRequest
@@ -543,28 +559,42 @@ export const make = Effect.fnUntraced(function*(
     const prefix = strategy === "leastCost" || request.routing?.maxPriceUsd !== undefined
       ? cachedPrefix(request)
       : undefined
-    return Effect.forEach(candidates, (c): Effect.Effect<readonly [number, number]> => {
-      const target = { provider: c.provider ?? "unknown", model: c.model ?? "unknown" }
-      const full = Effect.map(tokenizer.countRequest(request, target), (count) => count.tokens)
-      return prefix === undefined
-        ? Effect.map(full, (tokens) => [tokens, 0] as const)
-        : Effect.zip(full, Effect.map(tokenizer.countRequest(prefix, target), (count) => count.tokens))
-    }).pipe(Effect.map((pairs) => ({
-      tokens: pairs.map(([tokens]) => tokens),
-      cached: prefix === undefined ? undefined : pairs.map(([, cached]) => cached)
-    })))
+    const tokens: Array<number> = new Array(candidates.length).fill(0)
+    const cached: Array<number> | undefined = prefix === undefined ? undefined : new Array(candidates.length).fill(0)
+    return Effect.as(
+      Effect.forEach(groups, ({ members, target }) => {
+        const full = Effect.map(tokenizer.countRequest(request, target), (count) => {
+          for (const i of members) tokens[i] = count.tokens
+        })
+        return prefix === undefined ? full : Effect.andThen(
+          full,
+          Effect.map(tokenizer.countRequest(prefix, target), (count) => {
+            for (const i of members) cached![i] = count.tokens
+          })
+        )
+      }, { discard: true }),
+      { tokens, cached }
+    )
   }
 
-  /** The plan for a request, or NoEligibleModel. */
-  const planFor = (request: LlmRequest, fiber: Fiber.Fiber<unknown, unknown>, now: number): Effect.Effect<Plan, LlmError> => {
+  /**
+   * Plans a request and continues with `next`, or fails with NoEligibleModel.
+   * Synchronous (no extra effect step) when no rule needs token counts.
+   */
+  const withPlan = <A>(
+    request: LlmRequest,
+    fiber: Fiber.Fiber<unknown, unknown>,
+    now: number,
+    next: (plan: Plan) => Effect.Effect<A, LlmError>
+  ): Effect.Effect<A, LlmError> => {
     const entries = entriesOf(fiber.getRef(Pricing))
-    const done = (plan: Plan): Effect.Effect<Plan, LlmError> =>
+    const done = (plan: Plan): Effect.Effect<A, LlmError> =>
       plan.order.length === 0
         ? Effect.andThen(
           publishDecision(fiber, undefined, plan.rejected),
           Effect.fail(new NoEligibleModel({ provider: "router", rejected: plan.rejected }))
         )
-        : Effect.succeed(plan)
+        : next(plan)
     if (!needsTokens(request, entries)) return done(planWith(request, entries, undefined, undefined, now))
     return Effect.flatMap(
       count(fiber.getRef(Tokenizer), request),
@@ -632,7 +662,7 @@ export const make = Effect.fnUntraced(function*(
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
     Effect.withFiber((fiber) => {
       const clock = fiber.getRef(Clock.Clock)
-      return Effect.flatMap(planFor(request, fiber, clock.currentTimeMillisUnsafe()), (plan) => {
+      return withPlan(request, fiber, clock.currentTimeMillisUnsafe(), (plan) => {
         const failed: Array<Attempt> = []
         const rejected = plan.rejected
         const tryAt = (k: number): Effect.Effect<LlmResponse, LlmError> => {
@@ -641,12 +671,13 @@ export const make = Effect.fnUntraced(function*(
           const call = (): Effect.Effect<LlmResponse, LlmError> => {
             const start = clock.currentTimeMillisUnsafe()
             const { cell, effect } = observed(candidates[i]!.service.generate(request))
-            return Effect.andThen(
-              publishDecision(fiber, names[i], rejected),
-              Effect.matchEffect(effect, {
+            const decision = publishDecision(fiber, names[i], rejected)
+            const body = Effect.matchEffect(effect, {
                 onSuccess: (response) => {
                   const now = clock.currentTimeMillisUnsafe()
-                  return Effect.as(recordOutcome(i, undefined, now - start, now), prepend(response, failed))
+                  const recorded = recordOutcome(i, undefined, now - start, now)
+                  const out = prepend(response, failed)
+                  return recorded === Effect.void ? Effect.succeed(out) : Effect.as(recorded, out)
                 },
                 onFailure: (error) => {
                   const now = clock.currentTimeMillisUnsafe()
@@ -663,7 +694,7 @@ export const make = Effect.fnUntraced(function*(
                   })
                 }
               })
-            )
+            return decision === Effect.void ? body : Effect.andThen(decision, body)
           }
           if (candidates[i]!.skipWhen === undefined) return call()
           return Effect.flatMap(gate(i, request), (reason) => {
@@ -679,7 +710,7 @@ export const make = Effect.fnUntraced(function*(
   const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
     Stream.unwrap(Effect.withFiber((fiber) => {
       const clock = fiber.getRef(Clock.Clock)
-      return Effect.map(planFor(request, fiber, clock.currentTimeMillisUnsafe()), (plan) => {
+      return withPlan(request, fiber, clock.currentTimeMillisUnsafe(), (plan) => {
         const failed: Array<Attempt> = []
         const rejected = plan.rejected
         const run = (k: number): Stream.Stream<StreamPart, LlmError> => {
@@ -732,7 +763,7 @@ export const make = Effect.fnUntraced(function*(
             return run(k + 1)
           }))
         }
-        return run(0)
+        return Effect.succeed(run(0))
       })
     }))
 
