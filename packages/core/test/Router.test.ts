@@ -467,3 +467,43 @@ describe("Router.switchAt", () => {
       assert.strictEqual((yield* primary.requests).length, 1)
     }))
 })
+
+describe("Router observability and hints", () => {
+  it.effect("annotates the caller's span with the candidate, the strategy and the decision", () =>
+    Effect.gen(function*() {
+      const a = yield* leaf("a", [{ error: server("a") }])
+      const b = yield* leaf("b")
+      const layer = Router.layer([{ name: "a", layer: a.layer }, { name: "b", layer: b.layer }], { strategy: "priority" })
+      const attributes = yield* Effect.gen(function*() {
+        yield* Llm.generate(ask())
+        const span = yield* Effect.currentSpan
+        return span.attributes
+      }).pipe(Effect.withSpan("caller"), Effect.provide(layer))
+      assert.strictEqual(attributes.get("switchboard.route.candidate"), "b")
+      assert.strictEqual(attributes.get("switchboard.route.strategy"), "priority")
+      assert.strictEqual(attributes.get("switchboard.route.decision"), "b (skipped a: failed: ServerError)")
+    }))
+
+  it.effect("routing.maxLatencyMs skips a candidate whose observed latency is over it, without a call", () =>
+    Effect.gen(function*() {
+      const slow = yield* leaf("slow", [{ text: "slow", delay: "800 millis" }])
+      const fast = yield* leaf("fast", [{ text: "fast", delay: "50 millis" }])
+      const layer = Router.layer([{ name: "slow", layer: slow.layer }, { name: "fast", layer: fast.layer }], {
+        strategy: "priority"
+      })
+      const out = yield* withRouter(layer, (llm) =>
+        Effect.gen(function*() {
+          const timed = (request: LlmRequest.LlmRequest) =>
+            Effect.gen(function*() {
+              const fiber = yield* Effect.forkChild(llm.generate(request))
+              yield* TestClock.adjust("1 second")
+              return yield* Fiber.join(fiber)
+            })
+          const first = yield* timed(ask())
+          const capped = yield* timed(ask("x", { routing: { maxLatencyMs: 500 } }))
+          return [first, capped]
+        }))
+      assert.deepStrictEqual(providers(out), ["slow", "fast"])
+      assert.strictEqual((yield* slow.requests).length, 1)
+    }))
+})

@@ -48,7 +48,7 @@
  */
 import { Clock, Context, Duration, Effect, type Fiber, Layer, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
-import { attemptsOfFailure, isTraced, observed, observedStream, prepend, report } from "../internal/attempts.ts"
+import { attemptsOfFailure, observed, observedStream, prepend, report } from "../internal/attempts.ts"
 import type { Budget } from "../limits/Budget.ts"
 import { LLM } from "../LLM.ts"
 import { AllProvidersFailed, isFallbackable, type LlmError, NoEligibleModel } from "../LlmError.ts"
@@ -608,7 +608,9 @@ export const make = Effect.fnUntraced(function*(
     skipped: ReadonlyArray<Rejection>
   ): Effect.Effect<void> => {
     const bus = fiber.getRef(Events.LlmEvents)
-    const traced = isTraced(fiber)
+    // Annotate only a real span of the caller's (a native or OTel one), never build one.
+    const span = fiber.cache.span
+    const traced = span !== undefined && span._tag === "Span"
     if (!bus.enabled && !traced) return Effect.void
     const why = skipped.map((r) => `${r.name}: ${r.reason}`).join("; ")
     const decision = chosen === undefined
