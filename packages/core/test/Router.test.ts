@@ -507,3 +507,22 @@ describe("Router observability and hints", () => {
       assert.strictEqual((yield* slow.requests).length, 1)
     }))
 })
+
+describe("docs/routing.md example", () => {
+  it.effect("leastCost over two candidates with breakers and a health monitor answers from the cheaper", () =>
+    Effect.gen(function*() {
+      const breaker = CircuitBreaker.layer({ failureThreshold: 5, cooldown: "30 seconds" })
+      const stack = Router.layer([
+        { name: "mini", provider: "openai", model: "gpt-4o-mini", layer: Llm.layerTest([{ text: "from mini" }]).pipe(breaker) },
+        { name: "haiku", provider: "anthropic", model: "claude-haiku-4-5", layer: Llm.layerTest([{ text: "from haiku" }]).pipe(breaker) }
+      ], { strategy: "leastCost" }).pipe(
+        Layer.provide(HealthMonitor.layer({ interval: "10 seconds" }))
+      )
+      const program = Llm.generate({
+        messages: [{ role: "user", content: "Summarise this in one line: …" }],
+        maxTokens: 200,
+        routing: { require: ["tools"], maxPriceUsd: 0.01 }
+      }).pipe(Effect.provide(stack))
+      assert.strictEqual((yield* program).text, "from mini")
+    }))
+})

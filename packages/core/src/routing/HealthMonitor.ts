@@ -344,6 +344,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     })
   }
   const tick = Effect.gen(function*() {
+    yield* flush
     const now = yield* Clock.currentTimeMillis
     for (const track of tracks.values()) {
       const moved = judge(track, now)
