@@ -526,3 +526,48 @@ describe("docs/routing.md example", () => {
       assert.strictEqual((yield* program).text, "from mini")
     }))
 })
+
+describe("Router streams", () => {
+  it.effect("leastLatency ranks streams by time to first part, not by total time", () =>
+    Effect.gen(function*() {
+      // a: first part after 30 ms, done after 410 ms; b: first (and only) part after 100 ms
+      const a = yield* leaf("a", [{ text: "a".repeat(20), chunks: Array.from({ length: 20 }, () => "a"), delay: 10, chunkDelay: 20 }])
+      const b = yield* leaf("b", [{ text: "b", delay: 100 }])
+      const layer = Router.layer([{ name: "b", layer: b.layer }, { name: "a", layer: a.layer }], {
+        strategy: "leastLatency",
+        latency: { explore: 0 }
+      })
+      const winners = yield* withRouter(layer, (llm) =>
+        Effect.forEach(Array.from({ length: 6 }), () =>
+          Effect.gen(function*() {
+            const fiber = yield* Effect.forkChild(Stream.runCollect(llm.stream(ask())))
+            yield* TestClock.adjust("1 second")
+            const parts = yield* Fiber.join(fiber)
+            const finish = parts[parts.length - 1]
+            return finish?.type === "finish" ? finish.response.provider : "none"
+          })))
+      assert.deepStrictEqual(winners, ["b", "a", "a", "a", "a", "a"])
+    }))
+
+  it.effect("a stream publishes RouteChosen and skips a down candidate without opening it", () =>
+    Effect.gen(function*() {
+      const a = yield* leaf("a", [{ error: server("a") }])
+      const b = yield* leaf("b", [{ text: "b" }])
+      const layer = Router.layer([{ name: "a", layer: a.layer }, { name: "b", layer: b.layer }], { strategy: "priority" })
+        .pipe(Layer.provide(HealthMonitor.layer({ interval: "1 hour", minCalls: 1 })))
+      const events: Array<Events.LlmEvent> = []
+      yield* Effect.gen(function*() {
+        const bus = yield* Events.LlmEvents
+        yield* Effect.forkChild(Stream.runForEach(bus.events, (e) => Effect.sync(() => events.push(e))))
+        yield* Effect.yieldNow
+        const llm = yield* LLM
+        yield* Stream.runCollect(llm.stream(ask()))
+        yield* Stream.runCollect(llm.stream(ask()))
+        yield* Effect.yieldNow
+      }).pipe(Effect.provide(layer), Effect.provide(Events.layer()))
+      assert.strictEqual((yield* a.requests).length, 1)
+      const routes = events.filter((e): e is Events.RouteChosen => e._tag === "RouteChosen")
+      assert.deepStrictEqual(routes.map((r) => r.candidate), ["a", "b", "b"])
+      assert.deepStrictEqual(routes[2]!.skipped, [{ name: "a", reason: "down (HealthMonitor)" }])
+    }))
+})
