@@ -10,9 +10,11 @@
  * per call minus the bare leaf's in the same round, median of the rounds.
  * Every call sends a fresh request object with the same texts (as a chat
  * resends its history), so the tokenizer's per-text memory applies but its
- * per-request memory does not.
+ * per-request memory does not; by default the requests share one `messages`
+ * array (which the router's own count memory recognises), with
+ * `--fresh-messages` each gets a copy, so `leastCost` counts every call.
  *
- * Usage: `node scripts/bench/router.ts [--calls 100000] [--rounds 5] [--only bare,priority]`
+ * Usage: `node scripts/bench/router.ts [--calls 100000] [--rounds 5] [--fresh-messages] [--only bare,priority]`
  */
 import { Context, Effect, Layer } from "effect"
 import { HealthMonitor, LLM, Llm, Router, Tokenizer } from "@switchboard/core"
@@ -27,6 +29,7 @@ const calls = Number(flag("--calls") ?? 100_000)
 const rounds = Number(flag("--rounds") ?? 5)
 const warmup = Number(flag("--warmup") ?? Math.min(30_000, calls))
 const only = flag("--only")?.split(",")
+const freshMessages = args.includes("--fresh-messages")
 
 const keys = [
   { provider: "openai", model: "gpt-4o-mini" },
@@ -68,7 +71,10 @@ const measure = (service: LLM["Service"], count: number) =>
   Effect.suspend(() => {
     const indices = Array.from({ length: count }, (_, index) => index)
     const cpu = process.cpuUsage()
-    return Effect.forEach(indices, () => service.generate({ ...template }), { discard: true }).pipe(
+    const request = freshMessages
+      ? () => ({ ...template, messages: template.messages.slice() })
+      : () => ({ ...template })
+    return Effect.forEach(indices, () => service.generate(request()), { discard: true }).pipe(
       Effect.map(() => {
         const used = process.cpuUsage(cpu)
         return (used.user + used.system) / count
@@ -108,7 +114,11 @@ const program = Effect.gen(function*() {
       overhead.set(variant.name, [...(overhead.get(variant.name) ?? []), us - bare])
     }
   }
-  console.log(`${calls} sequential calls × ${rounds} rounds, a fresh request object per call`)
+  console.log(
+    `${calls} sequential calls × ${rounds} rounds, a fresh request object per call${
+      freshMessages ? " with a fresh messages array" : " sharing one messages array"
+    }`
+  )
   console.log("variant            cpu µs/call   router overhead µs/call (median, min–max)")
   for (const variant of variants) {
     const o = overhead.get(variant.name)!

@@ -552,13 +552,38 @@ export const make = Effect.fnUntraced(function*(
     }
   }
 
+  interface Counted {
+    readonly tokens: ReadonlyArray<number>
+    readonly cached: ReadonlyArray<number> | undefined
+    /** Counted for pricing and the request has no cache breakpoint. */
+    readonly noPrefix: boolean
+  }
+  interface Remembered extends Counted {
+    readonly tokenizer: TokenizerService
+    readonly system: string | undefined
+    readonly tools: LlmRequest["tools"]
+  }
+  const counted = new WeakMap<LlmRequest["messages"], Remembered>()
+  const remember = (request: LlmRequest, tokenizer: TokenizerService, count: Counted): Counted => {
+    counted.set(request.messages, { ...count, tokenizer, system: request.system, tools: request.tools })
+    return count
+  }
+
   const count = (
     tokenizer: TokenizerService,
     request: LlmRequest
-  ): Effect.Effect<{ tokens: ReadonlyArray<number>; cached: ReadonlyArray<number> | undefined }> => {
-    const prefix = strategy === "leastCost" || request.routing?.maxPriceUsd !== undefined
-      ? cachedPrefix(request)
-      : undefined
+  ): Effect.Effect<Counted> => {
+    const priced = strategy === "leastCost" || request.routing?.maxPriceUsd !== undefined
+    // Requests are immutable: a request that reuses the messages (and system
+    // prompt and tools) of an earlier one has the same counts.
+    const known = counted.get(request.messages)
+    if (
+      known !== undefined && known.tokenizer === tokenizer && known.system === request.system &&
+      known.tools === request.tools && (!priced || known.cached !== undefined || known.noPrefix)
+    ) {
+      return Effect.succeed(known)
+    }
+    const prefix = priced ? cachedPrefix(request) : undefined
     const tokens: Array<number> = new Array(candidates.length).fill(0)
     const cached: Array<number> | undefined = prefix === undefined ? undefined : new Array(candidates.length).fill(0)
     return Effect.as(
@@ -573,7 +598,7 @@ export const make = Effect.fnUntraced(function*(
           })
         )
       }, { discard: true }),
-      { tokens, cached }
+      remember(request, tokenizer, { tokens, cached, noPrefix: priced && prefix === undefined })
     )
   }
 
