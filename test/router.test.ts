@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Anthropic } from "@switchboard/anthropic"
-import { CircuitBreaker, Events, HealthMonitor, LLM, type LlmResponse, Router } from "@switchboard/core"
+import { CircuitBreaker, Events, HealthMonitor, LLM, type LlmResponse, ModelCatalog, Router } from "@switchboard/core"
 import { Google } from "@switchboard/google"
 import { OpenAI } from "@switchboard/openai"
 import { Sim } from "@switchboard/sim"
@@ -109,5 +109,29 @@ describe("Router over OpenAI, Anthropic and Gemini (real SDKs, simulator)", () =
           events.some((e) => e._tag === "HealthChanged" && e.name === "openai" && e.to === "healthy")
         )
       }).pipe(Effect.provide(stack), Effect.provide(Events.layer()))
+    }))
+})
+
+describe("ModelCatalog over the real SDKs' listModels (simulator)", () => {
+  it.effect("merges OpenAI's and Gemini's listings with the pricing catalog", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.start()
+      const openai = OpenAI.listModels.pipe(
+        Effect.provide(OpenAI.layerClient({ apiKey: "sk-test", baseURL: `${sim.providerUrl("openai")}/v1` }))
+      )
+      const gemini = Google.listModels.pipe(
+        Effect.provide(Google.layerClient({ apiKey: "AIza-test", baseURL: sim.providerUrl("gemini") }))
+      )
+      const catalog = yield* ModelCatalog.make({
+        sources: [{ provider: "openai", listModels: openai }, { provider: "google", listModels: gemini }]
+      })
+      assert.deepStrictEqual(yield* catalog.errors, [])
+      const mini = catalog.lookup("openai", "gpt-4o-mini")
+      assert.strictEqual(mini?.listed, true)
+      assert.strictEqual(mini?.priceUnknown, false)
+      assert.strictEqual(mini?.inputPerMillion, 0.15)
+      const flash = catalog.lookup("google", "gemini-2.5-flash")
+      assert.strictEqual(flash?.listed, true)
+      assert.strictEqual(flash?.contextWindow, 1_048_576)
     }))
 })
