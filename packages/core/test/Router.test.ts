@@ -445,6 +445,24 @@ describe("Router build errors", () => {
 })
 
 describe("Router.switchAt", () => {
+  it.effect("under a real Budget: primary while settled spend is below softAt, cheap from then on", () =>
+    Effect.gen(function*() {
+      const primary = yield* leaf("primary", [{ text: "a fairly long answer from the primary model" }])
+      const cheap = yield* leaf("cheap", [{ text: "short" }])
+      const budget = yield* Budget.make({ limitUsd: 0.05, window: "day", softAt: 0.5, price: { provider: "openai", model: "gpt-4o" } })
+      const stack = budget.layer(Router.switchAt({ budget, primary: primary.layer, cheap: cheap.layer }))
+      const seen = yield* withRouter(stack, (llm) =>
+        Effect.forEach(Array.from({ length: 30 }), () =>
+          Effect.gen(function*() {
+            const before = yield* budget.state()
+            const response = yield* llm.generate(ask("a question of a few words", { maxTokens: 20 }))
+            return { expected: before.spentUsd >= 0.5 * before.limitUsd ? "cheap" : "primary", got: response.provider }
+          })))
+      assert.deepStrictEqual(seen.map((s) => s.got), seen.map((s) => s.expected))
+      assert.strictEqual(seen[0]!.got, "primary")
+      assert.strictEqual(seen[seen.length - 1]!.got, "cheap")
+    }))
+
   it.effect("routes to the cheap candidate once the budget passes its soft limit, and says why", () =>
     Effect.gen(function*() {
       const primary = yield* leaf("primary")
