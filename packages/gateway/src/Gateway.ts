@@ -32,6 +32,7 @@ import {
   Layer,
   Metric,
   Option,
+  Pull,
   Redacted,
   Schema,
   type Scope,
@@ -83,7 +84,9 @@ export const Limit = Schema.Struct({ limit: PositiveInt, window: DurationInput }
 export const KeyBudget = Schema.Struct({
   limitUsd: Positive,
   window: Schema.Union([Schema.Literals(["day", "month"]), DurationInput]),
-  softAt: Schema.optional(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 })))
+  softAt: Schema.optional(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))),
+  /** The model that prices reservations (default: the catalog's unknown-model rule, the cautious worst case). */
+  price: Schema.optional(Schema.Struct({ provider: Schema.String, model: Schema.String }))
 })
 
 /**
@@ -217,23 +220,20 @@ const sha256 = (text: string): Buffer => createHash("sha256").update(text).diges
 
 const secretOf = (key: Key["key"]): string => (typeof key === "string" ? key : Redacted.value(key))
 
-/** Sends each call to the route its `model` names, without `model` (the route's own models answer). */
-const dispatcher = (routes: ReadonlyMap<string, LLM["Service"]>): LLM["Service"] => {
-  const split = (request: LlmRequest.LlmRequest) => {
-    const { model, ...rest } = request
-    return { service: routes.get(model ?? "")!, request: rest as LlmRequest.LlmRequest }
-  }
-  return LLM.of({
-    generate: (request) => {
-      const { service, request: rest } = split(request)
-      return service.generate(rest)
-    },
-    stream: (request) => {
-      const { service, request: rest } = split(request)
-      return service.stream(rest)
-    }
+/**
+ * The route of the call in flight. The request itself carries no `model` (the
+ * route's own models answer, and a key's budget prices it as it would any
+ * call without a model), so the route travels in the fiber's context.
+ */
+const CurrentRoute = Context.Reference<string>("@switchboard/gateway/CurrentRoute", { defaultValue: () => "" })
+
+/** Sends each call to the route in {@link CurrentRoute}. */
+const dispatcher = (routes: ReadonlyMap<string, LLM["Service"]>): LLM["Service"] =>
+  LLM.of({
+    generate: (request) => Effect.withFiber((fiber) => routes.get(fiber.getRef(CurrentRoute))!.generate(request)),
+    stream: (request) =>
+      Stream.unwrap(Effect.withFiber((fiber) => Effect.succeed(routes.get(fiber.getRef(CurrentRoute))!.stream(request))))
   })
-}
 
 type Protocol = "openai" | "anthropic"
 
@@ -304,7 +304,8 @@ export const make = Effect.fnUntraced(function*<E, R>(options: GatewayOptions<E,
         limitUsd: key.budget.limitUsd,
         window: key.budget.window as Budget.Options["window"],
         scope: () => tenant,
-        ...(key.budget.softAt !== undefined ? { softAt: key.budget.softAt } : {})
+        ...(key.budget.softAt !== undefined ? { softAt: key.budget.softAt } : {}),
+        ...(key.budget.price !== undefined ? { price: key.budget.price } : {})
       })
       service = budget.wrap(service)
     }
@@ -521,7 +522,6 @@ const handler = (ctx: Context_): Gateway["app"] => {
       const id = protocol === "openai" ? `chatcmpl-${randomUUID()}` : `msg_${randomUUID().replaceAll("-", "")}`
       const llmRequest: LlmRequest.LlmRequest = {
         ...decoded.request,
-        model: route,
         metadata: { ...decoded.request.metadata, tenant: tenant.tenant, requestId: id }
       }
       const problemOf = (error: LlmError.LlmError) =>
@@ -544,7 +544,9 @@ const handler = (ctx: Context_): Gateway["app"] => {
       const now = yield* Clock.currentTimeMillis
 
       if (!decoded.stream) {
-        const result = yield* Effect.exit(tenant.service.generate(llmRequest))
+        const result = yield* Effect.exit(
+          tenant.service.generate(llmRequest).pipe(Effect.provideService(CurrentRoute, route))
+        )
         if (Exit.isFailure(result)) {
           const error = Cause.findErrorOption(result.cause)
           if (Option.isNone(error)) return yield* Effect.failCause(result.cause as Cause.Cause<never>)
@@ -562,11 +564,13 @@ const handler = (ctx: Context_): Gateway["app"] => {
 
       // Streaming: pull the first parts before answering, so a call that fails
       // before any output still gets its real status (429, 503, …).
-      const pull = yield* Stream.toPull(tenant.service.stream(llmRequest))
+      const pull = yield* Stream.toPull(
+        tenant.service.stream(llmRequest).pipe(Stream.provideService(CurrentRoute, route))
+      )
       const first = yield* Effect.exit(pull)
       if (Exit.isFailure(first)) {
         const error = Cause.findErrorOption(first.cause)
-        if (Option.isNone(error) || (error.value as unknown) instanceof Cause.Done) {
+        if (Pull.isDoneCause(first.cause) || Option.isNone(error)) {
           // A stream that ended with no part at all: the provider broke the protocol.
           const p = problem("upstream", 502, "the stream ended before any output", { code: "upstream_error" })
           outcome.status = 502
