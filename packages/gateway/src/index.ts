@@ -7,3 +7,6 @@
 
 /** @since 0.1.0 */
 export * as Gateway from "./Gateway.ts"
+
+/** @since 0.1.0 */
+export * as Cli from "./Cli.ts"
