@@ -42,7 +42,7 @@ import type { ServeError } from "effect/http/HttpServerError"
 import { HttpIncomingMessage, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto"
-import { createServer } from "node:http"
+import { createServer, type Server } from "node:http"
 import * as AnthropicWire from "./internal/anthropic.ts"
 import * as OpenAiWire from "./internal/openai.ts"
 import { fromLlmError, headersOf, type Problem, problem } from "./internal/problem.ts"
@@ -194,6 +194,8 @@ export interface Gateway {
   readonly routes: ReadonlyArray<string>
   /** Calls and streams in flight right now. */
   readonly inFlight: Effect.Effect<number>
+  /** Marks the gateway as draining: `GET /ready` answers 503 from now on. */
+  readonly drain: () => void
   readonly options: Options
 }
 
@@ -335,6 +337,7 @@ export const make = Effect.fnUntraced(function*<E, R>(options: GatewayOptions<E,
   const maxBodyBytes = decoded.maxBodyBytes ?? 10 * 1024 * 1024
   const accessLog = decoded.accessLog ?? true
   let inFlight = 0
+  let draining = false
 
   const app = handler({
     routes,
@@ -342,7 +345,7 @@ export const make = Effect.fnUntraced(function*<E, R>(options: GatewayOptions<E,
     authenticate,
     maxBodyBytes,
     accessLog,
-    ready: ready ?? Effect.succeed(true),
+    ready: Effect.suspend(() => (draining ? Effect.succeed(false) : ready ?? Effect.succeed(true))),
     metrics: metrics ?? PrometheusMetrics.format(),
     track: (delta) => {
       inFlight += delta
@@ -353,6 +356,9 @@ export const make = Effect.fnUntraced(function*<E, R>(options: GatewayOptions<E,
     app,
     routes: routeNames,
     inFlight: Effect.sync(() => inFlight),
+    drain: () => {
+      draining = true
+    },
     options: decoded
   } satisfies Gateway as Gateway
 })
@@ -745,7 +751,8 @@ export const layer = <E, R>(
     Effect.gen(function*() {
       const gateway = yield* make(options)
       const drain = Duration.fromInputUnsafe((gateway.options.drainTimeout ?? "30 seconds") as Duration.Input)
-      const serverLayer = NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 5_000 }), {
+      let http: Server | undefined
+      const serverLayer = NodeHttpServer.layer(() => (http = createServer({ keepAliveTimeout: 5_000 })), {
         port: gateway.options.port ?? 8080,
         host: gateway.options.host ?? "127.0.0.1",
         gracefulShutdownTimeout: drain
@@ -754,6 +761,19 @@ export const layer = <E, R>(
       const context = yield* Layer.buildWithScope(
         HttpServer.serve(gateway.app).pipe(Layer.provideMerge(serverLayer)),
         scope
+      )
+      // Runs first on close (finalizers run in reverse): while Node's `close` waits for the
+      // calls in flight, keep-alive connections that turn idle are closed at once instead of
+      // holding the drain open until their keep-alive timeout.
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          gateway.drain()
+          const server = http
+          if (server === undefined) return
+          const timer = setInterval(() => server.closeIdleConnections(), 25)
+          timer.unref()
+          server.once("close", () => clearInterval(timer))
+        })
       )
       const server = Context.get(context, HttpServer.HttpServer)
       const address = server.address
