@@ -19,7 +19,7 @@ const simConfig = {
     slow: {
       protocol: "openai" as const,
       models: [{ id: "gpt-4o-mini", contextWindow: 128_000, maxOutput: 16_384 }],
-      latency: { ttftMs: 50, perTokenMs: 40 }
+      latency: { ttftMs: 50, perTokenMs: 100 }
     },
     anthropic: { protocol: "anthropic" as const, models: [{ id: "claude-haiku-4-5", contextWindow: 200_000, maxOutput: 64_000 }] }
   }
@@ -278,16 +278,29 @@ describe("gateway process", () => {
     let text = ""
     let finish: string | null | undefined
     let signalled = false
+    let streamEnded = false
+    let refusedWhileDraining: Promise<boolean> | undefined
     for await (const chunk of stream) {
       text += chunk.choices[0]?.delta.content ?? ""
       finish ??= chunk.choices[0]?.finish_reason
       if (!signalled && text.length > 0) {
         signalled = true
         second.child.kill("SIGTERM")
+        // While the stream drains, a new connection is refused.
+        refusedWhileDraining = (async () => {
+          for (let i = 0; i < 100 && !streamEnded; i++) {
+            const refused = await fetch(`${second.url}/health`, { headers: { connection: "close" } }).then(() => false, () => true)
+            if (refused) return !streamEnded
+            await new Promise((r) => setTimeout(r, 20))
+          }
+          return false
+        })()
       }
     }
+    streamEnded = true
     assert.isTrue(signalled)
     assert.strictEqual(finish, "stop", "the stream ran to its end")
+    assert.isTrue(await refusedWhileDraining, "new connections were refused while the stream drained")
     assert.strictEqual(await second.exited, 0)
     const refused = await rejection(() => fetch(`${second.url}/health`))
     assert.isTrue(refused instanceof Error)

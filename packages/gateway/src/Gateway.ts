@@ -403,8 +403,15 @@ const presentedKey = (request: HttpServerRequest.HttpServerRequest): string | un
   return apiKey === undefined ? undefined : apiKey.trim()
 }
 
+/** The endpoint decides; elsewhere (models, unknown paths) Anthropic's SDK is known by its version header. */
 const protocolOf = (request: HttpServerRequest.HttpServerRequest, path: string): Protocol =>
-  path === "/v1/messages" || request.headers["anthropic-version"] !== undefined ? "anthropic" : "openai"
+  path === "/v1/messages"
+    ? "anthropic"
+    : path === "/v1/chat/completions"
+    ? "openai"
+    : request.headers["anthropic-version"] !== undefined
+    ? "anthropic"
+    : "openai"
 
 const errorResponse = (protocol: Protocol, p: Problem, extra?: Record<string, string>) =>
   protocol === "openai"

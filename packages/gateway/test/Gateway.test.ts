@@ -363,6 +363,27 @@ describe("Gateway", () => {
         }))
     }))
 
+  it.live("per-key rate limit: over the limit → 429 with retry-after, counted per key", () =>
+    Effect.gen(function*() {
+      const test = yield* LlmTest.makeTest([{ text: "x" }])
+      const limited = [
+        { key: "sk-team-a", tenant: "team-a", rateLimit: { requests: { limit: 2, window: "1 minute" } } },
+        { key: "sk-team-b", tenant: "team-b" }
+      ]
+      yield* withGateway({ keys: limited, routes: { default: test.layer } }, (url) =>
+        Effect.gen(function*() {
+          const body = { model: "default", messages: [{ role: "user" as const, content: "hi" }] }
+          yield* Effect.promise(() => openai(url).chat.completions.create(body))
+          yield* Effect.promise(() => openai(url).chat.completions.create(body))
+          const third = yield* rejection(() => openai(url).chat.completions.create(body))
+          assert.isTrue(third instanceof OpenAI.RateLimitError)
+          assert.isTrue(Number(third.headers?.get("retry-after")) >= 1)
+          const other = yield* Effect.promise(() => openai(url, "sk-team-b").chat.completions.create(body))
+          assert.strictEqual(other.choices[0]!.message.content, "x")
+          assert.strictEqual((yield* test.requests).length, 3, "the refused call never reached the route")
+        }))
+    }))
+
   it.live("a failure after a stream started ends it with the in-band error event, never a clean end", () =>
     Effect.gen(function*() {
       const error = new LlmError.NetworkError({ provider: "openai", model: "gpt-4o", detail: "reset", cause: "reset" })
