@@ -367,7 +367,7 @@ export const make = Effect.fnUntraced(function*<E, R>(options: GatewayOptions<E,
 // HTTP handling
 // ---------------------------------------------------------------------------
 
-interface Context_ {
+interface Handler {
   readonly routes: ReadonlyMap<string, LLM["Service"]>
   readonly routeNames: ReadonlyArray<string>
   readonly authenticate: (presented: string | undefined) => Tenant | undefined
@@ -441,7 +441,7 @@ const settle = (outcome: Outcome, response: LlmResponse.LlmResponse) => {
 
 const encoder = new TextEncoder()
 
-const handler = (ctx: Context_): Gateway["app"] => {
+const handler = (ctx: Handler): Gateway["app"] => {
   const record = (method: string, path: string, start: number, outcome: Outcome): Effect.Effect<void> =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const latencyMs = now - start
@@ -630,7 +630,7 @@ const handler = (ctx: Context_): Gateway["app"] => {
       })
     })
 
-  const models = (protocol: Protocol, tenant: Tenant) => {
+  const models = (tenant: Tenant) => {
     const names = ctx.routeNames.filter((name) => tenant.routes === undefined || tenant.routes.has(name))
     // One body that both SDKs read: OpenAI's list shape with Anthropic's fields beside it.
     const data = names.map((id) => ({
@@ -648,7 +648,7 @@ const handler = (ctx: Context_): Gateway["app"] => {
       has_more: false,
       first_id: names[0] ?? null,
       last_id: names[names.length - 1] ?? null
-    }, { status: 200, headers: protocol === "anthropic" ? {} : {} })
+    })
   }
 
   return Effect.gen(function*() {
@@ -696,7 +696,7 @@ const handler = (ctx: Context_): Gateway["app"] => {
     outcome.tenant = tenant.tenant
     if (path === "/v1/models") {
       yield* record(method, path, start, outcome)
-      return models(protocol, tenant)
+      return models(tenant)
     }
     ctx.track(1)
     let streaming = false

@@ -61,7 +61,11 @@ describe("Gateway", () => {
               max_completion_tokens: 50,
               stop: "END",
               seed: 7,
-              user: "u-1"
+              user: "u-1",
+              response_format: {
+                type: "json_schema",
+                json_schema: { name: "greeting", schema: { type: "object", properties: { text: { type: "string" } } }, strict: true }
+              }
             }).withResponse()
           )
           assert.strictEqual(data.object, "chat.completion")
@@ -84,12 +88,24 @@ describe("Gateway", () => {
           assert.deepStrictEqual(seen!.stop, ["END"])
           assert.strictEqual(seen!.seed, 7)
           assert.deepStrictEqual(seen!.messages.map((m) => m.role), ["system", "user"])
+          assert.deepStrictEqual(seen!.responseFormat, {
+            type: "json-schema",
+            name: "greeting",
+            schema: { type: "object", properties: { text: { type: "string" } } },
+            strict: true
+          })
         }))
     }))
 
   it.live("OpenAI SSE: chunks in order, usage chunk with include_usage, then [DONE]", () =>
     Effect.gen(function*() {
-      const test = yield* LlmTest.makeTest([{ text: "one two three", chunks: ["one ", "two ", "three"], usage: { inputTokens: 4, outputTokens: 3 } }])
+      const test = yield* LlmTest.makeTest([{
+        text: "one two three",
+        chunks: ["one ", "two ", "three"],
+        chunkDelay: "50 millis",
+        usage: { inputTokens: 4, outputTokens: 3 }
+      }])
+      const completed = () => Effect.runSync(test.completed)
       yield* withGateway({ keys, routes: { default: test.layer } }, (url) =>
         Effect.promise(async () => {
           const stream = await openai(url).chat.completions.create({
@@ -101,14 +117,21 @@ describe("Gateway", () => {
           const deltas: Array<string> = []
           let finish: string | null = null
           let usage: OpenAI.CompletionUsage | undefined | null
+          let providerDoneAtFirstDelta: number | undefined
           for await (const chunk of stream) {
             assert.strictEqual(chunk.object, "chat.completion.chunk")
             const choice = chunk.choices[0]
-            if (choice?.delta.content) deltas.push(choice.delta.content)
+            if (choice?.delta.content) {
+              // The first delta reaches the client while the provider is still streaming.
+              providerDoneAtFirstDelta ??= completed()
+              deltas.push(choice.delta.content)
+            }
             if (choice?.finish_reason) finish = choice.finish_reason
             if (chunk.usage) usage = chunk.usage
           }
           assert.deepStrictEqual(deltas, ["one ", "two ", "three"])
+          assert.strictEqual(providerDoneAtFirstDelta, 0)
+          assert.strictEqual(completed(), 1)
           assert.strictEqual(finish, "stop")
           assert.strictEqual(usage?.prompt_tokens, 4)
           assert.strictEqual(usage?.completion_tokens, 3)
