@@ -23,6 +23,7 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { Budget, LLM, LlmError, LlmRequest, type LlmResponse, RateLimit, SwitchboardConfigError } from "@switchboard/core"
 import {
+  ByteSize,
   Cause,
   Clock,
   Context,
@@ -413,13 +414,15 @@ const protocolOf = (request: HttpServerRequest.HttpServerRequest, path: string):
     ? "anthropic"
     : "openai"
 
+/** The status a protocol answers a problem with (OpenAI: an oversized body is a 400; Anthropic: overload is 529). */
+const statusOf = (protocol: Protocol, p: Problem): number =>
+  protocol === "openai" ? OpenAiWire.statusOf(p) : AnthropicWire.statusOf(p)
+
 const errorResponse = (protocol: Protocol, p: Problem, extra?: Record<string, string>) =>
-  protocol === "openai"
-    ? HttpServerResponse.jsonUnsafe(OpenAiWire.errorBody(p), { status: p.status, headers: { ...headersOf(p), ...extra } })
-    : HttpServerResponse.jsonUnsafe(AnthropicWire.errorBody(p), {
-      status: AnthropicWire.statusOf(p),
-      headers: { ...headersOf(p), ...extra }
-    })
+  HttpServerResponse.jsonUnsafe(protocol === "openai" ? OpenAiWire.errorBody(p) : AnthropicWire.errorBody(p), {
+    status: statusOf(protocol, p),
+    headers: { ...headersOf(p), ...extra }
+  })
 
 const switchboardHeaders = (response: LlmResponse.LlmResponse, route: string, id: string): Record<string, string> => ({
   "x-switchboard-route": route,
@@ -442,6 +445,7 @@ const settle = (outcome: Outcome, response: LlmResponse.LlmResponse) => {
 const encoder = new TextEncoder()
 
 const handler = (ctx: Handler): Gateway["app"] => {
+  const maxBodySize = ByteSize.bytes(ctx.maxBodyBytes)
   const record = (method: string, path: string, start: number, outcome: Outcome): Effect.Effect<void> =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const latencyMs = now - start
@@ -462,7 +466,7 @@ const handler = (ctx: Handler): Gateway["app"] => {
     request: HttpServerRequest.HttpServerRequest
   ): Effect.Effect<{ readonly ok: true; readonly body: unknown } | { readonly ok: false; readonly problem: Problem }> =>
     request.text.pipe(
-      Effect.provideService(HttpIncomingMessage.MaxBodySize, ctx.maxBodyBytes as never),
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBodySize),
       Effect.map((text) => {
         try {
           return { ok: true as const, body: JSON.parse(text) as unknown }
@@ -478,7 +482,7 @@ const handler = (ctx: Handler): Gateway["app"] => {
         return Effect.succeed({
           ok: false as const,
           problem: tooLarge
-            ? problem("too_large", 400, `body: larger than the limit of ${ctx.maxBodyBytes} bytes`, {
+            ? problem("too_large", 413, `body: larger than the limit of ${ctx.maxBodyBytes} bytes`, {
               param: "body",
               code: "request_too_large"
             })
@@ -495,13 +499,13 @@ const handler = (ctx: Handler): Gateway["app"] => {
     done: (outcome: Outcome) => Effect.Effect<void>
   ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, Scope.Scope> =>
     Effect.gen(function*() {
-      const read = yield* readJson(request)
-      if (!read.ok) {
-        outcome.status = protocol === "anthropic" && read.problem.kind === "too_large" ? 413 : read.problem.status
-        return errorResponse(protocol, protocol === "anthropic" && read.problem.kind === "too_large"
-          ? { ...read.problem, status: 413 }
-          : read.problem)
+      const fail = (p: Problem, extra?: Record<string, string>) => {
+        outcome.status = statusOf(protocol, p)
+        if (p.error !== undefined) outcome.error = p.error
+        return errorResponse(protocol, p, extra)
       }
+      const read = yield* readJson(request)
+      if (!read.ok) return fail(read.problem)
       let decoded: { readonly route: string; readonly request: LlmRequest.LlmRequest; readonly stream: boolean; readonly includeUsage: boolean }
       try {
         decoded = protocol === "openai"
@@ -509,23 +513,18 @@ const handler = (ctx: Handler): Gateway["app"] => {
           : { ...AnthropicWire.decode(read.body), includeUsage: true }
       } catch (error) {
         if (!(error instanceof BadField)) throw error
-        outcome.status = 400
-        return errorResponse(protocol, problem("invalid_request", 400, error.message, { param: error.param }))
+        return fail(problem("invalid_request", 400, error.message, { param: error.param }))
       }
       const route = decoded.route
       outcome.route = route
       outcome.stream = decoded.stream
       if (!ctx.routes.has(route)) {
-        outcome.status = 404
-        return errorResponse(
-          protocol,
+        return fail(
           problem("not_found", 404, `model: no route named ${JSON.stringify(route)}`, { param: "model", code: "model_not_found" })
         )
       }
       if (tenant.routes !== undefined && !tenant.routes.has(route)) {
-        outcome.status = 403
-        return errorResponse(
-          protocol,
+        return fail(
           problem("permission", 403, `model: this key may not use route ${JSON.stringify(route)}`, {
             param: "model",
             code: "model_not_allowed"
@@ -548,12 +547,7 @@ const handler = (ctx: Handler): Gateway["app"] => {
           return { ...p, param }
         })
       const invalid = LlmRequest.check(llmRequest, { provider: "gateway", model: route })
-      if (invalid !== undefined) {
-        const p = yield* problemOf(invalid)
-        outcome.status = p.status
-        outcome.error = invalid._tag
-        return errorResponse(protocol, p)
-      }
+      if (invalid !== undefined) return fail(yield* problemOf(invalid))
       const now = yield* Clock.currentTimeMillis
 
       if (!decoded.stream) {
@@ -563,10 +557,7 @@ const handler = (ctx: Handler): Gateway["app"] => {
         if (Exit.isFailure(result)) {
           const error = Cause.findErrorOption(result.cause)
           if (Option.isNone(error)) return yield* Effect.failCause(result.cause as Cause.Cause<never>)
-          const p = yield* problemOf(error.value)
-          outcome.status = protocol === "anthropic" ? AnthropicWire.statusOf(p) : p.status
-          outcome.error = error.value._tag
-          return errorResponse(protocol, p, { "x-switchboard-route": route, "x-request-id": id })
+          return fail(yield* problemOf(error.value), { "x-switchboard-route": route, "x-request-id": id })
         }
         const response = result.value
         settle(outcome, response)
@@ -585,15 +576,9 @@ const handler = (ctx: Handler): Gateway["app"] => {
         const error = Cause.findErrorOption(first.cause)
         if (Pull.isDoneCause(first.cause) || Option.isNone(error)) {
           // A stream that ended with no part at all: the provider broke the protocol.
-          const p = problem("upstream", 502, "the stream ended before any output", { code: "upstream_error" })
-          outcome.status = 502
-          return errorResponse(protocol, p)
+          return fail(problem("upstream", 502, "the stream ended before any output", { code: "upstream_error" }))
         }
-        const llmError = error.value as LlmError.LlmError
-        const p = yield* problemOf(llmError)
-        outcome.status = protocol === "anthropic" ? AnthropicWire.statusOf(p) : p.status
-        outcome.error = llmError._tag
-        return errorResponse(protocol, p, { "x-switchboard-route": route, "x-request-id": id })
+        return fail(yield* problemOf(error.value as LlmError.LlmError), { "x-switchboard-route": route, "x-request-id": id })
       }
       outcome.status = 200
       const writer = protocol === "openai"

@@ -262,6 +262,9 @@ const typeOf = (p: Problem): string => {
   }
 }
 
+/** OpenAI answers every malformed request, an oversized body included, with a 400. */
+export const statusOf = (p: Problem): number => (p.kind === "too_large" ? 400 : p.status)
+
 /** The `{ error: { message, type, param, code } }` body. */
 export const errorBody = (p: Problem) => ({
   error: { message: p.message, type: typeOf(p), param: p.param ?? null, code: p.code ?? null }
