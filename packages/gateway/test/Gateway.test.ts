@@ -460,6 +460,77 @@ describe("Gateway", () => {
         }))
     }))
 
+  it.live("wire details: developer → system, image data URLs, Anthropic system blocks and stop_sequences", () =>
+    Effect.gen(function*() {
+      const test = yield* LlmTest.makeTest([{ text: "ok" }])
+      yield* withGateway({ keys, routes: { default: test.layer } }, (url) =>
+        Effect.gen(function*() {
+          const openaiCall = yield* post(url, "/v1/chat/completions", JSON.stringify({
+            model: "default",
+            messages: [
+              { role: "developer", content: "rules" },
+              {
+                role: "user",
+                content: [
+                  { type: "text", text: "what is this?" },
+                  { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } },
+                  { type: "image_url", image_url: { url: "https://example.com/cat.png" } }
+                ]
+              }
+            ]
+          }))
+          assert.strictEqual(openaiCall.status, 200)
+          const anthropicCall = yield* post(url, "/v1/messages", JSON.stringify({
+            model: "default",
+            max_tokens: 10,
+            system: [{ type: "text", text: "one" }, { type: "text", text: "two" }],
+            stop_sequences: ["###"],
+            messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/jpeg", data: "/9j/" } }] }]
+          }), { "x-api-key": "sk-team-a", authorization: "" })
+          assert.strictEqual(anthropicCall.status, 200)
+          assert.strictEqual(anthropicCall.body.type, "message")
+          const [first, second] = yield* test.requests
+          assert.deepStrictEqual(first!.messages, [
+            { role: "system", content: "rules" },
+            {
+              role: "user",
+              content: [
+                { type: "text", text: "what is this?" },
+                { type: "image", data: "iVBORw0KGgo=", mediaType: "image/png" },
+                { type: "image", url: "https://example.com/cat.png" }
+              ]
+            }
+          ])
+          assert.strictEqual(second!.system, "one\ntwo")
+          assert.deepStrictEqual(second!.stop, ["###"])
+          assert.deepStrictEqual(second!.messages[0]!.content, [{ type: "image", data: "/9j/", mediaType: "image/jpeg" }])
+        }))
+    }))
+
+  it.live("/health, /ready (with a readiness hook) and /metrics (Prometheus text with the gateway's counters)", () =>
+    Effect.gen(function*() {
+      const test = yield* LlmTest.makeTest([{ text: "ok" }])
+      let ready = true
+      yield* withGateway({ keys, routes: { default: test.layer }, ready: Effect.sync(() => ready) }, (url) =>
+        Effect.gen(function*() {
+          const get = (path: string) =>
+            Effect.promise(async () => {
+              const response = await fetch(`${url}${path}`)
+              return { status: response.status, type: response.headers.get("content-type"), text: await response.text() }
+            })
+          assert.strictEqual((yield* get("/health")).status, 200)
+          assert.strictEqual((yield* get("/ready")).status, 200)
+          ready = false
+          assert.strictEqual((yield* get("/ready")).status, 503)
+          yield* Effect.promise(() => openai(url).chat.completions.create({ model: "default", messages: [{ role: "user", content: "hi" }] }))
+          const metrics = yield* get("/metrics")
+          assert.strictEqual(metrics.status, 200)
+          assert.match(metrics.type ?? "", /^text\/plain/)
+          assert.match(metrics.text, /switchboard_gateway_requests\{endpoint="\/v1\/chat\/completions",route="default",status="200"\} \d+/)
+          assert.notInclude(metrics.text, "sk-team-a")
+        }))
+    }))
+
   it.effect("bad options fail the layer with SwitchboardConfigError naming the option", () =>
     Effect.gen(function*() {
       const test = yield* LlmTest.makeTest([{ text: "x" }])
