@@ -531,6 +531,30 @@ describe("Gateway", () => {
         }))
     }))
 
+  it.live("a client that disconnects during a JSON call interrupts it too", () =>
+    Effect.gen(function*() {
+      const test = yield* LlmTest.makeTest([{ text: "late", delay: "5 seconds" }])
+      yield* withGateway({ keys, routes: { default: test.layer } }, (url) =>
+        Effect.gen(function*() {
+          const controller = new AbortController()
+          const call = openai(url).chat.completions.create(
+            { model: "default", messages: [{ role: "user", content: "hi" }] },
+            { signal: controller.signal }
+          ).catch((error: unknown) => error)
+          // Abort once the call has reached the model.
+          for (let i = 0; i < 100 && (yield* test.requests).length === 0; i++) yield* Effect.sleep("10 millis")
+          controller.abort()
+          yield* Effect.promise(() => call)
+          let interrupted = 0
+          for (let i = 0; i < 100 && interrupted === 0; i++) {
+            yield* Effect.sleep("20 millis")
+            interrupted = yield* test.interrupted
+          }
+          assert.strictEqual(interrupted, 1)
+          assert.strictEqual(yield* test.completed, 0)
+        }))
+    }))
+
   it.effect("bad options fail the layer with SwitchboardConfigError naming the option", () =>
     Effect.gen(function*() {
       const test = yield* LlmTest.makeTest([{ text: "x" }])
