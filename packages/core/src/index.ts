@@ -49,3 +49,7 @@ export * as Tokenizer from "./prompt/Tokenizer.ts"
 export * as ProviderError from "./provider/ProviderError.ts"
 /** @since 0.1.0 */
 export * as BoundedMap from "./state/BoundedMap.ts"
+/** @since 0.1.0 */
+export * as BudgetStore from "./state/BudgetStore.ts"
+/** @since 0.1.0 */
+export * as BoundedRateLimiterStore from "./state/RateLimiterStore.ts"

@@ -259,7 +259,7 @@ export const makeMemory = (bounds: MemoryBounds = {}): MemoryStore => {
     for (const [id, held] of record.held) {
       if (held.expiresAt <= now) {
         record.held.delete(id)
-        record.reserved = Math.max(0, record.reserved - held.amount)
+        record.reserved = record.held.size === 0 ? 0 : Math.max(0, record.reserved - held.amount)
       } else if (held.expiresAt < next) next = held.expiresAt
     }
     record.nextExpiry = next
@@ -301,7 +301,8 @@ export const makeMemory = (bounds: MemoryBounds = {}): MemoryStore => {
     const heldUsd = held?.amount ?? 0
     if (held !== undefined) {
       record.held.delete(input.reservationId)
-      record.reserved = Math.max(0, record.reserved - heldUsd)
+      // Nothing held is exactly nothing reserved (no rounding residue from many adds and subtracts).
+      record.reserved = record.held.size === 0 ? 0 : Math.max(0, record.reserved - heldUsd)
     }
     const charged = chargeable(input.costUsd)
     const before = record.spent
