@@ -61,6 +61,8 @@ interface Entry<V> {
 export interface BoundedMap<V> {
   /** The value for `key`, touching it; `undefined` when absent or idle too long. */
   readonly get: (key: string, now: number) => V | undefined
+  /** The value for `key` without touching it (a read that must not keep a key alive); `undefined` when absent or idle too long. */
+  readonly peek: (key: string, now: number) => V | undefined
   /** Sets `key`, touching it, and evicts what the bounds require. */
   readonly set: (key: string, value: V, now: number) => void
   readonly delete: (key: string) => void
@@ -124,8 +126,13 @@ export const make = <V>(
     expire(now)
     for (const [key, entry] of map) yield [key, entry.value] as const
   }
+  const peek = (key: string, now: number): V | undefined => {
+    const entry = map.get(key)
+    return entry === undefined || now - entry.touched >= idleTtlMs ? undefined : entry.value
+  }
   return {
     get,
+    peek,
     set,
     delete: (key) => void map.delete(key),
     size: (now) => {

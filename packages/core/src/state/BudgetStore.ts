@@ -213,7 +213,7 @@ const stateOf = (record: Record): WindowState => ({
   closed: record.closed
 })
 
-const closedEmpty: WindowState = { spentUsd: 0, reservedUsd: 0, closed: false }
+const emptyWindow: WindowState = { spentUsd: 0, reservedUsd: 0, closed: false }
 
 /** A cost as it may be charged: finite and never negative (spend never goes down). */
 const chargeable = (cost: number): number =>
@@ -316,9 +316,10 @@ export const makeMemory = (bounds: MemoryBounds = {}): MemoryStore => {
     return { state: stateOf(record), heldUsd, chargedUsd: charged, overrun, softCrossed }
   }
 
+  // A read does not touch the scope: reading a budget does not keep an idle scope alive.
   const readSync = (input: WindowRef): WindowState => {
-    const record = records.get(input.key, input.now)
-    if (record === undefined) return closedEmpty
+    const record = records.peek(input.key, input.now)
+    if (record === undefined) return emptyWindow
     reclaim(record, input.now)
     return record.windowId === input.windowId
       ? stateOf(record)

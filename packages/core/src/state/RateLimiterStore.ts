@@ -151,7 +151,7 @@ export const makeMemory = (bounds: MemoryBounds = {}): MemoryStore => {
   })
 
   const peek = (key: string, now: number): number => {
-    const counter = counters.get(key, now)
+    const counter = counters.peek(key, now)
     return counter === undefined || counter.expiresAt <= now ? 0 : counter.count
   }
 
