@@ -48,7 +48,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, Function, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
 import { LLM, observeAttempts, observeAttemptsStream, transform } from "../LLM.ts"
 import { BudgetExceeded, type LlmError } from "../LlmError.ts"
@@ -272,6 +272,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     : options.models !== undefined && options.models.length > 0
     ? options.models
     : unpriced
+  const memory = BudgetStore.isMemoryStore(store) ? store : undefined
   let anchor: number | undefined
   let nextId = 0
 
@@ -371,51 +372,58 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     )
   }
 
+  /** What a reserve answered, as the call's outcome: a reservation, or `BudgetExceeded`. */
+  const reserved = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    scope: string,
+    key: string,
+    id: string,
+    worst: { readonly requestedUsd: number; readonly target: PriceTarget },
+    result: BudgetStore.ReserveResult
+  ): Effect.Effect<Reservation, BudgetExceeded> => {
+    const { requestedUsd } = worst
+    if (!result.reserved) {
+      return exceeded(scope, requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
+    }
+    const reservation: Reservation = { scope, key, id, amount: requestedUsd }
+    const bus = fiber.getRef(Events.LlmEvents)
+    if (!bus.enabled) return Effect.succeed(reservation)
+    return Effect.as(
+      bus.publish({ _tag: "BudgetReserved", scope, reservedUsd: requestedUsd, spentUsd: result.state.spentUsd, limitUsd }),
+      reservation
+    )
+  }
+
   /** Reserves `requestedUsd` in `scope` if it fits next to what is spent and reserved: one store operation. */
   const take = (
     scope: string,
     worst: { readonly requestedUsd: number; readonly target: PriceTarget }
   ): Effect.Effect<Reservation, BudgetExceeded> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const { requestedUsd } = worst
+    Effect.withFiber((fiber) => {
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
       const key = keyOf(scope)
       const id = String(nextId++)
-      const windowId = String(windowOf(now)[0])
-      return store.reserve({
+      const input: BudgetStore.ReserveInput = {
         key,
-        windowId,
+        windowId: String(windowOf(now)[0]),
         reservationId: id,
-        amountUsd: requestedUsd,
+        amountUsd: worst.requestedUsd,
         limitUsd,
         expiresAt: now + reservationTtlMs,
         now
-      }).pipe(
-        Effect.matchEffect({
-          onFailure: (error) =>
-            Effect.andThen(
-              degraded(error),
-              failOpen
-                ? Effect.succeed<Reservation>({ scope, key, id: undefined, amount: 0 })
-                : exceeded(scope, requestedUsd, worst.target, 0, 0)
-            ),
-          onSuccess: (result) => {
-            if (!result.reserved) {
-              return exceeded(scope, requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
-            }
-            const reservation: Reservation = { scope, key, id, amount: requestedUsd }
-            return Effect.as(
-              Events.publish(() => ({
-                _tag: "BudgetReserved",
-                scope,
-                reservedUsd: requestedUsd,
-                spentUsd: result.state.spentUsd,
-                limitUsd
-              })),
-              reservation
-            )
-          }
-        })
-      )
+      }
+      // The budget's own memory store answers in this same step (no store effects on the hot path).
+      if (memory !== undefined) return reserved(fiber, scope, key, id, worst, memory.reserveSync(input))
+      return Effect.matchEffect(store.reserve(input), {
+        onFailure: (error) =>
+          Effect.andThen(
+            degraded(error),
+            failOpen
+              ? Effect.succeed<Reservation>({ scope, key, id: undefined, amount: 0 })
+              : exceeded(scope, worst.requestedUsd, worst.target, 0, 0)
+          ),
+        onSuccess: (result) => reserved(fiber, scope, key, id, worst, result)
+      })
     })
 
   const reserve = (request: LlmRequest): Effect.Effect<Reservation, BudgetExceeded> =>
@@ -449,40 +457,49 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
       options.onSoft === undefined ? Effect.void : Effect.ignore(options.onSoft(crossed))
     )
 
+  /** Publishes what a settle found: an overrun, the soft limit crossed. */
+  const settled = (
+    reservation: Reservation,
+    window: readonly [number, number],
+    result: BudgetStore.SettleResult
+  ): Effect.Effect<void> => {
+    if (!result.overrun && !result.softCrossed) return Effect.void
+    const overrun = result.overrun
+      ? Events.publish(() => ({
+        _tag: "BudgetOverrun",
+        scope: reservation.scope,
+        reservedUsd: result.heldUsd,
+        actualUsd: result.chargedUsd,
+        spentUsd: result.state.spentUsd,
+        limitUsd
+      }))
+      : Effect.void
+    if (!result.softCrossed) return overrun
+    return Effect.andThen(overrun, softReached(toState(reservation.scope, window, result.state)))
+  }
+
   /**
    * Settles a reservation to `costUsd` (0 releases it): an overrun is
    * recorded as billed, published, and closes the window; the soft limit
    * fires once per window.
    */
   const settle = (reservation: Reservation, costUsd: number): Effect.Effect<void> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    Effect.withFiber((fiber) => {
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
       const window = windowOf(now)
-      return store.settle({
+      const input: BudgetStore.SettleInput = {
         key: reservation.key,
         windowId: String(window[0]),
         reservationId: reservation.id ?? "",
         costUsd: chargeable(costUsd),
         softAtUsd,
         now
-      }).pipe(
-        Effect.matchEffect({
-          onFailure: degraded,
-          onSuccess: (result) => {
-            const overrun = result.overrun
-              ? Events.publish(() => ({
-                _tag: "BudgetOverrun",
-                scope: reservation.scope,
-                reservedUsd: result.heldUsd,
-                actualUsd: result.chargedUsd,
-                spentUsd: result.state.spentUsd,
-                limitUsd
-              }))
-              : Effect.void
-            if (!result.softCrossed) return overrun
-            return Effect.andThen(overrun, softReached(toState(reservation.scope, window, result.state)))
-          }
-        })
-      )
+      }
+      if (memory !== undefined) return settled(reservation, window, memory.settleSync(input))
+      return Effect.matchEffect(store.settle(input), {
+        onFailure: degraded,
+        onSuccess: (result) => settled(reservation, window, result)
+      })
     })
 
   /** What the leaves under one call reported spending (each attempt clamped: never a credit). */

@@ -103,6 +103,8 @@ export const make = <V>(
       onEvict?.(key, entry.value)
       return undefined
     }
+    // Touched already at this instant: it is in order as it stands (a hot key costs one lookup).
+    if (entry.touched === now) return entry.value
     // Move to the back: last-touch order keeps idle keys at the front.
     map.delete(key)
     entry.touched = now

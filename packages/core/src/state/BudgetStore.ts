@@ -228,10 +228,22 @@ const chargeable = (cost: number): number =>
  * @category models
  */
 export interface MemoryStore extends BudgetStoreService {
+  readonly [MemoryTypeId]: typeof MemoryTypeId
   readonly reserveSync: (input: ReserveInput) => ReserveResult
   readonly settleSync: (input: SettleInput) => SettleResult
   readonly readSync: (input: WindowRef) => WindowState
 }
+
+const MemoryTypeId: unique symbol = Symbol.for("@switchboard/core/BudgetStore/Memory")
+
+/**
+ * Whether a store is a {@link makeMemory} store (whose synchronous core a
+ * `Budget` may call directly).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isMemoryStore = (store: BudgetStoreService): store is MemoryStore => MemoryTypeId in store
 
 /**
  * A bounded in-process store (see the module docs).
@@ -327,6 +339,7 @@ export const makeMemory = (bounds: MemoryBounds = {}): MemoryStore => {
   }
 
   return {
+    [MemoryTypeId]: MemoryTypeId,
     reserveSync,
     settleSync,
     readSync,
