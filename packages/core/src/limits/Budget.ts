@@ -276,7 +276,20 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
   let anchor: number | undefined
   let nextId = 0
 
-  const windowOf = (now: number) => windowAt(options.window, now, anchor ??= now)
+  // The current window and its id, computed once per window rather than per call.
+  let current: readonly [number, number] = [0, 0]
+  let currentId = "0"
+  const windowOf = (now: number): readonly [number, number] => {
+    if (now >= current[0] && now < current[1]) return current
+    const window = windowAt(options.window, now, anchor ??= now)
+    if (now >= window[0] && now < window[1] && window[0] >= current[1]) {
+      current = window
+      currentId = String(window[0])
+    }
+    return window
+  }
+  const windowIdOf = (window: readonly [number, number]): string =>
+    window === current ? currentId : String(window[0])
 
   const toState = (scope: string, window: readonly [number, number], s: BudgetStore.WindowState): State => ({
     scope,
@@ -303,7 +316,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
 
   const readAt = (scope: string, now: number): Effect.Effect<State> => {
     const window = windowOf(now)
-    return store.read({ key: keyOf(scope), windowId: String(window[0]), now }).pipe(
+    return store.read({ key: keyOf(scope), windowId: windowIdOf(window), now }).pipe(
       Effect.catch((error) => Effect.as(degraded(error), unknownState)),
       Effect.map((s) => toState(scope, window, s))
     )
@@ -405,7 +418,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
       const id = String(nextId++)
       const input: BudgetStore.ReserveInput = {
         key,
-        windowId: String(windowOf(now)[0]),
+        windowId: windowIdOf(windowOf(now)),
         reservationId: id,
         amountUsd: worst.requestedUsd,
         limitUsd,
@@ -489,7 +502,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
       const window = windowOf(now)
       const input: BudgetStore.SettleInput = {
         key: reservation.key,
-        windowId: String(window[0]),
+        windowId: windowIdOf(window),
         reservationId: reservation.id ?? "",
         costUsd: chargeable(costUsd),
         softAtUsd,

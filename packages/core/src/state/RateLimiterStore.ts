@@ -99,9 +99,13 @@ export const makeMemory = (bounds: MemoryBounds = {}): MemoryStore => {
     now: number
   ): readonly [number, number] => {
     let counter = counters.get(key, now)
-    if (counter === undefined || counter.expiresAt <= now) {
+    if (counter === undefined) {
       counter = { count: 0, expiresAt: now }
       counters.set(key, counter, now)
+    } else if (counter.expiresAt <= now) {
+      // An expired counter starts over in place (the lookup above already touched it).
+      counter.count = 0
+      counter.expiresAt = now
     }
     if (limit && counter.count + tokens > limit) {
       return [counter.count + tokens, counter.expiresAt - now]
