@@ -64,7 +64,13 @@ export const Fraction = Schema.Number.check(
   Schema.makeFilter((n: number) => Number.isFinite(n) && n > 0 && n <= 1 ? undefined : `expected a number in (0, 1], got ${n}`)
 )
 
-/** The millis of a `Duration.Input`, or undefined when it is not one. */
+/**
+ * The millis of a `Duration.Input`, or `undefined` when it is not one (`NaN`
+ * and unparsable strings included).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const millisOf = (u: unknown): number | undefined => {
   if (typeof u === "number" && Number.isNaN(u)) return undefined
   if (typeof u !== "number" && typeof u !== "bigint" && typeof u !== "string" && !Duration.isDuration(u) && !Array.isArray(u)) {
