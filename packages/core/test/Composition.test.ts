@@ -148,7 +148,7 @@ const build = (s: Stack, leaves: Array<Llm.TestLlm>): Effect.Effect<Layer.Layer<
       case "breaker":
         return (yield* build(s.inner, leaves)).pipe(CircuitBreaker.layer({ failureThreshold: 2, cooldown: "1 second" }))
       case "fallback": {
-        const children: Array<Fallback.ChildInput> = []
+        const children: Array<Fallback.ChildInput<SwitchboardConfigError.SwitchboardConfigError>> = []
         for (const child of s.children) children.push({ layer: yield* build(child, leaves), prefill: true })
         return Fallback.layer(children, { midStream: s.midStream })
       }
