@@ -49,3 +49,5 @@ export * as Tokenizer from "./prompt/Tokenizer.ts"
 export * as ProviderError from "./provider/ProviderError.ts"
 /** @since 0.1.0 */
 export * as BoundedMap from "./state/BoundedMap.ts"
+/** @since 0.1.0 */
+export * as BreakerStore from "./state/BreakerStore.ts"
