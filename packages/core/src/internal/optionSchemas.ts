@@ -38,13 +38,15 @@ export const FiniteAtLeast = (min: number) =>
     Schema.makeFilter((n: number) => (Number.isFinite(n) && n >= min) || `expected a finite number ≥ ${min}, got ${show(n)}`)
   )
 
+/** The shapes `Duration.Input` can take; `Duration.fromInput` then checks the content. */
+const isInputShape = (input: unknown): input is Duration.Input =>
+  typeof input === "string" || typeof input === "number" || typeof input === "bigint" ||
+  (typeof input === "object" && input !== null)
+
 const durationOf = (input: unknown): Duration.Duration | undefined => {
-  try {
-    const decoded = Duration.fromInput(input as Duration.Input)
-    return decoded._tag === "Some" ? decoded.value : undefined
-  } catch {
-    return undefined
-  }
+  if (!isInputShape(input)) return undefined
+  const decoded = Duration.fromInput(input)
+  return decoded._tag === "Some" ? decoded.value : undefined
 }
 
 /**
@@ -52,12 +54,14 @@ const durationOf = (input: unknown): Duration.Duration | undefined => {
  * that is finite and ≥ 0. The decoded value is the input itself; read it with
  * {@link millisOf}. @internal
  */
-export const DurationInput: Schema.declare<Duration.Input> = Schema.declare(
-  (input: unknown): input is Duration.Input => {
+export const DurationInput = Schema.declare(isInputShape, {
+  expected: "a finite duration ≥ 0 such as \"250 millis\""
+}).check(
+  Schema.makeFilter((input: Duration.Input) => {
     const duration = durationOf(input)
-    return duration !== undefined && Duration.isFinite(duration) && Duration.toMillis(duration) >= 0
-  },
-  { expected: "a finite duration ≥ 0 such as \"250 millis\"" }
+    return (duration !== undefined && Duration.isFinite(duration) && Duration.toMillis(duration) >= 0) ||
+      `expected a finite duration ≥ 0 such as "250 millis", got ${show(input)}`
+  })
 )
 
 /** A function (a predicate or a callback option). @internal */
