@@ -243,10 +243,26 @@ export function retry<A, E extends Retryable, R>(
   selfOrOptions?: Effect.Effect<A, E, R> | Options<E>,
   options?: Options<E>
 ): Effect.Effect<A, E, R> | (<A2, R2>(self: Effect.Effect<A2, E, R2>) => Effect.Effect<A2, E, R2>) {
-  if (Effect.isEffect(selfOrOptions)) return Effect.retry(selfOrOptions, policyOf(decodeOrThrow(options ?? {})))
+  if (Effect.isEffect(selfOrOptions)) return retryWith(selfOrOptions, policyOf(decodeOrThrow(options ?? {})))
   // data-last: the options are checked now, where they are written
   const retrying = policyOf(decodeOrThrow(selfOrOptions ?? {}))
-  return <A2, R2>(self: Effect.Effect<A2, E, R2>) => Effect.retry(self, retrying)
+  return <A2, R2>(self: Effect.Effect<A2, E, R2>) => retryWith(self, retrying)
+}
+
+/** `Effect.retry`, entered only after a first failure (a first success builds no schedule). */
+const retryWith = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  retrying: Schedule.Schedule<Duration.Duration, E>
+): Effect.Effect<A, E, R> => Effect.catch(self, (first) => Effect.retry(replaying(first, self), retrying))
+
+/** An effect that fails with `first` on its first run and is `self` after: the retry series starts from a failure already seen. */
+const replaying = <A, E, R>(first: E, self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  let replayed = false
+  return Effect.suspend(() => {
+    if (replayed) return self
+    replayed = true
+    return Effect.fail(first)
+  })
 }
 
 const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM["Service"] => {
@@ -266,9 +282,15 @@ const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM[
             failed.push(...attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start))
           }))
       })
-      return Effect.matchEffect(Effect.retry(once, retrying), {
-        onSuccess: (response) => Effect.succeed(prepend(response, failed)),
-        onFailure: (error) => Effect.andThen(giveUp(failed), Effect.fail(error))
+      // The first try runs bare, so a call that succeeds first time builds no schedule at all;
+      // its error is then handed to `Effect.retry` as the series' first input, without a new call.
+      return Effect.matchEffect(once, {
+        onSuccess: (response) => Effect.succeed(response),
+        onFailure: (first) =>
+          Effect.matchEffect(Effect.retry(replaying(first, once), retrying), {
+            onSuccess: (response) => Effect.succeed(prepend(response, failed)),
+            onFailure: (error) => Effect.andThen(giveUp(failed), Effect.fail(error))
+          })
       })
     })
 
