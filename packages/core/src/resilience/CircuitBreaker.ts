@@ -223,17 +223,8 @@ export const make = (
     const hub = yield* PubSub.sliding<Transition>(1024)
     // request.model (or "" for the layer's default) → the key that answered it last; bounded like every store
     const routes = BoundedMap.make<string>({ capacity: 10_000 })
-    // provider → model → key, so the success path builds no key string (a cache: bounded, LRU)
-    const keys = BoundedMap.make<BoundedMap.BoundedMap<string>>({ capacity: 1024 })
-
-    const keyOf = (provider: string, model: string | undefined, request: LlmRequest) => {
-      const name = model ?? request.model ?? "default"
-      let byModel = keys.get(provider, 0)
-      if (byModel === undefined) keys.set(provider, byModel = BoundedMap.make<string>({ capacity: 1024 }), 0)
-      let key = byModel.get(name, 0)
-      if (key === undefined) byModel.set(name, key = `${provider}/${name}`, 0)
-      return key
-    }
+    const keyOf = (provider: string, model: string | undefined, request: LlmRequest) =>
+      `${provider}/${model ?? request.model ?? "default"}`
     const split = (key: string) => {
       const at = key.indexOf("/")
       return { provider: key.slice(0, at), model: key.slice(at + 1) }
@@ -278,41 +269,46 @@ export const make = (
           })
         ))
 
-    const settle = (ticket: Ticket, actual: string | undefined, outcome: BreakerStore.Outcome): Effect.Effect<void> => {
-      const key = ticket.key ?? actual
-      if (key === undefined) return Effect.void
-      return Effect.withFiber((fiber) => {
-        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        // the success path of a quiet closed circuit: nothing to change
-        if (outcome._tag === "Success" && !ticket.probe && store.isQuietUnsafe?.(prefix + key, now) === true) {
-          return Effect.void
-        }
-        return store.record(prefix + key, now, policy, ticket.probe, outcome).pipe(
+    const record = (ticket: Ticket, key: string, now: number, outcome: BreakerStore.Outcome): Effect.Effect<void> =>
+      // the success path of a quiet closed circuit: nothing to change, no store round trip
+      outcome._tag === "Success" && !ticket.probe && store.isQuietUnsafe?.(prefix + key, now) === true
+        ? Effect.void
+        : store.record(prefix + key, now, policy, ticket.probe, outcome).pipe(
           Effect.matchEffect({ onFailure: degraded, onSuccess: (change) => emit(key, change) })
         )
-      })
-    }
 
-    const learn = (request: LlmRequest, provider: string, model: string | undefined) =>
-      Effect.withFiber((fiber) => {
-        const key = keyOf(provider, model, request)
-        routes.set(request.model ?? "", key, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-        return Effect.succeed(key)
-      })
+    /** Remembers which key answered `request.model`, returning it. */
+    const learn = (request: LlmRequest, provider: string, model: string | undefined, now: number): string => {
+      const key = keyOf(provider, model, request)
+      const route = request.model ?? ""
+      if (routes.get(route, now) !== key) routes.set(route, key, now)
+      return key
+    }
 
     const settleExit = (
       ticket: Ticket,
       request: LlmRequest,
       exit: Exit.Exit<LlmResponse, LlmError>
-    ): Effect.Effect<void> => {
-      if (Exit.isSuccess(exit)) {
-        return Effect.flatMap(learn(request, exit.value.provider, exit.value.model), (key) => settle(ticket, key, success))
-      }
-      const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-      if (error === undefined || error._tag !== "Fail") return settle(ticket, undefined, ignored)
-      const e = error.error
-      if (e._tag === "CircuitOpen") return settle(ticket, undefined, ignored)
-      return Effect.flatMap(learn(request, e.provider, e.model), (key) => settle(ticket, key, classify(e)))
+    ): Effect.Effect<void> =>
+      Effect.withFiber((fiber) => {
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        if (Exit.isSuccess(exit)) {
+          const key = learn(request, exit.value.provider, exit.value.model, now)
+          return record(ticket, ticket.key ?? key, now, success)
+        }
+        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+        const error = reason !== undefined && reason._tag === "Fail" ? reason.error : undefined
+        if (error === undefined || error._tag === "CircuitOpen") {
+          return ticket.key === undefined ? Effect.void : record(ticket, ticket.key, now, ignored)
+        }
+        const key = learn(request, error.provider, error.model, now)
+        return record(ticket, ticket.key ?? key, now, classify(error))
+      })
+
+    /** A stream that ended without its finish part: nothing learned, a probe slot freed. */
+    const settleUnfinished = (ticket: Ticket): Effect.Effect<void> => {
+      const key = ticket.key
+      return key === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => record(ticket, key, now, ignored))
     }
 
     const wrap = (inner: LLM["Service"]): LLM["Service"] =>
@@ -347,7 +343,7 @@ export const make = (
                 Stream.onExit((exit) =>
                   Exit.isSuccess(exit)
                     ? finish === undefined
-                      ? settle(ticket, undefined, ignored)
+                      ? settleUnfinished(ticket)
                       : settleExit(ticket, request, Exit.succeed(finish))
                     : settleExit(ticket, request, Exit.failCause(exit.cause))
                 )
