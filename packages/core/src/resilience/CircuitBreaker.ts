@@ -57,7 +57,6 @@ import { LLM, transform } from "../LLM.ts"
 import { CircuitOpen, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
-import * as BoundedMap from "../state/BoundedMap.ts"
 import * as BreakerStore from "../state/BreakerStore.ts"
 import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
 
@@ -221,10 +220,26 @@ export const make = (
     const store = shared ?? BreakerStore.makeMemory()
     const prefix = shared === undefined ? "" : `${options.name ?? "default"}:`
     const hub = yield* PubSub.sliding<Transition>(1024)
-    // request.model (or "" for the layer's default) → the key that answered it last; bounded like every store
-    const routes = BoundedMap.make<string>({ capacity: 10_000 })
-    const keyOf = (provider: string, model: string | undefined, request: LlmRequest) =>
-      `${provider}/${model ?? request.model ?? "default"}`
+    // Two memos on the hot path, bounded first-in-first-out (a forgotten entry is only
+    // re-learned, never wrong): request.model (or "" for the layer's default) → the key that
+    // answered it last, and provider → model → key, so a success builds and hashes no new string.
+    const routes = new Map<string, string>()
+    const keys = new Map<string, Map<string, string>>()
+    const remember = <V>(map: Map<string, V>, key: string, value: V, capacity: number) => {
+      map.set(key, value)
+      if (map.size > capacity) {
+        const oldest = map.keys().next()
+        if (oldest.done !== true) map.delete(oldest.value)
+      }
+    }
+    const keyOf = (provider: string, model: string | undefined, request: LlmRequest) => {
+      const name = model ?? request.model ?? "default"
+      let byModel = keys.get(provider)
+      if (byModel === undefined) remember(keys, provider, byModel = new Map(), 1024)
+      let key = byModel.get(name)
+      if (key === undefined) remember(byModel, name, key = `${provider}/${name}`, 1024)
+      return key
+    }
     const split = (key: string) => {
       const at = key.indexOf("/")
       return { provider: key.slice(0, at), model: key.slice(at + 1) }
@@ -278,10 +293,10 @@ export const make = (
         )
 
     /** Remembers which key answered `request.model`, returning it. */
-    const learn = (request: LlmRequest, provider: string, model: string | undefined, now: number): string => {
+    const learn = (request: LlmRequest, provider: string, model: string | undefined): string => {
       const key = keyOf(provider, model, request)
       const route = request.model ?? ""
-      if (routes.get(route, now) !== key) routes.set(route, key, now)
+      if (routes.get(route) !== key) remember(routes, route, key, 10_000)
       return key
     }
 
@@ -293,7 +308,7 @@ export const make = (
       Effect.withFiber((fiber) => {
         const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
         if (Exit.isSuccess(exit)) {
-          const key = learn(request, exit.value.provider, exit.value.model, now)
+          const key = learn(request, exit.value.provider, exit.value.model)
           return record(ticket, ticket.key ?? key, now, success)
         }
         const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
@@ -301,7 +316,7 @@ export const make = (
         if (error === undefined || error._tag === "CircuitOpen") {
           return ticket.key === undefined ? Effect.void : record(ticket, ticket.key, now, ignored)
         }
-        const key = learn(request, error.provider, error.model, now)
+        const key = learn(request, error.provider, error.model)
         return record(ticket, ticket.key ?? key, now, classify(error))
       })
 
@@ -316,7 +331,7 @@ export const make = (
         generate: (request) =>
           Effect.withFiber((fiber) => {
             const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-            const key = routes.get(request.model ?? "", now)
+            const key = routes.get(request.model ?? "")
             if (key === undefined || store.isQuietUnsafe?.(prefix + key, now) === true) {
               // A quiet closed (or unknown) circuit admits without a probe slot, so there is
               // nothing to hand back if the call never starts: settling on exit is enough.
@@ -330,8 +345,8 @@ export const make = (
             )
           }),
         stream: (request) =>
-          Stream.unwrap(Effect.withFiber((fiber) => {
-            const key = routes.get(request.model ?? "", fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+          Stream.unwrap(Effect.suspend(() => {
+            const key = routes.get(request.model ?? "")
             const admitted = key === undefined ? Effect.succeed(unrouted) : admit(key)
             return Effect.map(admitted, (ticket) => {
               let finish: LlmResponse | undefined
