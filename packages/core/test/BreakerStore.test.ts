@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { BreakerStore } from "../src/index.ts"
+import { BreakerStore, CircuitBreaker, Llm, LlmError } from "../src/index.ts"
 
 const policy: BreakerStore.Policy = {
   failureThreshold: 5,
@@ -73,4 +73,23 @@ describe("BreakerStore.makeMemory", () => {
       assert.strictEqual(store.size!(1), 0)
       assert.isTrue(store.isQuietUnsafe!("a/m", 1))
     }))
+
+  it.effect("a breaker over many distinct tenants' models keeps its store within the store's capacity", () =>
+    Effect.gen(function*() {
+      const store = BreakerStore.makeMemory({ capacity: 100 })
+      const test = yield* Llm.makeTest({
+        provider: "p",
+        respond: (request) => ({ error: new LlmError.ServerError({ provider: "p", model: request.model ?? "m", status: 500 }) })
+      })
+      const breaker = yield* CircuitBreaker.make({ failureThreshold: 3 }).pipe(
+        Effect.provideService(BreakerStore.BreakerStore, store)
+      )
+      const llm = breaker.wrap(test.service)
+      for (let i = 0; i < 5_000; i++) {
+        yield* Effect.flip(llm.generate({ model: `tenant-${i}`, messages: [{ role: "user", content: "hi" }] }))
+      }
+      const now = yield* Clock.currentTimeMillis
+      assert.strictEqual(store.size!(now), 100)
+      assert.deepStrictEqual(yield* breaker.state("p", "tenant-4999"), { _tag: "Closed", failures: [now] })
+    }), 30_000)
 })
