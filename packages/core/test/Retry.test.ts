@@ -235,4 +235,27 @@ describe("Retry.retry (value level)", () => {
     )
     assert.isDefined(layer)
   })
+
+  it.effect("Retry.policy is the whole rule as one Schedule for Effect.retry: Retry-After raises the delay, events are published", () =>
+    Effect.gen(function*() {
+      const seen = yield* collectEvents
+      let calls = 0
+      const effect = Effect.suspend(() => ++calls < 2 ? Effect.fail(limited("2 seconds")) : Effect.succeed(calls))
+      const fiber = yield* Effect.forkChild(effect.pipe(Effect.retry(Retry.policy({ base: "10 millis", jitter: false }))))
+      yield* TestClock.adjust("1999 millis")
+      assert.strictEqual(calls, 1)
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), 2)
+      const scheduled = seen.filter((e) => e._tag === "RetryScheduled")
+      assert.deepStrictEqual(scheduled.map((e) => e._tag === "RetryScheduled" && [e.attempt, e.delayMs, e.error]), [[1, 2000, "RateLimited"]])
+    }).pipe(Effect.provide(Events.layer())))
+
+  it.effect("Retry.retry works data-first too", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const effect = Effect.suspend(() => ++calls < 2 ? Effect.fail(new Flaky({ retryable: true })) : Effect.succeed(calls))
+      const fiber = yield* Effect.forkChild(Retry.retry(effect, { base: "10 millis", jitter: false }))
+      yield* TestClock.adjust("10 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), 2)
+    }))
 })
