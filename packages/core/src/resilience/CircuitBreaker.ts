@@ -195,7 +195,9 @@ const ignored: BreakerStore.Outcome = { _tag: "Ignored" }
  * const program = Effect.gen(function*() {
  *   const breaker = yield* CircuitBreaker.make({ failureThreshold: 3, cooldown: "10 seconds" })
  *   const Guarded = Llm.layerTest([{ text: "hi" }]).pipe(breaker.layer)
- *   return yield* breaker.state("test", "test-model") // { _tag: "Closed", failures: [] }
+ *   const text = yield* Llm.generateText("hello").pipe(Effect.provide(Guarded))
+ *   const state = yield* breaker.state("test", "test-model") // { _tag: "Closed", failures: [] }
+ *   return { text, state }
  * })
  * ```
  *

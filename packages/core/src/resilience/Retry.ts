@@ -31,7 +31,10 @@
  * transformer is the innermost:
  *
  * ```ts
- * OpenAI.model("gpt-4o-mini").pipe(
+ * import { CircuitBreaker, Llm, Retry } from "@switchboard/core"
+ *
+ * const Provider = Llm.layerTest([{ text: "hi" }]) // e.g. OpenAI.model("gpt-4o-mini")
+ * const Stack = Provider.pipe(
  *   Retry.layer({ times: 3, base: "200 millis", max: "5 seconds" }),
  *   CircuitBreaker.layer({ failureThreshold: 5, cooldown: "30 seconds" })
  * )
