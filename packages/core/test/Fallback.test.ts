@@ -231,7 +231,7 @@ describe("Fallback streams", () => {
       yield* refused(Fallback.layer([a.layer], { midStream: "resume" as Fallback.MidStream }))
       assert.strictEqual((yield* a.requests).length, 0)
       // the synchronous constructor throws the same typed error
-      assert.throws(() => Fallback.service([]), /at least one child/)
+      assert.throws(() => Fallback.service([]), /Fallback\.children: expected at least one child/)
     }))
 
   it("unions the error and requirement types of its children", () => {
@@ -243,4 +243,15 @@ describe("Fallback streams", () => {
     ])
     assert.isDefined(stack)
   })
+
+  it.effect("Fallback.wrap puts fallbacks behind a service", () =>
+    Effect.gen(function*() {
+      const a = yield* child("a", [{ error: server("a") }])
+      const b = yield* child("b", [{ text: "from b" }])
+      const llm = Fallback.wrap([{ service: b.service }])(a.service)
+      const response = yield* llm.generate(ask)
+      assert.strictEqual(response.text, "from b")
+      assert.deepStrictEqual(response.attempts.map((x) => `${x.provider}:${x.outcome}`), ["a:ServerError", "b:ok"])
+      assert.throws(() => Fallback.wrap([], { midStream: "resume" as Fallback.MidStream }), /Fallback\.midStream: /)
+    }))
 })

@@ -173,6 +173,6 @@ describe("Hedge.layer", () => {
         assert.strictEqual(error._tag === "SwitchboardConfigError" && error.path, path)
       }
       const test = yield* Llm.makeTest([])
-      assert.throws(() => Hedge.service(test.service, test.service, "later" as "1 second"), /duration/)
+      assert.throws(() => Hedge.service(test.service, test.service, "later" as "1 second"), /Hedge\.after: expected a finite duration/)
     }))
 })

@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Duration, Schema } from "effect"
+import { Duration, Result, Schema } from "effect"
+import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
 
 const show = (value: unknown): string => {
   if (typeof value === "string") return JSON.stringify(value)
@@ -73,3 +74,18 @@ export const millisOf = (input: Duration.Input): number => Duration.toMillis(Dur
 
 /** Says what a value was, for messages. @internal */
 export const describe = show
+
+/**
+ * For the synchronous constructors, which have no error channel: the value,
+ * or the typed error thrown with every `path: message` in its message, so
+ * what a user sees names the option. @internal
+ */
+export const orThrow = <A>(result: Result.Result<A, SwitchboardConfigError.SwitchboardConfigError>): A => {
+  if (Result.isSuccess(result)) return result.success
+  const error = result.failure
+  throw new SwitchboardConfigError.SwitchboardConfigError({
+    path: error.path,
+    message: error.summary,
+    ...(error.issues !== undefined ? { issues: error.issues } : {})
+  })
+}

@@ -67,7 +67,7 @@ import {
   tryGenerate,
   tryStream
 } from "../internal/attempts.ts"
-import { Fn, IntAtLeast } from "../internal/optionSchemas.ts"
+import { Fn, IntAtLeast, orThrow } from "../internal/optionSchemas.ts"
 import { LLM } from "../LLM.ts"
 import { AllProvidersFailed, isFallbackable, type LlmError, StreamInterrupted } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -217,9 +217,24 @@ export const make = (
  * @category constructors
  */
 export const service = (children: ReadonlyArray<ServiceChild>, options: Options = {}): LLM["Service"] => {
-  const checked = decodeAll(children, options)
-  if (Result.isFailure(checked)) throw checked.failure
+  orThrow(decodeAll(children, options))
   return chain(children, options)
+}
+
+/**
+ * Puts `fallbacks` behind a service: `wrap(fallbacks, options)(primary)` is
+ * the chain `[primary, ...fallbacks]`. A bad child or option throws
+ * `SwitchboardConfigError` (prefer {@link layer}).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const wrap = (
+  fallbacks: ReadonlyArray<ServiceChild>,
+  options: Options = {}
+): (primary: LLM["Service"]) => LLM["Service"] => {
+  orThrow(decodeAll([{}, ...fallbacks], options))
+  return (primary) => chain([{ service: primary }, ...fallbacks], options)
 }
 
 const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Service"] => {

@@ -44,7 +44,7 @@ import {
   tryGenerate,
   tryStream
 } from "../internal/attempts.ts"
-import { DurationInput, millisOf } from "../internal/optionSchemas.ts"
+import { DurationInput, millisOf, orThrow } from "../internal/optionSchemas.ts"
 import { LLM, observeAttempts, observeAttemptsStream, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -239,9 +239,9 @@ const hedged = (primary: LLM["Service"], backup: LLM["Service"], afterMs: number
 }
 
 /**
- * Hedges `primary` with `backup` after `after` milliseconds' worth of
- * `Duration.Input` (see the module docs). A bad `after` throws
- * `SwitchboardConfigError` (prefer {@link layer}, which fails at build).
+ * Hedges the `primary` service with the `backup` service after `after`
+ * (see the module docs). A bad `after` throws `SwitchboardConfigError`
+ * (prefer {@link layer}, which fails at build).
  *
  * @since 0.1.0
  * @category combinators
@@ -250,10 +250,7 @@ export const wrap = (
   primary: LLM["Service"],
   options: { readonly after: Duration.Input; readonly backup: LLM["Service"] }
 ): LLM["Service"] => {
-  const checked = SwitchboardConfigError.decodeSync("Hedge", Schema.Struct({ after: DurationInput }), {
-    after: options.after
-  })
-  if (Result.isFailure(checked)) throw checked.failure
+  orThrow(SwitchboardConfigError.decodeSync("Hedge", Schema.Struct({ after: DurationInput }), { after: options.after }))
   return hedged(primary, options.backup, millisOf(options.after))
 }
 

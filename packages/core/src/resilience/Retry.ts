@@ -46,7 +46,7 @@ import { Clock, Duration, Effect, Random, Result, Schedule, Schema, Stream } fro
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import { attemptsOfFailure, observed, observedStream, prepend, report } from "../internal/attempts.ts"
-import { DurationInput, FiniteAtLeast, FiniteBetween, Fn, IntAtLeast, millisOf } from "../internal/optionSchemas.ts"
+import { DurationInput, FiniteAtLeast, FiniteBetween, Fn, IntAtLeast, millisOf, orThrow } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -135,11 +135,7 @@ const decodeResult = <E extends Retryable>(options: Options<E>) =>
   Result.map(SwitchboardConfigError.decodeSync("Retry", Options, options), () => settingsOf(options))
 
 /** The synchronous constructors have no error channel: a bad option is thrown as the typed error. */
-const decodeOrThrow = <E extends Retryable>(options: Options<E>): Settings<E> => {
-  const result = decodeResult(options)
-  if (Result.isFailure(result)) throw result.failure
-  return result.success
-}
+const decodeOrThrow = <E extends Retryable>(options: Options<E>): Settings<E> => orThrow(decodeResult(options))
 
 const delays = (settings: Omit<Settings<never>, "shouldRetry" | "respectRetryAfter">): Schedule.Schedule<Duration.Duration, unknown> => {
   const { jitter, maxMillis } = settings

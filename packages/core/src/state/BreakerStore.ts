@@ -21,7 +21,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Schema } from "effect"
 import * as BoundedMap from "./BoundedMap.ts"
 
 /**
@@ -315,22 +315,3 @@ export const makeMemory = (options: MemoryOptions = {}): BreakerStoreService => 
  */
 export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<never> =>
   Layer.effect(BreakerStore, Effect.sync(() => makeMemory(options)))
-
-/**
- * The store in context, or a fresh private memory store when none was given.
- *
- * @since 0.1.0
- * @category accessors
- */
-export const current: Effect.Effect<BreakerStoreService> = Effect.map(
-  BreakerStore,
-  (store) => store ?? makeMemory()
-)
-
-/**
- * The current time for store calls, from the `Clock`.
- *
- * @since 0.1.0
- * @category accessors
- */
-export const now: Effect.Effect<number> = Clock.currentTimeMillis
