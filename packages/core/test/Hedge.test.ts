@@ -160,6 +160,20 @@ describe("Hedge.layer", () => {
       assert.strictEqual(yield* slow.interrupted, 1)
     }).pipe(Effect.provide(CostLedger.layer)))
 
+  it.effect("a loser that is not a provider leaf (nothing reported) still carries an estimated prompt charge", () =>
+    Effect.gen(function*() {
+      const stuck = Layer.succeed(Llm.LLM, Llm.LLM.of({ generate: () => Effect.never, stream: () => Stream.never }))
+      const backup = yield* Llm.makeTest({ provider: "b", steps: [{ text: "b", delay: "100 millis" }] })
+      const fiber = yield* Effect.forkChild(
+        Llm.generate(ask).pipe(Effect.provide(stuck.pipe(Hedge.layer({ after: "1 second", backup: backup.layer }))))
+      )
+      yield* TestClock.adjust("1100 millis")
+      const response = yield* Fiber.join(fiber)
+      const loser = response.attempts[0]!
+      assert.deepStrictEqual([loser.provider, loser.outcome, loser.latencyMs, loser.usage?.estimated], ["hedge-primary", "Interrupted", 1100, true])
+      assert.isAbove(loser.usage?.inputTokens ?? 0, 0)
+    }))
+
   it.effect("rejects a bad `after` or `backup` at build, in the layer's error channel, naming the option", () =>
     Effect.gen(function*() {
       const cases: ReadonlyArray<readonly [Hedge.Options, string]> = [

@@ -110,14 +110,19 @@ const hedged = (primary: LLM["Service"], backup: LLM["Service"], afterMs: number
     Events.publish(() => ({ _tag: "HedgeStarted", ...who(0, request), afterMs }))
   const serviceOf = (side: 0 | 1) => side === 0 ? primary : backup
 
-  /** The loser's attempts: what its leaves recorded (charged), else an estimate made here. */
+  /**
+   * The loser's attempts: what its provider leaves recorded — the one cut
+   * short charged its prompt by the leaf, one cut between retries charged
+   * nothing, as billed — else (a side that is not a `Llm.make` leaf, or never
+   * reported) one interrupted attempt estimated here.
+   */
   const loserAttempts = (loser: Side<unknown>, request: LlmRequest) =>
     Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<ReadonlyArray<Attempt>> =>
-      loser.finished.some((attempt) => attempt.outcome === "Interrupted")
+      loser.finished.length > 0
         ? Effect.succeed([...loser.finished])
         : Effect.map(
           estimatedPromptAttempt(interruptedAttempt(who(loser.side, request), now - loser.start), request),
-          (estimate) => [...loser.finished, estimate]
+          (estimate) => [estimate]
         ))
 
   /** The shared shape of generate and stream: wait `after` for the primary, then race both. */
