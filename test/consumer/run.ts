@@ -90,6 +90,11 @@ for (const tarball of tarballs) {
   run("tar", ["xzf", file, "-C", out], { what: `unpacking ${tarball}` })
   const manifest = JSON.parse(readFileSync(join(out, "package", "package.json"), "utf8")) as Record<string, unknown>
   const name = String(manifest["name"])
+  for (const bin of targetsOf(manifest["bin"])) {
+    if (!bin.endsWith(".js")) fail(`${name}: bin ${bin} is not JavaScript (Node never strips types under node_modules)`)
+    if (!has.has(bin.replace(/^\.\//, ""))) fail(`${name}: bin ${bin} is not in the tarball`)
+    if (!readFileSync(join(out, "package", bin), "utf8").startsWith("#!/usr/bin/env node")) fail(`${name}: bin ${bin} has no shebang`)
+  }
   const bad = entries.filter((e) =>
     /(^|\/)(test|tests|__tests__)\//.test(e) || /\.test\.[cm]?[jt]s$/.test(e) || /(^|\/)tsconfig[^/]*\.json$/.test(e) ||
     /\.tsbuildinfo$/.test(e) || e.startsWith("src/") || (e.endsWith(".ts") && !e.endsWith(".d.ts"))
@@ -109,10 +114,6 @@ for (const tarball of tarballs) {
   if (targets.length === 0) fail(`${name}: no exports`)
   for (const target of targets) {
     if (!has.has(target.replace(/^\.\//, ""))) fail(`${name}: exports/bin target ${target} is not in the tarball`)
-  }
-  for (const bin of targetsOf(manifest["bin"])) {
-    if (!bin.endsWith(".js")) fail(`${name}: bin ${bin} is not JavaScript (Node never strips types under node_modules)`)
-    if (!readFileSync(join(out, "package", bin), "utf8").startsWith("#!/usr/bin/env node")) fail(`${name}: bin ${bin} has no shebang`)
   }
   const ranges = ["dependencies", "peerDependencies", "optionalDependencies"].flatMap((k) =>
     Object.entries((manifest[k] ?? {}) as Record<string, string>))
