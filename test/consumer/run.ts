@@ -122,6 +122,10 @@ for (const tarball of tarballs) {
   const deps = (manifest["dependencies"] ?? {}) as Record<string, string>
   const pinnedEffect = Object.keys(deps).filter((d) => d === "effect" || d.startsWith("@effect/"))
   if (pinnedEffect.length > 0) fail(`${name}: ${pinnedEffect.join(", ")} must be peerDependencies, not dependencies`)
+  const peers = (manifest["peerDependencies"] ?? {}) as Record<string, string>
+  if (peers["effect"] === undefined) fail(`${name}: effect is not a peerDependency`)
+  const engines = (manifest["engines"] ?? {}) as Record<string, string>
+  if (!/^>=2[2-9]/.test(engines["node"] ?? "")) fail(`${name}: engines.node must state Node >= 22, got ${JSON.stringify(engines["node"])}`)
   sizes.push(`${name.padEnd(24)} ${(statSync(file).size / 1024).toFixed(1).padStart(7)} kB packed, ${entries.length} files`)
 }
 step(`${tarballs.length} tarballs checked:\n  ${sizes.join("\n  ")}`)
