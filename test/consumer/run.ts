@@ -188,6 +188,7 @@ const checkResult = (what: string, stdout: string) => {
     fallback: { provider: string; text: string; attempts: Array<string> }
     direct: { provider: string; text: string }
     error: string
+    redacted: string
   }
   if (result.fallback.provider !== "anthropic" || result.fallback.text === "") fail(`${what}: the fallback did not reach Anthropic`, line)
   if (result.fallback.attempts.at(-1) !== "anthropic:ok" || !result.fallback.attempts.includes("openai:NetworkError")) {
@@ -195,6 +196,7 @@ const checkResult = (what: string, stdout: string) => {
   }
   if (result.direct.provider !== "openai" || result.direct.text === "") fail(`${what}: OpenAI over the simulator did not answer`, line)
   if (result.error !== "NetworkError") fail(`${what}: a dead endpoint did not fail with a typed NetworkError`, line)
+  if (result.redacted.includes("sk-secret-123")) fail(`${what}: @switchboard/core/provider's redact did not redact`, line)
 }
 const program = join(project, "out", "stack.js")
 const node24 = process.execPath

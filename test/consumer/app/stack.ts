@@ -13,6 +13,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Anthropic } from "@switchboard/anthropic"
 import { Fallback, Llm, type LlmError, Retry } from "@switchboard/core"
+import { ProviderError } from "@switchboard/core/provider"
 import { OpenAI } from "@switchboard/openai"
 import { Sim } from "@switchboard/sim"
 import { Effect, Layer } from "effect"
@@ -50,7 +51,9 @@ const program = Effect.gen(function*() {
       attempts: viaFallback.attempts.map((a) => `${a.provider}:${a.outcome}`)
     },
     direct: { provider: direct.provider, text: direct.text },
-    error: failed._tag
+    error: failed._tag,
+    // the provider authors' subpath resolves at run time too
+    redacted: ProviderError.redact("key sk-secret-123 leaked", ["sk-secret-123"])
   }
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`)
 }).pipe(Effect.scoped)
