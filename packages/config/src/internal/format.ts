@@ -6,6 +6,7 @@
  *
  * @internal
  */
+import { Fallback, Router } from "@switchboard/core"
 import { Schema } from "effect"
 
 const Name = Schema.NonEmptyString
@@ -32,18 +33,15 @@ export const Candidate = Schema.Union([
 ])
 export type Candidate = typeof Candidate.Type
 
+/** A router: Router's own options, and its candidates by model name. */
 export const RouterBlock = Schema.Struct({
-  strategy: Schema.Literals(["priority", "weighted", "roundRobin", "leastLatency", "leastCost", "byTask"]),
-  candidates: Schema.Array(Candidate),
-  tasks: Schema.optional(Schema.Record(Schema.String, Schema.Array(Name))),
-  fallback: Schema.optional(Schema.Boolean),
-  require: Schema.optional(Schema.Array(Schema.Literals(["tools", "vision", "jsonSchema", "prefill", "reasoning"]))),
-  latency: Schema.optional(Block)
+  ...Router.Options.fields,
+  candidates: Schema.Array(Candidate)
 })
 
 export const FallbackRoute = Schema.Struct({
   fallback: Schema.Array(Name),
-  midStream: Schema.optional(Schema.Literals(["fail", "restart", "continue"])),
+  midStream: Fallback.Options.fields.midStream,
   on: Schema.optional(Schema.Array(Schema.String))
 })
 export const RouterRoute = Schema.Struct({ router: RouterBlock })

@@ -8,6 +8,7 @@
  */
 import { SwitchboardConfigError } from "@switchboard/core"
 import { Effect, Redacted, Result, Schema } from "effect"
+import { createHash } from "node:crypto"
 import { readFile } from "node:fs/promises"
 import { dirname, extname, resolve } from "node:path"
 import { type Descriptor, loadDescriptor, packageFor } from "./descriptors.ts"
@@ -24,6 +25,8 @@ export interface ProviderEntry {
   readonly type: (typeof ProviderTypes)[number]
   readonly options: unknown
   readonly descriptor: Descriptor
+  /** A digest of the type and options (secrets included, never printed): changes when the client does. */
+  readonly fingerprint: string
 }
 
 /** The decoded file: what the builders read. */
@@ -63,6 +66,9 @@ const scrub = (issue: Issue): string =>
   issue.at.some((key) => typeof key === "string" && secretKeys.has(key))
     ? issue.message.replace(/,? got [\s\S]*$/, " (value hidden)")
     : issue.message
+
+const fingerprintOf = (type: string, options: unknown): string =>
+  createHash("sha256").update(`${type}\u0000${JSON.stringify(options)}`).digest("hex").slice(0, 16)
 
 const issuesWithLines = (
   issues: ReadonlyArray<Issue>,
@@ -201,7 +207,13 @@ export const load = (path: string, options: LoadOptions = {}): Effect.Effect<Loa
       const decoded = schemaIssues(descriptor.clientOptions(type), redactSecrets(clientOptions), ["providers", name])
       issues.push(...decoded.issues)
       if (decoded.value !== undefined) {
-        providers.set(name, { name, type: type as ProviderEntry["type"], options: decoded.value, descriptor })
+        providers.set(name, {
+          name,
+          type: type as ProviderEntry["type"],
+          options: decoded.value,
+          descriptor,
+          fingerprint: fingerprintOf(type, clientOptions)
+        })
       }
     }
 
@@ -220,16 +232,8 @@ export const load = (path: string, options: LoadOptions = {}): Effect.Effect<Loa
       block("defaults", model.defaults, ["models", name, "defaults"])
       if (model.timeout !== undefined) block("duration", model.timeout, ["models", name, "timeout"])
     }
-    for (const [name, route] of Object.entries(raw.routes)) {
-      if ("router" in route && route.router.latency !== undefined) {
-        block("latency", route.router.latency, ["routes", name, "router", "latency"])
-      }
-    }
     block("rateLimit", raw.limits?.rateLimit, ["limits", "rateLimit"])
-    if (raw.limits?.budget !== undefined) {
-      const { onSoft: _, ...budget } = raw.limits.budget
-      block("budget", budget, ["limits", "budget"])
-    }
+    block("budget", raw.limits?.budget, ["limits", "budget"])
     block("cache", raw.cache, ["cache"])
     block("redis", raw.state?.redis, ["state", "redis"])
     block("telemetry", raw.telemetry, ["telemetry"])
