@@ -82,19 +82,21 @@ export const parseGoDuration = (text: string): Duration.Duration | undefined => 
   return matched.length > 0 && matched === text.trim() ? Duration.millis(millis) : undefined
 }
 
-const untilDate = (text: string, now: number): Duration.Duration | undefined => {
+const untilDate = (text: string, now: number | undefined): Duration.Duration | undefined => {
+  if (now === undefined) return undefined
   const at = Date.parse(text)
   return Number.isNaN(at) ? undefined : Duration.millis(Math.max(0, at - now))
 }
 
 /**
  * The wait a response asks for: `retry-after-ms`, then `retry-after` in
- * seconds or as an HTTP date (relative to `now`, epoch ms).
+ * seconds or as an HTTP date (relative to `now`, epoch ms: pass the `Clock`'s
+ * time; without it an HTTP date cannot be measured and is ignored).
  *
  * @since 0.1.0
  * @category parsers
  */
-export const retryAfter = (headers: HeadersLike | undefined, now: number = Date.now()): Duration.Duration | undefined => {
+export const retryAfter = (headers: HeadersLike | undefined, now?: number | undefined): Duration.Duration | undefined => {
   const ms = header(headers, "retry-after-ms")
   if (ms !== undefined && ms.trim() !== "" && Number.isFinite(Number(ms))) return Duration.millis(Math.max(0, Number(ms)))
   const value = header(headers, "retry-after")
@@ -110,7 +112,7 @@ const num = (value: string | undefined): number | undefined => {
   return Number.isFinite(n) ? n : undefined
 }
 
-const resetOf = (value: string | undefined, now: number): Duration.Duration | undefined => {
+const resetOf = (value: string | undefined, now: number | undefined): Duration.Duration | undefined => {
   if (value === undefined) return undefined
   const seconds = Number(value)
   if (Number.isFinite(seconds) && value.trim() !== "") return Duration.millis(Math.max(0, seconds * 1000))
@@ -170,7 +172,7 @@ const rateLimitValues = (headers: HeadersLike): Array<string | undefined> | unde
 const rateLimitFrom = (
   values: ReadonlyArray<string | undefined>,
   offset: number,
-  now: number
+  now: number | undefined
 ): RateLimitInfo | undefined => {
   const out: { -readonly [K in keyof RateLimitInfo]: RateLimitInfo[K] } = {}
   let any = false
@@ -216,7 +218,7 @@ const rateLimitFrom = (
  * @since 0.1.0
  * @category parsers
  */
-export const rateLimitInfo = (headers: HeadersLike | undefined, now: number = Date.now()): RateLimitInfo | undefined => {
+export const rateLimitInfo = (headers: HeadersLike | undefined, now?: number | undefined): RateLimitInfo | undefined => {
   if (headers === undefined) return undefined
   const values = rateLimitValues(headers)
   if (values === undefined) return undefined
