@@ -220,11 +220,14 @@ export const toolCalls = (
  * @since 0.1.0
  * @category constructors
  */
-export const finish = (acc: Accumulator, now: number, raw?: unknown): LlmResponse | LlmError => {
+export const finish = (
+  acc: Accumulator,
+  now: number,
+  raw?: unknown,
+  unfinished = "the stream ended before it said why the model stopped"
+): LlmResponse | LlmError => {
   const origin = { provider: acc.provider, model: acc.model }
-  if (acc.finishReason === undefined) {
-    return new NetworkError({ ...origin, cause: "cut", detail: "the stream ended before it said why the model stopped" })
-  }
+  if (acc.finishReason === undefined) return new NetworkError({ ...origin, cause: "cut", detail: unfinished })
   const calls = toolCalls(acc.calls.values(), origin)
   if (calls instanceof MalformedResponse) return calls
   const refused = acc.text.length === 0 && acc.refusal.length > 0
@@ -432,6 +435,8 @@ export const stream = <A, R>(options: {
   readonly open: Effect.Effect<Opened<A>, LlmError, R>
   readonly table: Table<A>
   readonly onError: (error: unknown) => LlmError
+  /** The detail of the `NetworkError` for a source that ended before its finish reason. */
+  readonly unfinished?: string | undefined
   /** Extra checks once the source ended (e.g. a usage chunk that must come). */
   readonly complete?: ((acc: Accumulator) => LlmError | undefined) | undefined
   /** The `raw` of the final response. */
@@ -459,7 +464,7 @@ export const stream = <A, R>(options: {
       (out) => {
         const problem = acc.finishReason === undefined ? undefined : options.complete?.(acc)
         if (problem !== undefined) return problem
-        const response = finish(acc, clock.currentTimeMillisUnsafe(), options.raw?.(acc))
+        const response = finish(acc, clock.currentTimeMillisUnsafe(), options.raw?.(acc), options.unfinished)
         if ("_tag" in response) return response
         out.push({ type: "finish", response })
         return undefined
