@@ -7,6 +7,8 @@
  */
 import type * as Api from "@anthropic-ai/sdk/resources/messages"
 import { LlmError } from "@switchboard/core"
+import { Decode } from "@switchboard/core/provider"
+import { Schema } from "effect"
 import type { LlmRequest as Req, LlmResponse as Res } from "@switchboard/core"
 
 type Request = Req.LlmRequest
@@ -202,16 +204,22 @@ export const finishReasonOf = (reason: string | null | undefined): FinishReason 
   }
 }
 
-/** The counts of an Anthropic usage object (message or delta). */
-export interface RawUsage {
-  readonly input_tokens?: number | null | undefined
-  readonly output_tokens?: number | null | undefined
-  readonly cache_read_input_tokens?: number | null | undefined
-  readonly cache_creation_input_tokens?: number | null | undefined
-  readonly output_tokens_details?: { readonly thinking_tokens?: number | null | undefined } | null | undefined
-}
+/**
+ * An Anthropic usage object (message or delta), decoded: every count a
+ * non-negative safe integer or absent.
+ */
+export const WireUsage = Schema.Struct({
+  input_tokens: Decode.OptionalCount,
+  output_tokens: Decode.OptionalCount,
+  cache_read_input_tokens: Decode.OptionalCount,
+  cache_creation_input_tokens: Decode.OptionalCount,
+  output_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ thinking_tokens: Decode.OptionalCount })))
+})
 
-const n = (value: number | null | undefined): number => (typeof value === "number" && Number.isFinite(value) ? value : 0)
+/** The counts of an Anthropic usage object (message or delta). */
+export type RawUsage = typeof WireUsage.Type
+
+const n = (value: number | null | undefined): number => value ?? 0
 
 /**
  * Usage in Switchboard's convention: `inputTokens` counts every prompt token
@@ -232,6 +240,33 @@ export const usageOf = (usage: RawUsage | null | undefined): Usage => {
     totalTokens: inputTokens + outputTokens
   }
 }
+
+/**
+ * A content block, decoded: text and thinking must be strings where present;
+ * a `tool_use` block's name is checked by the reader (a nameless call is
+ * malformed, never dropped).
+ */
+export const WireBlock = Schema.Struct({
+  type: Schema.String,
+  text: Decode.OptionalText,
+  thinking: Decode.OptionalText,
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  name: Schema.optional(Schema.NullOr(Schema.String)),
+  input: Schema.optional(Schema.Unknown)
+})
+
+const WireMessage = Schema.Struct({
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  model: Schema.optional(Schema.NullOr(Schema.String)),
+  content: Schema.Array(WireBlock),
+  stop_reason: Schema.optional(Schema.NullOr(Schema.String)),
+  usage: Schema.optional(Schema.NullOr(WireUsage))
+})
+
+/** A decoded `message` body. */
+export type WireMessage = typeof WireMessage.Type
+
+const decodeMessage = Decode.bodyDecoder(WireMessage, "the message")
 
 /** What the response builder needs besides the message. */
 export interface Origin {
@@ -255,8 +290,9 @@ export interface Answer {
 export const answerOf = (
   blocks: ReadonlyArray<{ readonly type: string; readonly [key: string]: unknown }>,
   stopReason: string | null | undefined,
-  jsonTool: JsonTool | undefined
-): Answer => {
+  jsonTool: JsonTool | undefined,
+  origin?: Origin | undefined
+): Answer | LlmError.MalformedResponse => {
   const content: Array<Part> = []
   const toolCalls: Array<ToolCallPart> = []
   let text = ""
@@ -266,7 +302,15 @@ export const answerOf = (
       if (jsonTool !== undefined) continue
       text += b.text
       content.push({ type: "text", text: b.text })
-    } else if (b.type === "tool_use" && typeof b.id === "string" && typeof b.name === "string") {
+    } else if (b.type === "tool_use") {
+      if (typeof b.name !== "string" || b.name.length === 0) {
+        return new LlmError.MalformedResponse({
+          provider: origin?.provider ?? "anthropic",
+          model: origin?.model,
+          detail: `tool_use block ${typeof b.id === "string" ? b.id : "(no id)"} has no name`
+        })
+      }
+      const id = typeof b.id === "string" ? b.id : `toolu_${toolCalls.length}`
       if (jsonTool !== undefined && b.name === jsonTool.name) {
         const json = JSON.stringify(b.input ?? {})
         text += json
@@ -274,7 +318,7 @@ export const answerOf = (
         answeredByTool = true
         continue
       }
-      const call: ToolCallPart = { type: "tool-call", id: b.id, name: b.name, input: b.input ?? {} }
+      const call: ToolCallPart = { type: "tool-call", id, name: b.name, input: b.input ?? {} }
       toolCalls.push(call)
       content.push(call)
     }
@@ -285,32 +329,12 @@ export const answerOf = (
   return { text, content, toolCalls, finishReason }
 }
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
 /**
- * Checks a non-streamed body is a Messages API `message`, or says what is
- * wrong with it.
+ * Decodes a non-streamed body as a Messages API `message`, or says what is
+ * wrong with it (usage, text types, no content array, `null`).
  */
-export const checkMessage = (
-  body: unknown,
-  origin: Origin
-): Api.Message | LlmError.MalformedResponse => {
-  if (!isRecord(body)) {
-    return new LlmError.MalformedResponse({
-      ...origin,
-      detail: `expected a JSON message object, got ${typeof body === "string" ? "text" : typeof body}`
-    })
-  }
-  if (!Array.isArray(body.content)) {
-    return new LlmError.MalformedResponse({ ...origin, detail: "the message has no content array" })
-  }
-  for (const b of body.content) {
-    if (!isRecord(b) || typeof b.type !== "string") {
-      return new LlmError.MalformedResponse({ ...origin, detail: "a content block has no type" })
-    }
-  }
-  return body as unknown as Api.Message
-}
+export const checkMessage = (body: unknown, origin: Origin): WireMessage | LlmError.MalformedResponse =>
+  decodeMessage(body, origin)
 
 /**
  * Parses the accumulated `partial_json` of a streamed tool call (`""` is an
