@@ -175,7 +175,7 @@ layer(Sim.layer(), { excludeTestServices: true })("Bedrock against the simulator
   it.effect("a content-filtered answer finishes with content-filter, whole and streamed", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.SimServer
-      const layer = modelLayer(sim, fault("content-filter"))
+      const layer = modelLayer(sim, fault("content-filter"), NOVA, undefined, { contentFilter: "return" })
       const response = yield* Llm.generate(user("x")).pipe(Effect.provide(layer))
       assert.strictEqual(response.finishReason, "content-filter")
       const parts = yield* Stream.runCollect(Llm.stream(user("x"))).pipe(Effect.provide(layer))
