@@ -28,7 +28,6 @@
 import AnthropicSdk from "@anthropic-ai/sdk"
 import {
   Deadline,
-  type LLM,
   LlmError,
   type LlmRequest,
   Pricing,
@@ -255,11 +254,7 @@ const streamWith = (client: AnthropicClient["Service"]) =>
             .withResponse(),
         catch: (cause) => toLlmError(cause, context())
       }).pipe(Effect.flatMap(({ data, response }) =>
-        Effect.map(Clock.currentTimeMillis, (now) => ({
-          events: data as AsyncIterable<unknown>,
-          abort: () => data.controller.abort(),
-          rateLimit: ProviderError.rateLimitInfo(response.headers, now)
-        }))
+        StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
       )),
       table: table({ jsonTool: prepared.jsonTool }),
       onError: (cause) => toLlmError(cause, context()),
@@ -277,16 +272,7 @@ const streamWith = (client: AnthropicClient["Service"]) =>
  * @since 0.1.0
  * @category layers
  */
-export const model: (
-  name: string,
-  defaults?: LlmRequest.Defaults | undefined,
-  options?: Provider.ModelOptions | undefined
-) => Layer.Layer<LLM, never, AnthropicClient> = Provider.model(AnthropicClient, (client) => ({
-  specVersion: Provider.specVersion,
-  provider: client.provider,
-  generate: generateWith(client),
-  stream: streamWith(client)
-}))
+export const model = Provider.model(AnthropicClient, { generate: generateWith, stream: streamWith })
 
 /**
  * A model the API offers.

@@ -24,7 +24,6 @@ import {
 } from "@aws-sdk/client-bedrock-runtime"
 import {
   Deadline,
-  type LLM,
   LlmError,
   type LlmRequest,
   type LlmResponse,
@@ -360,12 +359,7 @@ const streamWith = (client: BedrockClient["Service"]) =>
       if (events === undefined) {
         return yield* new LlmError.MalformedResponse({ ...origin, detail: "ConverseStream answered without a stream" })
       }
-      const now = yield* Clock.currentTimeMillis
-      return {
-        events: events as AsyncIterable<ConverseStreamOutput>,
-        abort: () => controller.abort(),
-        rateLimit: ProviderError.rateLimitInfo(captured.headers, now)
-      }
+      return yield* StreamAccumulator.opened<ConverseStreamOutput>(events, () => controller.abort(), captured.headers)
     })
     const start = yield* Clock.currentTimeMillis
     return StreamAccumulator.stream<ConverseStreamOutput, never>({
@@ -382,27 +376,15 @@ const streamWith = (client: BedrockClient["Service"]) =>
     ))
   }))
 
+const calls = { generate: generateWith, stream: streamWith }
+
 /**
  * Builds the `LLM` service of a model on a client.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeModel = (
-  client: BedrockClient["Service"],
-  modelId: string,
-  defaults?: LlmRequest.Defaults | undefined,
-  options?: Provider.ModelOptions | undefined
-): LLM["Service"] =>
-  Provider.make({
-    specVersion: Provider.specVersion,
-    provider: client.provider,
-    model: modelId,
-    generate: generateWith(client),
-    stream: streamWith(client),
-    defaults,
-    contentFilter: options?.contentFilter
-  })
+export const makeModel = Provider.leaf(calls)
 
 /**
  * An `LLM` answering with a Bedrock model id or inference profile (e.g.
@@ -414,16 +396,7 @@ export const makeModel = (
  * @since 0.1.0
  * @category layers
  */
-export const model: (
-  modelId: string,
-  defaults?: LlmRequest.Defaults | undefined,
-  options?: Provider.ModelOptions | undefined
-) => Layer.Layer<LLM, never, BedrockClient> = Provider.model(BedrockClient, (client) => ({
-  specVersion: Provider.specVersion,
-  provider: client.provider,
-  generate: generateWith(client),
-  stream: streamWith(client)
-}))
+export const model = Provider.model(BedrockClient, calls)
 
 // ---------------------------------------------------------------------------
 // Model listing (control plane)

@@ -18,7 +18,6 @@
 import { GoogleGenAI, type GoogleGenAIOptions } from "@google/genai"
 import {
   Deadline,
-  type LLM,
   type LlmError,
   LlmRequest,
   type LlmResponse,
@@ -415,27 +414,15 @@ const streamWith = (client: GoogleClient["Service"]) =>
     )
   }))
 
+const calls = { generate: generateWith, stream: streamWith }
+
 /**
  * Builds the `LLM` service of one model on a client (see {@link model}).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  client: GoogleClient["Service"],
-  name: string,
-  defaults?: LlmRequest.Defaults | undefined,
-  options?: Provider.ModelOptions | undefined
-): LLM["Service"] =>
-  Provider.make({
-    specVersion: Provider.specVersion,
-    provider: client.provider,
-    model: name,
-    generate: generateWith(client),
-    stream: streamWith(client),
-    defaults,
-    contentFilter: options?.contentFilter
-  })
+export const make = Provider.leaf(calls)
 
 /**
  * The `LLM` of one Gemini model, e.g. `Google.model("gemini-2.5-flash")`.
@@ -447,16 +434,7 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const model: (
-  name: string,
-  defaults?: LlmRequest.Defaults | undefined,
-  options?: Provider.ModelOptions | undefined
-) => Layer.Layer<LLM, never, GoogleClient> = Provider.model(GoogleClient, (client) => ({
-  specVersion: Provider.specVersion,
-  provider: client.provider,
-  generate: generateWith(client),
-  stream: streamWith(client)
-}))
+export const model = Provider.model(GoogleClient, calls)
 
 /**
  * A model the API offers.

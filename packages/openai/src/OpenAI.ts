@@ -15,7 +15,6 @@
  */
 import {
   Deadline,
-  type LLM,
   LlmError,
   type LlmRequest,
   type LlmResponse,
@@ -363,11 +362,7 @@ const streamWith = (client: OpenAIClient["Service"]) =>
           ).withResponse(),
         catch: (error) => fromSdkError(error, context)
       }).pipe(Effect.flatMap(({ data, response }) =>
-        Effect.map(Clock.currentTimeMillis, (now) => ({
-          events: data as AsyncIterable<unknown>,
-          abort: () => data.controller.abort(),
-          rateLimit: ProviderError.rateLimitInfo(response.headers, now)
-        }))
+        StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
       )),
       table: Mapping.chunkTable(seen),
       onError: (error) => fromSdkError(error, context),
@@ -409,16 +404,7 @@ const streamWith = (client: OpenAIClient["Service"]) =>
  * @since 0.1.0
  * @category layers
  */
-export const model: (
-  name: string,
-  defaults?: LlmRequest.Defaults | undefined,
-  options?: Provider.ModelOptions | undefined
-) => Layer.Layer<LLM, never, OpenAIClient> = Provider.model(OpenAIClient, (client) => ({
-  specVersion: Provider.specVersion,
-  provider: client.provider,
-  generate: generateWith(client),
-  stream: streamWith(client)
-}))
+export const model = Provider.model(OpenAIClient, { generate: generateWith, stream: streamWith })
 
 /**
  * A model the server offers (`GET /models`).

@@ -32,17 +32,6 @@ export interface ErrorContext {
   readonly url?: string | undefined
 }
 
-/** A `NetworkError` naming the failure (refused, reset, dns, tls, cut…) and the URL. */
-const network = (error: unknown, context: ErrorContext): LlmError.NetworkError => {
-  const found = ProviderError.networkError(error, { ...context })
-  return new LlmError.NetworkError({
-    provider: context.provider,
-    model: context.model,
-    cause: found.cause,
-    url: found.url,
-    detail: found.detail
-  })
-}
 
 /**
  * The HTTP status an Anthropic `error.type` stands for, used for in-band
@@ -98,7 +87,7 @@ export const toLlmError = (cause: unknown, context: ErrorContext): LlmError.LlmE
   if (cause instanceof APIUserAbortError) {
     return new LlmError.NetworkError({ ...origin, cause: "aborted", detail: "the request was aborted" })
   }
-  if (cause instanceof APIConnectionError) return network(cause, context)
+  if (cause instanceof APIConnectionError) return ProviderError.networkError(cause, context)
   if (cause instanceof APIError) {
     const fromBody = bodyError(cause.error)
     const code = cause.type ?? fromBody.type
@@ -125,5 +114,5 @@ export const toLlmError = (cause: unknown, context: ErrorContext): LlmError.LlmE
     return new LlmError.NetworkError({ ...origin, cause: "aborted", detail: "the request was aborted" })
   }
   // fetch body errors ("terminated", "other side closed"), DNS, resets.
-  return network(cause, context)
+  return ProviderError.networkError(cause, context)
 }

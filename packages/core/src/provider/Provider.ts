@@ -15,14 +15,15 @@
  * import { Context, Effect, Stream } from "effect"
  * import { Provider } from "@switchboard/core/provider"
  *
- * class EchoClient extends Context.Service<EchoClient, { readonly prefix: string }>()("example/EchoClient") {}
+ * class EchoClient extends Context.Service<EchoClient, {
+ *   readonly provider: string
+ *   readonly prefix: string
+ * }>()("example/EchoClient") {}
  *
- * export const model = Provider.model(EchoClient, (client) => ({
- *   specVersion: Provider.specVersion,
- *   provider: "echo",
- *   generate: () => Effect.die("not used in this example"),
- *   stream: () => Stream.die(client.prefix)
- * }))
+ * export const model = Provider.model(EchoClient, {
+ *   generate: (client) => () => Effect.die(client.prefix),
+ *   stream: (client) => () => Stream.die(client.prefix)
+ * })
  * // model("echo-1") : Layer<LLM, never, EchoClient>
  * ```
  *
@@ -147,13 +148,45 @@ const outcomeOf = (cause: Cause.Cause<LlmError>): string => {
   return cause.reasons.some((reason) => reason._tag === "Interrupt") ? "Interrupted" : "Defect"
 }
 
-const unfinished = (provider: string, model: string, outcome: string, latencyMs: number): Attempt => ({
-  provider,
-  model,
-  outcome,
-  latencyMs,
-  costUsd: 0
-})
+/**
+ * Records an attempt that did not end in an answer: the billed one when the
+ * provider answered but the answer was refused (insane, filtered), else an
+ * unpriced one named after how it ended.
+ */
+const settleFailure = (
+  sinks: Sinks,
+  billed: Attempt | undefined,
+  at: { readonly provider: string; readonly model: string; readonly clock: Clock.Clock; readonly start: number },
+  cause: Cause.Cause<LlmError>,
+  request: LlmRequest
+): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    settle(sinks, [
+      billed ?? {
+        provider: at.provider,
+        model: at.model,
+        outcome: outcomeOf(cause),
+        latencyMs: at.clock.currentTimeMillisUnsafe() - at.start,
+        costUsd: 0
+      }
+    ], request)
+  )
+
+/** Everything an attempt needs from its fiber's context, read once, synchronously. */
+const contextOf = (fiber: { readonly getRef: <A>(ref: Context.Reference<A>) => A }) => {
+  const ledger = fiber.getRef(CostLedger)
+  const observers = fiber.getRef(AttemptObservers)
+  const clock = fiber.getRef(Clock.Clock)
+  return {
+    pricing: fiber.getRef(Pricing),
+    ledger,
+    observers,
+    bus: fiber.getRef(Events.LlmEvents),
+    clock,
+    start: clock.currentTimeMillisUnsafe(),
+    sinks: { ledger, observers } satisfies Sinks
+  }
+}
 
 /**
  * Checks a provider's answer and applies the content-filter policy: the
@@ -221,13 +254,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
     const problem = check(request, { provider, model })
     if (problem !== undefined) return Effect.fail(problem)
     return Effect.withFiber<LlmResponse, LlmError>((fiber) => {
-      // Everything the attempt needs from its context, read once, synchronously.
-      const pricing = fiber.getRef(Pricing)
-      const ledger = fiber.getRef(CostLedger)
-      const observers = fiber.getRef(AttemptObservers)
-      const bus = fiber.getRef(Events.LlmEvents)
-      const clock = fiber.getRef(Clock.Clock)
-      const start = clock.currentTimeMillisUnsafe()
+      const { bus, clock, ledger, observers, pricing, sinks, start } = contextOf(fiber)
       const run = (): Effect.Effect<LlmResponse, LlmError> => {
         let billed: Attempt | undefined
         let call = Effect.flatMap(
@@ -243,17 +270,10 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
           call = Effect.tapError(call, failedEvent(bus, clock, model, start))
         }
         if (!ledger.enabled && observers.length === 0) return call
-        const sinks: Sinks = { ledger, observers }
         return Effect.onExit(call, (exit) =>
           exit._tag === "Success"
             ? settle(sinks, exit.value.attempts, request)
-            : Effect.suspend(() =>
-              settle(
-                sinks,
-                [billed ?? unfinished(provider, model, outcomeOf(exit.cause), clock.currentTimeMillisUnsafe() - start)],
-                request
-              )
-            ))
+            : settleFailure(sinks, billed, { provider, model, clock, start }, exit.cause, request))
       }
       return bus.enabled ? Effect.flatMap(bus.publish({ _tag: "AttemptStarted", provider, model }), run) : run()
     }).pipe(Effect.withSpan("Llm.attempt", { attributes: { "llm.provider": provider, "llm.model": model } }))
@@ -264,14 +284,8 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
     const problem = check(request, { provider, model })
     if (problem !== undefined) return Stream.fail(problem)
     return Stream.unwrap(Effect.withFiber((fiber) => {
-      const pricing = fiber.getRef(Pricing)
-      const ledger = fiber.getRef(CostLedger)
-      const observers = fiber.getRef(AttemptObservers)
-      const bus = fiber.getRef(Events.LlmEvents)
-      const clock = fiber.getRef(Clock.Clock)
-      const start = clock.currentTimeMillisUnsafe()
+      const { bus, clock, ledger, observers, pricing, sinks, start } = contextOf(fiber)
       const build = (): Stream.Stream<StreamPart, LlmError> => {
-        const sinks: Sinks = { ledger, observers }
         const silent = !ledger.enabled && observers.length === 0
         let recorded = false
         let billed: Attempt | undefined
@@ -304,13 +318,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
           Stream.onExit((exit) =>
             recorded || exit._tag === "Success"
               ? Effect.void
-              : Effect.suspend(() =>
-                settle(
-                  sinks,
-                  [billed ?? unfinished(provider, model, outcomeOf(exit.cause), clock.currentTimeMillisUnsafe() - start)],
-                  request
-                )
-              )
+              : settleFailure(sinks, billed, { provider, model, clock, start }, exit.cause, request)
           )
         )
       }
@@ -323,35 +331,48 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
 }
 
 /**
- * The implementation a provider gives {@link model} for one client: its
- * calls, with the model name, defaults and policies filled in by `model`.
+ * What a provider gives {@link model} and {@link leaf}: how to build its two
+ * calls from a client. The client names the provider (`client.provider`);
+ * the model name, defaults, policies and spec version are filled in here.
  *
  * @since 0.1.0
  * @category models
  */
-export type ClientImplementation = Omit<ProviderImplementation, "model" | "defaults" | "contentFilter">
+export interface Calls<S extends { readonly provider: string }> {
+  readonly generate: (client: S) => ProviderImplementation["generate"]
+  readonly stream: (client: S) => ProviderImplementation["stream"]
+}
+
+/**
+ * Builds a provider's service constructor: given a client, a model name,
+ * `defaults` and {@link ModelOptions}, the `LLM` service through {@link make}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const leaf = <S extends { readonly provider: string }>(calls: Calls<S>) =>
+(client: S, name: string, defaults?: Defaults | undefined, options?: ModelOptions | undefined): LLM["Service"] =>
+  make({
+    specVersion,
+    provider: client.provider,
+    model: name,
+    generate: calls.generate(client),
+    stream: calls.stream(client),
+    defaults,
+    contentFilter: options?.contentFilter
+  })
 
 /**
  * Builds a provider's `model(name, defaults?, options?)`: a layer that reads
  * the provider's client from context and serves `name` through {@link make}.
  * `defaults` fill the fields a request leaves out; a request's own `model`
- * overrides `name`.
+ * overrides `name`; `options.contentFilter` is the {@link ContentFilterPolicy}.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const model = <I, S>(
-  client: Context.Key<I, S>,
-  implementation: (client: S) => ClientImplementation
-) =>
-(name: string, defaults?: Defaults | undefined, options?: ModelOptions | undefined): Layer.Layer<LLM, never, I> =>
-  Layer.effect(
-    LLM,
-    Effect.map(client, (service) =>
-      make({
-        ...implementation(service),
-        model: name,
-        defaults,
-        contentFilter: options?.contentFilter
-      }))
-  )
+export const model = <I, S extends { readonly provider: string }>(client: Context.Key<I, S>, calls: Calls<S>) => {
+  const build = leaf(calls)
+  return (name: string, defaults?: Defaults | undefined, options?: ModelOptions | undefined): Layer.Layer<LLM, never, I> =>
+    Layer.effect(LLM, Effect.map(client, (service) => build(service, name, defaults, options)))
+}

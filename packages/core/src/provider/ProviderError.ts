@@ -477,6 +477,8 @@ export const networkError = (
     readonly model?: string | undefined
     readonly url?: string | URL | undefined
     readonly secrets?: ReadonlyArray<string | undefined> | undefined
+    /** A provider's own scrubbing (masked key echoes), applied after the secrets are removed. */
+    readonly scrub?: ((text: string) => string) | undefined
   }
 ): LlmError.NetworkError => {
   const cause = networkCause(error)
@@ -494,7 +496,7 @@ export const networkError = (
     model: context.model,
     cause,
     ...(url !== undefined ? { url } : {}),
-    detail: redact(text, context.secrets ?? [])
+    detail: (context.scrub ?? String)(redact(text, context.secrets ?? []))
   })
 }
 

@@ -20,8 +20,9 @@
 import type { Array as Arr } from "effect"
 import { Cause, Clock, Effect, Stream } from "effect"
 import { type LlmError, MalformedResponse, NetworkError } from "../LlmError.ts"
+import { type HeadersLike, rateLimitInfo } from "./ProviderError.ts"
 import type { Part, ToolCallPart } from "../LlmRequest.ts"
-import type { FinishReason, LlmResponse, RateLimitInfo, StreamPart, Usage } from "../LlmResponse.ts"
+import { type FinishReason, type LlmResponse, makeUsage, type RateLimitInfo, type StreamPart, type Usage } from "../LlmResponse.ts"
 
 /**
  * What one wire event says, in the accumulator's terms.
@@ -53,6 +54,9 @@ export type Delta =
   | { readonly _tag: "finish"; readonly reason: FinishReason; readonly raw?: unknown }
   | { readonly _tag: "meta"; readonly id?: string | undefined; readonly model?: string | undefined }
 
+/** A usage count's name. */
+type Count = Exclude<keyof Usage, "estimated">
+
 interface OpenCall {
   id: string
   name: string
@@ -73,7 +77,7 @@ export interface Accumulator {
   refusal: string
   reasoning: string
   readonly calls: Map<number | string, OpenCall>
-  usage: Partial<Record<keyof Usage, number>>
+  usage: Partial<Record<Count, number>>
   finishReason: FinishReason | undefined
   finishRaw: unknown
   readonly startedAt: number
@@ -152,8 +156,8 @@ export const push = (acc: Accumulator, delta: Delta, out: Array<StreamPart>): vo
     case "usage": {
       const usage = delta.usage
       for (const key in usage) {
-        const n = usage[key as keyof Usage]
-        if (typeof n === "number") acc.usage[key as keyof Usage] = n
+        const n = usage[key as Count]
+        if (typeof n === "number") acc.usage[key as Count] = n
       }
       return
     }
@@ -233,17 +237,7 @@ export const finish = (
   const refused = acc.text.length === 0 && acc.refusal.length > 0
   const text = refused ? acc.refusal : acc.text
   const content: Array<Part> = text.length > 0 ? [{ type: "text", text }, ...calls] : [...calls]
-  const u = acc.usage
-  const inputTokens = u.inputTokens ?? 0
-  const outputTokens = u.outputTokens ?? 0
-  const usage: Usage = {
-    inputTokens,
-    outputTokens,
-    cachedInputTokens: u.cachedInputTokens ?? 0,
-    cacheWriteTokens: u.cacheWriteTokens ?? 0,
-    reasoningTokens: u.reasoningTokens ?? 0,
-    totalTokens: u.totalTokens ?? inputTokens + outputTokens
-  }
+  const usage = makeUsage(acc.usage)
   return {
     id: acc.id,
     provider: acc.provider,
@@ -418,6 +412,21 @@ export interface Opened<A> {
   readonly abort: () => void
   readonly rateLimit?: RateLimitInfo | undefined
 }
+
+/**
+ * An {@link Opened} stream from what an SDK call returned: its events, how to
+ * abort it, and the response headers (read into `rateLimit` at the Clock's
+ * time).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const opened = <A>(
+  events: AsyncIterable<A>,
+  abort: () => void,
+  headers?: HeadersLike | undefined
+): Effect.Effect<Opened<A>> =>
+  Effect.map(Clock.currentTimeMillis, (now) => ({ events, abort, rateLimit: rateLimitInfo(headers, now) }))
 
 /**
  * The whole streaming half of a provider: opens the call, reads its events

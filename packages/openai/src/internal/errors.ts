@@ -77,16 +77,8 @@ const inBandStatus = (error: APIError): number => {
 }
 
 /** A `NetworkError` naming the failure (refused, reset, dns, tls, cut…) and the URL, scrubbed. */
-const network = (error: unknown, context: ErrorContext): LlmError.NetworkError => {
-  const found = ProviderError.networkError(error, { ...context })
-  return new LlmError.NetworkError({
-    provider: context.provider,
-    model: context.model,
-    cause: found.cause,
-    url: found.url,
-    detail: scrub(found.detail, context.secrets)
-  })
-}
+const network = (error: unknown, context: ErrorContext): LlmError.NetworkError =>
+  ProviderError.networkError(error, { ...context, scrub: (text) => scrub(text, context.secrets) })
 
 /**
  * Maps a thrown value from the SDK (or from reading its response) to an
