@@ -344,7 +344,7 @@ const paramsOf = (client: GoogleClient["Service"], request: LlmRequest.LlmReques
 }
 
 const generateWith = (client: GoogleClient["Service"]) =>
-  Effect.fn("Google.generate")(function*(request: LlmRequest.LlmRequest, model: string) {
+  Effect.fnUntraced(function*(request: LlmRequest.LlmRequest, model: string) {
     const start = yield* Clock.currentTimeMillis
     const timeoutMs = yield* timeoutFor(client)
     const params = paramsOf(client, request, model, timeoutMs)
