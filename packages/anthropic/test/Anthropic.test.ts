@@ -258,7 +258,7 @@ layer(Sim.layer(simConfig), { excludeTestServices: true })("Anthropic over the s
         const long = "The quick brown fox jumps over the lazy dog. ".repeat(200)
         const request = (last: string) => ({
           messages: [
-            { role: "user" as const, content: long },
+            { role: "user" as const, content: [{ type: "text" as const, text: long, cache: true }] },
             { role: "assistant" as const, content: "Noted." },
             { role: "user" as const, content: last }
           ]

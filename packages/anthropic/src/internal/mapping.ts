@@ -70,10 +70,13 @@ const imageBlock = (part: Req.ImagePart): Api.ImageBlockParam => {
 const toolResultContent = (output: unknown): string =>
   typeof output === "string" ? output : JSON.stringify(output) ?? "null"
 
+const ephemeral: Api.CacheControlEphemeral = { type: "ephemeral" }
+
 const block = (part: Part): Api.ContentBlockParam => {
   switch (part.type) {
     case "text":
-      return { type: "text", text: part.text }
+      // A prompt-cache breakpoint: Anthropic caches the prompt up to and including this block.
+      return part.cache === true ? { type: "text", text: part.text, cache_control: ephemeral } : { type: "text", text: part.text }
     case "image":
       return imageBlock(part)
     case "tool-call":
@@ -103,6 +106,32 @@ export const systemOf = (request: Request): string | undefined => {
     if (text.length > 0) texts.push(text)
   }
   return texts.length === 0 ? undefined : texts.join("\n\n")
+}
+
+/**
+ * The top-level `system` as blocks when a role "system" message marks a
+ * prompt-cache breakpoint (`cache: true` on a text part): the marked
+ * message's block carries `cache_control`. `undefined` when nothing is
+ * marked (the plain string form is sent).
+ */
+export const systemBlocksOf = (request: Request): Array<Api.TextBlockParam> | undefined => {
+  const marked = request.messages.some((m) =>
+    m.role === "system" && typeof m.content !== "string" && m.content.some((p) => p.type === "text" && p.cache === true)
+  )
+  if (!marked) return undefined
+  const blocks: Array<Api.TextBlockParam> = []
+  if (request.system !== undefined && request.system.length > 0) blocks.push({ type: "text", text: request.system })
+  for (const message of request.messages) {
+    if (message.role !== "system") continue
+    if (typeof message.content === "string") {
+      if (message.content.length > 0) blocks.push({ type: "text", text: message.content })
+      continue
+    }
+    const text = message.content.map((p) => (p.type === "text" ? p.text : "")).join("")
+    const cached = message.content.some((p) => p.type === "text" && p.cache === true)
+    if (text.length > 0) blocks.push(cached ? { type: "text", text, cache_control: ephemeral } : { type: "text", text })
+  }
+  return blocks
 }
 
 /**
@@ -172,11 +201,17 @@ export const toParams = (request: Request, model: string, maxTokens: number): Pr
     toolChoice = { type: "tool", name }
     jsonTool = { name }
   }
+  const blocks = systemBlocksOf(request)
+  const systemParam: string | Array<Api.TextBlockParam> | undefined = blocks === undefined
+    ? system
+    : format !== undefined && format.type === "json"
+    ? [...blocks, { type: "text", text: JSON_INSTRUCTION }]
+    : blocks
   const params: Api.MessageCreateParamsBase = {
     model,
     max_tokens: maxTokens,
     messages: messagesOf(request),
-    ...(system !== undefined ? { system } : {}),
+    ...(systemParam !== undefined ? { system: systemParam } : {}),
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
     ...(request.topP !== undefined ? { top_p: request.topP } : {}),
     ...(request.stop !== undefined && request.stop.length > 0 ? { stop_sequences: [...request.stop] } : {}),

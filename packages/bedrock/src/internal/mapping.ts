@@ -131,6 +131,8 @@ const blocksOf = (
     switch (part.type) {
       case "text":
         if (part.text.length > 0) blocks.push({ text: part.text })
+        // A prompt-cache breakpoint: Bedrock caches the prompt up to here.
+        if (part.cache === true) blocks.push({ cachePoint: { type: "default" } })
         break
       case "image": {
         const block = imageBlock(part, partAt, origin)
@@ -179,6 +181,9 @@ export const toConverseInput = (
     if (message.role === "system") {
       const text = LlmRequest.contentText(message.content)
       if (text.length > 0) system.push({ text })
+      if (typeof message.content !== "string" && message.content.some((part) => part.type === "text" && part.cache === true)) {
+        system.push({ cachePoint: { type: "default" } })
+      }
       continue
     }
     const blocks = blocksOf(message, at, origin)
