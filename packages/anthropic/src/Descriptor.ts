@@ -42,7 +42,7 @@ export const descriptor: Descriptor.ProviderDescriptor = {
     const client = Anthropic.layerClient({ ...rest, provider })
     return {
       provider,
-      model: (model, settings) => Anthropic.model(model, settings.defaults).pipe(Layer.provide(client)),
+      model: (model, settings) => Anthropic.model(model, settings.defaults, { contentFilter: settings.contentFilter }).pipe(Layer.provide(client)),
       listModels: Anthropic.listModels.pipe(Effect.map((models) => models.map((m) => ({ id: m.id }))), Effect.provide(client))
     }
   }

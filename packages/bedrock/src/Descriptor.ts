@@ -50,7 +50,7 @@ export const descriptor: Descriptor.ProviderDescriptor = {
     const client = Bedrock.layerClient({ ...rest, provider })
     return {
       provider,
-      model: (model, settings) => Bedrock.model(model, settings.defaults).pipe(Layer.provide(client)),
+      model: (model, settings) => Bedrock.model(model, settings.defaults, { contentFilter: settings.contentFilter }).pipe(Layer.provide(client)),
       listModels: Bedrock.listModels.pipe(Effect.map((models) => models.map((m) => ({ id: m.id }))), Effect.provide(client))
     }
   }

@@ -59,10 +59,11 @@ export const descriptor: Descriptor.ProviderDescriptor = {
     const given = type === "vertex"
       ? Schema.decodeUnknownSync(VertexOptions)(options).name
       : Schema.decodeUnknownSync(ClientOptions)(options).name
-    const provider = given ?? (type === "vertex" ? "vertex" : "google")
+    // Vertex serves the same Gemini models: they price as "google" in the catalog unless named otherwise.
+    const provider = given ?? "google"
     return {
       provider,
-      model: (model, settings) => Google.model(model, settings.defaults).pipe(Layer.provide(client)),
+      model: (model, settings) => Google.model(model, settings.defaults, { contentFilter: settings.contentFilter }).pipe(Layer.provide(client)),
       listModels: Google.listModels.pipe(Effect.map((models) => models.map((m) => ({ id: m.id }))), Effect.provide(client))
     }
   }

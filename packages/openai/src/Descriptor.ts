@@ -67,7 +67,7 @@ export const descriptor: Descriptor.ProviderDescriptor = {
       : "openai"
     return {
       provider,
-      model: (model, settings) => OpenAI.model(model, settings.defaults).pipe(Layer.provide(client)),
+      model: (model, settings) => OpenAI.model(model, settings.defaults, { contentFilter: settings.contentFilter }).pipe(Layer.provide(client)),
       listModels: OpenAI.listModels.pipe(
         Effect.map((models) => models.map((m) => ({ id: m.id }))),
         Effect.provide(client)

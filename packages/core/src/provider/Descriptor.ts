@@ -12,6 +12,7 @@
 import type { Effect, Layer, Schema } from "effect"
 import type { LLM } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
+import type { SwitchboardConfigError } from "../SwitchboardConfigError.ts"
 import type { Defaults } from "../LlmRequest.ts"
 
 /**
@@ -47,8 +48,9 @@ export interface ModelSettings {
 export interface BuiltProvider {
   /** The provider name reported in responses, errors and prices. */
   readonly provider: string
-  readonly model: (model: string, settings: ModelSettings) => Layer.Layer<LLM>
-  readonly listModels: Effect.Effect<ReadonlyArray<ListedModel>, LlmError>
+  /** The model's layer; fails at build with `SwitchboardConfigError` when the client's options cannot work. */
+  readonly model: (model: string, settings: ModelSettings) => Layer.Layer<LLM, SwitchboardConfigError>
+  readonly listModels: Effect.Effect<ReadonlyArray<ListedModel>, LlmError | SwitchboardConfigError>
 }
 
 /**
