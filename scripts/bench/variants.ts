@@ -3,7 +3,7 @@
  * against the simulator (or in process) and resolves when it is done — with
  * the time to first part for streaming calls.
  */
-import { Llm, type LlmRequest } from "@switchboard/core"
+import { Llm, type LlmRequest, Router } from "@switchboard/core"
 import { OpenAI } from "@switchboard/openai"
 import { Effect, Layer, ManagedRuntime, Stream } from "effect"
 import OpenAISdk from "openai"
@@ -11,7 +11,7 @@ import { makeStack, makeStackFrom } from "../../examples/switchboard.ts"
 import type { Call } from "./measure.ts"
 
 /** Every variant's name, in table order. */
-export const names = ["fetch", "sdk", "layer", "stack-miss", "stack-hit"] as const
+export const names = ["fetch", "sdk", "sdk-undici", "layer", "router", "stack-miss", "stack-hit"] as const
 /** A variant name. */
 export type Name = typeof names[number]
 
@@ -39,6 +39,18 @@ const effectCall = (
         if (first === undefined && part.type === "text-delta") first = performance.now() - start
       }))).then(() => first ?? performance.now() - start)
   }
+}
+
+/** undici from the pnpm store (Node's own fetch is undici inside, but its module is not exposed). */
+const loadUndici = async (): Promise<{
+  readonly fetch: (input: unknown, init: unknown) => Promise<Response>
+  readonly Agent: new(options: Record<string, unknown>) => unknown
+}> => {
+  const { readdirSync } = await import("node:fs")
+  const store = new URL("../../node_modules/.pnpm/", import.meta.url)
+  const dir = readdirSync(store).find((name) => /^undici@\d/.test(name))
+  if (dir === undefined) throw new Error("undici is not in node_modules/.pnpm")
+  return import(new URL(`${dir}/node_modules/undici/index.js`, store).href)
 }
 
 /** Builds one variant's call against the simulator at `url`. */
@@ -88,6 +100,38 @@ export const make = async (name: Name, url: string, stream: boolean): Promise<Ca
         }
         return first ?? performance.now() - start
       }
+    }
+    case "sdk-undici": {
+      // The SDK's `fetch` option with undici's own pooled fetch (undici is not a dependency of the
+      // workspace: it is loaded from the store, for this measurement only).
+      const undici = await loadUndici()
+      const dispatcher = new undici.Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 60_000 })
+      const pooled: typeof globalThis.fetch = (input, init) => undici.fetch(input, { ...init, dispatcher })
+      const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0, fetch: pooled })
+      return async (index) => {
+        const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: prompt(index, true) }], max_tokens: 64 }
+        if (!stream) {
+          await client.chat.completions.create(body)
+          return
+        }
+        const start = performance.now()
+        let first: number | undefined
+        const chunks = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } })
+        for await (const chunk of chunks) {
+          if (first === undefined && chunk.choices[0]?.delta.content) first = performance.now() - start
+        }
+        return first ?? performance.now() - start
+      }
+    }
+    case "router": {
+      // A Router (priority, fallback on) over two OpenAI-protocol leaves on the same upstream.
+      const client = Layer.orDie(OpenAI.layerClient({ apiKey: "sk-bench", baseURL }))
+      const groq = Layer.orDie(OpenAI.compatible({ name: "groq", apiKey: "sk-bench", baseURL }))
+      const layer = Router.layer([
+        { name: "openai", provider: "openai", model: "gpt-4o-mini", layer: OpenAI.model("gpt-4o-mini").pipe(Layer.provide(client)) },
+        { name: "groq", provider: "groq", model: "llama-3.1-8b-instant", layer: OpenAI.model("llama-3.1-8b-instant").pipe(Layer.provide(groq)) }
+      ], { strategy: "priority" }).pipe(Layer.orDie)
+      return effectCall(ManagedRuntime.make(layer), stream, true)
     }
     case "layer": {
       const layer = OpenAI.model("gpt-4o-mini").pipe(Layer.provide(Layer.orDie(OpenAI.layerClient({ apiKey: "sk-bench", baseURL }))))

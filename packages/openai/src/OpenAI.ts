@@ -308,40 +308,66 @@ const missingKey = (client: OpenAIClient["Service"], model: string | undefined) 
     detail: "no API key is configured for this client"
   })
 
-/** What every call needs before it goes out: the parameters, the timeout, the error context. */
-const prepare = Effect.fnUntraced(function*(client: OpenAIClient["Service"], request: LlmRequest.LlmRequest, model: string) {
-  if (client.missingKey) return yield* missingKey(client, model)
-  const params = Mapping.toParams(request, model, client, client.maxTokensParameter)
-  if (params instanceof LlmError.InvalidRequest) return yield* params
-  const timeoutMs = yield* timeoutFor(client)
-  const context: ErrorContext = {
-    provider: client.provider,
-    model,
-    secrets: secretsOf(client),
-    timeoutMs,
-    url: `${client.sdk.baseURL.replace(/\/+$/, "")}/chat/completions`
-  }
-  return { params, context }
+/** What every call of `client` shares: its endpoint and its secrets, computed once per model layer. */
+const fixedOf = (client: OpenAIClient["Service"]) => ({
+  secrets: secretsOf(client),
+  url: `${client.sdk.baseURL.replace(/\/+$/, "")}/chat/completions`
 })
 
-const generateWith = (client: OpenAIClient["Service"]) =>
-  Effect.fnUntraced(function*(request: LlmRequest.LlmRequest, model: string) {
-    const { params, context } = yield* prepare(client, request, model)
-    const start = yield* Clock.currentTimeMillis
-    const { data, response } = yield* Effect.tryPromise({
-      try: (signal) => client.sdk.chat.completions.create(params, { signal, timeout: context.timeoutMs }).withResponse(),
-      catch: (error) => fromSdkError(error, context)
-    })
-    const end = yield* Clock.currentTimeMillis
-    const result = Mapping.toResponse(data, {
-      provider: client.provider,
-      model,
-      latencyMs: end - start,
-      rateLimit: ProviderError.rateLimitInfo(response.headers, end)
-    })
-    if (result instanceof LlmError.MalformedResponse) return yield* result
-    return result
+/** What every call needs before it goes out: the parameters, the timeout, the error context. */
+const prepareWith = (
+  client: OpenAIClient["Service"],
+  fixed: { readonly secrets: ReadonlyArray<string>; readonly url: string },
+  request: LlmRequest.LlmRequest,
+  model: string,
+  fiber: { readonly getRef: <A>(ref: Context.Reference<A>) => A }
+): { readonly params: Exclude<ReturnType<typeof Mapping.toParams>, LlmError.InvalidRequest>; readonly context: ErrorContext; readonly now: number } | LlmError.LlmError => {
+  if (client.missingKey) return missingKey(client, model)
+  const params = Mapping.toParams(request, model, client, client.maxTokensParameter)
+  if (params instanceof LlmError.InvalidRequest) return params
+  const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+  const timeoutMs = timeoutAt(client, fiber.getRef(Deadline.CurrentDeadline), now)
+  return {
+    params,
+    now,
+    context: { provider: client.provider, model, secrets: fixed.secrets, timeoutMs, url: fixed.url }
+  }
+}
+
+const prepare = (client: OpenAIClient["Service"], request: LlmRequest.LlmRequest, model: string) => {
+  const fixed = fixedOf(client)
+  return Effect.withFiber((fiber) => {
+    const prepared = prepareWith(client, fixed, request, model, fiber)
+    return "params" in prepared ? Effect.succeed(prepared) : Effect.fail(prepared)
   })
+}
+
+// The hot path: no generator, the client's fixed parts computed once, the fiber's refs read synchronously.
+const generateWith = (client: OpenAIClient["Service"]) => {
+  const fixed = fixedOf(client)
+  return (request: LlmRequest.LlmRequest, model: string): Effect.Effect<LlmResponse.LlmResponse, LlmError.LlmError> =>
+    Effect.withFiber((fiber) => {
+      const prepared = prepareWith(client, fixed, request, model, fiber)
+      if (!("params" in prepared)) return Effect.fail(prepared)
+      const { context, now: start, params } = prepared
+      return Effect.flatMap(
+        Effect.tryPromise({
+          try: (signal) => client.sdk.chat.completions.create(params, { signal, timeout: context.timeoutMs }).withResponse(),
+          catch: (error) => fromSdkError(error, context)
+        }),
+        ({ data, response }) => {
+          const end = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+          const result = Mapping.toResponse(data, {
+            provider: client.provider,
+            model,
+            latencyMs: end - start,
+            rateLimit: ProviderError.rateLimitInfo(response.headers, end)
+          })
+          return result instanceof LlmError.MalformedResponse ? Effect.fail(result) : Effect.succeed(result)
+        }
+      )
+    })
+}
 
 const streamWith = (client: OpenAIClient["Service"]) =>
 (request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>

@@ -234,6 +234,8 @@ const judge = (
   return response
 }
 
+const noStackTrace = { captureStackTrace: false } as const
+
 const isJudged = (u: LlmResponse | { readonly error: LlmError }): u is { readonly error: LlmError; readonly billed: Attempt } =>
   "error" in u
 
@@ -287,7 +289,12 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
             : settleFailure(sinks, billed, { provider, model, clock, start, charge: interruptCharge(fiber) }, exit.cause, request))
       }
       return bus.enabled ? Effect.flatMap(bus.publish({ _tag: "AttemptStarted", provider, model }), run) : run()
-    }).pipe(Effect.withSpan("Llm.attempt", { attributes: { "llm.provider": provider, "llm.model": model } }))
+    }).pipe(Effect.withSpan(
+      "Llm.attempt",
+      { attributes: { "llm.provider": provider, "llm.model": model } },
+      // A captured stack would point here, at the machinery, and costs a `new Error()` per call.
+      noStackTrace
+    ))
   }
   const stream = (given: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
     const request = fill(given)
