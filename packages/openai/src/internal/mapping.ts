@@ -224,7 +224,47 @@ const WireBody = Schema.Struct({
   usage: Schema.optional(Schema.NullOr(WireUsage))
 })
 
-const decodeBody = Decode.bodyDecoder(WireBody, "the chat.completion body")
+const decodeSchema = Decode.bodyDecoder(WireBody, "the chat.completion body")
+
+// The fast path of the common answer (text or nothing, no tool calls): a hand-written check strictly
+// narrower than `WireBody`, so a body it accepts is one the Schema accepts too, read the same way (the
+// mapping reads only the Schema's fields). Everything else, and every error message, goes to the Schema.
+const isCountOrAbsent = (u: unknown): boolean =>
+  u === undefined || u === null || (typeof u === "number" && Number.isSafeInteger(u) && u >= 0)
+const isTextOrAbsent = (u: unknown): boolean => u === undefined || u === null || typeof u === "string"
+const isPlainUsage = (u: unknown): boolean => {
+  if (u === undefined || u === null) return true
+  if (!isRecord(u)) return false
+  if (
+    !isCountOrAbsent(u["prompt_tokens"]) || !isCountOrAbsent(u["completion_tokens"]) ||
+    !isCountOrAbsent(u["total_tokens"]) || !isCountOrAbsent(u["prompt_cache_hit_tokens"])
+  ) return false
+  const prompt = u["prompt_tokens_details"]
+  if (prompt !== undefined && prompt !== null && !(isRecord(prompt) && isCountOrAbsent(prompt["cached_tokens"]))) return false
+  const completion = u["completion_tokens_details"]
+  return completion === undefined || completion === null ||
+    (isRecord(completion) && isCountOrAbsent(completion["reasoning_tokens"]))
+}
+const isPlainBody = (body: unknown): body is typeof WireBody.Type => {
+  if (!isRecord(body) || !isTextOrAbsent(body["id"]) || !isPlainUsage(body["usage"])) return false
+  const choices = body["choices"]
+  if (!Array.isArray(choices) || choices.length === 0) return false
+  for (const choice of choices) {
+    if (!isRecord(choice) || !isTextOrAbsent(choice["finish_reason"])) return false
+    const message = choice["message"]
+    if (
+      !isRecord(message) || !isTextOrAbsent(message["content"]) || !isTextOrAbsent(message["refusal"]) ||
+      (message["tool_calls"] !== undefined && message["tool_calls"] !== null) ||
+      (message["function_call"] !== undefined && message["function_call"] !== null)
+    ) return false
+  }
+  return true
+}
+
+const decodeBody = (
+  body: unknown,
+  origin: { readonly provider: string; readonly model?: string | undefined }
+): typeof WireBody.Type | LlmError.MalformedResponse => isPlainBody(body) ? body : decodeSchema(body, origin)
 
 const WireChunk = Schema.Struct({
   id: Schema.optional(Schema.NullOr(Schema.String)),
