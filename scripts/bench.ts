@@ -1,24 +1,30 @@
 /**
  * `pnpm bench` — Switchboard's speed against the raw SDK, measured side by
- * side in one run. The simulator runs in its own process (zero simulated
- * latency) and every variant runs in a fresh worker process, so CPU time and
- * peak RSS are the variant's own:
+ * side in one run, against two upstreams, each in its own process:
  *
- * - `fetch`: a bare `fetch` POST; `sdk`: the raw `openai` SDK (the baseline);
- *   `layer`: `OpenAI.model` alone; `stack-miss` / `stack-hit`: the demo's
- *   full stack with every request a cache miss / a cache hit;
- * - in process (no HTTP): the same stack over test providers, to isolate
- *   the combinators' own CPU; a cache hit; RSS across 1,000,000 requests.
+ * - the minimal upstream (`scripts/bench/upstream.ts`: a tiny `node:http`
+ *   server answering a fixed chat.completion or SSE stream, keep-alive), which
+ *   shows what the client itself costs — the targets are read here;
+ * - the simulator (zero simulated latency), whose own cost dilutes the ratios.
  *
- * Every HTTP variant runs `--rounds` times (default 3), interleaved, and the
- * median round is kept. Prints the table and writes `bench/RESULTS.md` and
- * `bench/ratios.svg`.
+ * Variants, each in a fresh worker process so CPU time and peak RSS are its
+ * own: `fetch` (a bare POST), `sdk` (the raw `openai` SDK, the baseline),
+ * `sdk-undici` (the SDK with undici's pooled `fetch`), `layer` (`OpenAI.model`
+ * alone), `router` (a priority `Router` over two leaves), `stack-miss` /
+ * `stack-hit` (the demo's full stack — cache, budget, rate limit, fallback,
+ * breaker, retry — every request a cache miss / hit). Each at concurrency 1
+ * and 64, whole and streaming (time to first part), `--rounds` interleaved
+ * rounds, the median round kept. Then in process (no HTTP): the stack over
+ * test providers, a cache hit, the Router micro-benchmark
+ * (`scripts/bench/router.ts`), and memory across 1,000,000 calls.
  *
- *   pnpm bench [--requests 3000] [--rounds 3] [--rss-requests 1000000] [--quick]
+ * Prints the table and writes `bench/RESULTS.md` and `bench/ratios.svg`.
+ *
+ *   pnpm bench [--requests 2000] [--rounds 3] [--sim-rounds 1] [--rss-requests 1000000] [--quick]
  */
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
-import { cpus } from "node:os"
+import { cpus, loadavg } from "node:os"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import type { Measurement } from "./bench/measure.ts"
@@ -26,38 +32,48 @@ import { render } from "./bench/report.ts"
 
 const { values } = parseArgs({
   options: {
-    requests: { type: "string", default: "3000" },
+    requests: { type: "string", default: "2000" },
     "rss-requests": { type: "string", default: "1000000" },
     quick: { type: "boolean", default: false },
-    rounds: { type: "string", default: "3" }
+    rounds: { type: "string", default: "3" },
+    "sim-rounds": { type: "string", default: "1" }
   }
 })
 const quick = values.quick === true
 // Each HTTP variant runs `rounds` times, interleaved with the others, and the median round is kept:
 // on a shared 2-core machine one run of a variant swings by ±15%.
 const rounds = quick ? 1 : Math.max(1, Math.min(9, Number(values.rounds) || 3))
-const requests = quick ? 600 : Math.max(200, Math.min(100_000, Number(values.requests) || 3000))
+const simRounds = quick ? 1 : Math.max(1, Math.min(9, Number(values["sim-rounds"]) || 1))
+const requests = quick ? 300 : Math.max(200, Math.min(100_000, Number(values.requests) || 2000))
 const rssRequests = quick ? 100_000 : Math.max(10_000, Math.min(5_000_000, Number(values["rss-requests"]) || 1_000_000))
-const self = fileURLToPath(import.meta.url)
 const worker = fileURLToPath(new URL("./bench/worker.ts", import.meta.url))
+const load = () => loadavg().map((n) => n.toFixed(1)).join(" ")
+const loadAtStart = load()
+const startedAt = performance.now()
 
-// The simulator, in its own process.
-const simBin = fileURLToPath(new URL("../packages/sim/bin/switchboard-sim.ts", import.meta.url))
-const sim = spawn(process.execPath, [simBin, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] })
-process.on("exit", () => sim.kill("SIGTERM"))
-const url = await new Promise<string>((resolve, reject) => {
-  let buffer = ""
-  const timer = setTimeout(() => reject(new Error("the simulator did not start within 15 s")), 15_000)
-  sim.stdout.on("data", (data: Buffer) => {
-    buffer += data.toString()
-    const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(buffer)
-    if (match) {
-      clearTimeout(timer)
-      resolve(match[1]!)
-    }
+/** Starts a server process that prints `listening on http://…`, and stops it when this process exits. */
+const startServer = async (label: string, script: string, args: ReadonlyArray<string>): Promise<string> => {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args], {
+    stdio: ["pipe", "pipe", "inherit"]
   })
-  sim.once("exit", (code) => reject(new Error(`the simulator exited with ${code}`)))
-})
+  process.on("exit", () => child.kill("SIGTERM"))
+  return new Promise<string>((resolve, reject) => {
+    let buffer = ""
+    const timer = setTimeout(() => reject(new Error(`the ${label} did not start within 15 s`)), 15_000)
+    child.stdout!.on("data", (data: Buffer) => {
+      buffer += data.toString()
+      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(buffer)
+      if (match) {
+        clearTimeout(timer)
+        resolve(match[1]!)
+      }
+    })
+    child.once("exit", (code) => reject(new Error(`the ${label} exited with ${code}`)))
+  })
+}
+
+const simUrl = await startServer("simulator", "../packages/sim/bin/switchboard-sim.ts", ["--port", "0"])
+const upstreamUrl = await startServer("minimal upstream", "./bench/upstream.ts", ["--port", "0"])
 
 const runWorker = (args: ReadonlyArray<string>): Measurement & Record<string, unknown> => {
   const result = spawnSync(process.execPath, ["--expose-gc", worker, ...args], { encoding: "utf8", timeout: 600_000 })
@@ -66,31 +82,53 @@ const runWorker = (args: ReadonlyArray<string>): Measurement & Record<string, un
   return JSON.parse(last)
 }
 
-console.log(`bench: ${requests} requests per variant against ${url}; ${cpus().length} cores; node ${process.version}`)
+/** The minimal upstream's CPU time and request count so far. */
+const upstreamStats = async (): Promise<{ readonly cpuUs: number; readonly requests: number }> =>
+  (await fetch(`${upstreamUrl}/stats`)).json() as Promise<{ cpuUs: number; requests: number }>
+
+console.log(
+  `bench: ${requests} requests per variant; minimal upstream ${upstreamUrl}, simulator ${simUrl}; ${cpus().length} cores; node ${process.version}; load average ${loadAtStart}`
+)
 const http: Array<Measurement> = []
-const variants = ["fetch", "sdk", "layer", "stack-miss", "stack-hit"]
 const median = (runs: ReadonlyArray<Measurement>): Measurement => {
   const sorted = [...runs].sort((a, b) => a.p50Ms - b.p50Ms)
   return sorted[Math.floor(sorted.length / 2)]!
 }
-for (const stream of [false, true]) {
-  for (const concurrency of [1, 64]) {
-    const runs = new Map<string, Array<Measurement>>(variants.map((v) => [v, []]))
-    for (let round = 0; round < rounds; round++) {
-      for (const variant of variants) {
-        runs.get(variant)!.push(runWorker(["http", variant, url, String(concurrency), stream ? "stream" : "whole", String(requests)]))
+// `fetch` and `sdk-undici` are reference lines, measured whole only; `--quick` keeps the minimal upstream.
+const views = [
+  { upstream: "minimal", url: upstreamUrl, rounds, variants: ["fetch", "sdk", "sdk-undici", "layer", "router", "stack-miss"] },
+  ...(quick ? [] : [{ upstream: "sim", url: simUrl, rounds: simRounds, variants: ["sdk", "layer", "stack-miss", "stack-hit"] }])
+] as const
+const referenceOnly = new Set(["fetch", "sdk-undici"])
+for (const view of views) {
+  for (const stream of [false, true]) {
+    for (const concurrency of [1, 64]) {
+      const variants = view.variants.filter((v) => !(stream && referenceOnly.has(v)) && !(quick && referenceOnly.has(v)))
+      const runs = new Map<string, Array<Measurement>>(variants.map((v) => [v, []]))
+      for (let round = 0; round < view.rounds; round++) {
+        for (const variant of variants) {
+          const before = view.upstream === "minimal" ? await upstreamStats() : undefined
+          const m = runWorker(["http", variant, view.url, String(concurrency), stream ? "stream" : "whole", String(requests)])
+          const after = view.upstream === "minimal" ? await upstreamStats() : undefined
+          const upstreamCpuUsPerRequest = before !== undefined && after !== undefined && after.requests > before.requests + 1
+            ? (after.cpuUs - before.cpuUs) / (after.requests - before.requests - 1)
+            : undefined
+          runs.get(variant)!.push({ ...m, upstream: view.upstream, ...(upstreamCpuUsPerRequest !== undefined ? { upstreamCpuUsPerRequest } : {}) })
+        }
       }
-    }
-    for (const variant of variants) {
-      const m = median(runs.get(variant)!)
-      http.push(m)
-      console.log(
-        `  ${variant.padEnd(10)} c=${String(concurrency).padEnd(2)} ${stream ? "stream" : "whole "}  ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${
-          m.p50Ms.toFixed(2)
-        } ms  p99 ${m.p99Ms.toFixed(2)} ms  cpu ${m.cpuUsPerRequest.toFixed(0)} µs/req  rss ${m.peakRssMb.toFixed(0)} MB${
-          m.failures > 0 ? `  FAILURES ${m.failures}` : ""
-        }`
-      )
+      for (const variant of variants) {
+        const m = median(runs.get(variant)!)
+        http.push(m)
+        console.log(
+          `  ${view.upstream.padEnd(7)} ${variant.padEnd(10)} c=${String(concurrency).padEnd(2)} ${stream ? "stream" : "whole "}  ${
+            m.rps.toFixed(0).padStart(6)
+          } req/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  cpu ${m.cpuUsPerRequest.toFixed(0)} µs/req  rss ${
+            m.peakRssMb.toFixed(0)
+          } MB${m.upstreamCpuUsPerRequest !== undefined ? `  upstream cpu ${m.upstreamCpuUsPerRequest.toFixed(0)} µs/req` : ""}${
+            m.failures > 0 ? `  FAILURES ${m.failures}` : ""
+          }`
+        )
+      }
     }
   }
 }
@@ -116,12 +154,31 @@ console.log(
   } MB), live heap after GC ${rss.heapBaselineMb.toFixed(1)} → ${rss.heapFinalMb.toFixed(1)} MB`
 )
 
-const { markdown, svg, summary } = render({ http, inProcess, rss, requests, rounds, url, node: process.version, cores: cpus().length })
+// The Router micro-benchmark (in process, scripted leaves), its table kept as printed.
+const routerArgs = quick ? ["--calls", "10000", "--rounds", "1", "--warmup", "5000"] : ["--calls", "30000", "--rounds", "3", "--warmup", "10000"]
+const routerRun = spawnSync(process.execPath, [fileURLToPath(new URL("./bench/router.ts", import.meta.url)), ...routerArgs], {
+  encoding: "utf8",
+  timeout: 300_000
+})
+const router = routerRun.status === 0 ? routerRun.stdout.trim() : `router.ts failed:\n${routerRun.stderr}`
+console.log(`\n${router}`)
+
+const { markdown, svg, summary } = render({
+  http,
+  inProcess,
+  rss,
+  router,
+  requests,
+  rounds,
+  simRounds,
+  node: process.version,
+  cores: cpus().length,
+  load: { start: loadAtStart, end: load() },
+  minutes: (performance.now() - startedAt) / 60_000
+})
 const dir = fileURLToPath(new URL("../bench/", import.meta.url))
 mkdirSync(dir, { recursive: true })
 writeFileSync(`${dir}RESULTS.md`, markdown)
 writeFileSync(`${dir}ratios.svg`, svg)
 console.log(`\n${summary}\n\nwrote bench/RESULTS.md and bench/ratios.svg`)
-void self
-sim.kill("SIGTERM")
 process.exit(0)

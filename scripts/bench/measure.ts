@@ -17,6 +17,10 @@ export interface Measurement {
   readonly p99Ms: number
   readonly cpuUsPerRequest: number
   readonly peakRssMb: number
+  /** Which upstream served it (`minimal` or `sim`), set by `scripts/bench.ts`. */
+  readonly upstream?: string | undefined
+  /** What the minimal upstream spent per request serving this variant (µs of its CPU). */
+  readonly upstreamCpuUsPerRequest?: number | undefined
 }
 
 /**
