@@ -1,0 +1,890 @@
+/**
+ * Telemetry conventions: the span names, attribute names and metrics every
+ * Switchboard layer reports, following the OpenTelemetry GenAI semantic
+ * conventions (`gen_ai.*`) plus `switchboard.*` for what is ours (route,
+ * cost, cache, breaker, budget, prompt).
+ *
+ * - Every provider attempt (each retry, fallback leg and hedge leg) is an
+ *   `Llm.attempt` span of kind `client` carrying `gen_ai.provider.name`,
+ *   `gen_ai.request.model`, and when it ends `gen_ai.response.model`,
+ *   `gen_ai.response.id`, `gen_ai.usage.*`, `gen_ai.response.finish_reasons`,
+ *   `switchboard.cost.usd`, or `error.type`.
+ * - {@link layer} (outermost in a stack) makes each call one span named
+ *   `chat {route or model}` of kind `client`; the attempts are its children,
+ *   and the combinators that decide (router, fallback, hedge, budget, rate
+ *   limit, cache, breaker) annotate it and add their events to it.
+ * - Metrics are Effect `Metric`s (exported by `@switchboard/otel`), recorded
+ *   whether or not a tracer is installed; attribute sets are bounded
+ *   (provider, model, outcome, route, budget scope — never request ids or
+ *   tenants).
+ * - No prompt, completion or secret is ever recorded, unless content capture
+ *   is turned on in {@link layer}; then prompts and completions are span
+ *   events, cut at `maxContentLength` characters. Keys never reach telemetry:
+ *   only the fields named here are read from requests and responses.
+ *
+ * Spans cost nothing when no tracer is installed: with Effect's native tracer
+ * in place no call span is made and no attribute is computed.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Effect, Exit, type Fiber, Layer, Metric, Schema, Stream, Tracer } from "effect"
+import * as Events from "../Events.ts"
+import { isTraced } from "../internal/attempts.ts"
+import { LLM } from "../LLM.ts"
+import type { LlmError } from "../LlmError.ts"
+import type { LlmRequest } from "../LlmRequest.ts"
+import type { LlmResponse, StreamPart, Usage } from "../LlmResponse.ts"
+import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
+
+// ---------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------
+
+/**
+ * The attribute names used on spans and metrics.
+ *
+ * @since 0.1.0
+ * @category names
+ */
+export const Attributes = {
+  operationName: "gen_ai.operation.name",
+  providerName: "gen_ai.provider.name",
+  requestModel: "gen_ai.request.model",
+  requestMaxTokens: "gen_ai.request.max_tokens",
+  requestTemperature: "gen_ai.request.temperature",
+  requestTopP: "gen_ai.request.top_p",
+  requestStream: "gen_ai.request.stream",
+  responseModel: "gen_ai.response.model",
+  responseId: "gen_ai.response.id",
+  responseFinishReasons: "gen_ai.response.finish_reasons",
+  responseTimeToFirstChunk: "gen_ai.response.time_to_first_chunk",
+  usageInputTokens: "gen_ai.usage.input_tokens",
+  usageOutputTokens: "gen_ai.usage.output_tokens",
+  usageCacheReadInputTokens: "gen_ai.usage.cache_read.input_tokens",
+  usageCacheCreationInputTokens: "gen_ai.usage.cache_creation.input_tokens",
+  usageReasoningOutputTokens: "gen_ai.usage.reasoning.output_tokens",
+  tokenType: "gen_ai.token.type",
+  errorType: "error.type",
+  prompt: "gen_ai.prompt",
+  completion: "gen_ai.completion",
+  route: "switchboard.route",
+  routeStrategy: "switchboard.route.strategy",
+  routeDecision: "switchboard.route.decision",
+  routeSkipped: "switchboard.route.skipped",
+  fallbacks: "switchboard.fallbacks",
+  retries: "switchboard.retries",
+  hedged: "switchboard.hedged",
+  attempts: "switchboard.attempts",
+  attemptOutcome: "switchboard.attempt.outcome",
+  cacheHit: "switchboard.cache.hit",
+  cacheResult: "switchboard.cache.result",
+  costUsd: "switchboard.cost.usd",
+  priceUnknown: "switchboard.price_unknown",
+  breakerState: "switchboard.breaker.state",
+  budgetScope: "switchboard.budget.scope",
+  budgetReservedUsd: "switchboard.budget.reserved.usd",
+  budgetSpentUsd: "switchboard.budget.spent.usd",
+  budgetLimitUsd: "switchboard.budget.limit.usd",
+  rateLimitWaitMs: "switchboard.ratelimit.wait_ms",
+  promptId: "switchboard.prompt.id",
+  promptVersion: "switchboard.prompt.version",
+  overheadMs: "switchboard.overhead_ms",
+  outcome: "switchboard.outcome",
+  // Kept for callers of the first release.
+  legacyProvider: "llm.provider",
+  legacyModel: "llm.model"
+} as const
+
+/**
+ * The `gen_ai.operation.name` of every Switchboard call.
+ *
+ * @since 0.1.0
+ * @category names
+ */
+export const operationName = "chat"
+
+/**
+ * The name of each provider attempt's span.
+ *
+ * @since 0.1.0
+ * @category names
+ */
+export const attemptSpanName = "Llm.attempt"
+
+/**
+ * The name of a call's span: `chat {route}`, else `chat {model}`, else `chat`.
+ *
+ * @since 0.1.0
+ * @category names
+ */
+export const callSpanName = (route: string | undefined, request: LlmRequest): string =>
+  route !== undefined ? `${operationName} ${route}` : request.model !== undefined ? `${operationName} ${request.model}` : operationName
+
+// ---------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------
+
+/**
+ * The semconv bucket boundaries of `gen_ai.client.operation.duration` (seconds).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const durationBoundaries: ReadonlyArray<number> = [
+  0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92
+]
+
+/**
+ * The semconv bucket boundaries of `gen_ai.client.token.usage` (tokens).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const tokenBoundaries: ReadonlyArray<number> = [
+  1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864
+]
+
+/**
+ * The semconv bucket boundaries of time-to-first-chunk histograms (seconds).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const firstChunkBoundaries: ReadonlyArray<number> = [
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10
+]
+
+/**
+ * Bucket boundaries for the library's own time per call (seconds, 10 µs to 1 s).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const overheadBoundaries: ReadonlyArray<number> = [
+  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
+]
+
+/**
+ * `gen_ai.client.operation.duration` (seconds): one observation per provider
+ * attempt, by `gen_ai.operation.name`, `gen_ai.provider.name`,
+ * `gen_ai.request.model` and, for a failed attempt, `error.type`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const operationDuration = Metric.histogram("gen_ai.client.operation.duration", {
+  description: "GenAI operation duration (seconds), one per provider attempt",
+  boundaries: durationBoundaries
+})
+
+/**
+ * `gen_ai.client.token.usage` (tokens): per attempt and `gen_ai.token.type`
+ * (`input` | `output`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const tokenUsage = Metric.histogram("gen_ai.client.token.usage", {
+  description: "Tokens used per provider attempt, by gen_ai.token.type",
+  boundaries: tokenBoundaries
+})
+
+/**
+ * `switchboard.cost.usd`: money spent, by provider and model (every attempt
+ * billed, failed and hedge-lost ones included).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const costUsd = Metric.counter("switchboard.cost.usd", {
+  description: "USD spent on provider calls",
+  incremental: true
+})
+
+/**
+ * `switchboard.attempts`: provider attempts by provider, model and
+ * `switchboard.outcome` (`ok`, or the error tag, or `Interrupted`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const attempts = Metric.counter("switchboard.attempts", {
+  description: "Provider attempts by outcome",
+  incremental: true
+})
+
+/**
+ * `switchboard.cache.requests`: cacheable requests by `switchboard.cache.result`
+ * (`hit` | `miss`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const cacheRequests = Metric.counter("switchboard.cache.requests", {
+  description: "Response cache lookups by result",
+  incremental: true
+})
+
+/**
+ * `switchboard.breaker.state`: per provider and model, 0 closed, 1 half-open,
+ * 2 open.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const breakerState = Metric.gauge("switchboard.breaker.state", {
+  description: "Circuit breaker state (0 closed, 1 half-open, 2 open)"
+})
+
+/**
+ * `switchboard.budget.spent.usd`: money settled in the current window, per
+ * `switchboard.budget.scope`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const budgetSpentUsd = Metric.gauge("switchboard.budget.spent.usd", {
+  description: "USD spent in the budget's current window"
+})
+
+/**
+ * `switchboard.budget.reserved.usd`: money reserved by calls in flight, per
+ * `switchboard.budget.scope`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const budgetReservedUsd = Metric.gauge("switchboard.budget.reserved.usd", {
+  description: "USD reserved by calls in flight"
+})
+
+/**
+ * `switchboard.ratelimit.wait` (seconds): how long calls waited for a local
+ * rate limit.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const rateLimitWait = Metric.histogram("switchboard.ratelimit.wait", {
+  description: "Time a call waited for a local rate limit (seconds)",
+  boundaries: durationBoundaries
+})
+
+/**
+ * `gen_ai.client.operation.time_to_first_chunk` (seconds): from the start of a
+ * streamed attempt to its first part, by provider and model.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const timeToFirstChunk = Metric.histogram("gen_ai.client.operation.time_to_first_chunk", {
+  description: "Time from a streamed attempt's start to its first part (seconds)",
+  boundaries: firstChunkBoundaries
+})
+
+/**
+ * `switchboard.overhead` (seconds): the time a call spent outside provider
+ * waits and deliberate waits (retry backoff, rate-limit waits) — the
+ * library's own cost — by `switchboard.route`. Recorded by {@link layer}.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const overhead = Metric.histogram("switchboard.overhead", {
+  description: "Time a call spent outside provider waits (seconds)",
+  boundaries: overheadBoundaries
+})
+
+// Metrics with their attributes, built once per attribute set (the set is
+// bounded by provider, model and outcome; past `maxSeries` they are rebuilt).
+const maxSeries = 2048
+const series = new Map<string, Metric.Metric<number, unknown>>()
+const seriesOf = <S>(
+  metric: Metric.Metric<number, S>,
+  key: string,
+  attributes: () => Record<string, string>
+): Metric.Metric<number, S> => {
+  const id = `${metric.id}\u0000${key}`
+  const found = series.get(id)
+  if (found !== undefined) return found as Metric.Metric<number, S>
+  const made = Metric.withAttributes(metric, attributes())
+  if (series.size < maxSeries) series.set(id, made)
+  return made
+}
+
+/**
+ * What a provider leaf reports of each attempt it finished.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AttemptRecord {
+  readonly provider: string
+  readonly model: string
+  /** `ok`, an error tag, or `Interrupted`. */
+  readonly outcome: string
+  readonly latencyMs: number
+  readonly usage?: Usage | undefined
+  readonly costUsd: number
+}
+
+/**
+ * Records an attempt's metrics (duration, tokens, cost, outcome) in the
+ * registry of `context`.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordAttemptUnsafe = (context: Context.Context<never>, attempt: AttemptRecord): void => {
+  const { model, outcome, provider } = attempt
+  const where = `${provider}\u0000${model}`
+  const ok = outcome === "ok"
+  seriesOf(operationDuration, ok ? where : `${where}\u0000${outcome}`, () =>
+    ok
+      ? { [Attributes.operationName]: operationName, [Attributes.providerName]: provider, [Attributes.requestModel]: model }
+      : {
+        [Attributes.operationName]: operationName,
+        [Attributes.providerName]: provider,
+        [Attributes.requestModel]: model,
+        [Attributes.errorType]: outcome
+      }).updateUnsafe(attempt.latencyMs / 1000, context)
+  seriesOf(attempts, `${where}\u0000${outcome}`, () => ({
+    [Attributes.providerName]: provider,
+    [Attributes.requestModel]: model,
+    [Attributes.outcome]: outcome
+  })).updateUnsafe(1, context)
+  const usage = attempt.usage
+  if (usage !== undefined) {
+    seriesOf(tokenUsage, `${where}\u0000input`, () => ({
+      [Attributes.operationName]: operationName,
+      [Attributes.providerName]: provider,
+      [Attributes.requestModel]: model,
+      [Attributes.tokenType]: "input"
+    })).updateUnsafe(usage.inputTokens, context)
+    seriesOf(tokenUsage, `${where}\u0000output`, () => ({
+      [Attributes.operationName]: operationName,
+      [Attributes.providerName]: provider,
+      [Attributes.requestModel]: model,
+      [Attributes.tokenType]: "output"
+    })).updateUnsafe(usage.outputTokens, context)
+  }
+  if (attempt.costUsd > 0) {
+    seriesOf(costUsd, where, () => ({ [Attributes.providerName]: provider, [Attributes.requestModel]: model }))
+      .updateUnsafe(attempt.costUsd, context)
+  }
+}
+
+/**
+ * Records the time from a streamed attempt's start to its first part.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordFirstChunkUnsafe = (
+  context: Context.Context<never>,
+  provider: string,
+  model: string,
+  seconds: number
+): void =>
+  seriesOf(timeToFirstChunk, `${provider}\u0000${model}`, () => ({
+    [Attributes.providerName]: provider,
+    [Attributes.requestModel]: model
+  })).updateUnsafe(seconds, context)
+
+/**
+ * Counts a cacheable request as a cache `hit` or `miss`.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordCacheUnsafe = (context: Context.Context<never>, result: "hit" | "miss"): void =>
+  seriesOf(cacheRequests, result, () => ({ [Attributes.cacheResult]: result })).updateUnsafe(1, context)
+
+/**
+ * {@link recordCacheUnsafe} as an effect.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordCache = (result: "hit" | "miss"): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => Effect.succeed(recordCacheUnsafe(fiber.context, result)))
+
+/**
+ * The gauge value of a breaker state: 0 closed, 1 half-open, 2 open.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const breakerStateValue = (state: "closed" | "half-open" | "open"): number =>
+  state === "closed" ? 0 : state === "half-open" ? 1 : 2
+
+/**
+ * Sets the breaker state gauge of a provider and model, and annotates the
+ * current call's span.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordBreakerState = (
+  provider: string,
+  model: string,
+  state: "closed" | "half-open" | "open"
+): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    seriesOf(breakerState, `${provider}\u0000${model}`, () => ({
+      [Attributes.providerName]: provider,
+      [Attributes.requestModel]: model
+    })).updateUnsafe(breakerStateValue(state), fiber.context)
+    return Effect.void
+  })
+
+/**
+ * Sets the budget gauges of a scope (spent and reserved USD).
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordBudget = (scope: string, spentUsd: number, reservedUsd: number): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    seriesOf(budgetSpentUsd, scope, () => ({ [Attributes.budgetScope]: scope })).updateUnsafe(spentUsd, fiber.context)
+    seriesOf(budgetReservedUsd, scope, () => ({ [Attributes.budgetScope]: scope })).updateUnsafe(
+      reservedUsd,
+      fiber.context
+    )
+    return Effect.void
+  })
+
+/**
+ * Records a rate-limit wait: the histogram, and the current call's span and
+ * overhead (a wait is not the library's own time).
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordRateLimitWait = (waitedMs: number): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    rateLimitWait.updateUnsafe(waitedMs / 1000, fiber.context)
+    const call = fiber.getRef(CurrentCall)
+    if (call !== undefined) call.waited(waitedMs)
+    return Effect.void
+  })
+
+/**
+ * Tells the current call (if any) of a deliberate wait, such as a retry's
+ * backoff, so it does not count as the library's overhead.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordWait = (waitedMs: number): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    const call = fiber.getRef(CurrentCall)
+    if (call !== undefined) call.waited(waitedMs)
+    return Effect.void
+  })
+
+// ---------------------------------------------------------------------------
+// Spans
+// ---------------------------------------------------------------------------
+
+/**
+ * Whether a real tracer (not Effect's native, exporting-nowhere one) is
+ * installed and enabled for the fiber.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean => isTraced(fiber)
+
+/**
+ * The attributes an attempt span starts with.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const attemptAttributes = (provider: string, model: string): Record<string, unknown> => ({
+  [Attributes.operationName]: operationName,
+  [Attributes.providerName]: provider,
+  [Attributes.requestModel]: model,
+  [Attributes.legacyProvider]: provider,
+  [Attributes.legacyModel]: model
+})
+
+const setUsage = (span: Tracer.Span, usage: Usage): void => {
+  span.attribute(Attributes.usageInputTokens, usage.inputTokens)
+  span.attribute(Attributes.usageOutputTokens, usage.outputTokens)
+  if (usage.cachedInputTokens > 0) span.attribute(Attributes.usageCacheReadInputTokens, usage.cachedInputTokens)
+  if (usage.cacheWriteTokens > 0) span.attribute(Attributes.usageCacheCreationInputTokens, usage.cacheWriteTokens)
+  if (usage.reasoningTokens > 0) span.attribute(Attributes.usageReasoningOutputTokens, usage.reasoningTokens)
+}
+
+const setResponse = (span: Tracer.Span, response: LlmResponse): void => {
+  span.attribute(Attributes.providerName, response.provider)
+  span.attribute(Attributes.responseModel, response.model)
+  span.attribute(Attributes.responseId, response.id)
+  span.attribute(Attributes.responseFinishReasons, [response.finishReason])
+  setUsage(span, response.usage)
+  span.attribute(Attributes.costUsd, response.costUsd)
+  if (response.priceUnknown === true) span.attribute(Attributes.priceUnknown, true)
+}
+
+/**
+ * Annotates an attempt's span with the response it produced.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const annotateAttemptResponse = (span: Tracer.Span, response: LlmResponse): void => {
+  setResponse(span, response)
+  span.attribute(Attributes.attemptOutcome, "ok")
+}
+
+/**
+ * Annotates a span with the way its attempt or call failed (`error.type`).
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const annotateFailure = (span: Tracer.Span, outcome: string): void => {
+  span.attribute(Attributes.errorType, outcome)
+  span.attribute(Attributes.attemptOutcome, outcome)
+}
+
+/**
+ * Annotates a span with the time to its stream's first part.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const annotateFirstChunk = (span: Tracer.Span, seconds: number): void => {
+  span.attribute(Attributes.responseTimeToFirstChunk, seconds)
+}
+
+/**
+ * The state of one call made through {@link layer}: its span (when traced)
+ * and the clocks from which its overhead is computed. Provider leaves and
+ * deciding combinators find it in {@link CurrentCall}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Call {
+  /** The call's span; `undefined` when no tracer is installed. */
+  readonly span: Tracer.Span | undefined
+  private inFlight = 0
+  private since = 0
+  /** Milliseconds with at least one provider attempt in flight. */
+  providerMs = 0
+  /** Milliseconds of deliberate waits (backoff, rate limits). */
+  waitedMs = 0
+  /** Provider attempts started. */
+  attemptCount = 0
+  /** Fallbacks taken, retries scheduled. */
+  fallbackCount = 0
+  retryCount = 0
+
+  constructor(span: Tracer.Span | undefined) {
+    this.span = span
+  }
+
+  /** A provider attempt starts at `nowMs`. */
+  attemptStarted(nowMs: number): void {
+    this.attemptCount++
+    if (this.inFlight++ === 0) this.since = nowMs
+  }
+
+  /** A provider attempt ends at `nowMs`. */
+  attemptEnded(nowMs: number): void {
+    if (this.inFlight > 0 && --this.inFlight === 0) this.providerMs += nowMs - this.since
+  }
+
+  /** A deliberate wait of `ms` milliseconds. */
+  waited(ms: number): void {
+    this.waitedMs += ms
+  }
+
+  /** Annotates the call span (a no-op untraced). */
+  annotate(key: string, value: unknown): void {
+    this.span?.attribute(key, value)
+  }
+}
+
+/**
+ * The call in progress, set by {@link layer}; `undefined` outside one.
+ *
+ * @since 0.1.0
+ * @category references
+ */
+export const CurrentCall = Context.Reference<Call | undefined>("@switchboard/core/Telemetry/CurrentCall", {
+  defaultValue: () => undefined
+})
+
+/**
+ * Annotates the current call's span, when there is one and it is traced.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const annotateCall = (attributes: Record<string, unknown>): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    const span = fiber.getRef(CurrentCall)?.span
+    if (span !== undefined) for (const key in attributes) span.attribute(key, attributes[key])
+    return Effect.void
+  })
+
+/** What a deciding combinator's event says on the call span. */
+const observe = (call: Call, span: Tracer.Span, event: Events.LlmEvent, nanos: bigint): void => {
+  switch (event._tag) {
+    case "RouteChosen":
+      span.attribute(Attributes.routeStrategy, event.strategy)
+      span.attribute(Attributes.routeDecision, event.candidate)
+      span.attribute(Attributes.routeSkipped, event.skipped.map((s) => `${s.name}: ${s.reason}`))
+      break
+    case "FallbackTaken":
+      span.attribute(Attributes.fallbacks, ++call.fallbackCount)
+      break
+    case "RetryScheduled":
+      span.attribute(Attributes.retries, ++call.retryCount)
+      break
+    case "HedgeStarted":
+      span.attribute(Attributes.hedged, true)
+      break
+    case "CacheHit":
+      span.attribute(Attributes.cacheHit, true)
+      break
+    case "CircuitStateChanged":
+      span.attribute(Attributes.breakerState, event.to)
+      break
+    case "RateLimitWaited":
+      span.attribute(Attributes.rateLimitWaitMs, event.waitedMs)
+      break
+    case "BudgetReserved":
+      span.attribute(Attributes.budgetScope, event.scope)
+      span.attribute(Attributes.budgetReservedUsd, event.reservedUsd)
+      span.attribute(Attributes.budgetSpentUsd, event.spentUsd)
+      span.attribute(Attributes.budgetLimitUsd, event.limitUsd)
+      break
+    case "BudgetExceeded":
+      span.attribute(Attributes.budgetScope, event.scope)
+      span.attribute(Attributes.budgetSpentUsd, event.spentUsd)
+      span.attribute(Attributes.budgetLimitUsd, event.limitUsd)
+      break
+    default:
+      break
+  }
+  // Every event of the call is also a span event: the decisions, in order.
+  const { _tag, ...fields } = event
+  const attributes: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(fields)) {
+    attributes[key] = typeof value === "object" && value !== null ? JSON.stringify(value) : value
+  }
+  span.event(_tag, nanos, attributes)
+}
+
+// ---------------------------------------------------------------------------
+// The call layer
+// ---------------------------------------------------------------------------
+
+/**
+ * Options of {@link layer}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export const Options = Schema.Struct({
+  /** The route's name: the span is `chat {route}` and metrics carry `switchboard.route`. */
+  route: Schema.optional(Schema.String.check(Schema.isNonEmpty())),
+  /** Record prompts and completions as span events (default `false`). */
+  captureContent: Schema.optional(Schema.Boolean),
+  /** Characters kept of each captured prompt or completion (default 4096). */
+  maxContentLength: Schema.optional(Schema.Int.check(Schema.isGreaterThan(0)))
+})
+
+/**
+ * Options of {@link layer}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface Options {
+  readonly route?: string | undefined
+  readonly captureContent?: boolean | undefined
+  readonly maxContentLength?: number | undefined
+}
+
+const truncate = (text: string, max: number): string => text.length <= max ? text : `${text.slice(0, max)}…`
+
+/** The prompt as recorded under content capture: system and messages, nothing else. */
+const promptText = (request: LlmRequest): string =>
+  JSON.stringify(
+    request.system === undefined ? request.messages : [{ role: "system", content: request.system }, ...request.messages]
+  )
+
+const startAttributes = (route: string | undefined, request: LlmRequest, stream: boolean): Record<string, unknown> => {
+  const attributes: Record<string, unknown> = { [Attributes.operationName]: operationName }
+  if (route !== undefined) attributes[Attributes.route] = route
+  if (request.model !== undefined) attributes[Attributes.requestModel] = request.model
+  if (request.maxTokens !== undefined) attributes[Attributes.requestMaxTokens] = request.maxTokens
+  if (request.temperature !== undefined) attributes[Attributes.requestTemperature] = request.temperature
+  if (request.topP !== undefined) attributes[Attributes.requestTopP] = request.topP
+  if (stream) attributes[Attributes.requestStream] = true
+  const prompt = request.metadata?.prompt
+  if (prompt !== undefined) {
+    attributes[Attributes.promptId] = prompt.id
+    attributes[Attributes.promptVersion] = prompt.version
+  }
+  return attributes
+}
+
+const outcomeOfExit = (exit: Exit.Exit<unknown, LlmError>): string => {
+  if (Exit.isSuccess(exit)) return "ok"
+  for (const reason of exit.cause.reasons) if (reason._tag === "Fail") return reason.error._tag
+  return exit.cause.reasons.some((reason) => reason._tag === "Interrupt") ? "Interrupted" : "Defect"
+}
+
+const nanosToMs = (nanos: bigint): number => Number(nanos) / 1e6
+
+/**
+ * Wraps a service so each call is one span (`chat {route or model}`, kind
+ * `client`) with the attempts as its children, and records the call's
+ * `switchboard.overhead`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const wrap = (options: Options = {}) => (llm: LLM["Service"]): LLM["Service"] => {
+  const route = options.route
+  const capture = options.captureContent === true
+  const max = options.maxContentLength ?? 4096
+  const overheadSeries = Metric.withAttributes(overhead, route === undefined ? {} : { [Attributes.route]: route })
+
+  /** The call's state, how to put it in context, and how to end it (with its span, when traced). */
+  const begin = (fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span | undefined, request: LlmRequest) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const start = clock.currentTimeNanosUnsafe()
+    if (span !== undefined && capture) {
+      span.event("gen_ai.content.prompt", start, { [Attributes.prompt]: truncate(promptText(request), max) })
+    }
+    const call = new Call(span)
+    const bus = fiber.getRef(Events.LlmEvents)
+    const tee: Events.EventBus | undefined = span === undefined ? undefined : {
+      enabled: true,
+      publish: (event) => {
+        observe(call, span, event, clock.currentTimeNanosUnsafe())
+        return bus.enabled ? bus.publish(event) : Effect.void
+      },
+      events: bus.events
+    }
+    const update = <R>(context: Context.Context<R>): Context.Context<R> => {
+      const withCall = Context.add(context, CurrentCall, call)
+      return span === undefined || tee === undefined
+        ? withCall
+        : Context.add(Context.add(withCall, Tracer.ParentSpan, span), Events.LlmEvents, tee)
+    }
+    const end = (exit: Exit.Exit<unknown, LlmError>, context: Context.Context<never>): void => {
+      const now = clock.currentTimeNanosUnsafe()
+      const totalMs = nanosToMs(now - start)
+      const own = Math.max(0, totalMs - call.providerMs - call.waitedMs)
+      overheadSeries.updateUnsafe(own / 1000, context)
+      if (span === undefined) return
+      span.attribute(Attributes.attempts, call.attemptCount)
+      span.attribute(Attributes.overheadMs, own)
+      if (Exit.isSuccess(exit)) {
+        const response = exit.value as LlmResponse | undefined
+        if (response !== undefined) {
+          setResponse(span, response)
+          span.attribute(Attributes.cacheHit, response.cached)
+          if (capture) {
+            span.event("gen_ai.content.completion", now, { [Attributes.completion]: truncate(response.text, max) })
+          }
+        }
+      } else {
+        span.attribute(Attributes.errorType, outcomeOfExit(exit))
+      }
+      span.end(now, exit)
+    }
+    const firstPart = (): void => {
+      if (span !== undefined) annotateFirstChunk(span, Number(clock.currentTimeNanosUnsafe() - start) / 1e9)
+    }
+    return { update, end, firstPart }
+  }
+
+  /** Runs `f` with the call's span: made only when a real tracer is installed. */
+  const withCallSpan = <A, E>(
+    request: LlmRequest,
+    stream: boolean,
+    f: (fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span | undefined) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E> =>
+    Effect.withFiber((fiber) =>
+      isTraced(fiber)
+        ? Effect.flatMap(
+          Effect.makeSpan(callSpanName(route, request), {
+            kind: "client",
+            attributes: startAttributes(route, request, stream)
+          }),
+          (span) => f(fiber, span)
+        )
+        : f(fiber, undefined)
+    )
+
+  const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
+    withCallSpan(request, false, (fiber, span) => {
+      const { end, update } = begin(fiber, span, request)
+      return Effect.onExit(
+        Effect.updateContext(llm.generate(request), update),
+        (exit) => Effect.sync(() => end(exit, fiber.context))
+      )
+    })
+
+  const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
+    Stream.unwrap(withCallSpan(request, true, (fiber, span) => {
+      const { end, firstPart, update } = begin(fiber, span, request)
+      let first = true
+      let response: LlmResponse | undefined
+      return Effect.succeed(llm.stream(request).pipe(
+        Stream.mapArray((batch) => {
+          if (first) {
+            first = false
+            firstPart()
+          }
+          for (const part of batch) if (part.type === "finish") response = part.response
+          return batch
+        }),
+        Stream.onExit((exit) =>
+          Effect.sync(() => end(Exit.isSuccess(exit) ? Exit.succeed(response) : exit, fiber.context))
+        ),
+        Stream.updateContext(update)
+      ))
+    }))
+
+  return LLM.of({ generate, stream })
+}
+
+/**
+ * Makes each call through the layer one `chat {route or model}` span (kind
+ * `client`) whose children are the provider attempts, annotated by every
+ * deciding combinator underneath; records `switchboard.overhead`; with
+ * `captureContent`, adds the prompt and completion as span events. Put it
+ * outermost. A bad option fails the layer with `SwitchboardConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Fallback, Llm, Telemetry } from "@switchboard/core"
+ *
+ * const stack = Fallback.layer([Llm.layerTest([{ text: "a" }]), Llm.layerTest([{ text: "b" }])]).pipe(
+ *   Telemetry.layer({ route: "default" })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}) =>
+<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | SwitchboardConfigError.SwitchboardConfigError, R> =>
+  Layer.effect(
+    LLM,
+    Effect.flatMap(
+      SwitchboardConfigError.decode("Telemetry", Options, options),
+      (decoded) => Effect.map(LLM, wrap(decoded))
+    )
+  ).pipe(Layer.provide(self))
