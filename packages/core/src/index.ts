@@ -61,3 +61,11 @@ export * as ContextWindow from "./prompt/ContextWindow.ts"
 export * as Structured from "./prompt/Structured.ts"
 /** @since 0.1.0 */
 export * as Extract from "./prompt/Extract.ts"
+/** @since 0.1.0 */
+export * as Router from "./routing/Router.ts"
+/** @since 0.1.0 */
+export * as HealthMonitor from "./routing/HealthMonitor.ts"
+/** @since 0.1.0 */
+export * as ModelCatalog from "./routing/ModelCatalog.ts"
+/** @since 0.1.0 */
+export * as Batch from "./routing/Batch.ts"
