@@ -14,7 +14,7 @@
  * @since 0.1.0
  */
 import type { NonEmptyReadonlyArray } from "effect/Array"
-import { type Cause, Clock, Context, Duration, Effect, Layer, References, Stream, Tracer } from "effect"
+import { type Cause, Clock, Context, Duration, Effect, Layer, Stream } from "effect"
 import { CostLedger, type CostLedgerService } from "./money/CostLedger.ts"
 import * as Deadline from "./Deadline.ts"
 import * as Events from "./Events.ts"
@@ -22,6 +22,7 @@ import { type LlmError, NetworkError, type Timeout } from "./LlmError.ts"
 import { check, type Defaults, type LlmRequest, withDefaults } from "./LlmRequest.ts"
 import { type Attempt, attemptOf, type LlmResponse, type StreamPart } from "./LlmResponse.ts"
 import { Pricing, type PricingService } from "./money/Pricing.ts"
+import * as Telemetry from "./telemetry/Telemetry.ts"
 
 /**
  * The service tag: any provider, or any stack of combinators over providers.
@@ -222,37 +223,13 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
       })
     )
   const { provider } = impl
-  // One `Llm.attempt` span per model, built once. It is `Effect.withSpan`
-  // without its per-call costs: the stack trace that locates the span is
-  // captured when it is built (not on every call), and the span and its stack
-  // frame enter the context in one change instead of two.
-  const spans = new Map<string, <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>>()
-  const attemptSpan = (model: string) => {
-    let span = spans.get(model)
-    if (span === undefined) {
-      const options = { attributes: { "llm.provider": provider, "llm.model": model } }
-      const trace = new Error()
-      let where: string | undefined
-      const stack = () => where ??= trace.stack?.split("\n")[2]?.trim()
-      span = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-        Effect.useSpan("Llm.attempt", options, (span) =>
-          Effect.updateContext(self, (context: Context.Context<R>) =>
-            Context.add(
-              Context.add(context, Tracer.ParentSpan, span),
-              References.CurrentStackFrame,
-              { name: "Llm.attempt", stack, parent: Context.get(context, References.CurrentStackFrame) }
-            )))
-      if (spans.size < 256) spans.set(model, span)
-    }
-    return span
-  }
   const fill = withDefaults(impl.defaults)
   const generate = (given: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
     const request = fill(given)
     const model = request.model ?? impl.model
     const problem = check(request, { provider, model })
     if (problem !== undefined) return Effect.fail(problem)
-    return attemptSpan(model)(Effect.withFiber((fiber) => {
+    return Telemetry.attempt(provider, model)(Effect.withFiber((fiber) => {
       // Everything the attempt needs from its context, read once, synchronously.
       const pricing = fiber.getRef(Pricing)
       const ledger = fiber.getRef(CostLedger)
@@ -337,7 +314,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
       return bus.enabled
         ? Effect.map(bus.publish({ _tag: "AttemptStarted", provider, model }), build)
         : Effect.sync(build)
-    }))
+    })).pipe(Telemetry.attemptStream(provider, model))
   }
   return LLM.of({ generate, stream })
 }

@@ -69,3 +69,5 @@ export * as HealthMonitor from "./routing/HealthMonitor.ts"
 export * as ModelCatalog from "./routing/ModelCatalog.ts"
 /** @since 0.1.0 */
 export * as Batch from "./routing/Batch.ts"
+/** @since 0.1.0 */
+export * as Telemetry from "./telemetry/Telemetry.ts"

@@ -27,7 +27,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Exit, type Fiber, Layer, Metric, Schema, Stream, Tracer } from "effect"
+import { type Cause, Clock, Context, Effect, Exit, type Fiber, Layer, Metric, References, Schema, Stream, Tracer } from "effect"
 import * as Events from "../Events.ts"
 import { isTraced } from "../internal/attempts.ts"
 import { LLM } from "../LLM.ts"
@@ -69,6 +69,7 @@ export const Attributes = {
   completion: "gen_ai.completion",
   route: "switchboard.route",
   routeStrategy: "switchboard.route.strategy",
+  routeCandidate: "switchboard.route.candidate",
   routeDecision: "switchboard.route.decision",
   routeSkipped: "switchboard.route.skipped",
   fallbacks: "switchboard.fallbacks",
@@ -560,6 +561,140 @@ export const annotateFirstChunk = (span: Tracer.Span, seconds: number): void => 
   span.attribute(Attributes.responseTimeToFirstChunk, seconds)
 }
 
+const outcomeOfCause = (cause: Cause.Cause<LlmError>): string => {
+  for (const reason of cause.reasons) if (reason._tag === "Fail") return reason.error._tag
+  return cause.reasons.some((reason) => reason._tag === "Interrupt") ? "Interrupted" : "Defect"
+}
+
+type Wrapper = <A extends LlmResponse, E extends LlmError, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+const attemptWrappers = new Map<string, Wrapper>()
+
+/**
+ * Instruments one provider attempt (a leaf's `generate`): runs it in an
+ * `Llm.attempt` span of kind `client` (a child of the call's span), records
+ * its metrics (duration, tokens, cost, outcome) when it ends, tells the
+ * current call of the provider wait, and — only when a real tracer is
+ * installed — sets the response's GenAI attributes or `error.type` on the
+ * span. Built once per provider and model.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const attempt = (provider: string, model: string): Wrapper => {
+  const key = `${provider}\u0000${model}`
+  const found = attemptWrappers.get(key)
+  if (found !== undefined) return found
+  const options = { kind: "client" as const, attributes: attemptAttributes(provider, model) }
+  // The stack trace that locates the span is captured once, here, not per call.
+  const trace = new Error()
+  let where: string | undefined
+  const stack = () => where ??= trace.stack?.split("\n")[2]?.trim()
+  const wrapper: Wrapper = <A extends LlmResponse, E extends LlmError, R>(
+    self: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> =>
+    Effect.useSpan(attemptSpanName, options, (span) =>
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const start = clock.currentTimeNanosUnsafe()
+        const call = fiber.getRef(CurrentCall)
+        call?.attemptStarted(Number(start) / 1e6)
+        const traced = isTraced(fiber)
+        const inner = Effect.updateContext(self, (context: Context.Context<R>) =>
+          Context.add(
+            Context.add(context, Tracer.ParentSpan, span),
+            References.CurrentStackFrame,
+            { name: attemptSpanName, stack, parent: Context.get(context, References.CurrentStackFrame) }
+          ))
+        return Effect.onExit(inner, (exit) => {
+          const now = clock.currentTimeNanosUnsafe()
+          call?.attemptEnded(Number(now) / 1e6)
+          const latencyMs = Number(now - start) / 1e6
+          if (exit._tag === "Success") {
+            const response = exit.value
+            recordAttemptUnsafe(fiber.context, {
+              provider,
+              model,
+              outcome: "ok",
+              latencyMs,
+              usage: response.usage,
+              costUsd: response.costUsd
+            })
+            if (traced) annotateAttemptResponse(span, response)
+          } else {
+            const outcome = outcomeOfCause(exit.cause)
+            recordAttemptUnsafe(fiber.context, { provider, model, outcome, latencyMs, costUsd: 0 })
+            if (traced) annotateFailure(span, outcome)
+          }
+          return Effect.void
+        })
+      }))
+  if (attemptWrappers.size < maxSeries) attemptWrappers.set(key, wrapper)
+  return wrapper
+}
+
+/**
+ * {@link attempt} for a leaf's `stream`: the span (made only when a real
+ * tracer is installed), the metrics when the stream ends (tokens and cost
+ * from its `finish` part), and the time to its first part — an attribute on
+ * the span and `gen_ai.client.operation.time_to_first_chunk`.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const attemptStream = (provider: string, model: string) =>
+<E extends LlmError, R>(self: Stream.Stream<StreamPart, E, R>): Stream.Stream<StreamPart, E, R> =>
+  Stream.unwrap(Effect.withFiber((fiber) => {
+    const traced = isTraced(fiber)
+    const begin = traced
+      ? Effect.makeSpan(attemptSpanName, { kind: "client", attributes: attemptAttributes(provider, model) })
+      : Effect.succeed(undefined)
+    return Effect.map(begin, (span) => {
+      const clock = fiber.getRef(Clock.Clock)
+      const start = clock.currentTimeNanosUnsafe()
+      const call = fiber.getRef(CurrentCall)
+      call?.attemptStarted(Number(start) / 1e6)
+      let first = true
+      let response: LlmResponse | undefined
+      const parts = self.pipe(
+        Stream.mapArray((batch) => {
+          if (first) {
+            first = false
+            const seconds = Number(clock.currentTimeNanosUnsafe() - start) / 1e9
+            recordFirstChunkUnsafe(fiber.context, provider, model, seconds)
+            if (span !== undefined) annotateFirstChunk(span, seconds)
+          }
+          for (const part of batch) if (part.type === "finish") response = part.response
+          return batch
+        }),
+        Stream.onExit((exit) => {
+          const now = clock.currentTimeNanosUnsafe()
+          call?.attemptEnded(Number(now) / 1e6)
+          const latencyMs = Number(now - start) / 1e6
+          if (exit._tag === "Success" && response !== undefined) {
+            recordAttemptUnsafe(fiber.context, {
+              provider,
+              model,
+              outcome: "ok",
+              latencyMs,
+              usage: response.usage,
+              costUsd: response.costUsd
+            })
+            if (span !== undefined) annotateAttemptResponse(span, response)
+          } else {
+            const outcome = exit._tag === "Success" ? "Incomplete" : outcomeOfCause(exit.cause as Cause.Cause<LlmError>)
+            recordAttemptUnsafe(fiber.context, { provider, model, outcome, latencyMs, costUsd: 0 })
+            if (span !== undefined) annotateFailure(span, outcome)
+          }
+          if (span !== undefined) span.end(now, exit)
+          return Effect.void
+        })
+      )
+      return span === undefined
+        ? parts
+        : Stream.updateContext(parts, (context: Context.Context<R>) => Context.add(context, Tracer.ParentSpan, span))
+    })
+  }))
+
 /**
  * The state of one call made through {@link layer}: its span (when traced)
  * and the clocks from which its overhead is computed. Provider leaves and
@@ -637,7 +772,7 @@ const observe = (call: Call, span: Tracer.Span, event: Events.LlmEvent, nanos: b
   switch (event._tag) {
     case "RouteChosen":
       span.attribute(Attributes.routeStrategy, event.strategy)
-      span.attribute(Attributes.routeDecision, event.candidate)
+      span.attribute(Attributes.routeCandidate, event.candidate)
       span.attribute(Attributes.routeSkipped, event.skipped.map((s) => `${s.name}: ${s.reason}`))
       break
     case "FallbackTaken":
