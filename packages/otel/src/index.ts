@@ -7,3 +7,6 @@
 
 /** @since 0.1.0 */
 export * as Otel from "./Otel.ts"
+
+/** @since 0.1.0 */
+export * as OtelTest from "./OtelTest.ts"

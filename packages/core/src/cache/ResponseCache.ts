@@ -25,6 +25,7 @@
  */
 import { Cache, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { requestKey } from "../internal/canonical.ts"
 import { LLM } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
@@ -151,6 +152,7 @@ export const make = Effect.fnUntraced(function*(inner: LLM["Service"], options: 
       if (Option.isSome(found)) {
         const entry = found.value
         return Effect.withFiber((fiber) => {
+          Telemetry.recordCacheUnsafe(fiber.context, "hit")
           const response = asHit(entry)
           const bus = fiber.getRef(Events.LlmEvents)
           if (!bus.enabled) return Effect.succeed(response)
@@ -161,7 +163,7 @@ export const make = Effect.fnUntraced(function*(inner: LLM["Service"], options: 
         })
       }
       pending.set(key, request)
-      return Cache.get(cache, key).pipe(
+      return Effect.andThen(Telemetry.recordCache("miss"), Cache.get(cache, key)).pipe(
         Effect.map((entry) => entry.response),
         Effect.ensuring(Effect.sync(() => {
           if (pending.get(key) === request) pending.delete(key)
@@ -175,14 +177,14 @@ export const make = Effect.fnUntraced(function*(inner: LLM["Service"], options: 
     const key = requestKey(request)
     return Stream.unwrap(Effect.map(Cache.getOption(cache, key), (found) => {
       if (Option.isSome(found)) {
-        return Stream.fromEffect(hit(key, found.value)).pipe(
+        return Stream.fromEffect(Effect.andThen(Telemetry.recordCache("hit"), hit(key, found.value))).pipe(
           Stream.drain,
           Stream.concat(Stream.fromIterable(hitParts(found.value)))
         )
       }
       const recorded: Array<StreamPart> = []
       let finish: LlmResponse | undefined
-      return inner.stream(request).pipe(
+      return Stream.fromEffect(Telemetry.recordCache("miss")).pipe(Stream.drain, Stream.concat(inner.stream(request))).pipe(
         Stream.tap((part) => {
           recorded.push(part)
           if (part.type === "finish") finish = part.response

@@ -34,6 +34,7 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Fiber, Layer, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { LLM, observeAttempts, observeAttemptsStream } from "../LLM.ts"
 import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -274,6 +275,7 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
       return exceeded(fiber, scope, requestedUsd, worst.target, slot.spent, slot.reserved)
     }
     slot.reserved = slot.reserved + requestedUsd
+    Telemetry.recordBudgetUnsafe(fiber.context, scope, slot.spent, slot.reserved)
     const reservation: Reservation = { scope, amount: requestedUsd }
     const bus = fiber.getRef(Events.LlmEvents)
     if (!bus.enabled) return Effect.succeed(reservation)
@@ -324,6 +326,7 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
       const crossed = softAt !== undefined && !slot.softFired && costUsd > 0 && spent >= softAt * limitUsd
       slot.spent = spent
       slot.reserved = Math.max(0, slot.reserved - reservation.amount)
+      Telemetry.recordBudgetUnsafe(fiber.context, reservation.scope, slot.spent, slot.reserved)
       if (!crossed) return Effect.void
       slot.softFired = true
       return softReached(stateOf(reservation.scope, slot))

@@ -41,6 +41,7 @@
  */
 import { Clock, Duration, Effect, Exit, Layer, PubSub, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { LLM } from "../LLM.ts"
 import { CircuitOpen, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -226,6 +227,7 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
           ...(to._tag === "Open" ? { until: to.until } : {})
         }
         yield* PubSub.publish(hub, transition)
+        yield* Telemetry.recordBreakerState(where.provider, where.model, transition.to)
         yield* Events.publish(() => ({ _tag: "CircuitStateChanged", ...transition }))
       })
 

@@ -48,6 +48,7 @@
  */
 import { Clock, Context, Effect, Layer, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
   attemptsOfFailure,
   identityOf,
@@ -200,7 +201,7 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
       const pricing = fiber.getRef(Pricing)
       const clock = fiber.getRef(Clock.Clock)
       // The chain's span only when a tracer is installed: without one it would go nowhere.
-      const traced = isTraced(fiber)
+      const traced = isTraced(fiber) && !Telemetry.inTracedCall(fiber)
       const failed: Array<Attempt> = []
       let need: number | undefined
       const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> => {

@@ -25,6 +25,7 @@
 import { Clock, Context, Duration, Effect, Exit, Fiber, Layer, Result, Scope, Stream } from "effect"
 import * as Pull from "effect/Pull"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
   attemptsOfFailure,
   identityOf,
@@ -95,7 +96,7 @@ export const service = (
   const span = Effect.withSpan("Hedge.generate")
   // The hedge's span only when a tracer is installed: without one it would go nowhere.
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
-    Effect.withFiber((fiber) => isTraced(fiber) ? span(race(request)) : race(request))
+    Effect.withFiber((fiber) => isTraced(fiber) && !Telemetry.inTracedCall(fiber) ? span(race(request)) : race(request))
 
   const race = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
     Effect.gen(function*() {

@@ -37,6 +37,7 @@ import { Clock, Duration, Effect, Layer, Random, Schedule, Stream } from "effect
 import * as Pull from "effect/Pull"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
   attemptsOfFailure,
   observed,
@@ -196,6 +197,7 @@ const makeSeries = <E extends Retryable>(config: Config<E>) => {
         delayMs,
         error: (error as { readonly _tag?: string })._tag ?? "unknown"
       }))
+      yield* Telemetry.recordWait(delayMs)
       yield* Effect.sleep(delay)
     })
   return (error: E): Effect.Effect<void, E> =>

@@ -440,6 +440,23 @@ export const recordBreakerState = (
   })
 
 /**
+ * Sets the budget gauges of a scope (spent and reserved USD) in the registry
+ * of `context`.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const recordBudgetUnsafe = (
+  context: Context.Context<never>,
+  scope: string,
+  spentUsd: number,
+  reservedUsd: number
+): void => {
+  seriesOf(budgetSpentUsd, scope, () => ({ [Attributes.budgetScope]: scope })).updateUnsafe(spentUsd, context)
+  seriesOf(budgetReservedUsd, scope, () => ({ [Attributes.budgetScope]: scope })).updateUnsafe(reservedUsd, context)
+}
+
+/**
  * Sets the budget gauges of a scope (spent and reserved USD).
  *
  * @since 0.1.0
@@ -753,6 +770,17 @@ export class Call {
 export const CurrentCall = Context.Reference<Call | undefined>("@switchboard/core/Telemetry/CurrentCall", {
   defaultValue: () => undefined
 })
+
+/**
+ * Whether the fiber runs inside a traced call of {@link layer}: a combinator
+ * then annotates the call's span instead of opening its own, so the
+ * attempts stay the call span's children.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const inTracedCall = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  fiber.getRef(CurrentCall)?.span !== undefined
 
 /**
  * Annotates the current call's span, when there is one and it is traced.
