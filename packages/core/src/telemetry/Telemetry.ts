@@ -165,6 +165,30 @@ export const overheadBoundaries: ReadonlyArray<number> = [
   0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 ]
 
+// Each metric keeps how to make one of its series: a metric with the
+// series' attributes built in (Effect's `withAttributes` would instead change
+// the context on every update).
+type Series = Metric.Metric<number, unknown>
+const makers = new Map<Series, (attributes: Record<string, string>) => Series>()
+const histogramOf = (
+  name: string,
+  options: { readonly description: string; readonly boundaries: ReadonlyArray<number> }
+): Metric.Histogram<number> => {
+  const made = Metric.histogram(name, options)
+  makers.set(made, (attributes) => Metric.histogram(name, { ...options, attributes }))
+  return made
+}
+const counterOf = (name: string, options: { readonly description: string; readonly incremental: true }): Metric.Counter<number> => {
+  const made = Metric.counter(name, options)
+  makers.set(made, (attributes) => Metric.counter(name, { ...options, attributes }))
+  return made
+}
+const gaugeOf = (name: string, options: { readonly description: string }): Metric.Gauge<number> => {
+  const made = Metric.gauge(name, options)
+  makers.set(made, (attributes) => Metric.gauge(name, { ...options, attributes }))
+  return made
+}
+
 /**
  * `gen_ai.client.operation.duration` (seconds): one observation per provider
  * attempt, by `gen_ai.operation.name`, `gen_ai.provider.name`,
@@ -173,7 +197,7 @@ export const overheadBoundaries: ReadonlyArray<number> = [
  * @since 0.1.0
  * @category metrics
  */
-export const operationDuration = Metric.histogram("gen_ai.client.operation.duration", {
+export const operationDuration = histogramOf("gen_ai.client.operation.duration", {
   description: "GenAI operation duration (seconds), one per provider attempt",
   boundaries: durationBoundaries
 })
@@ -185,7 +209,7 @@ export const operationDuration = Metric.histogram("gen_ai.client.operation.durat
  * @since 0.1.0
  * @category metrics
  */
-export const tokenUsage = Metric.histogram("gen_ai.client.token.usage", {
+export const tokenUsage = histogramOf("gen_ai.client.token.usage", {
   description: "Tokens used per provider attempt, by gen_ai.token.type",
   boundaries: tokenBoundaries
 })
@@ -197,7 +221,7 @@ export const tokenUsage = Metric.histogram("gen_ai.client.token.usage", {
  * @since 0.1.0
  * @category metrics
  */
-export const costUsd = Metric.counter("switchboard.cost.usd", {
+export const costUsd = counterOf("switchboard.cost.usd", {
   description: "USD spent on provider calls",
   incremental: true
 })
@@ -209,7 +233,7 @@ export const costUsd = Metric.counter("switchboard.cost.usd", {
  * @since 0.1.0
  * @category metrics
  */
-export const attempts = Metric.counter("switchboard.attempts", {
+export const attempts = counterOf("switchboard.attempts", {
   description: "Provider attempts by outcome",
   incremental: true
 })
@@ -221,7 +245,7 @@ export const attempts = Metric.counter("switchboard.attempts", {
  * @since 0.1.0
  * @category metrics
  */
-export const cacheRequests = Metric.counter("switchboard.cache.requests", {
+export const cacheRequests = counterOf("switchboard.cache.requests", {
   description: "Response cache lookups by result",
   incremental: true
 })
@@ -233,7 +257,7 @@ export const cacheRequests = Metric.counter("switchboard.cache.requests", {
  * @since 0.1.0
  * @category metrics
  */
-export const breakerState = Metric.gauge("switchboard.breaker.state", {
+export const breakerState = gaugeOf("switchboard.breaker.state", {
   description: "Circuit breaker state (0 closed, 1 half-open, 2 open)"
 })
 
@@ -244,7 +268,7 @@ export const breakerState = Metric.gauge("switchboard.breaker.state", {
  * @since 0.1.0
  * @category metrics
  */
-export const budgetSpentUsd = Metric.gauge("switchboard.budget.spent.usd", {
+export const budgetSpentUsd = gaugeOf("switchboard.budget.spent.usd", {
   description: "USD spent in the budget's current window"
 })
 
@@ -255,7 +279,7 @@ export const budgetSpentUsd = Metric.gauge("switchboard.budget.spent.usd", {
  * @since 0.1.0
  * @category metrics
  */
-export const budgetReservedUsd = Metric.gauge("switchboard.budget.reserved.usd", {
+export const budgetReservedUsd = gaugeOf("switchboard.budget.reserved.usd", {
   description: "USD reserved by calls in flight"
 })
 
@@ -266,7 +290,7 @@ export const budgetReservedUsd = Metric.gauge("switchboard.budget.reserved.usd",
  * @since 0.1.0
  * @category metrics
  */
-export const rateLimitWait = Metric.histogram("switchboard.ratelimit.wait", {
+export const rateLimitWait = histogramOf("switchboard.ratelimit.wait", {
   description: "Time a call waited for a local rate limit (seconds)",
   boundaries: durationBoundaries
 })
@@ -278,7 +302,7 @@ export const rateLimitWait = Metric.histogram("switchboard.ratelimit.wait", {
  * @since 0.1.0
  * @category metrics
  */
-export const timeToFirstChunk = Metric.histogram("gen_ai.client.operation.time_to_first_chunk", {
+export const timeToFirstChunk = histogramOf("gen_ai.client.operation.time_to_first_chunk", {
   description: "Time from a streamed attempt's start to its first part (seconds)",
   boundaries: firstChunkBoundaries
 })
@@ -291,7 +315,7 @@ export const timeToFirstChunk = Metric.histogram("gen_ai.client.operation.time_t
  * @since 0.1.0
  * @category metrics
  */
-export const overhead = Metric.histogram("switchboard.overhead", {
+export const overhead = histogramOf("switchboard.overhead", {
   description: "Time a call spent outside provider waits (seconds)",
   boundaries: overheadBoundaries
 })
@@ -299,7 +323,7 @@ export const overhead = Metric.histogram("switchboard.overhead", {
 // Metrics with their attributes, built once per attribute set (the set is
 // bounded by provider, model and outcome; past `maxSeries` they are rebuilt).
 const maxSeries = 2048
-const series = new Map<string, Metric.Metric<number, unknown>>()
+const series = new Map<string, Series>()
 const seriesOf = <S>(
   metric: Metric.Metric<number, S>,
   key: string,
@@ -308,8 +332,12 @@ const seriesOf = <S>(
   const id = `${metric.id}\u0000${key}`
   const found = series.get(id)
   if (found !== undefined) return found as Metric.Metric<number, S>
-  const made = Metric.withAttributes(metric, attributes())
-  if (series.size < maxSeries) series.set(id, made)
+  const maker = makers.get(metric as Series)
+  const made = (maker === undefined ? Metric.withAttributes(metric, attributes()) : maker(attributes())) as Metric.Metric<
+    number,
+    S
+  >
+  if (series.size < maxSeries) series.set(id, made as Series)
   return made
 }
 
@@ -336,43 +364,48 @@ export interface AttemptRecord {
  * @since 0.1.0
  * @category instrumentation
  */
-export const recordAttemptUnsafe = (context: Context.Context<never>, attempt: AttemptRecord): void => {
-  const { model, outcome, provider } = attempt
+export const recordAttemptUnsafe = (context: Context.Context<never>, attempt: AttemptRecord): void =>
+  recorderOf(attempt.provider, attempt.model)(context, attempt.outcome, attempt.latencyMs, attempt.usage, attempt.costUsd)
+
+type Recorder = (
+  context: Context.Context<never>,
+  outcome: string,
+  latencyMs: number,
+  usage: Usage | undefined,
+  costUsd: number
+) => void
+const recorders = new Map<string, Recorder>()
+
+/** The metric series of one provider and model, built once; failures look theirs up by outcome. */
+const recorderOf = (provider: string, model: string): Recorder => {
   const where = `${provider}\u0000${model}`
-  const ok = outcome === "ok"
-  seriesOf(operationDuration, ok ? where : `${where}\u0000${outcome}`, () =>
-    ok
-      ? { [Attributes.operationName]: operationName, [Attributes.providerName]: provider, [Attributes.requestModel]: model }
-      : {
-        [Attributes.operationName]: operationName,
-        [Attributes.providerName]: provider,
-        [Attributes.requestModel]: model,
-        [Attributes.errorType]: outcome
-      }).updateUnsafe(attempt.latencyMs / 1000, context)
-  seriesOf(attempts, `${where}\u0000${outcome}`, () => ({
-    [Attributes.providerName]: provider,
-    [Attributes.requestModel]: model,
-    [Attributes.outcome]: outcome
-  })).updateUnsafe(1, context)
-  const usage = attempt.usage
-  if (usage !== undefined) {
-    seriesOf(tokenUsage, `${where}\u0000input`, () => ({
-      [Attributes.operationName]: operationName,
-      [Attributes.providerName]: provider,
-      [Attributes.requestModel]: model,
-      [Attributes.tokenType]: "input"
-    })).updateUnsafe(usage.inputTokens, context)
-    seriesOf(tokenUsage, `${where}\u0000output`, () => ({
-      [Attributes.operationName]: operationName,
-      [Attributes.providerName]: provider,
-      [Attributes.requestModel]: model,
-      [Attributes.tokenType]: "output"
-    })).updateUnsafe(usage.outputTokens, context)
+  const found = recorders.get(where)
+  if (found !== undefined) return found
+  const base = { [Attributes.providerName]: provider, [Attributes.requestModel]: model }
+  const gen = { [Attributes.operationName]: operationName, ...base }
+  const okDuration = seriesOf(operationDuration, where, () => gen)
+  const okAttempts = seriesOf(attempts, `${where}\u0000ok`, () => ({ ...base, [Attributes.outcome]: "ok" }))
+  const input = seriesOf(tokenUsage, `${where}\u0000input`, () => ({ ...gen, [Attributes.tokenType]: "input" }))
+  const output = seriesOf(tokenUsage, `${where}\u0000output`, () => ({ ...gen, [Attributes.tokenType]: "output" }))
+  const cost = seriesOf(costUsd, where, () => base)
+  const recorder: Recorder = (context, outcome, latencyMs, usage, spent) => {
+    if (outcome === "ok") {
+      okDuration.updateUnsafe(latencyMs / 1000, context)
+      okAttempts.updateUnsafe(1, context)
+    } else {
+      seriesOf(operationDuration, `${where}\u0000${outcome}`, () => ({ ...gen, [Attributes.errorType]: outcome }))
+        .updateUnsafe(latencyMs / 1000, context)
+      seriesOf(attempts, `${where}\u0000${outcome}`, () => ({ ...base, [Attributes.outcome]: outcome }))
+        .updateUnsafe(1, context)
+    }
+    if (usage !== undefined) {
+      input.updateUnsafe(usage.inputTokens, context)
+      output.updateUnsafe(usage.outputTokens, context)
+    }
+    if (spent > 0) cost.updateUnsafe(spent, context)
   }
-  if (attempt.costUsd > 0) {
-    seriesOf(costUsd, where, () => ({ [Attributes.providerName]: provider, [Attributes.requestModel]: model }))
-      .updateUnsafe(attempt.costUsd, context)
-  }
+  if (recorders.size < maxSeries) recorders.set(where, recorder)
+  return recorder
 }
 
 /**
@@ -602,6 +635,7 @@ export const attempt = (provider: string, model: string): Wrapper => {
   const found = attemptWrappers.get(key)
   if (found !== undefined) return found
   const options = { kind: "client" as const, attributes: attemptAttributes(provider, model) }
+  const record = recorderOf(provider, model)
   // The stack trace that locates the span is captured once, here, not per call.
   const trace = new Error()
   let where: string | undefined
@@ -628,18 +662,11 @@ export const attempt = (provider: string, model: string): Wrapper => {
           const latencyMs = Number(now - start) / 1e6
           if (exit._tag === "Success") {
             const response = exit.value
-            recordAttemptUnsafe(fiber.context, {
-              provider,
-              model,
-              outcome: "ok",
-              latencyMs,
-              usage: response.usage,
-              costUsd: response.costUsd
-            })
+            record(fiber.context, "ok", latencyMs, response.usage, response.costUsd)
             if (traced) annotateAttemptResponse(span, response)
           } else {
             const outcome = outcomeOfCause(exit.cause)
-            recordAttemptUnsafe(fiber.context, { provider, model, outcome, latencyMs, costUsd: 0 })
+            record(fiber.context, outcome, latencyMs, undefined, 0)
             if (traced) annotateFailure(span, outcome)
           }
           return Effect.void
@@ -919,7 +946,7 @@ export const wrap = (options: Options = {}) => (llm: LLM["Service"]): LLM["Servi
   const route = options.route
   const capture = options.captureContent === true
   const max = options.maxContentLength ?? 4096
-  const overheadSeries = Metric.withAttributes(overhead, route === undefined ? {} : { [Attributes.route]: route })
+  const overheadSeries = route === undefined ? overhead : seriesOf(overhead, route, () => ({ [Attributes.route]: route }))
 
   /** The call's state, how to put it in context, and how to end it (with its span, when traced). */
   const begin = (fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span | undefined, request: LlmRequest) => {
