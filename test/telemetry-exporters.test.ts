@@ -5,14 +5,16 @@
  * 127.0.0.1 (the test decodes what arrived). The providers' API keys must
  * appear in none of it, even with content capture on.
  */
+import { readFileSync } from "node:fs"
 import * as http from "node:http"
 import { assert, describe, it } from "@effect/vitest"
 import { Anthropic } from "@switchboard/anthropic"
-import { Fallback, Llm, Telemetry } from "@switchboard/core"
+import { Budget, CircuitBreaker, Fallback, Llm, LlmError, RateLimit, ResponseCache, Telemetry } from "@switchboard/core"
 import { OpenAI } from "@switchboard/openai"
 import { Otel } from "@switchboard/otel"
 import { Sim } from "@switchboard/sim"
-import { ConfigProvider, Effect, Exit, Layer, Metric, Redacted, Scope } from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Redacted, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
 
 const openaiKey = "sk-openai-SECRET-4242"
 const anthropicKey = "sk-ant-SECRET-4343"
@@ -229,6 +231,50 @@ describe("Otel exporters", () => {
         assert.notInclude(body, anthropicKey)
       }
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+  it.effect("the Grafana dashboard queries only metric names the exporter produces, every one of them", () =>
+    Effect.gen(function*() {
+      const dashboard = JSON.parse(readFileSync(new URL("../examples/grafana-dashboard.json", import.meta.url), "utf8")) as {
+        panels: ReadonlyArray<{ targets: ReadonlyArray<{ expr: string }> }>
+      }
+      const queried = new Set(
+        dashboard.panels.flatMap((p) =>
+          p.targets.flatMap((t) =>
+            // Metric names only: drop the label lists of `by (…)` and the matchers of `{…}` first.
+            t.expr.replace(/by \([^)]*\)/g, "").replace(/\{[^}]*\}/g, "").match(/\b(?:gen_ai|switchboard)_[a-z_]+/g) ?? []
+          )
+        )
+      )
+      assert.isAtLeast(queried.size, 10)
+      // A run that moves every metric: calls, a stream, cache hits, a breaker opening, a budget, a rate-limit wait.
+      const mini = { provider: "openai", model: "gpt-4o-mini" }
+      const healthy = Llm.layerTest({
+        ...mini,
+        steps: [{ text: "ok", chunks: ["o", "k"], usage: { inputTokens: 5, outputTokens: 2 } }]
+      })
+      const stack = healthy.pipe(
+        Budget.layer({ limitUsd: 10, window: "day", price: mini }),
+        RateLimit.layer({ requests: { limit: 1, window: "1 second" }, onExceeded: "wait", maxWait: "1 minute" }),
+        ResponseCache.layer({ capacity: 10, ttl: "1 hour" }),
+        Telemetry.layer({ route: "default" })
+      )
+      yield* Effect.gen(function*() {
+        yield* Llm.generate({ messages: [{ role: "user", content: "a" }], temperature: 0 })
+        yield* Llm.generate({ messages: [{ role: "user", content: "a" }], temperature: 0 }) // cache hit
+        const waiting = yield* Effect.forkChild(Stream.runDrain(Llm.stream({ messages: [{ role: "user", content: "b" }] })))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(waiting)
+      }).pipe(Effect.provide(stack))
+      const broken = Llm.layerTest({ ...mini, steps: [{ error: new LlmError.ServerError({ ...mini, status: 500 }) }] }).pipe(
+        CircuitBreaker.layer({ failureThreshold: 1, cooldown: "1 minute", halfOpenProbes: 1 })
+      )
+      yield* Effect.flip(Llm.generate({ messages: [{ role: "user", content: "c" }] }).pipe(Effect.provide(broken)))
+      const present = new Set(parsePrometheus(yield* Otel.prometheusText).map((s) => s.name))
+      for (const name of queried) assert.isTrue(present.has(name), `${name} is exported`)
+    }).pipe(
+      Effect.provide(Otel.layer({ serviceName: "dashboard" })),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
 
   it.effect("bad options fail the layer with SwitchboardConfigError naming the option", () =>
     Effect.gen(function*() {

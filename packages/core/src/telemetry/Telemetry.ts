@@ -30,7 +30,7 @@
 import { type Cause, Clock, Context, Effect, Exit, type Fiber, Layer, Metric, References, Schema, Stream, Tracer } from "effect"
 import * as Events from "../Events.ts"
 import { isTraced } from "../internal/attempts.ts"
-import { LLM } from "../LLM.ts"
+import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, StreamPart, Usage } from "../LlmResponse.ts"
@@ -1071,10 +1071,16 @@ export const wrap = (options: Options = {}) => (llm: LLM["Service"]): LLM["Servi
  */
 export const layer = (options: Options = {}) =>
 <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | SwitchboardConfigError.SwitchboardConfigError, R> =>
-  Layer.effect(
-    LLM,
-    Effect.flatMap(
-      SwitchboardConfigError.decode("Telemetry", Options, options),
-      (decoded) => Effect.map(LLM, wrap(decoded))
-    )
-  ).pipe(Layer.provide(self))
+  transform(make(options))(self)
+
+/**
+ * Checks `options` and builds the wrapper of {@link layer}; a bad option fails
+ * with `SwitchboardConfigError` (`Telemetry.maxContentLength`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<(llm: LLM["Service"]) => LLM["Service"], SwitchboardConfigError.SwitchboardConfigError> =>
+  Effect.map(SwitchboardConfigError.decode("Telemetry", Options, options), (decoded) => wrap(decoded))
