@@ -128,9 +128,9 @@ describe("Otel exporters", () => {
         const text = yield* Effect.promise(() => scraped.text())
         const missing = yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/nope`))
         assert.strictEqual(missing.status, 404)
-        return { text, inProcess: yield* Otel.prometheusText }
+        return { text, inProcess: yield* Otel.prometheusText, standalone: yield* Otel.renderPrometheus() }
       })
-      const { inProcess, text } = yield* program.pipe(Effect.provide(stackOver(sim)), Effect.provide(prometheus))
+      const { inProcess, standalone, text } = yield* program.pipe(Effect.provide(stackOver(sim)), Effect.provide(prometheus))
       yield* Scope.close(scope, Exit.void)
       const samples = parsePrometheus(text)
       const openai = { gen_ai_provider_name: "openai", gen_ai_request_model: "gpt-4o-mini" }
@@ -153,9 +153,17 @@ describe("Otel exporters", () => {
       // The in-process text reads the same series.
       const again = parsePrometheus(inProcess)
       assert.strictEqual(sampleSum(again, "switchboard_attempts_total"), sampleSum(samples, "switchboard_attempts_total"))
+      // So does the text rendered with no OpenTelemetry layer at all.
+      const alone = parsePrometheus(standalone)
+      assert.strictEqual(sampleSum(alone, "switchboard_attempts_total"), 3)
+      assert.strictEqual(
+        sampleSum(alone, "gen_ai_client_token_usage_sum", { gen_ai_token_type: "input" }),
+        sampleSum(samples, "gen_ai_client_token_usage_sum", { gen_ai_token_type: "input" })
+      )
       for (const secret of [openaiKey, anthropicKey, "SECRET"]) {
         assert.notInclude(text, secret)
         assert.notInclude(inProcess, secret)
+        assert.notInclude(standalone, secret)
       }
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 

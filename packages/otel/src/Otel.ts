@@ -16,7 +16,8 @@
  */
 import * as http from "node:http"
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
-import type * as Resource from "@effect/opentelemetry/Resource"
+import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
+import * as Resource from "@effect/opentelemetry/Resource"
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
@@ -119,6 +120,25 @@ export class Prometheus extends Context.Service<Prometheus, {
  * @category accessors
  */
 export const prometheusText: Effect.Effect<string, never, Prometheus> = Prometheus.use((p) => p.text)
+
+/**
+ * The metrics of the registry in context as Prometheus text, in the same
+ * names and shape as {@link layer}'s endpoint (`_total` on counters), with no
+ * OpenTelemetry layer needed: for a server that serves `GET /metrics` itself.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const renderPrometheus = (options?: { readonly serviceName?: string | undefined }): Effect.Effect<string> =>
+  Effect.gen(function*() {
+    const producer = yield* OtelMetrics.makeProducer().pipe(
+      Effect.provide(Resource.layer({ serviceName: options?.serviceName ?? "switchboard" }))
+    )
+    const exporter = new PrometheusExporter({ preventServerStart: true })
+    exporter.setMetricProducer(producer)
+    const { resourceMetrics } = yield* Effect.promise(() => exporter.collect())
+    return new PrometheusSerializer(undefined, false).serialize(resourceMetrics)
+  })
 
 const headersOf = (
   headers: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
