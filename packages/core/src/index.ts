@@ -74,4 +74,6 @@ export * as BudgetStore from "./state/BudgetStore.ts"
 /** @since 0.1.0 */
 export * as BoundedRateLimiterStore from "./state/RateLimiterStore.ts"
 /** @since 0.1.0 */
+export * as BreakerStore from "./state/BreakerStore.ts"
+/** @since 0.1.0 */
 export * as Telemetry from "./telemetry/Telemetry.ts"
