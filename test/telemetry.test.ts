@@ -138,6 +138,34 @@ describe("Telemetry spans through the OpenTelemetry SDK", () => {
       })
     ))
 
+  it.effect("Otel.layer alone: Llm.generate over a Fallback is a `chat {model}` call span over its attempts", () =>
+    withOtel(({ spans }) =>
+      Effect.gen(function*() {
+        const a = yield* Llm.makeTest({ ...mini, steps: [{ error: serverError(mini) }] })
+        const b = yield* Llm.makeTest({ ...mini, steps: [{ text: "fine", usage: { inputTokens: 2, outputTokens: 1 } }] })
+        yield* Llm.generate(ask({ model: "gpt-4o-mini" })).pipe(Effect.provide(Fallback.layer([a.layer, b.layer])))
+        const call = callSpan(spans(), "chat gpt-4o-mini")
+        assert.strictEqual(call.parentSpanContext, undefined)
+        assert.strictEqual(call.kind, SpanKind.CLIENT)
+        assert.strictEqual(call.attributes["switchboard.attempts"], 2)
+        assert.deepStrictEqual(
+          childrenOf(spans(), call).map((s) => [s.name, s.attributes["error.type"] ?? "ok"]).sort(),
+          [["Llm.attempt", "ServerError"], ["Llm.attempt", "ok"]]
+        )
+        assert.isFalse(spans().some((s) => s.name === "Fallback.generate"))
+      })
+    ))
+
+  it.effect("Otel.layer({ callSpans: false }): Llm.generate makes no call span of its own", () =>
+    Effect.gen(function*() {
+      const harness = yield* OtelTest.make({ callSpans: false })
+      yield* Llm.generate(ask()).pipe(
+        Effect.provide(Llm.layerTest({ ...mini, steps: [{ text: "x" }] })),
+        Effect.andThen(Effect.sync(() => assert.deepStrictEqual(harness.spans().map((s) => s.name), ["Llm.attempt"]))),
+        Effect.provide(harness.layer)
+      )
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
   it.effect("a cached call: the second call's span says cache hit and has no attempt under it", () =>
     withOtel(({ metrics, spans }) =>
       Effect.gen(function*() {

@@ -44,7 +44,9 @@ export class LLM extends Context.Service<LLM, {
  * @category accessors
  */
 export const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError, LLM> =>
-  LLM.use((llm) => Deadline.forRequest(request)(llm.generate(request)))
+  LLM.use((llm) =>
+    Effect.withFiber((fiber) => Deadline.forRequest(request)(Telemetry.callService(fiber, llm).generate(request)))
+  )
 
 /**
  * Asks the `LLM` in context for a streamed response, ending in a `finish`
@@ -54,7 +56,11 @@ export const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmErr
  * @category accessors
  */
 export const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError, LLM> =>
-  Stream.unwrap(LLM.useSync((llm) => Deadline.forRequestStream(request)(llm.stream(request))))
+  Stream.unwrap(LLM.use((llm) =>
+    Effect.withFiber((fiber) =>
+      Effect.succeed(Deadline.forRequestStream(request)(Telemetry.callService(fiber, llm).stream(request)))
+    )
+  ))
 
 /**
  * Sends one user message and returns the text of the answer.

@@ -23,7 +23,7 @@ import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { type MetricReader, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { SwitchboardConfigError } from "@switchboard/core"
+import { SwitchboardConfigError, Telemetry } from "@switchboard/core"
 import { Config, Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 
 /**
@@ -71,6 +71,11 @@ export interface Options {
   readonly spanProcessors?: ReadonlyArray<SpanProcessor> | undefined
   /** More metric readers. */
   readonly metricReaders?: ReadonlyArray<MetricReader> | undefined
+  /**
+   * `Llm.generate` / `Llm.stream` make a `chat {model}` call span when the
+   * stack has no `Telemetry.layer` (default `true`).
+   */
+  readonly callSpans?: boolean | undefined
 }
 
 const Port = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(65535))
@@ -98,7 +103,8 @@ export const OptionsSchema = Schema.Struct({
     Schema.Struct({ port: Schema.optional(Port), host: Schema.optional(Schema.String) })
   ])),
   spanProcessors: Schema.optional(Schema.Array(Schema.Any)),
-  metricReaders: Schema.optional(Schema.Array(Schema.Any))
+  metricReaders: Schema.optional(Schema.Array(Schema.Any)),
+  callSpans: Schema.optional(Schema.Boolean)
 })
 
 /**
@@ -262,7 +268,8 @@ export const layer = (
         })
       })
     )
-    return Layer.merge(sdk, service)
+    const callSpans = Layer.succeed(Telemetry.CallSpans, options.callSpans ?? true)
+    return Layer.mergeAll(sdk, service, callSpans)
   }))
 
 const list = (name: string) =>

@@ -62,7 +62,11 @@ export interface Harness {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options?: { readonly serviceName?: string | undefined }): Effect.Effect<Harness> =>
+export const make = (options?: {
+  readonly serviceName?: string | undefined
+  /** As in `Otel.layer` (default `true`). */
+  readonly callSpans?: boolean | undefined
+}): Effect.Effect<Harness> =>
   Effect.sync(() => {
     const exporter = new InMemorySpanExporter()
     const reader = new PullMetricReader()
@@ -70,7 +74,8 @@ export const make = (options?: { readonly serviceName?: string | undefined }): E
       layer: Otel.layer({
         serviceName: options?.serviceName ?? "switchboard-test",
         spanProcessors: [new SimpleSpanProcessor(exporter)],
-        metricReaders: [reader]
+        metricReaders: [reader],
+        callSpans: options?.callSpans ?? true
       }),
       spans: () => exporter.getFinishedSpans(),
       metrics: Effect.map(

@@ -1047,7 +1047,46 @@ export const wrap = (options: Options = {}) => (llm: LLM["Service"]): LLM["Servi
       ))
     }))
 
-  return LLM.of({ generate, stream })
+  const service = LLM.of({ generate, stream })
+  instrumented.add(service)
+  return service
+}
+
+const instrumented = new WeakSet<LLM["Service"]>()
+const automatic = new WeakMap<LLM["Service"], LLM["Service"]>()
+
+/**
+ * Whether `Llm.generate` and `Llm.stream` make a call span themselves when
+ * the service has none (no {@link layer} outermost): `false` by default;
+ * `Otel.layer` turns it on. Only with a real tracer installed, and never
+ * inside another call.
+ *
+ * @since 0.1.0
+ * @category references
+ */
+export const CallSpans = Context.Reference<boolean>("@switchboard/core/Telemetry/CallSpans", {
+  defaultValue: () => false
+})
+
+/**
+ * The service `Llm.generate` / `Llm.stream` call: `llm` itself, or — with
+ * {@link CallSpans} on, a real tracer, no call in progress and no
+ * {@link layer} on `llm` — `llm` wrapped so the call is one `chat {model}`
+ * span over its attempts.
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const callService = (fiber: Fiber.Fiber<unknown, unknown>, llm: LLM["Service"]): LLM["Service"] => {
+  if (!fiber.getRef(CallSpans) || instrumented.has(llm) || !isTraced(fiber) || fiber.getRef(CurrentCall) !== undefined) {
+    return llm
+  }
+  let wrapped = automatic.get(llm)
+  if (wrapped === undefined) {
+    wrapped = wrap({})(llm)
+    automatic.set(llm, wrapped)
+  }
+  return wrapped
 }
 
 /**
