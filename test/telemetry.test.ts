@@ -383,5 +383,18 @@ describe("Telemetry metrics through the OpenTelemetry SDK", () => {
       assert.strictEqual((find("switchboard.budget.spent.usd")[0]!.state as { value: number }).value, 1.5)
       assert.strictEqual((find("switchboard.budget.reserved.usd")[0]!.state as { value: number }).value, 0.25)
       assert.strictEqual((find("switchboard.ratelimit.wait")[0]!.state as { sum: number }).sum, 0.25)
+    }).pipe(Effect.provide(Telemetry.layerMetrics), Effect.provideService(Metric.MetricRegistry, new Map())))
+
+  it.effect("nothing installed (no Otel layer, no tracer, no Telemetry.layer): no metric is recorded", () =>
+    Effect.gen(function*() {
+      const leaf = Llm.layerTest({ ...mini, steps: [{ text: "ok", usage: { inputTokens: 3, outputTokens: 1 } }] })
+      yield* Llm.generate(ask()).pipe(Effect.provide(leaf.pipe(ResponseCache.layer({ capacity: 10, ttl: "1 hour" }))))
+      yield* Telemetry.recordBreakerState("openai", "gpt-4o-mini", "open")
+      assert.deepStrictEqual(yield* Metric.snapshot, [])
+      // With metrics turned on, the same call is counted.
+      yield* Llm.generate(ask()).pipe(Effect.provide(leaf), Effect.provide(Telemetry.layerMetrics))
+      const ids = (yield* Metric.snapshot).map((s) => s.id)
+      assert.include(ids, "switchboard.attempts")
+      assert.include(ids, "gen_ai.client.token.usage")
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 })

@@ -269,7 +269,7 @@ export const layer = (
       })
     )
     const callSpans = Layer.succeed(Telemetry.CallSpans, options.callSpans ?? true)
-    return Layer.mergeAll(sdk, service, callSpans)
+    return Layer.mergeAll(sdk, service, callSpans, Telemetry.layerMetrics)
   }))
 
 const list = (name: string) =>

@@ -342,6 +342,39 @@ const seriesOf = <S>(
 }
 
 /**
+ * Whether metrics are recorded outside a {@link layer} call and without a
+ * tracer: `false` by default, so a stack with no telemetry installed pays
+ * nothing for it; `Otel.layer` (or {@link layerMetrics}) turns it on.
+ * Metrics are always recorded inside a {@link layer} call and whenever a real
+ * tracer is installed.
+ *
+ * @since 0.1.0
+ * @category references
+ */
+export const MetricsEnabled = Context.Reference<boolean>("@switchboard/core/Telemetry/MetricsEnabled", {
+  defaultValue: () => false
+})
+
+/**
+ * Turns metric recording on everywhere (see {@link MetricsEnabled}): for a
+ * program that exports Effect's metrics without `Otel.layer`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMetrics: Layer.Layer<never> = Layer.succeed(MetricsEnabled, true)
+
+/**
+ * Whether metrics are recorded in `context` (see {@link MetricsEnabled}).
+ *
+ * @since 0.1.0
+ * @category instrumentation
+ */
+export const metricsOn = (context: Context.Context<never>): boolean =>
+  Context.get(context, MetricsEnabled) || Context.get(context, CurrentCall) !== undefined ||
+  Context.get(context, Tracer.Tracer) !== Tracer.nativeTracer
+
+/**
  * What a provider leaf reports of each attempt it finished.
  *
  * @since 0.1.0
@@ -364,8 +397,10 @@ export interface AttemptRecord {
  * @since 0.1.0
  * @category instrumentation
  */
-export const recordAttemptUnsafe = (context: Context.Context<never>, attempt: AttemptRecord): void =>
+export const recordAttemptUnsafe = (context: Context.Context<never>, attempt: AttemptRecord): void => {
+  if (!metricsOn(context)) return
   recorderOf(attempt.provider, attempt.model)(context, attempt.outcome, attempt.latencyMs, attempt.usage, attempt.costUsd)
+}
 
 type Recorder = (
   context: Context.Context<never>,
@@ -431,8 +466,10 @@ export const recordFirstChunkUnsafe = (
  * @since 0.1.0
  * @category instrumentation
  */
-export const recordCacheUnsafe = (context: Context.Context<never>, result: "hit" | "miss"): void =>
+export const recordCacheUnsafe = (context: Context.Context<never>, result: "hit" | "miss"): void => {
+  if (!metricsOn(context)) return
   seriesOf(cacheRequests, result, () => ({ [Attributes.cacheResult]: result })).updateUnsafe(1, context)
+}
 
 /**
  * {@link recordCacheUnsafe} as an effect.
@@ -465,6 +502,7 @@ export const recordBreakerState = (
   state: "closed" | "half-open" | "open"
 ): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
+    if (!metricsOn(fiber.context)) return Effect.void
     seriesOf(breakerState, `${provider}\u0000${model}`, () => ({
       [Attributes.providerName]: provider,
       [Attributes.requestModel]: model
@@ -485,6 +523,7 @@ export const recordBudgetUnsafe = (
   spentUsd: number,
   reservedUsd: number
 ): void => {
+  if (!metricsOn(context)) return
   seriesOf(budgetSpentUsd, scope, () => ({ [Attributes.budgetScope]: scope })).updateUnsafe(spentUsd, context)
   seriesOf(budgetReservedUsd, scope, () => ({ [Attributes.budgetScope]: scope })).updateUnsafe(reservedUsd, context)
 }
@@ -497,6 +536,7 @@ export const recordBudgetUnsafe = (
  */
 export const recordBudget = (scope: string, spentUsd: number, reservedUsd: number): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
+    if (!metricsOn(fiber.context)) return Effect.void
     seriesOf(budgetSpentUsd, scope, () => ({ [Attributes.budgetScope]: scope })).updateUnsafe(spentUsd, fiber.context)
     seriesOf(budgetReservedUsd, scope, () => ({ [Attributes.budgetScope]: scope })).updateUnsafe(
       reservedUsd,
@@ -514,7 +554,7 @@ export const recordBudget = (scope: string, spentUsd: number, reservedUsd: numbe
  */
 export const recordRateLimitWait = (waitedMs: number): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
-    rateLimitWait.updateUnsafe(waitedMs / 1000, fiber.context)
+    if (metricsOn(fiber.context)) rateLimitWait.updateUnsafe(waitedMs / 1000, fiber.context)
     const call = fiber.getRef(CurrentCall)
     if (call !== undefined) call.waited(waitedMs)
     return Effect.void
@@ -617,7 +657,9 @@ const outcomeOfCause = (cause: Cause.Cause<LlmError>): string => {
 }
 
 type Wrapper = <A extends LlmResponse, E extends LlmError, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-const attemptWrappers = new Map<string, Wrapper>()
+// provider → model → wrapper: looked up with the leaf's own strings, no key built per call.
+const attemptWrappers = new Map<string, Map<string, Wrapper>>()
+let attemptWrapperCount = 0
 
 /**
  * Instruments one provider attempt (a leaf's `generate`): runs it in an
@@ -631,10 +673,14 @@ const attemptWrappers = new Map<string, Wrapper>()
  * @category instrumentation
  */
 export const attempt = (provider: string, model: string): Wrapper => {
-  const key = `${provider}\u0000${model}`
-  const found = attemptWrappers.get(key)
+  const found = attemptWrappers.get(provider)?.get(model)
   if (found !== undefined) return found
-  const options = { kind: "client" as const, attributes: attemptAttributes(provider, model) }
+  // The span starts with the first release's two attributes; the GenAI ones
+  // are added only when a real tracer will export them.
+  const options = {
+    kind: "client" as const,
+    attributes: { [Attributes.legacyProvider]: provider, [Attributes.legacyModel]: model }
+  }
   const record = recorderOf(provider, model)
   // The stack trace that locates the span is captured once, here, not per call.
   const trace = new Error()
@@ -645,17 +691,24 @@ export const attempt = (provider: string, model: string): Wrapper => {
   ): Effect.Effect<A, E, R> =>
     Effect.useSpan(attemptSpanName, options, (span) =>
       Effect.withFiber((fiber) => {
-        const clock = fiber.getRef(Clock.Clock)
-        const start = clock.currentTimeNanosUnsafe()
-        const call = fiber.getRef(CurrentCall)
-        call?.attemptStarted(Number(start) / 1e6)
-        const traced = isTraced(fiber)
         const inner = Effect.updateContext(self, (context: Context.Context<R>) =>
           Context.add(
             Context.add(context, Tracer.ParentSpan, span),
             References.CurrentStackFrame,
             { name: attemptSpanName, stack, parent: Context.get(context, References.CurrentStackFrame) }
           ))
+        const call = fiber.getRef(CurrentCall)
+        const traced = isTraced(fiber)
+        // Nothing installed: the attempt costs what its span costs, nothing more.
+        if (!traced && call === undefined && !fiber.getRef(MetricsEnabled)) return inner
+        if (traced) {
+          span.attribute(Attributes.operationName, operationName)
+          span.attribute(Attributes.providerName, provider)
+          span.attribute(Attributes.requestModel, model)
+        }
+        const clock = fiber.getRef(Clock.Clock)
+        const start = clock.currentTimeNanosUnsafe()
+        call?.attemptStarted(Number(start) / 1e6)
         return Effect.onExit(inner, (exit) => {
           const now = clock.currentTimeNanosUnsafe()
           call?.attemptEnded(Number(now) / 1e6)
@@ -672,7 +725,12 @@ export const attempt = (provider: string, model: string): Wrapper => {
           return Effect.void
         })
       }))
-  if (attemptWrappers.size < maxSeries) attemptWrappers.set(key, wrapper)
+  if (attemptWrapperCount < maxSeries) {
+    attemptWrapperCount++
+    let models = attemptWrappers.get(provider)
+    if (models === undefined) attemptWrappers.set(provider, models = new Map())
+    models.set(model, wrapper)
+  }
   return wrapper
 }
 
@@ -689,6 +747,7 @@ export const attemptStream = (provider: string, model: string) =>
 <E extends LlmError, R>(self: Stream.Stream<StreamPart, E, R>): Stream.Stream<StreamPart, E, R> =>
   Stream.unwrap(Effect.withFiber((fiber) => {
     const traced = isTraced(fiber)
+    if (!traced && fiber.getRef(CurrentCall) === undefined && !fiber.getRef(MetricsEnabled)) return Effect.succeed(self)
     const begin = traced
       ? Effect.makeSpan(attemptSpanName, { kind: "client", attributes: attemptAttributes(provider, model) })
       : Effect.succeed(undefined)
