@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Budget, Fallback, Llm, LlmError, Pricing, ResponseCache, Router, Telemetry } from "@switchboard/core"
+import { Budget, Fallback, Hedge, Llm, LlmError, Pricing, ResponseCache, Retry, Router, Telemetry } from "@switchboard/core"
 import { OtelTest } from "@switchboard/otel"
 import { Effect, Fiber, Layer, Metric, Stream } from "effect"
 import { TestClock } from "effect/testing"
@@ -135,6 +135,42 @@ describe("Telemetry spans through the OpenTelemetry SDK", () => {
         // Content capture is off: the prompt and the completion appear nowhere.
         assert.notInclude(everything(all), "hunter2")
         assert.notInclude(everything(all), "hello")
+      })
+    ))
+
+  it.effect("retries and hedge legs are attempts too: each is a child of the call span", () =>
+    withOtel(({ spans }) =>
+      Effect.gen(function*() {
+        // A retry: the first try fails, the second answers.
+        const flaky = yield* Llm.makeTest({ ...mini, steps: [{ error: serverError(mini) }, { text: "second" }] })
+        yield* Llm.generate(ask()).pipe(
+          Effect.provide(flaky.layer.pipe(Retry.layer({ times: 1, base: "0 millis", jitter: false }), Telemetry.layer({ route: "retried" })))
+        )
+        const retried = callSpan(spans(), "chat retried")
+        assert.deepStrictEqual(
+          childrenOf(spans(), retried).map((s) => s.attributes["error.type"] ?? "ok").sort(),
+          ["ServerError", "ok"]
+        )
+        assert.strictEqual(retried.attributes["switchboard.retries"], 1)
+        // A hedge: the primary is slow, the backup answers first; the primary's leg is cut.
+        const slow = Llm.layerTest({ ...mini, steps: [{ text: "slow", delay: "1 second" }] })
+        const fast = Llm.layerTest({ ...haiku, steps: [{ text: "fast" }] })
+        const fiber = yield* Effect.forkChild(
+          Llm.generate(ask()).pipe(
+            Effect.provide(slow.pipe(Hedge.layer({ after: "100 millis", backup: fast }), Telemetry.layer({ route: "hedged" })))
+          )
+        )
+        yield* TestClock.adjust("100 millis")
+        const response = yield* Fiber.join(fiber)
+        assert.strictEqual(response.text, "fast")
+        const hedged = callSpan(spans(), "chat hedged")
+        assert.strictEqual(hedged.attributes["switchboard.hedged"], true)
+        const legs = childrenOf(spans(), hedged)
+        assert.deepStrictEqual(
+          legs.map((s) => [s.attributes["gen_ai.request.model"], s.attributes["error.type"] ?? "ok"]).sort(),
+          [["claude-haiku-4-5", "ok"], ["gpt-4o-mini", "Interrupted"]]
+        )
+        assert.isFalse(spans().some((s) => s.name === "Hedge.generate"))
       })
     ))
 
