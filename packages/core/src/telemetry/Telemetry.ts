@@ -14,16 +14,20 @@
  *   and the combinators that decide (router, fallback, hedge, budget, rate
  *   limit, cache, breaker) annotate it and add their events to it.
  * - Metrics are Effect `Metric`s (exported by `@switchboard/otel`), recorded
- *   whether or not a tracer is installed; attribute sets are bounded
- *   (provider, model, outcome, route, budget scope — never request ids or
- *   tenants).
+ *   when something reads them: with `Otel.layer`, a real tracer, inside a
+ *   {@link layer} call, or with {@link layerMetrics}. Attribute sets are
+ *   bounded (provider, model, outcome, route, budget scope — never request
+ *   ids or tenants).
+ * - Without {@link layer}, `Llm.generate` / `Llm.stream` make the call span
+ *   themselves when {@link CallSpans} is on (`Otel.layer` turns it on).
  * - No prompt, completion or secret is ever recorded, unless content capture
  *   is turned on in {@link layer}; then prompts and completions are span
  *   events, cut at `maxContentLength` characters. Keys never reach telemetry:
  *   only the fields named here are read from requests and responses.
  *
- * Spans cost nothing when no tracer is installed: with Effect's native tracer
- * in place no call span is made and no attribute is computed.
+ * Nothing installed, nothing paid: with Effect's native tracer and metrics
+ * off, no call span is made, no attribute computed and no metric updated; a
+ * provider attempt keeps only its `Llm.attempt` span, as before telemetry.
  *
  * @since 0.1.0
  */
