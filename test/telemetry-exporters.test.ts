@@ -240,6 +240,33 @@ describe("Otel exporters", () => {
       }
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
+  it.live("layerFromEnv: OTEL_* variables pick the service name, endpoint, headers and signals (traces off here)", () =>
+    Effect.gen(function*() {
+      const stub = yield* collector
+      const env = ConfigProvider.layer(ConfigProvider.fromEnv({
+        env: {
+          OTEL_SERVICE_NAME: "env-service",
+          OTEL_EXPORTER_OTLP_ENDPOINT: stub.url,
+          OTEL_EXPORTER_OTLP_HEADERS: "x-token=abc%3D1",
+          OTEL_TRACES_EXPORTER: "none"
+        }
+      }))
+      yield* Llm.generate(ask("hi")).pipe(
+        Effect.provide(Llm.layerTest({ provider: "openai", model: "gpt-4o-mini", steps: [{ text: "hello" }] }).pipe(
+          Telemetry.layer({ route: "env" })
+        )),
+        Effect.provide(Otel.layerFromEnv().pipe(Layer.provide(env))),
+        Effect.scoped
+      )
+      assert.deepStrictEqual(stub.received.filter((r) => r.path === "/v1/traces"), [])
+      const metrics = stub.received.filter((r) => r.path === "/v1/metrics")
+      assert.isAbove(metrics.length, 0)
+      assert.strictEqual(metrics[0]!.headers["x-token"], "abc=1")
+      const resource = attributesOf(JSON.parse(metrics[0]!.body).resourceMetrics[0].resource.attributes)
+      assert.strictEqual(resource["service.name"], "env-service")
+      assert.include(metrics[0]!.body, "switchboard.attempts")
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
   it.effect("the Grafana dashboard queries only metric names the exporter produces, every one of them", () =>
     Effect.gen(function*() {
       const dashboard = JSON.parse(readFileSync(new URL("../examples/grafana-dashboard.json", import.meta.url), "utf8")) as {

@@ -40,6 +40,10 @@ export interface OtlpOptions {
   readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
   /** How often metrics are pushed (default 60 seconds). */
   readonly exportInterval?: Duration.Input | undefined
+  /** Send traces (default `true`). */
+  readonly traces?: boolean | undefined
+  /** Send metrics (default `true`). */
+  readonly metrics?: boolean | undefined
 }
 
 /**
@@ -96,7 +100,9 @@ export const OptionsSchema = Schema.Struct({
   otlp: Schema.optional(Schema.Struct({
     endpoint: Url,
     headers: Schema.optional(Schema.Record(Schema.String, Schema.Union([Schema.String, Schema.Redacted(Schema.String)]))),
-    exportInterval: Schema.optional(Schema.Any)
+    exportInterval: Schema.optional(Schema.Any),
+    traces: Schema.optional(Schema.Boolean),
+    metrics: Schema.optional(Schema.Boolean)
   })),
   prometheus: Schema.optional(Schema.Union([
     Schema.Literal(true),
@@ -237,15 +243,19 @@ export const layer = (
     if (otlp !== undefined) {
       const base = trimSlash(otlp.endpoint)
       const headers = headersOf(otlp.headers)
-      spanProcessors.push(
-        new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces`, ...(headers ? { headers } : {}) }))
-      )
-      metricReaders.push(
-        new PeriodicExportingMetricReader({
-          exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics`, ...(headers ? { headers } : {}) }),
-          exportIntervalMillis: Math.max(1, Duration.toMillis(interval))
-        })
-      )
+      if (otlp.traces !== false) {
+        spanProcessors.push(
+          new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base}/v1/traces`, ...(headers ? { headers } : {}) }))
+        )
+      }
+      if (otlp.metrics !== false) {
+        metricReaders.push(
+          new PeriodicExportingMetricReader({
+            exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics`, ...(headers ? { headers } : {}) }),
+            exportIntervalMillis: Math.max(1, Duration.toMillis(interval))
+          })
+        )
+      }
     }
     const sdk = NodeSdk.layer(() => ({
       resource: {
@@ -326,8 +336,10 @@ export const layerFromEnv = (
       interval: Config.option(Config.Int("OTEL_METRIC_EXPORT_INTERVAL"))
     })
     const endpoint = Option.getOrUndefined(env.endpoint)
-    const wantsOtlp = !env.disabled && endpoint !== undefined && endpoint !== "" &&
-      !(env.traces?.includes("none") === true && env.metrics?.includes("none") === true)
+    // Unset means `otlp` (the specification's default); `none` (or another exporter alone) turns OTLP off.
+    const otlpTraces = env.traces === undefined || env.traces.includes("otlp")
+    const otlpMetrics = env.metrics === undefined || env.metrics.includes("otlp")
+    const wantsOtlp = !env.disabled && endpoint !== undefined && endpoint !== "" && (otlpTraces || otlpMetrics)
     const wantsPrometheus = !env.disabled && env.metrics?.includes("prometheus") === true
     const options: Options = {
       serviceName: env.serviceName,
@@ -335,6 +347,8 @@ export const layerFromEnv = (
         ? {
           otlp: {
             endpoint,
+            traces: otlpTraces,
+            metrics: otlpMetrics,
             ...(Option.isSome(env.headers) ? { headers: parseHeaders(Redacted.value(env.headers.value)) } : {}),
             ...(Option.isSome(env.interval) ? { exportInterval: Duration.millis(env.interval.value) } : {})
           }
