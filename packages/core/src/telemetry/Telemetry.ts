@@ -31,7 +31,7 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Clock, Context, Effect, Exit, type Fiber, Layer, Metric, References, Schema, Stream, Tracer } from "effect"
+import { type Cause, Clock, Context, Effect, Exit, Fiber, Layer, Metric, References, Schema, Stream, Tracer } from "effect"
 import * as Events from "../Events.ts"
 import { isTraced } from "../internal/attempts.ts"
 import { LLM, transform } from "../LLM.ts"
@@ -692,43 +692,49 @@ export const attempt = (provider: string, model: string): Wrapper => {
   const stack = () => where ??= trace.stack?.split("\n")[2]?.trim()
   const wrapper: Wrapper = <A extends LlmResponse, E extends LlmError, R>(
     self: Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E, R> =>
-    Effect.useSpan(attemptSpanName, options, (span) =>
-      Effect.withFiber((fiber) => {
-        const inner = Effect.updateContext(self, (context: Context.Context<R>) =>
-          Context.add(
-            Context.add(context, Tracer.ParentSpan, span),
-            References.CurrentStackFrame,
-            { name: attemptSpanName, stack, parent: Context.get(context, References.CurrentStackFrame) }
-          ))
-        const call = fiber.getRef(CurrentCall)
-        const traced = isTraced(fiber)
-        // Nothing installed: the attempt costs what its span costs, nothing more.
-        if (!traced && call === undefined && !fiber.getRef(MetricsEnabled)) return inner
-        if (traced) {
-          span.attribute(Attributes.operationName, operationName)
-          span.attribute(Attributes.providerName, provider)
-          span.attribute(Attributes.requestModel, model)
+  ): Effect.Effect<A, E, R> => {
+    const wrapped = Effect.useSpan(attemptSpanName, options, (span) => {
+      // `useSpan` calls this on the running fiber: read it directly rather than through one more effect.
+      const current = Fiber.getCurrent()
+      return current === undefined ? Effect.withFiber((fiber) => run(fiber, span)) : run(current, span)
+    })
+    const run = (fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span): Effect.Effect<A, E, R> => {
+      const inner = Effect.updateContext(self, (context: Context.Context<R>) =>
+        Context.add(
+          Context.add(context, Tracer.ParentSpan, span),
+          References.CurrentStackFrame,
+          { name: attemptSpanName, stack, parent: Context.get(context, References.CurrentStackFrame) }
+        ))
+      const call = fiber.getRef(CurrentCall)
+      const traced = isTraced(fiber)
+      // Nothing installed: the attempt costs what its span costs, nothing more.
+      if (!traced && call === undefined && !fiber.getRef(MetricsEnabled)) return inner
+      if (traced) {
+        span.attribute(Attributes.operationName, operationName)
+        span.attribute(Attributes.providerName, provider)
+        span.attribute(Attributes.requestModel, model)
+      }
+      const clock = fiber.getRef(Clock.Clock)
+      const start = clock.currentTimeNanosUnsafe()
+      call?.attemptStarted(Number(start) / 1e6)
+      return Effect.onExit(inner, (exit) => {
+        const now = clock.currentTimeNanosUnsafe()
+        call?.attemptEnded(Number(now) / 1e6)
+        const latencyMs = Number(now - start) / 1e6
+        if (exit._tag === "Success") {
+          const response = exit.value
+          record(fiber.context, "ok", latencyMs, response.usage, response.costUsd)
+          if (traced) annotateAttemptResponse(span, response)
+        } else {
+          const outcome = outcomeOfCause(exit.cause)
+          record(fiber.context, outcome, latencyMs, undefined, 0)
+          if (traced) annotateFailure(span, outcome)
         }
-        const clock = fiber.getRef(Clock.Clock)
-        const start = clock.currentTimeNanosUnsafe()
-        call?.attemptStarted(Number(start) / 1e6)
-        return Effect.onExit(inner, (exit) => {
-          const now = clock.currentTimeNanosUnsafe()
-          call?.attemptEnded(Number(now) / 1e6)
-          const latencyMs = Number(now - start) / 1e6
-          if (exit._tag === "Success") {
-            const response = exit.value
-            record(fiber.context, "ok", latencyMs, response.usage, response.costUsd)
-            if (traced) annotateAttemptResponse(span, response)
-          } else {
-            const outcome = outcomeOfCause(exit.cause)
-            record(fiber.context, outcome, latencyMs, undefined, 0)
-            if (traced) annotateFailure(span, outcome)
-          }
-          return Effect.void
-        })
-      }))
+        return Effect.void
+      })
+    }
+    return wrapped
+  }
   if (attemptWrapperCount < maxSeries) {
     attemptWrapperCount++
     let models = attemptWrappers.get(provider)
