@@ -54,6 +54,8 @@ export interface Options {
 export interface Reconciled {
   /** Settles replayed to Redis. */
   readonly settles: number
+  /** Releases replayed (including reserves that timed out, in case Redis ran them late). */
+  readonly releases: number
   /** Charges made on local state while degraded, added to Redis. */
   readonly localCharges: number
   /** Their sum in USD. */
@@ -106,7 +108,7 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
   const journal: Array<Pending> = []
   let dropped = 0
   let nextOp = 0
-  const totals = { settles: 0, localCharges: 0, localUsd: 0 }
+  const totals = { settles: 0, releases: 0, localCharges: 0, localUsd: 0 }
 
   const keysOf = (key: string): Lua.ScopeKeys => ({
     record: `${prefix}b:r:${key}`,
@@ -184,6 +186,7 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
     if (flushing || journal.length === 0) return Effect.sync(snapshot)
     flushing = true
     let settles = 0
+    let releases = 0
     let charges = 0
     let usd = 0
     const loop: Effect.Effect<void> = Effect.suspend(() => {
@@ -197,7 +200,8 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
             if (entry._tag === "Charge") {
               charges++
               usd += entry.costUsd
-            } else settles++
+            } else if (entry._tag === "Release") releases++
+            else settles++
             return loop
           })
       })
@@ -205,6 +209,7 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
     return loop.pipe(
       Effect.andThen(Effect.suspend(() => {
         totals.settles += settles
+        totals.releases += releases
         totals.localCharges += charges
         totals.localUsd += usd
         if (settles === 0 && charges === 0 && dropped === 0) return Effect.void
@@ -253,6 +258,8 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
           })
         },
         onFailure: (e) => {
+          // The script may still run once Redis answers (a slow Redis): give that reservation back then.
+          record({ _tag: "Release", key: input.key, windowId: input.windowId, id: remoteId(input.reservationId) })
           if (!failOpen) return Effect.fail(error("reserve", e.detail))
           return Effect.sync(() => {
             const seen = lastSpent.get(input.key) ?? 0

@@ -184,4 +184,28 @@ describe("Redis stores", () => {
       assert.closeTo(after.spentUsd, 0.12, 1e-12)
       assert.strictEqual(after.reservedUsd, 0)
     }).pipe(Effect.scoped, Effect.provide(Events.layer())))
+
+  it.live("faults: a slow Redis (DEBUG SLEEP) cannot hold a call past the command deadline; the late reserve is given back", () =>
+    Effect.gen(function*() {
+      const p = prefix()
+      const store = yield* budgetOf(p)
+      const ref = { key: "k", windowId: "1", now: 0 }
+      yield* store.read(ref)
+      yield* Effect.promise(() => server.sendNoWait("DEBUG", "SLEEP", "1.5"))
+      const started = Date.now()
+      const refused = yield* Effect.flip(store.reserve({ ...ref, reservationId: "slow", amountUsd: 0.4, limitUsd: 1, expiresAt: 3_600_000 }))
+      const waited = Date.now() - started
+      assert.strictEqual(refused._tag, "BudgetStoreError")
+      // The deadline is 250 ms; Redis sleeps 1,500 ms.
+      assert.isBelow(waited, 1_000)
+      // Redis wakes up and runs the queued reserve; the journalled release gives it back.
+      let reconciled = yield* store.reconcile
+      while (reconciled.pending > 0) {
+        yield* Effect.sleep(50)
+        reconciled = yield* store.reconcile
+      }
+      assert.strictEqual(reconciled.releases, 1)
+      const state = yield* store.read(ref)
+      assert.deepStrictEqual(state, { spentUsd: 0, reservedUsd: 0, closed: false })
+    }).pipe(Effect.scoped))
 })
