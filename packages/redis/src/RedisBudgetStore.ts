@@ -153,13 +153,14 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
         keyTtlMs,
         dedupe !== undefined
       ),
-      ([spent, reserved, closed, held, charged, overrun, softCrossed]): BudgetStore.SettleResult => {
+      ([spent, reserved, closed, held, charged, overrun, softCrossed, , closes]): BudgetStore.SettleResult => {
         see(input.key, Number(spent))
         return {
           state: { spentUsd: Number(spent), reservedUsd: Number(reserved), closed: closed === 1 },
           heldUsd: Number(held),
           chargedUsd: Number(charged),
           overrun: overrun === 1,
+          closed: closes === 1,
           softCrossed: softCrossed === 1
         }
       }

@@ -16,6 +16,7 @@
  *
  * @internal
  */
+import { BudgetStore } from "@switchboard/core"
 import { Redis } from "effect/persistence"
 
 const prelude = `
@@ -113,7 +114,8 @@ return { ok, fmt(spent), fmt(reserved), closed and 1 or 0, fmt(reclaimedUsd) }
 ).withReturnType<[number, string, string, number, string]>()
 
 /**
- * Settle: `[spent, reserved, closed, heldUsd, chargedUsd, overrun, softCrossed, reclaimedUsd]`.
+ * Settle: `[spent, reserved, closed, heldUsd, chargedUsd, overrun, softCrossed, reclaimedUsd, closes]`.
+ * An overrun beyond `BudgetStore.overrunFactor` times what was held closes the window.
  *
  * A reservation still held is settled; one reclaimed (its owner was too
  * slow) is charged anyway (spend is never lost) and noted in the ledger; an
@@ -175,17 +177,18 @@ elseif ARGV[7] == '1' then
 end
 spent = spent + charge
 local overrun = known and charge > heldUsd * (1 + 1e-9) + 1e-15
-if overrun then closed = true end
+local closes = overrun and charge > heldUsd * ${BudgetStore.overrunFactor} + 1e-12
+if closes then closed = true end
 local softCrossed = false
 if ARGV[5] ~= '' and (not soft) and charge > 0 and spent >= tonumber(ARGV[5]) then
   softCrossed = true
   soft = true
 end
 save(tonumber(ARGV[6]))
-return { fmt(spent), fmt(reserved), closed and 1 or 0, fmt(heldUsd), fmt(charge), overrun and 1 or 0, softCrossed and 1 or 0, fmt(reclaimedUsd) }
+return { fmt(spent), fmt(reserved), closed and 1 or 0, fmt(heldUsd), fmt(charge), overrun and 1 or 0, softCrossed and 1 or 0, fmt(reclaimedUsd), closes and 1 or 0 }
 `
   }
-).withReturnType<[string, string, number, string, string, number, number, string]>()
+).withReturnType<[string, string, number, string, string, number, number, string, number]>()
 
 /**
  * Release: gives a held reservation back unspent. `[spent, reserved, closed]`.
