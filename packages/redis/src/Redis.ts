@@ -11,7 +11,7 @@
  * chosen alone (`layerBudgetStore`, `layerBreakerStore`,
  * `layerRateLimiterStore`).
  *
- * Every Redis command has a deadline (`commandTimeout`, default 250 ms), so
+ * Every Redis command has a deadline (`commandTimeout`, default 1 s), so
  * no call waits on a dead or slow Redis longer than that. A store that cannot
  * reach Redis follows its `policy`:
  *
@@ -89,7 +89,7 @@ export const Policies = Schema.Struct({
  * | `url` | `redis://…` or `rediss://…` | required |
  * | `prefix` | string | `"switchboard:"` |
  * | `policy` | `"failOpen"` \| `"failClosed"` \| `{ budget?, breaker?, rateLimit? }` | budget `failClosed`, others `failOpen` |
- * | `commandTimeout` | `Duration` > 0 | `"250 millis"` |
+ * | `commandTimeout` | `Duration` > 0 | `"1 second"` |
  * | `probeLease` | `Duration` > 0 (a half-open probe's slot) | `"10 seconds"` |
  * | `keyTtl` | `Duration` > 0 (budget scopes; ≥ the longest window) | `"40 days"` |
  *
@@ -179,7 +179,7 @@ export const layerConnection = (
       Effect.gen(function*() {
         connected = true
         const redis = yield* EffectRedis.Redis
-        const timeoutMs = millis(decoded.commandTimeout, "250 millis")
+        const timeoutMs = millis(decoded.commandTimeout, "1 second")
         const guards = new Map<Guard.StoreName, Guard.Guard>()
         const guard = (store: Guard.StoreName) => {
           let found = guards.get(store)

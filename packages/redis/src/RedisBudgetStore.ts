@@ -231,9 +231,19 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
   })
 
   guard.onRecover(() => Effect.asVoid(reconcile))
+  // Closing: one last replay (bounded), so a process that stops does not leave settles behind.
+  yield* Effect.addFinalizer(() =>
+    Effect.suspend(() =>
+      journal.length === 0 ? Effect.void : Effect.ignore(Effect.timeout(
+        Effect.repeat(reconcile, { until: (r) => r.pending === 0, schedule: Schedule.spaced(100) }),
+        5_000
+      ))
+    )
+  )
   yield* Effect.forkScoped(
     Effect.repeat(
-      Effect.suspend(() => journal.length > 0 && !guard.isDegraded() ? Effect.asVoid(reconcile) : Effect.void),
+      // The guard lets a replay through only when Redis is due to be retried.
+      Effect.suspend(() => journal.length > 0 ? Effect.asVoid(reconcile) : Effect.void),
       Schedule.spaced(options.reconcileEveryMs)
     )
   )

@@ -27,7 +27,7 @@ const stack = (p: string, policy: "failOpen" | "failClosed") => {
   })
   return leaf.pipe(
     Budget.layer({ limitUsd: 1_000, window: "day", price: mini, name: "f" }),
-    Layer.provideMerge(Redis.layer({ url: server.url, prefix: p, policy: { budget: policy } })),
+    Layer.provideMerge(Redis.layer({ url: server.url, prefix: p, policy: { budget: policy }, commandTimeout: "250 millis" })),
     Layer.merge(Events.layer())
   )
 }
@@ -119,7 +119,7 @@ describe("Redis faults, full stack", () => {
     }).pipe(Effect.scoped, Effect.provide(stack(p, "failOpen")))
   }, 30_000)
 
-  it.live("a slow Redis (DEBUG SLEEP 1.5 s): every call ends within the command deadline, refused (failClosed) or answered (failOpen)", () => {
+  it.live("a slow Redis (DEBUG SLEEP 1.5 s): every call ends within the 250 ms command deadline, refused (failClosed) or answered (failOpen)", () => {
     const p = prefix()
     return Effect.gen(function*() {
       const closed = yield* Layer.build(stack(p, "failClosed"))

@@ -188,7 +188,7 @@ describe("Redis stores", () => {
   it.live("faults: a slow Redis (DEBUG SLEEP) cannot hold a call past the command deadline; the late reserve is given back", () =>
     Effect.gen(function*() {
       const p = prefix()
-      const store = yield* budgetOf(p)
+      const store = yield* budgetOf(p, { commandTimeout: "250 millis" })
       const ref = { key: "k", windowId: "1", now: 0 }
       yield* store.read(ref)
       yield* Effect.promise(() => server.sendNoWait("DEBUG", "SLEEP", "1.5"))
