@@ -271,7 +271,11 @@ export const make = Effect.fnUntraced(function*(options: Options, settings: {
         Effect.orElseSucceed(guard.run(redis.send<string | null>("SET", lockKey, "1", "NX", "PX", String(lockTtlMs))), () => "OK"),
         (locked) =>
           locked === "OK"
-            ? Effect.tapError(call, () => Effect.ignore(guard.run(redis.send("DEL", lockKey))))
+            ? call.pipe(
+              // The others wait for the entry while the lock stands: free them when none will come.
+              Effect.tap((entry) => fits(entry) ? Effect.void : Effect.ignore(guard.run(redis.send("DEL", lockKey)))),
+              Effect.tapError(() => Effect.ignore(guard.run(redis.send("DEL", lockKey))))
+            )
             : Effect.flatMap(awaitOther(answer, lockKey), (entry) => (entry === undefined ? call : Effect.succeed(entry)))
       )
     }), {
