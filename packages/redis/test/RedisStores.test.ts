@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { BreakerStore, BudgetStore, Events } from "@switchboard/core"
-import { Context, Effect, Layer, Schedule, Stream } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Schedule, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
 import { afterAll, beforeAll } from "vitest"
 import { Redis, RedisBudgetStore } from "../src/index.ts"
@@ -207,5 +207,17 @@ describe("Redis stores", () => {
       assert.strictEqual(reconciled.releases, 1)
       const state = yield* store.read(ref)
       assert.deepStrictEqual(state, { spentUsd: 0, reservedUsd: 0, closed: false })
+    }).pipe(Effect.scoped))
+
+  it.live("layerConfig reads the options from Config; the connection answers PING and reports no degraded store", () =>
+    Effect.gen(function*() {
+      const ctx = yield* Layer.build(
+        Redis.layerConfig({ url: Config.String("REDIS_URL"), prefix: Config.succeed(prefix()) }).pipe(
+          Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ REDIS_URL: server.url })))
+        )
+      )
+      const stores = Context.get(ctx, Redis.RedisStores)
+      assert.isTrue(yield* stores.ping)
+      assert.deepStrictEqual(yield* stores.degraded, [])
     }).pipe(Effect.scoped))
 })
