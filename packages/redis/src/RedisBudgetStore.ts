@@ -24,7 +24,7 @@
  * @since 0.1.0
  */
 import { BudgetStore } from "@switchboard/core"
-import { Effect, Schedule } from "effect"
+import { Effect, Metric, Schedule } from "effect"
 import { Redis } from "effect/persistence"
 import { Events } from "@switchboard/core"
 import * as Lua from "./internal/budgetLua.ts"
@@ -89,6 +89,17 @@ type Pending =
 const maxJournal = 100_000
 
 /**
+ * USD given back from reservations that expired unsettled (their instance
+ * died or hung).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const reclaimedUsd = Metric.counter("switchboard.budget.reclaimed.usd", {
+  description: "USD held by reservations that expired unsettled and were reclaimed"
+})
+
+/**
  * Builds the store over the `Redis` service (see the module docs). It runs
  * a reconciliation fiber in the current scope.
  *
@@ -140,8 +151,15 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
     journal.push(entry)
   }
 
+  /** Reservations whose owner never settled them were given back (they are in the ledger stream too). */
+  const reportReclaimed = (key: string, usd: number) =>
+    Effect.andThen(
+      Metric.update(reclaimedUsd, usd),
+      Effect.logWarning(`budget ${key}: reclaimed $${usd} held by expired reservations (see ${prefix}b:ledger)`)
+    )
+
   const settleRemote = (input: BudgetStore.SettleInput, id: string, dedupe: string | undefined) =>
-    Effect.map(
+    Effect.flatMap(
       settleLua(
         keysOf(input.key),
         `${prefix}b:d:${dedupe ?? "-"}`,
@@ -153,9 +171,9 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
         keyTtlMs,
         dedupe !== undefined
       ),
-      ([spent, reserved, closed, held, charged, overrun, softCrossed, , closes]): BudgetStore.SettleResult => {
+      ([spent, reserved, closed, held, charged, overrun, softCrossed, reclaimed, closes]) => {
         see(input.key, Number(spent))
-        return {
+        const result: BudgetStore.SettleResult = {
           state: { spentUsd: Number(spent), reservedUsd: Number(reserved), closed: closed === 1 },
           heldUsd: Number(held),
           chargedUsd: Number(charged),
@@ -163,6 +181,7 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
           closed: closes === 1,
           softCrossed: softCrossed === 1
         }
+        return Number(reclaimed) > 0 ? Effect.as(reportReclaimed(input.key, Number(reclaimed)), result) : Effect.succeed(result)
       }
     )
 
@@ -261,12 +280,13 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
         keyTtlMs
       )),
       {
-        onSuccess: ([ok, spent, reserved, closed]) => {
+        onSuccess: ([ok, spent, reserved, closed, reclaimed]) => {
           see(input.key, Number(spent))
-          return Effect.succeed({
+          const result: BudgetStore.ReserveResult = {
             reserved: ok === 1,
             state: { spentUsd: Number(spent), reservedUsd: Number(reserved), closed: closed === 1 }
-          })
+          }
+          return Number(reclaimed) > 0 ? Effect.as(reportReclaimed(input.key, Number(reclaimed)), result) : Effect.succeed(result)
         },
         onFailure: (e) => {
           // The script may still run once Redis answers (a slow Redis): give that reservation back then.
