@@ -152,8 +152,9 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
       openai: { apiKey: keys.openai, baseURL: `${sim.providerUrl("openai")}/v1`, model: "gpt-4o-mini" },
       anthropic: { apiKey: keys.anthropic, baseURL: sim.providerUrl("anthropic"), model: "claude-haiku-4-5" },
       cheap: { name: "groq", apiKey: keys.groq, baseURL: `${sim.providerUrl("groq")}/v1`, model: "llama-3.1-8b-instant" }
-    }, { budgetUsd: limitUsd, softAt: 0.8, requestsPerSecond: 100_000 })
-    const llm = yield* Layer.build(layer)
+    }, { budgetUsd: limitUsd, softAt: 0.8, requestsPerSecond: 100_000 }).pipe(Effect.orDie)
+    // the stack's options are constants: a build-time config error is a bug here
+    const llm = yield* Effect.orDie(Layer.build(layer))
 
     // Breaker transitions, from the events bus.
     const opened = new Map<string, number>()
@@ -251,7 +252,7 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     // bounded at 20 s), then send a little traffic so the breakers that get it can close.
     for (const name of ["openai", "anthropic", "groq"]) yield* Effect.orDie(sim.clearFaults(name))
     const anyOpen = Effect.map(
-      Effect.forEach(legs, (leg) => leg.breaker.state(leg.provider, leg.model)),
+      Effect.forEach(legs, (leg) => Effect.orDie(leg.breaker.state(leg.provider, leg.model))),
       (states) => states.some((state) => state._tag === "Open")
     )
     yield* Effect.repeat(anyOpen, { while: (open) => open, schedule: Schedule.spaced("100 millis"), times: 200 })
@@ -268,7 +269,7 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     const ledger = yield* CostLedger.snapshot
     const finalBudget = yield* budget.state()
     const breakerStates = yield* Effect.forEach(legs, (leg) =>
-      Effect.map(leg.breaker.state(leg.provider, leg.model), (state) => ({ leg, state })))
+      Effect.map(Effect.orDie(leg.breaker.state(leg.provider, leg.model)), (state) => ({ leg, state })))
 
     // ---------------------------------------------------------------------------
     // The invariants
