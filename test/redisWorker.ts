@@ -9,11 +9,11 @@ import * as readline from "node:readline"
 import { Budget, CircuitBreaker, Llm, LlmError, RateLimit } from "@switchboard/core"
 import type { LLM } from "@switchboard/core"
 import { Redis } from "@switchboard/redis"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, ManagedRuntime } from "effect"
 
 interface Args {
   readonly id: number
-  readonly scenario: "budget" | "breaker-open" | "breaker-check" | "ratelimit" | "cache"
+  readonly scenario: "budget" | "breaker-warm" | "breaker-open" | "breaker-check" | "ratelimit" | "cache"
   readonly url: string
   readonly prefix: string
   readonly calls?: number
@@ -27,6 +27,9 @@ const down = new LlmError.ServerError({ provider: "openai", model: "gpt-4o-mini"
 
 const run = <A, E>(stack: Layer.Layer<LLM | Llm.LlmTest, E>, program: Effect.Effect<A, unknown, LLM | Llm.LlmTest>) =>
   Effect.runPromise(Effect.scoped(Effect.provide(program, stack)) as Effect.Effect<A, unknown>)
+
+/** Instances kept between commands, by prefix. */
+const warm = new Map<string, ManagedRuntime.ManagedRuntime<LLM | Llm.LlmTest, unknown>>()
 
 const scenariosFor = (args: Args) => {
 const redis = Redis.layer({ url: args.url, prefix: args.prefix })
@@ -85,19 +88,27 @@ return {
       return { tags, providerCalls: (yield* (yield* Llm.LlmTest).requests).length }
     }))
   },
-  // A fresh process: the first call must fail fast on the circuit another process opened.
-  "breaker-check": () => {
-    const test = Llm.layerTest({ ...mini, steps: [{ text: "would have answered" }] })
-    const stack = test.pipe(
+  // A running instance serves the route once (the breaker learns which circuit a route is) ...
+  "breaker-warm": () => {
+    const test = Llm.layerTest({ ...mini, steps: [{ text: "answered" }] })
+    const runtime = ManagedRuntime.make(test.pipe(
       CircuitBreaker.layer({ failureThreshold: 3, cooldown: "1 minute", name: "shared" }),
       Layer.provideMerge(test),
       Layer.provide(redis)
-    )
-    return run(stack, Effect.gen(function*() {
-      const llm = yield* Llm.LLM
-      const error = yield* Effect.flip(llm.generate(ask))
-      return { tag: error._tag, providerCalls: (yield* (yield* Llm.LlmTest).requests).length }
+    ))
+    warm.set(args.prefix, runtime)
+    return runtime.runPromise(Effect.gen(function*() {
+      const response = yield* (yield* Llm.LLM).generate(ask)
+      return { text: response.text, providerCalls: (yield* (yield* Llm.LlmTest).requests).length }
     }))
+  },
+  // ... then, after another process opened the shared circuit, its next call fails fast.
+  "breaker-check": () => {
+    const runtime = warm.get(args.prefix)!
+    return runtime.runPromise(Effect.gen(function*() {
+      const error = yield* Effect.flip((yield* Llm.LLM).generate(ask))
+      return { tag: error._tag, providerCalls: (yield* (yield* Llm.LlmTest).requests).length }
+    })).finally(() => runtime.dispose())
   },
   // Every process fires `calls` requests at one shared requests-per-minute limit.
   ratelimit: () => {
@@ -137,7 +148,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
   const args = JSON.parse(line) as Args
   scenariosFor(args)[args.scenario]().then(
     (result) => process.stdout.write(JSON.stringify({ id: args.id, result }) + "\n"),
-    (error) => process.stdout.write(JSON.stringify({ id: args.id, error: String(error?.stack ?? error) }) + "\n")
+    (error) => process.stdout.write(JSON.stringify({ id: args.id, error: error instanceof Error ? String(error.stack) : JSON.stringify(error) }) + "\n")
   )
 })
 process.stdout.write(JSON.stringify({ ready: true }) + "\n")

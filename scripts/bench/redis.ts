@@ -7,7 +7,7 @@
  * recorded; the added latency is the Redis median (and p99) minus the memory
  * one. A concurrent run (`--concurrency`, default 32) reports throughput.
  *
- * Usage: `node scripts/bench/redis.ts [--calls 2000] [--concurrency 32]`
+ * Usage: `NODE_OPTIONS=--conditions=@switchboard/source node scripts/bench/redis.ts [--calls 2000] [--concurrency 32]`
  */
 import { Budget, CircuitBreaker, Llm, RateLimit } from "@switchboard/core"
 import type { LLM } from "@switchboard/core"

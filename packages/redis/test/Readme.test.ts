@@ -30,7 +30,7 @@ console.log(JSON.stringify({ text }))
     try {
       const file = path.join(dir, "example.ts")
       writeFileSync(file, program)
-      const out = execFileSync(process.execPath, [file], { encoding: "utf8", timeout: 30_000 })
+      const out = execFileSync(process.execPath, ["--conditions=@switchboard/source", file], { encoding: "utf8", timeout: 30_000 })
       assert.deepStrictEqual(JSON.parse(out.trim().split("\n").pop()!), { text: "hi" })
       assert.strictEqual((await server.command("EXISTS", "myapp:b:r:api:global")).trim(), ":1")
     } finally {
