@@ -14,8 +14,9 @@
  *   cache; across instances for `generate` by a short lock (`SET NX PX
  *   lockTtl`): the instance holding it calls the provider, the others poll
  *   Redis for its answer until the lock expires, then call the provider
- *   themselves. Streams are single-flight per instance only (in flight, a
- *   miss streams live and stores its parts when it finishes).
+ *   themselves. Streams have no single flight: a stream miss streams live
+ *   from the provider and stores its parts when it finishes (a later stream
+ *   or generate on any instance is then a hit).
  * - A hit answers with `cached: true`, `costUsd: 0`, `latencyMs: 0`,
  *   `attempts: []` and publishes `CacheHit`.
  * - Redis failures: the cache is always fail-open (a cache that cannot be read
