@@ -7,7 +7,7 @@
  * recorded; the added latency is the Redis median (and p99) minus the memory
  * one. A concurrent run (`--concurrency`, default 32) reports throughput.
  *
- * Usage: `NODE_OPTIONS=--conditions=@switchboard/source node scripts/bench/redis.ts [--calls 2000] [--concurrency 32]`
+ * Usage: `NODE_OPTIONS=--conditions=@switchboard/source node scripts/bench/redis.ts [--calls 2000] [--concurrency 32] [--fsync everysec|always]`
  */
 import { Budget, CircuitBreaker, Llm, RateLimit } from "@switchboard/core"
 import type { LLM } from "@switchboard/core"
@@ -23,6 +23,8 @@ const flag = (name: string): string | undefined => {
 }
 const calls = Number(flag("--calls") ?? 2_000)
 const concurrency = Number(flag("--concurrency") ?? 32)
+// Redis's own AOF default is everysec; `--fsync always` makes every budget write durable before it answers.
+const fsync = flag("--fsync") === "always" ? "always" : "everysec"
 const mini = { provider: "openai", model: "gpt-4o-mini" }
 
 const leaf = () => Llm.layerTest({ ...mini, record: false, steps: [{ text: "ok", usage: { inputTokens: 8, outputTokens: 4 } }] })
@@ -64,7 +66,7 @@ const measure = <E>(stack: Layer.Layer<LLM, E>, label: string): Effect.Effect<Ro
     return { label, median: q(0.5), p99: q(0.99), mean: times.reduce((a, b) => a + b, 0) / times.length, perSecond }
   }).pipe(Effect.provide(stack))
 
-const server = await startRedis()
+const server = await startRedis({ fsync })
 try {
   const redis = Redis.layer({ url: server.url, prefix: "bench:" })
   const rows: ReadonlyArray<Row> = await Effect.runPromise(Effect.all([
@@ -73,7 +75,7 @@ try {
     measure(Layer.provide(full(leaf().pipe(Redis.responseCache({ ttl: "1 minute", when: "always" }))), redis), "Redis stores + Redis cache (miss)")
   ]))
   const base = rows[0]!
-  console.log(`full stack, ${calls} sequential calls each (ms per call), then ${calls} at concurrency ${concurrency}`)
+  console.log(`full stack, ${calls} sequential calls each (ms per call), then ${calls} at concurrency ${concurrency}; appendfsync ${fsync}`)
   console.log("| variant | median | p99 | mean | added (median) | calls/s concurrent |")
   console.log("|---|---|---|---|---|---|")
   for (const row of rows) {

@@ -228,7 +228,7 @@ export const budgetStore: Layer.Layer<BudgetStore.BudgetStore, never, RedisStore
  * @since 0.1.0
  * @category layers
  */
-export const breakerStore: Layer.Layer<never, never, RedisStores | EffectRedis.Redis> = Layer.effect(
+export const breakerStore: Layer.Layer<never, never, RedisStores | EffectRedis.Redis | NodeRedis.NodeRedis> = Layer.effect(
   BreakerStore.BreakerStore,
   Effect.gen(function*() {
     const stores = yield* RedisStores

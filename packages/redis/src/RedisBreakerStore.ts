@@ -7,10 +7,14 @@
  * machine (`BreakerStore.admitState` / `recordState`), and writes the result
  * back with a compare-and-set Lua script (retried on a lost race), so:
  * - failures from all instances count toward one threshold;
- * - a transition made by one instance is seen by the next call on every
- *   instance: there is no pub/sub and no cache, every call reads the shared
- *   state (polling at call rate, one round trip; a quiet closed circuit is
- *   the absence of the key and costs one `GET`);
+ * - a transition made by one instance is seen by every instance through
+ *   pub/sub: each write of a troubled state publishes the circuit's key on
+ *   `<prefix>cb:changed`. A circuit this instance read as quiet (closed, no
+ *   failures: the absence of its key) stays quiet locally until such a
+ *   message, so the breaker's hot path makes no round trip for it; every
+ *   other circuit is read from Redis on every call (polling at call rate).
+ *   While the subscription is down (or reconnecting) nothing is trusted as
+ *   quiet, so a missed message can never hide an open circuit;
  * - half-open probes are limited across instances by leases: each probe
  *   slot is a lease that expires after `probeLease`, so a probe whose
  *   instance died frees its slot;
@@ -27,6 +31,7 @@
  *
  * @since 0.1.0
  */
+import { NodeRedis } from "@effect/platform-node"
 import { BreakerStore } from "@switchboard/core"
 import { Effect } from "effect"
 import { Redis } from "effect/persistence"
@@ -53,11 +58,13 @@ type Stored =
   | { readonly t: "H"; readonly l: ReadonlyArray<number>; readonly o: number }
 
 const cas = Redis.script(
-  (key: string, expected: string, next: string, ttlMs: number | undefined) => [
+  (key: string, expected: string, next: string, ttlMs: number | undefined, channel: string, name: string) => [
     key,
     expected,
     next,
-    ttlMs === undefined ? "" : Math.max(1, Math.ceil(ttlMs))
+    ttlMs === undefined ? "" : Math.max(1, Math.ceil(ttlMs)),
+    channel,
+    name
   ],
   {
     numberOfKeys: 1,
@@ -67,6 +74,7 @@ if cur ~= ARGV[1] then return { 0, cur } end
 if ARGV[2] == '' then redis.call('DEL', KEYS[1])
 elseif ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2])
 else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return { 1, '' }
 `
   }
@@ -150,9 +158,52 @@ const maxRaces = 16
  */
 export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.Guard) {
   const redis = yield* Redis.Redis
+  const node = yield* NodeRedis.NodeRedis
   const casLua = redis.eval(cas)
   const local = BreakerStore.makeMemory({ idleTtl: options.idleTtlMs })
   const keyOf = (key: string) => `${options.prefix}cb:${key}`
+  const channel = `${options.prefix}cb:changed`
+
+  // Circuits known quiet (absent in Redis) since the last change message; `epoch` counts messages
+  // and reconnections, so a read that raced with one is not trusted.
+  const quiet = new Set<string>()
+  let epoch = 0
+  let listening = false
+  const forget = () => {
+    listening = false
+    epoch++
+    quiet.clear()
+  }
+  yield* Effect.acquireRelease(
+    Effect.tryPromise(async () => {
+      const subscriber = node.client.duplicate()
+      subscriber.on("error", forget)
+      subscriber.on("end", forget)
+      subscriber.on("reconnecting", forget)
+      subscriber.on("ready", () => {
+        // Re-subscribed on reconnection before it is ready: messages flow again from here.
+        epoch++
+        listening = true
+      })
+      await subscriber.connect()
+      await subscriber.subscribe(channel, (message) => {
+        epoch++
+        quiet.delete(message)
+      })
+      listening = true
+      return subscriber
+    }).pipe(Effect.orElseSucceed(() => undefined)),
+    (subscriber) =>
+      Effect.sync(() => {
+        forget()
+        if (subscriber?.isOpen === true) subscriber.destroy()
+      })
+  )
+  const markQuiet = (key: string, since: number) => {
+    if (!listening || since !== epoch) return
+    if (quiet.size >= 10_000) quiet.clear()
+    quiet.add(key)
+  }
 
   /**
    * Reads the circuit, applies `step` and writes the result back unless
@@ -167,15 +218,24 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
   ): Effect.Effect<A, unknown> =>
     Effect.gen(function*() {
       const redisKey = keyOf(key)
+      const since = epoch
       let raw = (yield* redis.send<string | null>("GET", redisKey)) ?? ""
       for (let race = 0; race < maxRaces; race++) {
         const current = decode(raw, now)
         const { next, result } = step(current.state)
         // Nothing to write (expired leases are simply not counted until the next change).
-        if (sameState(next, current.state)) return result
+        if (sameState(next, current.state)) {
+          if (raw === "") markQuiet(key, since)
+          else quiet.delete(key)
+          return result
+        }
         const encoded = encode(current, next, now, options, windowMs)
-        const [ok, seen] = yield* casLua(redisKey, raw, encoded.raw, encoded.ttlMs)
-        if (ok === 1) return result
+        if (encoded.raw !== "") quiet.delete(key)
+        const [ok, seen] = yield* casLua(redisKey, raw, encoded.raw, encoded.ttlMs, channel, key)
+        if (ok === 1) {
+          if (encoded.raw === "") markQuiet(key, since)
+          return result
+        }
         raw = seen
       }
       return yield* Effect.fail(new Error(`circuit ${key} changed ${maxRaces} times during one update`))
@@ -205,7 +265,9 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
       Effect.catch(
         guard.run(Effect.map(redis.send<string | null>("GET", keyOf(key)), (raw) => decode(raw ?? "", now).state)),
         (e) => failOpen ? local.get(key, now) : Effect.fail(storeError(e.detail))
-      )
+      ),
+    // Known quiet since the last change message, with the subscription up: no round trip.
+    isQuietUnsafe: (key) => listening && !guard.isDegraded() && quiet.has(key)
   }
   return store
 })

@@ -220,4 +220,23 @@ describe("Redis stores", () => {
       assert.isTrue(yield* stores.ping)
       assert.deepStrictEqual(yield* stores.degraded, [])
     }).pipe(Effect.scoped))
+
+  it.live("breaker: a circuit read as quiet costs no round trip until another instance troubles it (pub/sub)", () =>
+    Effect.gen(function*() {
+      const p = prefix()
+      const [a, b] = yield* Effect.all([breakerOf(p), breakerOf(p)])
+      assert.isFalse(a.isQuietUnsafe?.("openai/gpt", 0))
+      assert.strictEqual((yield* a.admit("openai/gpt", 1_000, policy))._tag, "Admitted")
+      assert.isTrue(a.isQuietUnsafe?.("openai/gpt", 0))
+      // B counts a failure: A hears of it and reads Redis again.
+      yield* b.record("openai/gpt", 1_001, policy, false, { _tag: "Failure", reason: "503" })
+      assert.isFalse(b.isQuietUnsafe?.("openai/gpt", 0))
+      let polls = 0
+      while (a.isQuietUnsafe?.("openai/gpt", 0) === true && polls++ < 200) yield* Effect.sleep(5)
+      assert.isFalse(a.isQuietUnsafe?.("openai/gpt", 0))
+      // Two more failures from A open it; B refuses at once.
+      yield* a.record("openai/gpt", 1_002, policy, false, { _tag: "Failure", reason: "503" })
+      yield* a.record("openai/gpt", 1_003, policy, false, { _tag: "Failure", reason: "503" })
+      assert.strictEqual((yield* b.admit("openai/gpt", 1_004, policy))._tag, "Refused")
+    }).pipe(Effect.scoped))
 })

@@ -73,13 +73,13 @@ const waitUntilUp = async (port: number): Promise<void> => {
   throw new Error(`redis-server on ${port} did not start`)
 }
 
-export const startRedis = async (): Promise<RedisServer> => {
+export const startRedis = async (options: { readonly fsync?: "always" | "everysec" | undefined } = {}): Promise<RedisServer> => {
   const port = await freePort()
   // Append-only with fsync on every write: a killed server restarts with its data, as a budget's Redis must.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sb-redis-"))
   let child: ChildProcess | undefined
   const start = async () => {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir, "--enable-debug-command", "local"], {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", options.fsync ?? "always", "--dir", dir, "--enable-debug-command", "local"], {
       stdio: "ignore"
     })
     await waitUntilUp(port)
