@@ -12,7 +12,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Anthropic } from "@switchboard/anthropic"
-import { Fallback, Llm, type LlmError, Retry } from "@switchboard/core"
+import { Fallback, Llm, type LlmError, Retry, type SwitchboardConfigError } from "@switchboard/core"
 import { ProviderError } from "@switchboard/core/provider"
 import { OpenAI } from "@switchboard/openai"
 import { Sim } from "@switchboard/sim"
@@ -42,7 +42,7 @@ const program = Effect.gen(function*() {
 
   const viaFallback = yield* Llm.generate(request).pipe(Effect.provide(Fallback.layer([dead, anthropic])))
   const direct = yield* Llm.generate(request).pipe(Effect.provide(openai))
-  const failed: LlmError.LlmError = yield* Llm.generate(request).pipe(Effect.provide(dead), Effect.flip)
+  const failed: LlmError.LlmError | SwitchboardConfigError.SwitchboardConfigError = yield* Llm.generate(request).pipe(Effect.provide(dead), Effect.flip)
 
   const result = {
     fallback: {

@@ -100,6 +100,22 @@ export interface Child<E = never, R = never> {
 export type ChildInput<E = never, R = never> = Layer.Layer<LLM, E, R> | Child<E, R>
 
 /**
+ * The error type of a child (a layer or a {@link Child}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ErrorOf<C> = C extends Layer.Layer<LLM, infer E, infer _R> ? E : C extends Child<infer E, infer _R> ? E : never
+
+/**
+ * The requirement type of a child (a layer or a {@link Child}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ContextOf<C> = C extends Layer.Layer<LLM, infer _E, infer R> ? R : C extends Child<infer _E, infer R> ? R : never
+
+/**
  * What happens when a stream fails after output reached the caller.
  *
  * @since 0.1.0
@@ -495,7 +511,11 @@ const layerOf = <E, R>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <E = never, R = never>(
-  children: ReadonlyArray<ChildInput<E, R>>,
+export const layer = <const Children extends ReadonlyArray<ChildInput<unknown, unknown>>>(
+  children: Children,
   options: Options = {}
-): Layer.Layer<LLM, E | SwitchboardConfigError.SwitchboardConfigError, R> => layerOf(children, options)
+): Layer.Layer<LLM, ErrorOf<Children[number]> | SwitchboardConfigError.SwitchboardConfigError, ContextOf<Children[number]>> =>
+  layerOf<ErrorOf<Children[number]>, ContextOf<Children[number]>>(
+    children as ReadonlyArray<ChildInput<ErrorOf<Children[number]>, ContextOf<Children[number]>>>,
+    options
+  )
