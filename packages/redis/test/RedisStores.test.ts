@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { BreakerStore, BudgetStore, Events } from "@switchboard/core"
-import { Config, ConfigProvider, Context, Effect, Layer, Schedule, Stream } from "effect"
+import { Config, ConfigProvider, Context, Effect, Exit, Layer, Schedule, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
 import { afterAll, beforeAll } from "vitest"
 import { Redis, RedisBudgetStore } from "../src/index.ts"
@@ -238,5 +238,26 @@ describe("Redis stores", () => {
       yield* a.record("openai/gpt", 1_002, policy, false, { _tag: "Failure", reason: "503" })
       yield* a.record("openai/gpt", 1_003, policy, false, { _tag: "Failure", reason: "503" })
       assert.strictEqual((yield* b.admit("openai/gpt", 1_004, policy))._tag, "Refused")
+    }).pipe(Effect.scoped))
+
+  it.live("faults: Redis killed: breaker and rate limiter follow their policies (failOpen serves locally, failClosed fails typed)", () =>
+    Effect.gen(function*() {
+      const p = prefix()
+      const open = yield* Layer.build(instance(p, { policy: "failOpen", commandTimeout: "250 millis" }))
+      const closed = yield* Layer.build(instance(p, { policy: "failClosed", commandTimeout: "250 millis" }))
+      const breaker = (ctx: Context.Context<never>) => Context.get(ctx, BreakerStore.BreakerStore)!
+      const [limitOpen, limitClosed] = yield* Effect.all([Effect.provide(RateLimiter.make, open), Effect.provide(RateLimiter.make, closed)])
+      const consume = (limiter: typeof limitOpen) => Effect.exit(limiter.consume({ key: "k", limit: 5, window: "1 minute" }))
+      yield* Effect.promise(() => server.kill())
+      const started = Date.now()
+      assert.strictEqual((yield* breaker(open).admit("k", 0, policy))._tag, "Admitted")
+      const refused = yield* Effect.flip(breaker(closed).admit("k", 0, policy))
+      assert.strictEqual(refused._tag, "BreakerStoreError")
+      assert.isTrue(Exit.isSuccess(yield* consume(limitOpen)))
+      const limited = yield* consume(limitClosed)
+      const reason = Exit.isFailure(limited) ? limited.cause.reasons[0] : undefined
+      assert.isTrue(reason?._tag === "Fail" && reason.error.reason._tag === "RateLimitStoreError")
+      assert.isBelow(Date.now() - started, 2_000)
+      yield* Effect.promise(() => server.restart())
     }).pipe(Effect.scoped))
 })
