@@ -36,6 +36,8 @@ const startWorker = (): Promise<Worker> =>
         })
     }
     readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      // Log lines (e.g. a reclaim warning) share stdout with the answers: only JSON objects are answers.
+      if (!line.startsWith("{")) return
       const message = JSON.parse(line) as { ready?: boolean; id?: number; result?: never; error?: string }
       if (message.ready === true) return resolve(self)
       const w = waiting.get(message.id!)
@@ -118,5 +120,23 @@ describe("Redis stores shared by four OS processes", () => {
     assert.deepStrictEqual(first, { text: "cached answer", cached: false, providerCalls: 1 })
     const others = await Promise.all([1, 2, 3].map((i) => inProcess<typeof first>(i, { scenario: "cache", prefix: p })))
     for (const other of others) assert.deepStrictEqual(other, { text: "cached answer", cached: true, providerCalls: 0 })
+  }, 60_000)
+
+  // Last: it kills process 3.
+  it("a process killed with reservations in flight: they are reclaimed after reservationTtl and written to the ledger", async () => {
+    const p = prefix()
+    assert.deepStrictEqual(await inProcess(3, { scenario: "budget-hang", prefix: p }), { held: 10 })
+    workers[3]!.child.kill("SIGKILL")
+    const ledger = async () => Number((await server.command("XLEN", `${p}b:ledger`)).slice(1))
+    // A live process's calls reclaim what expired (on the Redis clock) as they reserve.
+    for (let i = 0; i < 100 && (await ledger()) < 10; i++) {
+      await inProcess(0, { scenario: "budget-one", prefix: p })
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    assert.strictEqual(await ledger(), 10)
+    const held = (await server.command("HLEN", `${p}b:h:crash:global`)).trim()
+    assert.strictEqual(held, ":0")
+    const reserved = (await server.command("HGET", `${p}b:r:crash:global`, "r")).split("\r\n")[1]
+    assert.strictEqual(Number(reserved), 0)
   }, 60_000)
 })

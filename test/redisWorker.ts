@@ -10,10 +10,19 @@ import { Budget, CircuitBreaker, Llm, LlmError, RateLimit } from "@switchboard/c
 import type { LLM } from "@switchboard/core"
 import { Redis } from "@switchboard/redis"
 import { Effect, Layer, ManagedRuntime } from "effect"
+import { Redis as EffectRedis } from "effect/persistence"
 
 interface Args {
   readonly id: number
-  readonly scenario: "budget" | "breaker-warm" | "breaker-open" | "breaker-check" | "ratelimit" | "cache"
+  readonly scenario:
+    | "budget"
+    | "budget-hang"
+    | "budget-one"
+    | "breaker-warm"
+    | "breaker-open"
+    | "breaker-check"
+    | "ratelimit"
+    | "cache"
   readonly url: string
   readonly prefix: string
   readonly calls?: number
@@ -86,6 +95,39 @@ return {
       const tags: Array<string> = []
       for (let i = 0; i < 5; i++) tags.push((yield* Effect.flip(llm.generate(ask)))._tag)
       return { tags, providerCalls: (yield* (yield* Llm.LlmTest).requests).length }
+    }))
+  },
+  // Ten calls reserve and then hang (this process is about to be killed): their reservations expire in 500 ms.
+  "budget-hang": () => {
+    const test = Llm.layerTest({ ...mini, record: false, steps: [{ text: "never", delay: "10 minutes" }] })
+    const runtime = ManagedRuntime.make(test.pipe(
+      Budget.layer({ limitUsd: 1, window: "day", price: mini, name: "crash", reservationTtl: "500 millis" }),
+      Layer.provideMerge(redis)
+    ))
+    return runtime.runPromise(Effect.gen(function*() {
+      const llm = yield* Llm.LLM
+      const redisService = yield* EffectRedis.Redis
+      for (let i = 0; i < 10; i++) yield* Effect.forkDetach(llm.generate(ask))
+      // Until all ten hold their reservation in Redis.
+      let held = 0
+      while (held < 10) {
+        yield* Effect.sleep(10)
+        held = yield* redisService.send<number>("HLEN", `${args.prefix}b:h:crash:global`)
+      }
+      return { held }
+    }))
+  },
+  // One call on the same budget from a live process.
+  "budget-one": () => {
+    const test = Llm.layerTest({ ...mini, record: false, steps: [{ text: "ok", usage: { inputTokens: 8, outputTokens: 2 } }] })
+    const stack = test.pipe(
+      Budget.layer({ limitUsd: 1, window: "day", price: mini, name: "crash", reservationTtl: "500 millis" }),
+      Layer.provideMerge(test),
+      Layer.provide(redis)
+    )
+    return run(stack, Effect.gen(function*() {
+      const response = yield* (yield* Llm.LLM).generate(ask)
+      return { costUsd: response.costUsd }
     }))
   },
   // A running instance serves the route once (the breaker learns which circuit a route is) ...
