@@ -185,14 +185,16 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
       }
     )
 
+  let closing = false
   const replay = (entry: Pending): Effect.Effect<unknown, Guard.Unavailable> => {
+    const run = closing ? guard.runNow : guard.run
     switch (entry._tag) {
       case "Settle":
-        return guard.run(settleRemote(entry.input, entry.id, entry.dedupe))
+        return run(settleRemote(entry.input, entry.id, entry.dedupe))
       case "Release":
-        return guard.run(releaseLua(keysOf(entry.key), entry.key, entry.windowId, entry.id, keyTtlMs))
+        return run(releaseLua(keysOf(entry.key), entry.key, entry.windowId, entry.id, keyTtlMs))
       case "Charge":
-        return guard.run(settleRemote(
+        return run(settleRemote(
           { key: entry.key, windowId: entry.windowId, reservationId: "", costUsd: entry.costUsd, now: 0 },
           "",
           entry.opId
@@ -250,14 +252,17 @@ export const make = Effect.fnUntraced(function*(options: Options, guard: Guard.G
   })
 
   guard.onRecover(() => Effect.asVoid(reconcile))
-  // Closing: one last replay (bounded), so a process that stops does not leave settles behind.
+  // Closing: one last replay (bounded, without the backoff), so a process that stops does not leave
+  // settles or late reservations behind.
   yield* Effect.addFinalizer(() =>
-    Effect.suspend(() =>
-      journal.length === 0 ? Effect.void : Effect.ignore(Effect.timeout(
+    Effect.suspend(() => {
+      if (journal.length === 0) return Effect.void
+      closing = true
+      return Effect.ignore(Effect.timeout(
         Effect.repeat(reconcile, { until: (r) => r.pending === 0, schedule: Schedule.spaced(100) }),
-        5_000
+        10_000
       ))
-    )
+    })
   )
   yield* Effect.forkScoped(
     Effect.repeat(

@@ -30,6 +30,8 @@ export interface Guard {
   readonly policy: Policy
   /** Runs `op` under the deadline; fails with `Unavailable` (after marking degraded) when Redis does not answer. */
   readonly run: <A, E>(op: Effect.Effect<A, E>) => Effect.Effect<A, Unavailable>
+  /** {@link run} without waiting for the backoff (a replay on close, which cannot wait). */
+  readonly runNow: <A, E>(op: Effect.Effect<A, E>) => Effect.Effect<A, Unavailable>
   readonly isDegraded: () => boolean
   /** Called (once per recovery) after the first successful command following a degraded episode. */
   readonly onRecover: (f: () => Effect.Effect<void>) => void
@@ -68,10 +70,13 @@ export const make = (options: {
   const recoverHooks: Array<() => Effect.Effect<void>> = []
   const gauge = Metric.withAttributes(degradedGauge, { store })
 
-  const fail = (error: unknown): Effect.Effect<never, Unavailable> =>
+  const fail = (error: unknown, probe: boolean): Effect.Effect<never, Unavailable> =>
     Effect.suspend(() => {
       const detail = describe(error)
       const first = !degraded
+      // The backoff grows with failed probes only: commands already in flight when Redis went away
+      // fail together and count once.
+      if (!first && !probe) return Effect.fail(new Unavailable(detail))
       degraded = true
       failures++
       return Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -97,24 +102,27 @@ export const make = (options: {
     )
   })
 
+  const attempt = <A, E>(op: Effect.Effect<A, E>, probe: boolean): Effect.Effect<A, Unavailable> =>
+    Effect.matchEffect(Effect.timeout(op, timeoutMs), {
+      onFailure: (error) => fail(error, probe),
+      onSuccess: (a) => degraded ? Effect.as(recovered, a) : Effect.succeed(a)
+    })
+
   const run = <A, E>(op: Effect.Effect<A, E>): Effect.Effect<A, Unavailable> =>
     Effect.withFiber((fiber) => {
-      if (degraded) {
-        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        if (now < retryAt) return Effect.fail(new Unavailable("degraded: waiting to retry Redis"))
-        // This call is the probe: push the next retry out so concurrent calls do not all probe.
-        retryAt = now + Math.min(backoffMs * 2 ** Math.min(failures, 20), maxBackoffMs)
-      }
-      return Effect.matchEffect(Effect.timeout(op, timeoutMs), {
-        onFailure: fail,
-        onSuccess: (a) => degraded ? Effect.as(recovered, a) : Effect.succeed(a)
-      })
+      if (!degraded) return attempt(op, false)
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      if (now < retryAt) return Effect.fail(new Unavailable("degraded: waiting to retry Redis"))
+      // This call is the probe: push the next retry out so concurrent calls do not all probe.
+      retryAt = now + Math.min(backoffMs * 2 ** Math.min(failures, 20), maxBackoffMs)
+      return attempt(op, true)
     })
 
   return {
     store,
     policy,
     run,
+    runNow: (op) => attempt(op, true),
     isDegraded: () => degraded,
     onRecover: (f) => {
       recoverHooks.push(f)
