@@ -1,10 +1,15 @@
 /**
- * `pnpm demo` end to end: the script starts the simulator, runs its few
- * hundred requests through the full stack and must end with a clean verdict.
+ * `pnpm demo` end to end: the script starts the simulator, builds its stack
+ * from `examples/switchboard.yaml`, runs its few hundred requests and must
+ * end with a clean verdict and a report that tells the story true.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
+import { SwitchboardConfig } from "@switchboard/config"
+import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
+
+const yaml = fileURLToPath(new URL("../examples/switchboard.yaml", import.meta.url))
 
 describe("pnpm demo", () => {
   it("runs every request to an answer or a typed error and reports it", () => {
@@ -15,5 +20,83 @@ describe("pnpm demo", () => {
     expect(result.stdout).toContain("Per provider")
     expect(result.stdout).toMatch(/switch openai\/gpt-4o-mini → anthropic/)
     expect(result.stdout).toMatch(/from cache: [1-9]/)
+
+    // Built from the file, and says so.
+    expect(result.stdout).toContain("Stack from examples/switchboard.yaml:")
+    expect(result.stdout).toMatch(/route default: fallback fast \(openai gpt-4o-mini\) → claude \(anthropic claude-haiku-4-5\) → cheap \(groq/)
+
+    // Repeats are folded on the line they repeat: no two log lines alike in a row, no detached "more like it".
+    expect(result.stdout).not.toMatch(/more like it/)
+    expect(result.stdout).toMatch(/↪ switch .*  ×\d+\n/)
+    const log = result.stdout.slice(result.stdout.indexOf("What the stack did"), result.stdout.indexOf("Per provider"))
+    const lines = log.split("\n").filter((line) => /^\s+[↪⚡↻⏳$✗]/.test(line))
+    assert.isAbove(lines.length, 0)
+    lines.forEach((line, i) => assert.notStrictEqual(line, lines[i + 1], `line ${i} repeats unfolded: ${line}`))
+
+    // Every column of the tables is explained under it.
+    for (const column of ["attempts", "ok", "failed", "fell back", "breaker", "tokens", "cost", "requests", "answered", "from cache", "p50/p95 ms"]) {
+      expect(result.stdout).toMatch(new RegExp(`\\n    ${column} +\\S`))
+    }
+    // Failures are broken down by error tag: the attempts the stack absorbed, and what callers saw.
+    expect(result.stdout).toMatch(/Failed attempts by error tag[^\n]*\n {2}openai: (\w+ \d+)(, \w+ \d+)*\n/)
+    expect(result.stdout).toMatch(/Failed requests by error tag\n {2}(none|\w+ \d+ \()/)
+
+    // The budget story: past the soft limit the default route goes to the cheap one, and cheap calls succeed.
+    const crossed = /the soft limit was crossed at \$([\d.]+) \((\d+)%\)/.exec(result.stdout)
+    assert.isNotNull(crossed, result.stdout)
+    assert.isAtLeast(Number(crossed![2]), 80)
+    const after = /after the switch: (\d+) calls, (\d+) answered by groq \(the cheap route\), \d+ by others, (\d+) refused with BudgetExceeded/
+      .exec(result.stdout)
+    assert.isNotNull(after, result.stdout)
+    const [calls, cheap, refused] = [Number(after![1]), Number(after![2]), Number(after![3])]
+    assert.isAtLeast(cheap, 5, "calls after the switch reach the cheap provider")
+    assert.strictEqual(refused, 0, "no call is refused while the budget still has room for it")
+    assert.strictEqual(cheap, calls, "every call after the switch is answered by the cheap provider")
+    const spent = /spent \$([\d.]+) of \$([\d.]+)/.exec(result.stdout)
+    assert.isNotNull(spent)
+    assert.isAtMost(Number(spent![1]), Number(spent![2]), "the budget caps what is spent")
   }, 120_000)
+
+  it.effect("examples/switchboard.yaml loads with no variables set, and in its dev and prod environments", () =>
+    Effect.gen(function*() {
+      const base = yield* SwitchboardConfig.load(yaml, { env: {} })
+      assert.deepStrictEqual(Object.keys(base.raw.routes), ["default", "cheap"])
+      const fallbackOf = (config: SwitchboardConfig.SwitchboardConfig, route: string) => {
+        const r = config.raw.routes[route]!
+        return "fallback" in r ? r.fallback : []
+      }
+      assert.deepStrictEqual(fallbackOf(base, "default"), ["fast", "claude", "cheap"])
+      assert.deepStrictEqual(fallbackOf(base, "cheap"), ["cheap", "fast"])
+      assert.deepStrictEqual(base.raw.limits?.budget, { limitUsd: 0.3, window: "day", softAt: 0.8, onSoft: "cheap" })
+      for (const model of ["fast", "claude", "cheap"]) {
+        assert.strictEqual(base.models[model]!.defaults?.["maxTokens"], 200, `${model} fills in maxTokens`)
+      }
+      assert.strictEqual(base.models["cheap"]!.model, "llama-3.1-8b-instant")
+
+      const dev = yield* SwitchboardConfig.load(yaml, { env: {}, environment: "dev" })
+      assert.deepStrictEqual(fallbackOf(dev, "default"), ["cheap"], "dev sends everything to the cheap model")
+      assert.strictEqual(dev.raw.limits?.budget?.["limitUsd"], 1)
+
+      const prod = yield* SwitchboardConfig.load(yaml, { env: { SWITCHBOARD_ENV: "prod" } })
+      assert.strictEqual(prod.environment, "prod")
+      assert.deepStrictEqual(fallbackOf(prod, "default"), ["fast", "claude", "cheap"])
+      assert.strictEqual(prod.raw.limits?.budget?.["limitUsd"], 50)
+      assert.deepStrictEqual(prod.models["fast"]!.breaker, { failureThreshold: 4, cooldown: "30 seconds", halfOpenProbes: 1 })
+    }))
+
+  it.effect("its variables point it elsewhere, and a key never shows in the loaded file's errors", () =>
+    Effect.gen(function*() {
+      const pointed = yield* SwitchboardConfig.load(yaml, {
+        env: { OPENAI_BASE_URL: "http://127.0.0.1:9/v1", GROQ_MODEL: "gpt-4.1-nano", GROQ_NAME: "openai", OPENAI_API_KEY: "sk-secret-1234" }
+      })
+      assert.strictEqual(pointed.models["cheap"]!.model, "gpt-4.1-nano")
+      const openai = pointed.providers.get("openai")!.options as { readonly baseURL?: string }
+      assert.strictEqual(openai.baseURL, "http://127.0.0.1:9/v1")
+      assert.notInclude(JSON.stringify(pointed.providers.get("openai")!.options), "sk-secret-1234")
+
+      const error = yield* Effect.flip(SwitchboardConfig.load(yaml, { env: { OPENAI_API_KEY: "sk-secret-1234", OPENAI_BASE_URL: "not a url" } }))
+      assert.strictEqual(error._tag, "SwitchboardConfigError")
+      assert.strictEqual(error.path, "providers.openai.baseURL")
+      assert.notInclude(error.summary, "sk-secret-1234")
+    }))
 })
