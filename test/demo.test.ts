@@ -5,6 +5,8 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { SwitchboardConfig } from "@switchboard/config"
+import { Llm } from "@switchboard/core"
+import { Sim } from "@switchboard/sim"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
@@ -82,6 +84,31 @@ describe("pnpm demo", () => {
       assert.deepStrictEqual(fallbackOf(prod, "default"), ["fast", "claude", "cheap"])
       assert.strictEqual(prod.raw.limits?.budget?.["limitUsd"], 50)
       assert.deepStrictEqual(prod.models["fast"]!.breaker, { failureThreshold: 4, cooldown: "30 seconds", halfOpenProbes: 1 })
+    }))
+
+  it.live("docs/demo.md's program: the file's dev environment answers from the cheap model, the base one from openai", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.start({
+        providers: {
+          openai: { protocol: "openai", models: [{ id: "gpt-4o-mini", contextWindow: 128_000, maxOutput: 16_384 }] },
+          anthropic: { protocol: "anthropic", models: [{ id: "claude-haiku-4-5", contextWindow: 200_000, maxOutput: 64_000 }] },
+          groq: { protocol: "openai", models: [{ id: "llama-3.1-8b-instant", contextWindow: 131_072, maxOutput: 32_768 }] }
+        }
+      })
+      const env = {
+        OPENAI_API_KEY: "sk-sim",
+        OPENAI_BASE_URL: `${sim.providerUrl("openai")}/v1`,
+        ANTHROPIC_API_KEY: "sk-ant-sim",
+        ANTHROPIC_BASE_URL: sim.providerUrl("anthropic"),
+        GROQ_API_KEY: "gsk-sim",
+        GROQ_BASE_URL: `${sim.providerUrl("groq")}/v1`
+      }
+      const ask = Llm.generate({ messages: [{ role: "user", content: "Say hello" }] })
+      const dev = yield* ask.pipe(Effect.provide(SwitchboardConfig.layerFromFile(yaml, { environment: "dev", env })))
+      assert.strictEqual(dev.provider, "groq")
+      assert.isAbove(dev.text.length, 0)
+      const base = yield* ask.pipe(Effect.provide(SwitchboardConfig.layerFromFile(yaml, { env })))
+      assert.strictEqual(base.provider, "openai")
     }))
 
   it.effect("its variables point it elsewhere, and a key never shows in the loaded file's errors", () =>
