@@ -106,12 +106,12 @@ const nextOf = (config: SwitchboardConfig.SwitchboardConfig, from: string, to: s
 
 /** What the report needs to know about the stack the file builds. */
 const describe = (config: SwitchboardConfig.SwitchboardConfig): Report.Stack & { readonly lines: ReadonlyArray<string> } => {
-  const reportedAs_ = (providerKey: string) => reportedAs(config, providerKey)
+  const providerOf = (providerKey: string) => reportedAs(config, providerKey)
   const models = new Map<string, string>()
   const named = (model: string) => {
     const m = config.models[model]!
-    models.set(reportedAs_(m.provider), m.model)
-    return `${model} (${reportedAs_(m.provider)} ${m.model})`
+    models.set(providerOf(m.provider), m.model)
+    return `${model} (${providerOf(m.provider)} ${m.model})`
   }
   const lines: Array<string> = []
   for (const [name, route] of Object.entries(config.raw.routes)) {
@@ -133,7 +133,7 @@ const describe = (config: SwitchboardConfig.SwitchboardConfig): Report.Stack & {
     softAt: block.softAt ?? 0.8,
     route: "default",
     onSoft: block.onSoft,
-    cheapProvider: reportedAs_(config.models[cheapModel]!.provider)
+    cheapProvider: providerOf(config.models[cheapModel]!.provider)
   }
   if (budget !== undefined) {
     lines.push(

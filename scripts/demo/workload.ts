@@ -46,7 +46,7 @@ const ask = (text: string, extra: Partial<LlmRequest.LlmRequest> = {}): LlmReque
 /** The phases for about `n` requests. */
 export const plan = (n: number): ReadonlyArray<Phase> => {
   const share = (f: number) => Math.max(5, Math.round(n * f))
-  const jobs = <K extends Kind>(kind: K, count: number, request: (i: number) => LlmRequest.LlmRequest) =>
+  const jobs = (kind: Kind, count: number, request: (i: number) => LlmRequest.LlmRequest) =>
     Array.from({ length: count }, (_, i): Job => ({ kind, request: request(i) }))
   return [
     {
