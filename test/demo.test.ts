@@ -31,9 +31,11 @@ describe("pnpm demo", () => {
     expect(result.stdout).not.toMatch(/more like it/)
     expect(result.stdout).toMatch(/↪ switch .*  ×\d+\n/)
     const log = result.stdout.slice(result.stdout.indexOf("What the stack did"), result.stdout.indexOf("Per provider"))
-    const lines = log.split("\n").filter((line) => /^\s+[↪⚡↻⏳$✗]/.test(line))
-    assert.isAbove(lines.length, 0)
-    lines.forEach((line, i) => assert.notStrictEqual(line, lines[i + 1], `line ${i} repeats unfolded: ${line}`))
+    const lines = log.split("\n")
+    assert.isAbove(lines.filter((line) => /^\s+[↪⚡↻⏳$✗]/.test(line)).length, 0)
+    lines.forEach((line, i) => {
+      if (line.trim() !== "") assert.notStrictEqual(line, lines[i + 1], `line ${i} repeats unfolded: ${line}`)
+    })
 
     // Every column of the tables is explained under it.
     for (const column of ["attempts", "ok", "failed", "fell back", "breaker", "tokens", "cost", "requests", "answered", "from cache", "p50/p95 ms"]) {
@@ -52,8 +54,16 @@ describe("pnpm demo", () => {
     assert.isNotNull(after, result.stdout)
     const [calls, cheap, refused] = [Number(after![1]), Number(after![2]), Number(after![3])]
     assert.isAtLeast(cheap, 5, "calls after the switch reach the cheap provider")
-    assert.strictEqual(refused, 0, "no call is refused while the budget still has room for it")
-    assert.strictEqual(cheap, calls, "every call after the switch is answered by the cheap provider")
+    assert.strictEqual(cheap + refused, calls, "every call after the switch is answered by the cheap provider or refused at the limit")
+    if (refused > 0) {
+      // Refused only when the limit truly nears, and a worst case is what such a call can cost
+      // (its defaults.maxTokens of output), not the model's whole max output.
+      const first = /the first refusal needed \$([\d.]+) with \$([\d.]+) left \((\d+)% of the budget spent or reserved\)/.exec(result.stdout)
+      assert.isNotNull(first, result.stdout)
+      assert.isBelow(Number(first![1]), 0.01, "a cheap call's worst case is small")
+      assert.isBelow(Number(first![2]), Number(first![1]))
+      assert.isAtLeast(Number(first![3]), 95, "the budget is nearly used up when the first call is refused")
+    }
     const spent = /spent \$([\d.]+) of \$([\d.]+)/.exec(result.stdout)
     assert.isNotNull(spent)
     assert.isAtMost(Number(spent![1]), Number(spent![2]), "the budget caps what is spent")

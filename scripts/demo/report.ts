@@ -176,9 +176,9 @@ export const render = (
       const first = observed.refusals[0]
       if (first !== undefined) {
         out.push(
-          `  a call is refused when its worst case no longer fits: the first refusal needed ${usd(first.requestedUsd)} with ${
+          `  a call is refused only when its worst case no longer fits: the first refusal needed ${usd(first.requestedUsd)} with ${
             usd(first.leftUsd)
-          } left`
+          } left (${percent(budget.limitUsd - first.leftUsd, budget.limitUsd)} of the budget spent or reserved)`
         )
       } else {
         out.push("  no call was refused: every call's worst case still fit in what was left")
