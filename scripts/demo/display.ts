@@ -66,6 +66,8 @@ export const make = (total: number, tty: boolean): Display => {
   }
 
   const bars = new MultiBar({
+    // The bar, the log above it and the report all go to stdout (cli-progress defaults to stderr).
+    stream: process.stdout,
     format: "  {bar} {value}/{total} requests | {phase}",
     hideCursor: true,
     clearOnComplete: false,
