@@ -112,6 +112,38 @@ export const layerRoutes = (
   path: string,
   options: LayerOptions = {}
 ): Layer.Layer<Routes, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.unwrap(Effect.map(Load.load(path, options), (first) => routesLayer(path, options, first).pipe(
+    Layer.provide(storesFor(first))
+  )))
+
+/**
+ * The stores every generation shares: Redis when the file has
+ * `state.redis` (many instances behave as one), else bounded memory.
+ */
+const storesFor = (
+  config: SwitchboardConfig
+): Layer.Layer<BudgetStore.BudgetStore, SwitchboardConfigError.SwitchboardConfigError> => {
+  const redis = config.blocks.get("state.redis")
+  if (redis === undefined) return Layer.mergeAll(BudgetStore.layerMemory(), BreakerStore.layerMemory())
+  return Layer.unwrap(Effect.promise(async () => {
+    const module = await import("@switchboard/redis")
+    return module.Redis.layer(redis as Parameters<typeof module.Redis.layer>[0]).pipe(
+      Layer.catchTag("RedisError", (error) =>
+        Layer.effect(BudgetStore.BudgetStore, Effect.fail(
+          new SwitchboardConfigError.SwitchboardConfigError({
+            path: "state.redis.url",
+            message: `cannot reach Redis: ${error.message}`
+          })
+        )))
+    )
+  }))
+}
+
+const routesLayer = (
+  path: string,
+  options: LayerOptions,
+  initial: SwitchboardConfig
+): Layer.Layer<Routes, SwitchboardConfigError.SwitchboardConfigError> =>
   Layer.effect(
     Routes,
     Effect.gen(function*() {
@@ -126,7 +158,7 @@ export const layerRoutes = (
           )
           return { routes: built.routes, scope, version: ++version, config, built }
         }).pipe(Effect.provideContext(context))
-      const first = yield* Effect.flatMap(Load.load(path, options), generation)
+      const first = yield* generation(initial)
       let current: Generation = first
       const reloading = Reload.make(first)
       yield* Effect.addFinalizer(() => reloading.close)
@@ -160,7 +192,7 @@ export const layerRoutes = (
         reload
       })
     })
-  ).pipe(Layer.provide(Layer.mergeAll(BudgetStore.layerMemory(), BreakerStore.layerMemory())))
+  )
 
 /**
  * One route of the file at `path` as the `LLM` (`route` default

@@ -52,6 +52,7 @@
  */
 import { Clock, Duration, Effect, Exit, Layer, PubSub, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { DurationInput, IntAtLeast, millisOf } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
 import { CircuitOpen, type LlmError } from "../LlmError.ts"
@@ -259,7 +260,10 @@ export const make = (
       }
       return Effect.andThen(
         PubSub.publish(hub, transition),
-        Events.publish(() => ({ _tag: "CircuitStateChanged", ...transition }))
+        Effect.andThen(
+          Telemetry.recordBreakerState(transition.provider, transition.model, transition.to),
+          Events.publish(() => ({ _tag: "CircuitStateChanged", ...transition }))
+        )
       )
     }
     const degraded = (error: BreakerStore.BreakerStoreError) =>

@@ -56,6 +56,7 @@
  */
 import { Context, Effect, Layer, Result, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
   type ChildFailure,
   identityOf,
@@ -312,7 +313,7 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
     Effect.withFiber((fiber) => {
       const pricing = fiber.getRef(Pricing)
       // The chain's span only when a tracer is installed: without one it would go nowhere.
-      const traced = isTraced(fiber)
+      const traced = isTraced(fiber) && !Telemetry.inTracedCall(fiber)
       const failed: Array<Attempt> = []
       let need: number | undefined
       const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> =>
