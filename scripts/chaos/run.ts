@@ -10,6 +10,8 @@ import { CostLedger, Events, Llm, LlmError, type LlmRequest, type LlmResponse } 
 import { Sim } from "@switchboard/sim"
 import { Clock, Effect, Fiber, Layer, Logger, References, Schedule, Stream } from "effect"
 import { makeStack } from "../../examples/switchboard.ts"
+import { type Hogs, startHogs } from "./hog.ts"
+import { Timeline } from "./timeline.ts"
 
 /** How big and how hard the run is. */
 export interface ChaosOptions {
@@ -20,6 +22,23 @@ export interface ChaosOptions {
   readonly deadlineMs: number
   /** Progress lines (never a key, never a prompt). */
   readonly progress?: ((line: string) => void) | undefined
+  /** Busy worker processes to run beside the stack for part of the run (default none). */
+  readonly cpuHog?: number | undefined
+  /**
+   * When the hogs run: `requests` — from request `start × requests` for `duration × requests`
+   * requests (fractions); `ms` — from `start` ms after the clock starts, for `duration` ms.
+   * Default `{ unit: "requests", start: 0.1, duration: 0.35 }`.
+   */
+  readonly hogWindow?: HogWindow | undefined
+  /** The interval of the timeline, in ms (default 1000). */
+  readonly bucketMs?: number | undefined
+}
+
+/** When the CPU hogs run. */
+export interface HogWindow {
+  readonly unit: "requests" | "ms"
+  readonly start: number
+  readonly duration: number
 }
 
 /** One checked invariant. */
@@ -37,6 +56,8 @@ export interface ChaosReport {
   readonly durationMs: number
   readonly invariants: ReadonlyArray<Invariant>
   readonly ok: boolean
+  /** The run, interval by interval. */
+  readonly timeline: ReadonlyArray<string>
 }
 
 // Distinctive keys: the run fails if any of them shows up in a log line or an error.
@@ -107,6 +128,9 @@ const prng = (seed: number) => {
 }
 
 interface Ended {
+  readonly index: number
+  readonly startMs: number
+  readonly endMs: number
   readonly ok: boolean
   readonly tag: string
   readonly elapsedMs: number
@@ -155,14 +179,28 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     }, { budgetUsd: limitUsd, softAt: 0.8, requestsPerSecond: 100_000 })
     const llm = yield* Layer.build(layer)
 
-    // Breaker transitions, from the events bus.
+    const clock = yield* Clock.Clock
+    const timeline = new Timeline(options.bucketMs ?? 1_000, () => clock.currentTimeMillisUnsafe())
+
+    // Breaker transitions, attempts and limiter waits, from the events bus.
     const opened = new Map<string, number>()
     const closed = new Map<string, number>()
     const watcher = yield* Effect.forkChild(Stream.runForEach(Events.stream, (event) =>
       Effect.sync(() => {
-        if (event._tag !== "CircuitStateChanged") return
-        const bucket = event.to === "open" ? opened : event.to === "closed" ? closed : undefined
-        bucket?.set(event.provider, (bucket.get(event.provider) ?? 0) + 1)
+        switch (event._tag) {
+          case "AttemptStarted":
+            return timeline.attemptStarted()
+          case "AttemptFailed":
+            return timeline.attemptFailed(event.provider, event.error)
+          case "RateLimitWaited":
+            return timeline.limiterWaited(event.waitedMs)
+          case "CircuitStateChanged": {
+            timeline.breaker(event.provider, event.to, event.reason)
+            const bucket = event.to === "open" ? opened : event.to === "closed" ? closed : undefined
+            bucket?.set(event.provider, (bucket.get(event.provider) ?? 0) + 1)
+            return
+          }
+        }
       })))
 
     // The budget must never be passed: sample it all along the run.
@@ -188,6 +226,8 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     const streamed = requests.map(() => random() < 0.3)
 
     const ended: Array<Ended> = []
+    // The shapes of the AllProvidersFailed chains: which child failed how.
+    const chains = new Map<string, number>()
     // Every attempt's cost as the provider leaves report it, including attempts whose response
     // never reached its caller (a deadline that fired after the provider answered).
     let observedCost = 0
@@ -197,19 +237,53 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     let done = 0
     const outageOne = Math.floor(options.requests * 0.25)
     const outageAll = Math.floor(options.requests * 0.6)
+
+    // CPU contention: hogs started and stopped at request indices, or on the clock.
+    const hogCount = options.cpuHog ?? 0
+    const hogWindow = options.hogWindow ?? { unit: "requests", start: 0.1, duration: 0.35 }
+    let hogs: Hogs | undefined
+    let hogFrom = 0
+    const hogOn = () => {
+      if (hogCount === 0 || hogs !== undefined) return
+      hogs = startHogs(hogCount)
+      hogFrom = timeline.elapsed()
+      say(`  cpu hog: ${hogCount} busy processes on (at ${(hogFrom / 1000).toFixed(1)} s)`)
+    }
+    const hogOff = () => {
+      if (hogs === undefined) return
+      hogs.stop()
+      hogs = undefined
+      const to = timeline.elapsed()
+      timeline.window(`hog ${hogCount}`, hogFrom, to)
+      say(`  cpu hog: off (at ${(to / 1000).toFixed(1)} s)`)
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(hogOff))
+    const hogStartIndex = hogWindow.unit === "requests" ? Math.floor(options.requests * hogWindow.start) : -1
+    const hogStopIndex = hogWindow.unit === "requests"
+      ? Math.min(options.requests, Math.floor(options.requests * (hogWindow.start + hogWindow.duration)))
+      : -1
+
     const one = (index: number): Effect.Effect<void> =>
       Effect.gen(function*() {
+        if (index === hogStartIndex) hogOn()
+        if (index === hogStopIndex) hogOff()
         if (index === outageOne) {
           say(`  outage: openai down for 1.5 s (at request ${index})`)
+          const at = timeline.elapsed()
+          timeline.window("openai down", at, at + 1_500)
           yield* Effect.orDie(sim.setFaults("openai", { outages: [{ durationMs: 1_500, status: 503 }] }, { mode: "add" }))
         }
         if (index === outageAll) {
           say(`  outage: every provider down for 0.6 s (at request ${index})`)
+          const at = timeline.elapsed()
+          timeline.window("all down", at, at + 600)
           for (const name of ["openai", "anthropic", "groq"]) {
             yield* Effect.orDie(sim.setFaults(name, { outages: [{ durationMs: 600, status: 503 }] }, { mode: "add" }))
           }
         }
         const request = requests[index]!
+        timeline.requestStarted()
+        const startMs = timeline.elapsed()
         const start = yield* Clock.currentTimeMillis
         const call = streamed[index]
           ? Effect.flatMap(Stream.runLast(Llm.stream(request)), (last) =>
@@ -225,11 +299,17 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
           Effect.provideContext(llm)
         )
         const elapsedMs = (yield* Clock.currentTimeMillis) - start
+        const at = { index, startMs, endMs: timeline.elapsed() }
         if (result.ok) {
-          ended.push({ ok: true, tag: "ok", elapsedMs, response: result.response, complete: complete(result.response), leaked: leakIn(JSON.stringify(result.response)) })
+          ended.push({ ...at, ok: true, tag: "ok", elapsedMs, response: result.response, complete: complete(result.response), leaked: leakIn(JSON.stringify(result.response)) })
         } else if ("error" in result) {
           const typed = LlmError.isLlmError(result.error)
+          if (typed && result.error._tag === "AllProvidersFailed") {
+            const shape = result.error.attempts.map((a) => `${a.provider}:${a.outcome}`).join(" ")
+            chains.set(shape, (chains.get(shape) ?? 0) + 1)
+          }
           ended.push({
+            ...at,
             ok: false,
             tag: typed ? result.error._tag : `untyped ${String(result.error)}`,
             elapsedMs,
@@ -237,15 +317,27 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
             leaked: leakIn(`${String(result.error)} ${JSON.stringify(result.error)} ${result.error.message}`)
           })
         } else {
-          ended.push({ ok: false, tag: `DEFECT ${String(result.defect)}`, elapsedMs, complete: true, leaked: undefined })
+          ended.push({ ...at, ok: false, tag: `DEFECT ${String(result.defect)}`, elapsedMs, complete: true, leaked: undefined })
         }
+        timeline.requestEnded(ended[ended.length - 1]!.ok, ended[ended.length - 1]!.tag)
         done++
         if (done % Math.max(1, Math.floor(options.requests / 10)) === 0) say(`  ${done}/${options.requests}`)
       })
 
     const t0 = yield* Clock.currentTimeMillis
+    timeline.start()
+    if (hogCount > 0 && hogWindow.unit === "ms") {
+      yield* Effect.forkChild(
+        Effect.andThen(
+          Effect.sleep(hogWindow.start),
+          Effect.andThen(Effect.sync(hogOn), Effect.andThen(Effect.sleep(hogWindow.duration), Effect.sync(hogOff)))
+        )
+      )
+    }
     yield* Effect.forEach(requests, (_, index) => one(index), { concurrency: options.concurrency, discard: true })
+    hogOff()
     const durationMs = (yield* Clock.currentTimeMillis) - t0
+    timeline.stop()
 
     // Recovery: faults off, wait out every breaker's cooldown (they grow with each reopening;
     // bounded at 20 s), then send a little traffic so the breakers that get it can close.
@@ -338,6 +430,11 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
       failures,
       durationMs,
       invariants,
-      ok: invariants.every((i) => i.ok)
+      ok: invariants.every((i) => i.ok),
+      timeline: [
+        ...timeline.render(),
+        "AllProvidersFailed chains (top 8):",
+        ...[...chains.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([shape, n]) => `  ${n}  ${shape}`)
+      ]
     } satisfies ChaosReport
   })
