@@ -7,8 +7,10 @@
  * invariants a user relies on when the providers misbehave.
  */
 import { CostLedger, Events, Llm, LlmError, type LlmRequest, type LlmResponse } from "@switchboard/core"
+import { Anthropic } from "@switchboard/anthropic"
+import { OpenAI } from "@switchboard/openai"
 import { Sim } from "@switchboard/sim"
-import { Clock, Effect, Fiber, Layer, Logger, References, Schedule, Stream } from "effect"
+import { Clock, Context, Effect, Fiber, Layer, Logger, References, Schedule, Stream } from "effect"
 import { makeStack } from "../../examples/switchboard.ts"
 import { type Hogs, startHogs } from "./hog.ts"
 import { Timeline } from "./timeline.ts"
@@ -89,28 +91,32 @@ const groqMix = [
   { rate: 0.02, cutAfter: 2 }
 ]
 
-const simConfig = (seed: number) => ({
+// The simulator starts clean (the warm-up runs without faults); the mixes are set when the clock starts.
+const mixes = (seed: number) => ({
+  openai: { seed, mix: openaiMix },
+  anthropic: { seed: seed + 1, mix: anthropicMix },
+  groq: { seed: seed + 2, mix: groqMix }
+})
+
+const simConfig = () => ({
   providers: {
     openai: {
       protocol: "openai" as const,
       apiKeys: [keys.openai],
       models: [{ id: "gpt-4o-mini", contextWindow: 128_000, maxOutput: 16_384 }],
-      latency: { ttftMs: 2, perTokenMs: 0.05 },
-      faults: { seed, mix: openaiMix }
+      latency: { ttftMs: 2, perTokenMs: 0.05 }
     },
     anthropic: {
       protocol: "anthropic" as const,
       apiKeys: [keys.anthropic],
       models: [{ id: "claude-haiku-4-5", contextWindow: 200_000, maxOutput: 64_000 }],
-      latency: { ttftMs: 8, perTokenMs: 0.1 },
-      faults: { seed: seed + 1, mix: anthropicMix }
+      latency: { ttftMs: 8, perTokenMs: 0.1 }
     },
     groq: {
       protocol: "openai" as const,
       apiKeys: [keys.groq],
       models: [{ id: "llama-3.1-8b-instant", contextWindow: 131_072, maxOutput: 32_768 }],
-      latency: { ttftMs: 1, perTokenMs: 0.02 },
-      faults: { seed: seed + 2, mix: groqMix }
+      latency: { ttftMs: 1, perTokenMs: 0.02 }
     }
   }
 })
@@ -144,6 +150,14 @@ const complete = (response: LlmResponse.LlmResponse): boolean =>
   response.usage.outputTokens > 0 &&
   response.attempts.length >= (response.cached ? 0 : 1)
 
+/** p50, p99 and max of a sample (zeros when empty). */
+const pcts = (xs: ReadonlyArray<number>): [number, number, number] => {
+  if (xs.length === 0) return [0, 0, 0]
+  const sorted = [...xs].sort((a, b) => a - b)
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+  return [at(0.5), at(0.99), sorted[sorted.length - 1]!]
+}
+
 const leakIn = (text: string): string | undefined => Object.values(keys).find((key) => text.includes(key))
 
 /**
@@ -168,15 +182,21 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const say = options.progress ?? (() => {})
 
-    const sim = yield* Effect.orDie(Sim.start(simConfig(options.seed)))
+    const sim = yield* Effect.orDie(Sim.start(simConfig()))
     // The budget must hold every in-flight reservation (each priced at the dearest model) and
     // binds late in the run: about what 90% of the requests cost, plus room for the reservations.
     const limitUsd = options.requests * 0.00009 + options.concurrency * 0.0008
-    const { budget, layer, legs } = yield* makeStack({
+    const endpoints = {
       openai: { apiKey: keys.openai, baseURL: `${sim.providerUrl("openai")}/v1`, model: "gpt-4o-mini" },
       anthropic: { apiKey: keys.anthropic, baseURL: sim.providerUrl("anthropic"), model: "claude-haiku-4-5" },
       cheap: { name: "groq", apiKey: keys.groq, baseURL: `${sim.providerUrl("groq")}/v1`, model: "llama-3.1-8b-instant" }
-    }, { budgetUsd: limitUsd, softAt: 0.8, requestsPerSecond: 100_000 })
+    }
+    const { budget, layer, legs } = yield* makeStack(endpoints, { budgetUsd: limitUsd, softAt: 0.8, requestsPerSecond: 100_000 })
+    // The providers behind the first one, bare, for the warm-up.
+    const direct = [
+      Anthropic.model(endpoints.anthropic.model).pipe(Layer.provide(Anthropic.layerClient(endpoints.anthropic))),
+      OpenAI.model(endpoints.cheap.model).pipe(Layer.provide(OpenAI.compatible(endpoints.cheap)))
+    ]
     const llm = yield* Layer.build(layer)
 
     const clock = yield* Clock.Clock
@@ -324,6 +344,31 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
         if (done % Math.max(1, Math.floor(options.requests / 10)) === 0) say(`  ${done}/${options.requests}`)
       })
 
+    // Warm-up, before the clock starts and before any fault: the tokenizer's encodings, the SDKs'
+    // first calls and connections, the JIT. Through the stack (budget, ledger and observer see
+    // it like any call), and straight to the two providers behind openai (a private ledger: no
+    // budget sees those).
+    const warm = (i: number, stream: boolean) => {
+      const request: LlmRequest.LlmRequest = { messages: [{ role: "user", content: `warm-up ${i}` }], maxTokens: 20 }
+      return stream ? Stream.runDrain(Llm.stream(request)) : Llm.generate(request)
+    }
+    const warmups = Array.from({ length: Math.min(64, options.concurrency * 2) }, (_, i) => i)
+    yield* Effect.forEach(warmups, (i) =>
+      warm(i, i % 3 === 0).pipe(Effect.ignore, observe, Effect.provideContext(llm)), { concurrency: 16, discard: true })
+    // fresh: the run's own ledger layer is memoized, and would be handed back
+    const privateLedger = yield* Layer.build(Layer.fresh(CostLedger.layer))
+    for (const leaf of direct) {
+      const context = yield* Layer.build(leaf)
+      yield* Effect.forEach(warmups.slice(0, 16), (i) =>
+        warm(i, i % 2 === 0).pipe(
+          Effect.ignore,
+          Effect.provideContext(Context.merge(context, privateLedger))
+        ), { concurrency: 8, discard: true })
+    }
+    for (const [name, plan] of Object.entries(mixes(options.seed))) {
+      yield* Effect.orDie(sim.setFaults(name, plan))
+    }
+
     const t0 = yield* Clock.currentTimeMillis
     timeline.start()
     if (hogCount > 0 && hogWindow.unit === "ms") {
@@ -370,6 +415,7 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     const defects = ended.filter((e) => e.tag.startsWith("DEFECT") || e.tag.startsWith("untyped"))
     const slack = 1_000
     const late = ended.filter((e) => e.elapsedMs > options.deadlineMs + slack)
+    const lateness = pcts(ended.filter((e) => e.tag === "Timeout").map((e) => e.elapsedMs - options.deadlineMs))
     const incomplete = ended.filter((e) => e.ok && !e.complete)
     // What callers saw is part of what the leaves reported (cache hits cost nothing; a timed-out
     // caller sees no attempts), never more.
@@ -433,6 +479,8 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
       ok: invariants.every((i) => i.ok),
       timeline: [
         ...timeline.render(),
+        `Timeout lateness past the deadline (ms) p50/p99/max: ${lateness.map((x) => Math.round(x)).join("/")}`,
+        `latency (ms) of every request p50/p99/max: ${pcts(ended.map((e) => e.elapsedMs)).map((x) => Math.round(x)).join("/")}`,
         "AllProvidersFailed chains (top 8):",
         ...[...chains.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([shape, n]) => `  ${n}  ${shape}`)
       ]

@@ -62,7 +62,7 @@ export class Timeline {
 
   /** Ms since start. */
   elapsed(): number {
-    return this.now() - this.t0
+    return this.t0 === 0 ? 0 : this.now() - this.t0
   }
 
   private sample(): void {
@@ -75,10 +75,18 @@ export class Timeline {
   }
 
   private at(t: number): Bucket {
+    // Before the clock starts (the warm-up), everything lands in a scratch bucket.
+    if (this.t0 === 0) return this.scratch
     const i = Math.max(0, Math.floor(t / this.bucketMs))
-    while (this.buckets.length <= i) {
-      this.buckets.push({
-        from: this.buckets.length * this.bucketMs,
+    while (this.buckets.length <= i) this.buckets.push(this.empty(this.buckets.length * this.bucketMs))
+    return this.buckets[i]!
+  }
+
+  private readonly scratch: Bucket = this.empty(-1)
+
+  private empty(from: number): Bucket {
+    return {
+        from,
         eldMaxMs: 0,
         eldP99Ms: 0,
         started: 0,
@@ -90,9 +98,7 @@ export class Timeline {
         closed: [],
         limiterWaits: 0,
         limiterWaitedMs: 0
-      })
-    }
-    return this.buckets[i]!
+      }
   }
 
   requestStarted(): void {
