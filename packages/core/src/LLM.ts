@@ -408,3 +408,6 @@ export {
   /** @since 0.1.0 */
   toLanguageModel
 } from "./interop/LanguageModel.ts"
+
+/** @since 0.1.0 */
+export { generateAll } from "./routing/Batch.ts"

@@ -51,3 +51,21 @@ export * as ProviderError from "./provider/ProviderError.ts"
 export * as BoundedMap from "./state/BoundedMap.ts"
 /** @since 0.1.0 */
 export * as LanguageModel from "./interop/LanguageModel.ts"
+/** @since 0.1.0 */
+export * as PromptTemplate from "./prompt/PromptTemplate.ts"
+/** @since 0.1.0 */
+export * as PromptRegistry from "./prompt/PromptRegistry.ts"
+/** @since 0.1.0 */
+export * as ContextWindow from "./prompt/ContextWindow.ts"
+/** @since 0.1.0 */
+export * as Structured from "./prompt/Structured.ts"
+/** @since 0.1.0 */
+export * as Extract from "./prompt/Extract.ts"
+/** @since 0.1.0 */
+export * as Router from "./routing/Router.ts"
+/** @since 0.1.0 */
+export * as HealthMonitor from "./routing/HealthMonitor.ts"
+/** @since 0.1.0 */
+export * as ModelCatalog from "./routing/ModelCatalog.ts"
+/** @since 0.1.0 */
+export * as Batch from "./routing/Batch.ts"
