@@ -26,6 +26,7 @@ export interface Bucket {
   attemptFailures: Record<string, number>
   opened: Array<string>
   closed: Array<string>
+  halfOpen: Array<string>
   limiterWaits: number
   limiterWaitedMs: number
 }
@@ -96,6 +97,7 @@ export class Timeline {
         attemptFailures: {},
         opened: [],
         closed: [],
+        halfOpen: [],
         limiterWaits: 0,
         limiterWaitedMs: 0
       }
@@ -125,6 +127,7 @@ export class Timeline {
     const b = this.at(this.elapsed())
     if (to === "open") b.opened.push(`${provider}(${reason})`)
     else if (to === "closed") b.closed.push(provider)
+    else b.halfOpen.push(provider)
   }
 
   limiterWaited(ms: number): void {
@@ -152,6 +155,7 @@ export class Timeline {
       const marks = this.windows.filter((w) => w.from < b.from + this.bucketMs && w.to > b.from).map((w) => w.name)
       const breakers = [
         ...(b.opened.length > 0 ? [`open ${b.opened.length}: ${[...new Set(b.opened)].slice(0, 3).join(" ")}`] : []),
+        ...(b.halfOpen.length > 0 ? [`half-open ${b.halfOpen.join(",")}`] : []),
         ...(b.closed.length > 0 ? [`closed ${b.closed.join(",")}`] : [])
       ].join("; ")
       lines.push(

@@ -14,6 +14,11 @@
  *   breaker is rebuilt (`until: Infinity`): fix the configuration, then
  *   rebuild the layer.
  * - A provider's 429 with `retryAfter` opens it at once for exactly that long.
+ * - A `Timeout` does not count when this process was starved during the call
+ *   (its event loop blocked for a quarter of the call's time or more, at
+ *   least 50 ms: CPU contention, a blocking task): every provider would time
+ *   out alike, and opening their circuits would turn a slow process into a
+ *   dead one (all calls failing fast, the retries and probes starving it further).
  * - Open → HalfOpen once the cooldown is over, taken by the next call. A
  *   half-open circuit admits exactly `halfOpenProbes` concurrent probes; other
  *   calls fail fast. A probe's success closes the circuit; a probe's counting
@@ -41,6 +46,7 @@
  */
 import { Clock, Duration, Effect, Exit, Layer, PubSub, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as LoopLag from "./internal/loopLag.ts"
 import { LLM } from "../LLM.ts"
 import { CircuitOpen, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -138,6 +144,22 @@ const classify = (error: LlmError): Outcome => {
     return { _tag: "Failure", reason: "RateLimited", openFor: Duration.toMillis(error.retryAfter) }
   }
   return counting.has(error._tag) ? { _tag: "Failure", reason: error._tag } : { _tag: "Ignored" }
+}
+
+/** When a guarded call started, in real time (for the event-loop lag) and on the `Clock`. */
+interface Since {
+  readonly real: number
+  readonly clock: number
+  readonly clockNow: () => number
+}
+const since = (clockNow: () => number): Since => ({ real: LoopLag.enter(), clock: clockNow(), clockNow })
+// A call was starved when the event loop was blocked for at least a quarter of its time (and at
+// least 50 ms): its Timeout says this process could not keep up, not that the provider is unwell.
+// Only on a `Clock` that moves with real time (a `TestClock` does not: nothing to judge there).
+const starved = (s: Since): boolean => {
+  const { blockedMs, elapsedMs } = LoopLag.blockedSince(s.real)
+  const clockElapsed = s.clockNow() - s.clock
+  return blockedMs >= 50 && blockedMs >= 0.25 * elapsedMs && clockElapsed <= 2 * elapsedMs + 50
 }
 
 const label = (state: State): Transition["from"] =>
@@ -324,7 +346,8 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
     const settleExit = (
       ticket: Ticket,
       request: LlmRequest,
-      exit: Exit.Exit<LlmResponse, LlmError>
+      exit: Exit.Exit<LlmResponse, LlmError>,
+      since?: Since
     ): Effect.Effect<void> => {
       if (Exit.isSuccess(exit)) {
         return settle(ticket, learn(request, exit.value.provider, exit.value.model), { _tag: "Success" })
@@ -333,41 +356,58 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
       if (error === undefined || error._tag !== "Fail") return settle(ticket, undefined, { _tag: "Ignored" })
       const e = error.error
       if (e._tag === "CircuitOpen") return settle(ticket, undefined, { _tag: "Ignored" })
+      if (e._tag === "Timeout" && since !== undefined && starved(since)) {
+        return settle(ticket, learn(request, e.provider, e.model), { _tag: "Ignored" })
+      }
       return settle(ticket, learn(request, e.provider, e.model), classify(e))
     }
 
     const service = (inner: LLM["Service"]): LLM["Service"] =>
       LLM.of({
         generate: (request) =>
-          Effect.withFiber(() => {
+          Effect.withFiber((fiber) => {
             const key = routes.get(request.model ?? "")
+            const clock = fiber.getRef(Clock.Clock)
             if (key === undefined || (states.get(key) ?? closed)._tag === "Closed") {
               // A closed (or unknown) circuit admits without a probe slot, so there is
               // nothing to hand back if the call never starts: settling on exit is enough.
               const ticket: Ticket = key === undefined ? unrouted : { key, probe: false }
-              return Effect.onExit(inner.generate(request), (exit) => settleExit(ticket, request, exit))
+              const at = since(() => clock.currentTimeMillisUnsafe())
+              return Effect.onExit(inner.generate(request), (exit) => {
+                LoopLag.exit()
+                return settleExit(ticket, request, exit, at)
+              })
             }
             return Effect.acquireUseRelease(
-              admit(request),
+              Effect.map(admit(request), (ticket) => ({ ticket, at: since(() => clock.currentTimeMillisUnsafe()) })),
               () => inner.generate(request),
-              (ticket, exit) => settleExit(ticket, request, exit)
+              ({ at, ticket }, exit) => {
+                LoopLag.exit()
+                return settleExit(ticket, request, exit, at)
+              }
             )
           }),
         stream: (request) =>
           Stream.unwrap(Effect.map(admit(request), (ticket) => {
             let finish: LlmResponse | undefined
-            return inner.stream(request).pipe(
+            let at: Since | undefined
+            return Stream.unwrap(Effect.withFiber((fiber) => {
+              const clock = fiber.getRef(Clock.Clock)
+              at = since(() => clock.currentTimeMillisUnsafe())
+              return Effect.succeed(inner.stream(request))
+            })).pipe(
               Stream.tap((part: StreamPart) => {
                 if (part.type === "finish") finish = part.response
                 return Effect.void
               }),
-              Stream.onExit((exit) =>
-                Exit.isSuccess(exit)
+              Stream.onExit((exit) => {
+                if (at !== undefined) LoopLag.exit()
+                return Exit.isSuccess(exit)
                   ? finish === undefined
                     ? settle(ticket, undefined, { _tag: "Ignored" })
-                    : settleExit(ticket, request, Exit.succeed(finish))
-                  : settleExit(ticket, request, exit as Exit.Exit<never, LlmError>)
-              )
+                    : settleExit(ticket, request, Exit.succeed(finish), at)
+                  : settleExit(ticket, request, exit as Exit.Exit<never, LlmError>, at)
+              })
             )
           }))
       })

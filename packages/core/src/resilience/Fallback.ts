@@ -9,6 +9,9 @@
  *   the window is the child's `contextWindow` option, else the `Pricing`
  *   catalog's entry for the model that child last reported; a child whose
  *   window is unknown is just tried.
+ * - Once the call's deadline (`Deadline`) has passed, the chain stops with
+ *   the last error: a next child could only time out, and its breaker would
+ *   count a timeout it never had the time to avoid.
  * - When every child failed: `AllProvidersFailed { provider: "fallback",
  *   attempts }` with every attempt of every child, retries included, in order.
  * - A successful response's `attempts` lists the failed attempts of earlier
@@ -47,6 +50,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Layer, Stream } from "effect"
+import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import {
   attemptsOfFailure,
@@ -222,6 +226,9 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
             learn(learned[i]!, error)
             failed.push(...attemptsOfFailure(cell, error, request, now - start))
             if (stops(error) || !on(error)) return Effect.andThen(report(failed), Effect.fail(error))
+            // The deadline has passed: a next child could only time out, so the chain stops here.
+            const deadline = fiber.getRef(Deadline.CurrentDeadline)
+            if (deadline !== undefined && now >= deadline) return Effect.andThen(report(failed), Effect.fail(error))
             need = needOf(error, need)
             const next = nextChild(i, need, pricing)
             if (next === undefined) return exhausted(request, failed)
@@ -322,6 +329,9 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
                 failed.push(...attemptsOfFailure(cell, error, childRequest, now - start))
                 if (!emitted) {
                   if (stops(error) || !on(error)) return yield* Effect.andThen(report(failed), Effect.fail(error))
+                  // The deadline has passed: a next child could only time out, so the chain stops here.
+                  const deadline = yield* Deadline.CurrentDeadline
+                  if (deadline !== undefined && now >= deadline) return yield* Effect.andThen(report(failed), Effect.fail(error))
                   need = needOf(error, need)
                   const next = nextChild(i, need, pricing)
                   if (next === undefined) return yield* exhausted(request, failed)
