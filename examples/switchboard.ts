@@ -123,7 +123,7 @@ export const makeStackFrom = <E, R>(providers: Providers<E, R>, limits: Limits) 
         { provider: "anthropic", model: providers.anthropic.model },
         { provider: providers.cheap.name, model: providers.cheap.model }
       ]
-    })
+    }).pipe(Effect.orDie) // constant options: a bad one is a bug here
 
     // Route by settled spend: the primary chain until the soft threshold, then the cheap one.
     const routed = Layer.effect(
@@ -146,7 +146,9 @@ export const makeStackFrom = <E, R>(providers: Providers<E, R>, limits: Limits) 
         maxWait: "5 seconds"
       }),
       budget.layer,
-      ResponseCache.layer({ capacity: 1_000, ttl: "10 minutes" })
+      ResponseCache.layer({ capacity: 1_000, ttl: "10 minutes" }),
+      // The options above are constants: a SwitchboardConfigError from them is a bug in this file.
+      Layer.catchTag("SwitchboardConfigError", (error) => Layer.effect(LLM, Effect.die(error)))
     )
     return { layer, budget, legs: legs as ReadonlyArray<Leg> }
   })

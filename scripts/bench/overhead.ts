@@ -21,7 +21,7 @@
  * Usage: `node scripts/bench/overhead.ts [--calls 200000] [--rounds 5] [--same-request | --unique-text] [--only bare,budget]`
  */
 import { Context, Effect, Layer } from "effect"
-import { Budget, LLM, Llm, RateLimit, ResponseCache, Tokenizer } from "@switchboard/core"
+import { Budget, LLM, Llm, RateLimit, ResponseCache, type SwitchboardConfigError, Tokenizer } from "@switchboard/core"
 import type { LlmRequest as Request } from "@switchboard/core"
 
 type LlmRequest = Request.LlmRequest
@@ -42,7 +42,8 @@ const provider = "openai"
 const model = "gpt-4o-mini"
 const target = { provider, model }
 
-type Wrap = (self: Layer.Layer<LLM>) => Layer.Layer<LLM>
+// A combinator may refuse its options at build (SwitchboardConfigError).
+type Wrap = <E>(self: Layer.Layer<LLM, E>) => Layer.Layer<LLM, E | SwitchboardConfigError.SwitchboardConfigError>
 
 interface Variant {
   readonly name: string

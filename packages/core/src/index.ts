@@ -69,3 +69,7 @@ export * as HealthMonitor from "./routing/HealthMonitor.ts"
 export * as ModelCatalog from "./routing/ModelCatalog.ts"
 /** @since 0.1.0 */
 export * as Batch from "./routing/Batch.ts"
+/** @since 0.1.0 */
+export * as BudgetStore from "./state/BudgetStore.ts"
+/** @since 0.1.0 */
+export * as BoundedRateLimiterStore from "./state/RateLimiterStore.ts"

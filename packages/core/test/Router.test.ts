@@ -449,7 +449,7 @@ describe("Router.switchAt", () => {
     Effect.gen(function*() {
       const primary = yield* leaf("primary", [{ text: "a fairly long answer from the primary model" }])
       const cheap = yield* leaf("cheap", [{ text: "short" }])
-      const budget = yield* Budget.make({ limitUsd: 0.05, window: "day", softAt: 0.5, price: { provider: "openai", model: "gpt-4o" } })
+      const budget = yield* Budget.make({ limitUsd: 0.05, window: "day", softAt: 0.5 })
       const stack = budget.layer(Router.switchAt({ budget, primary: primary.layer, cheap: cheap.layer }))
       const seen = yield* withRouter(stack, (llm) =>
         Effect.forEach(Array.from({ length: 30 }), () =>

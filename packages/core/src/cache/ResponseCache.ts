@@ -17,33 +17,81 @@
  *   for once, by the caller that started it.
  * - Streams are cached as their parts and replayed part by part. A miss
  *   streams live while it records; only a stream that completes with its
- *   `finish` part is stored. Whole responses and streams share entries: a
+ *   `finish` part is stored. Identical streams in flight share one provider
+ *   call too: the call runs in its own fiber and its parts are fanned out to
+ *   every caller, each from the first part; a caller that disconnects does
+ *   not cancel the others (the call is cancelled when the last one leaves),
+ *   and a failure reaches them all. Joiners get the hit shape on their
+ *   `finish` part (the starter pays). Whole responses and streams share entries: a
  *   stored stream answers a `generate`, and a stored response is replayed as
  *   a stream (its text as one delta, its tool calls, its finish part).
  *
+ * Options are checked when the layer is built: a bad one fails with a
+ * `SwitchboardConfigError` naming it (`ResponseCache.capacity: expected an
+ * integer ≥ 1, got -1`).
+ *
  * @since 0.1.0
  */
-import { Cache, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
+import { Array as Arr, Cache, Cause, Duration, Effect, Exit, Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
 import { requestKey } from "../internal/canonical.ts"
-import { LLM } from "../LLM.ts"
+import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
+import { millisOf, PositiveInt } from "../state/options.ts"
+import { decode, type SwitchboardConfigError } from "../SwitchboardConfigError.ts"
+
+const Ttl = Schema.declare((u: unknown): u is Duration.Input => true).check(
+  Schema.makeFilter((u: Duration.Input) => {
+    const millis = millisOf(u)
+    return millis !== undefined && millis > 0 ? undefined : `expected a duration > 0, got ${typeof u === "string" ? JSON.stringify(u) : String(u)}`
+  })
+)
 
 /**
- * Response cache options.
+ * Response cache options, decoded at build.
+ *
+ * | option | type | default |
+ * |---|---|---|
+ * | `capacity` | integer ≥ 1 (entries; least recently used first out) | required |
+ * | `ttl` | `Duration` > 0 | required |
+ * | `when` | `"deterministic"` \| `"always"` | `"deterministic"` |
  *
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export const Options = Schema.Struct({
   /** Entries kept; the least recently used goes first. */
-  readonly capacity: number
+  capacity: PositiveInt,
   /** How long an entry lives. */
-  readonly ttl: Duration.Input
+  ttl: Ttl,
   /** `"deterministic"` (default): only `temperature: 0` or seeded requests; `"always"`: every request. */
-  readonly when?: "deterministic" | "always" | undefined
+  when: Schema.optional(Schema.Literals(["deterministic", "always"]))
+})
+
+/**
+ * Response cache options (the type of {@link Options}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Options = typeof Options.Type
+
+/**
+ * A built response cache: wrap services with it (all share its entries).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResponseCache {
+  readonly wrap: (inner: LLM["Service"]) => LLM["Service"]
+  readonly layer: <E, R>(self: Layer.Layer<LLM, E, R>) => Layer.Layer<LLM, E, R>
+  /** Entries held now. */
+  readonly size: Effect.Effect<number>
+  /** Streams in flight now (each one provider call, whatever the number of callers). */
+  readonly streamsInFlight: Effect.Effect<number>
+  readonly options: Options
 }
 
 interface Entry {
@@ -93,109 +141,237 @@ export const isCacheable = (request: LlmRequest, when: "deterministic" | "always
   request.cache !== false && (when === "always" || request.temperature === 0 || request.seed !== undefined)
 
 /**
- * Caches the answers of a layer (see the module docs).
+ * Caches the answers of a layer (see the module docs). A bad option fails the
+ * layer at build with `SwitchboardConfigError`.
  *
  * @example
  * ```ts
- * const stack = OpenAI.model("gpt-4o-mini").pipe(ResponseCache.layer({ capacity: 10_000, ttl: "1 hour" }))
+ * import { Llm, ResponseCache } from "@switchboard/core"
+ *
+ * const stack = Llm.layerTest([{ text: "hi" }]).pipe(ResponseCache.layer({ capacity: 10_000, ttl: "1 hour" }))
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options) => <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> =>
-  Layer.effect(LLM, Effect.flatMap(LLM, (inner) => make(inner, options))).pipe(Layer.provide(self))
+export const layer = (options: Options) =>
+<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | SwitchboardConfigError, R> =>
+  transform(Effect.map(make(options), (cache) => cache.wrap))(self)
 
 /**
- * Wraps a service with a fresh cache (see {@link layer}).
+ * Wraps a service with a built cache; data-first or data-last.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const wrap: {
+  (cache: ResponseCache): (inner: LLM["Service"]) => LLM["Service"]
+  (inner: LLM["Service"], cache: ResponseCache): LLM["Service"]
+} = Function.dual(2, (inner: LLM["Service"], cache: ResponseCache): LLM["Service"] => cache.wrap(inner))
+
+/** A stream call in flight, shared by every identical caller. */
+interface Flight {
+  readonly parts: Array<StreamPart>
+  exit: Exit.Exit<void, LlmError> | undefined
+  waiters: number
+  readonly listeners: Set<() => void>
+  fiber: Fiber.Fiber<void> | undefined
+}
+
+/**
+ * Builds a fresh cache (see {@link layer}); fails with
+ * `SwitchboardConfigError` naming a bad option.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Llm, ResponseCache } from "@switchboard/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const cache = yield* ResponseCache.make({ capacity: 100, ttl: "10 minutes" })
+ *   const test = yield* Llm.makeTest({ provider: "openai", model: "gpt-4o", steps: [{ text: "hi" }] })
+ *   return cache.wrap(test.service)
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = Effect.fnUntraced(function*(inner: LLM["Service"], options: Options) {
-  const when = options.when ?? "deterministic"
-  const ttl = Duration.fromInputUnsafe(options.ttl)
-  // Keys are the request digests (string keys are the fast path of Effect's
-  // cache); a miss leaves its request here for the lookup to send.
-  const pending = new Map<string, LlmRequest>()
-  const cache = yield* Cache.makeWith(
-    (key: string) =>
-      Effect.suspend(() => {
-        const request = pending.get(key)
-        if (request === undefined) return Effect.die(new Error(`ResponseCache: no request for key ${key}`))
-        return inner.generate(request).pipe(
-          Effect.map((response) => entryOf(response)),
-          Effect.ensuring(Effect.sync(() => {
-            if (pending.get(key) === request) pending.delete(key)
-          }))
-        )
-      }),
-    {
-      capacity: options.capacity,
-      timeToLive: (exit: Exit.Exit<Entry, LlmError>) => Exit.isSuccess(exit) ? ttl : Duration.zero
-    }
-  )
+export const make: (options: Options) => Effect.Effect<ResponseCache, SwitchboardConfigError> = Effect.fnUntraced(
+  function*(options: Options) {
+    const decoded = yield* decode("ResponseCache", Options, options)
+    const when = decoded.when ?? "deterministic"
+    const ttl = Duration.fromInputUnsafe(decoded.ttl)
+    // Keys are the request digests (string keys are the fast path of Effect's
+    // cache); a miss leaves its request, and the service to send it to, here
+    // for the lookup.
+    const pending = new Map<string, { readonly request: LlmRequest; readonly inner: LLM["Service"] }>()
+    const cache = yield* Cache.makeWith(
+      (key: string) =>
+        Effect.suspend(() => {
+          const miss = pending.get(key)
+          if (miss === undefined) return Effect.die(new Error(`ResponseCache: no request for key ${key}`))
+          return miss.inner.generate(miss.request).pipe(
+            Effect.map((response) => entryOf(response)),
+            Effect.ensuring(Effect.sync(() => {
+              if (pending.get(key) === miss) pending.delete(key)
+            }))
+          )
+        }),
+      {
+        capacity: decoded.capacity,
+        timeToLive: (exit: Exit.Exit<Entry, LlmError>) => Exit.isSuccess(exit) ? ttl : Duration.zero
+      }
+    )
+    const flights = new Map<string, Flight>()
 
-  const hit = (key: string, entry: Entry) =>
-    Events.publish(() => ({
-      _tag: "CacheHit",
-      key,
-      provider: entry.response.provider,
-      model: entry.response.model
-    }))
+    const hit = (key: string, entry: Entry) =>
+      Events.publish(() => ({
+        _tag: "CacheHit",
+        key,
+        provider: entry.response.provider,
+        model: entry.response.model
+      }))
 
-  const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
-    if (!isCacheable(request, when)) return inner.generate(request)
-    const key = requestKey(request)
-    return Effect.flatMap(Cache.getOption(cache, key), (found) => {
-      if (Option.isSome(found)) {
-        const entry = found.value
-        return Effect.withFiber((fiber) => {
-          const response = asHit(entry)
-          const bus = fiber.getRef(Events.LlmEvents)
-          if (!bus.enabled) return Effect.succeed(response)
-          return Effect.as(
-            bus.publish({ _tag: "CacheHit", key, provider: entry.response.provider, model: entry.response.model }),
-            response
+    const wrapService = (inner: LLM["Service"]): LLM["Service"] => {
+      const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
+        if (!isCacheable(request, when)) return inner.generate(request)
+        const key = requestKey(request)
+        return Effect.flatMap(Cache.getOption(cache, key), (found) => {
+          if (Option.isSome(found)) {
+            const entry = found.value
+            return Effect.withFiber((fiber) => {
+              const response = asHit(entry)
+              const bus = fiber.getRef(Events.LlmEvents)
+              if (!bus.enabled) return Effect.succeed(response)
+              return Effect.as(
+                bus.publish({ _tag: "CacheHit", key, provider: entry.response.provider, model: entry.response.model }),
+                response
+              )
+            })
+          }
+          const miss = { request, inner }
+          pending.set(key, miss)
+          return Cache.get(cache, key).pipe(
+            Effect.map((entry) => entry.response),
+            Effect.ensuring(Effect.sync(() => {
+              if (pending.get(key) === miss) pending.delete(key)
+            }))
           )
         })
       }
-      pending.set(key, request)
-      return Cache.get(cache, key).pipe(
-        Effect.map((entry) => entry.response),
-        Effect.ensuring(Effect.sync(() => {
-          if (pending.get(key) === request) pending.delete(key)
+
+      /** Starts the provider stream for `key` in its own fiber; its parts go to every waiter. */
+      const start = (key: string, request: LlmRequest, flight: Flight): Effect.Effect<void> =>
+        Effect.asVoid(Effect.tap(
+          Effect.forkDetach(
+            inner.stream(request).pipe(
+              Stream.runForEach((part) =>
+                Effect.sync(() => {
+                  flight.parts.push(part)
+                  notify(flight)
+                })
+              ),
+              Effect.onExit((exit) =>
+                Effect.suspend(() => {
+                  flight.exit = Exit.asVoid(exit)
+                  if (flights.get(key) === flight) flights.delete(key)
+                  notify(flight)
+                  const last = flight.parts[flight.parts.length - 1]
+                  return Exit.isSuccess(exit) && last?.type === "finish"
+                    ? Cache.set(cache, key, entryOf(last.response, flight.parts))
+                    : Effect.void
+                })
+              ),
+              Effect.ignore
+            ),
+            { startImmediately: true }
+          ),
+          (fiber) => Effect.sync(() => (flight.fiber = fiber))
+        ))
+
+      /** One caller's view of a flight: every part from the first, then the flight's end. */
+      const follow = (flight: Flight, joined: boolean): Stream.Stream<StreamPart, LlmError> =>
+        Stream.fromPull(Effect.sync(() => {
+          let index = 0
+          const pull = (): Effect.Effect<Arr.NonEmptyReadonlyArray<StreamPart>, LlmError | Cause.Done> => {
+            if (index < flight.parts.length) {
+              const chunk = flight.parts.slice(index)
+              index = flight.parts.length
+              const out = joined ? chunk.map((part) => part.type === "finish" ? joinedFinish(part.response) : part) : chunk
+              if (Arr.isReadonlyArrayNonEmpty(out)) return Effect.succeed(out)
+            }
+            const exit = flight.exit
+            if (exit !== undefined) {
+              return Exit.isSuccess(exit) ? Cause.done() : Effect.failCause(exit.cause)
+            }
+            return Effect.flatMap(
+              Effect.callback<void>((resume) => {
+                const listener = () => resume(Effect.void)
+                flight.listeners.add(listener)
+                return Effect.sync(() => flight.listeners.delete(listener))
+              }),
+              pull
+            )
+          }
+          return Effect.suspend(pull)
         }))
-      )
-    })
-  }
 
-  const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
-    if (!isCacheable(request, when)) return inner.stream(request)
-    const key = requestKey(request)
-    return Stream.unwrap(Effect.map(Cache.getOption(cache, key), (found) => {
-      if (Option.isSome(found)) {
-        return Stream.fromEffect(hit(key, found.value)).pipe(
-          Stream.drain,
-          Stream.concat(Stream.fromIterable(hitParts(found.value)))
-        )
+      const leave = (key: string, flight: Flight): Effect.Effect<void> =>
+        Effect.suspend(() => {
+          flight.waiters--
+          if (flight.waiters > 0 || flight.exit !== undefined) return Effect.void
+          // The last caller left: nobody reads this call any more, so stop paying for it.
+          if (flights.get(key) === flight) flights.delete(key)
+          return flight.fiber === undefined ? Effect.void : Fiber.interrupt(flight.fiber)
+        })
+
+      const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
+        if (!isCacheable(request, when)) return inner.stream(request)
+        const key = requestKey(request)
+        return Stream.unwrap(Effect.map(Cache.getOption(cache, key), (found) => {
+          if (Option.isSome(found)) {
+            return Stream.fromEffect(hit(key, found.value)).pipe(
+              Stream.drain,
+              Stream.concat(Stream.fromIterable(hitParts(found.value)))
+            )
+          }
+          return Stream.unwrap(Effect.suspend(() => {
+            const running = flights.get(key)
+            if (running !== undefined) {
+              running.waiters++
+              return Effect.succeed(follow(running, true).pipe(Stream.ensuring(leave(key, running))))
+            }
+            const flight: Flight = { parts: [], exit: undefined, waiters: 1, listeners: new Set(), fiber: undefined }
+            flights.set(key, flight)
+            return Effect.as(start(key, request, flight), follow(flight, false).pipe(Stream.ensuring(leave(key, flight))))
+          }))
+        }))
       }
-      const recorded: Array<StreamPart> = []
-      let finish: LlmResponse | undefined
-      return inner.stream(request).pipe(
-        Stream.tap((part) => {
-          recorded.push(part)
-          if (part.type === "finish") finish = part.response
-          return Effect.void
-        }),
-        Stream.onExit((exit) =>
-          Exit.isSuccess(exit) && finish !== undefined
-            ? Cache.set(cache, key, entryOf(finish, recorded))
-            : Effect.void
-        )
-      )
-    }))
-  }
 
-  return LLM.of({ generate, stream })
+      return LLM.of({ generate, stream })
+    }
+
+    const self: ResponseCache = {
+      wrap: wrapService,
+      layer: (inner) => transform(wrapService)(inner),
+      size: Cache.size(cache),
+      streamsInFlight: Effect.sync(() => flights.size),
+      options: decoded
+    }
+    return self
+  }
+)
+
+const notify = (flight: Flight) => {
+  if (flight.listeners.size === 0) return
+  const listeners = Array.from(flight.listeners)
+  flight.listeners.clear()
+  for (const listener of listeners) listener()
+}
+
+/** The finish part a caller who joined a stream in flight gets: the hit shape (the starter pays). */
+const joinedFinish = (response: LlmResponse): StreamPart => ({
+  type: "finish",
+  response: { ...response, cached: true, costUsd: 0, latencyMs: 0, attempts: [] }
 })

@@ -24,7 +24,26 @@
  *
  * Invariant: spent + reserved ≤ limit, under any concurrency, as long as no
  * call costs more than it reserved (a call through a `Retry` can: reserve
- * for several attempts with `attempts`).
+ * for several attempts with `attempts`). A call that does cost more — the
+ * provider reported usage beyond the worst case — is an overrun: the real
+ * cost is recorded (it is what the provider bills) and a `BudgetOverrun`
+ * event is published. A gross overrun (more than twice the worst case: a
+ * provider reporting usage no request could produce) closes the window at
+ * once: every later call in the scope is refused until the window rolls. A
+ * small one — the provider counting a few prompt tokens more than the local
+ * tokenizer — keeps the window open. Spend never goes down: a negative
+ * or non-finite cost is clamped before it is charged.
+ *
+ * Thinking: a request without `maxTokens` reserves the model's whole
+ * `maxOutput`, reasoning included. OpenAI, Anthropic, Gemini and Bedrock
+ * count thinking inside `maxTokens`; for a provider that bills thinking on
+ * top, set `thinkingTokens` and reasoning-capable models (per the catalog)
+ * reserve that much more.
+ *
+ * State lives in a `BudgetStore`: the one in context when provided (shared
+ * by every budget with the same `name`, e.g. on Redis), else a bounded
+ * memory store of this budget's own (`maxScopes` scopes, each dropped once
+ * idle for a whole window).
  *
  * Windows roll on the `Clock`: `"day"` is the UTC calendar day, `"month"` the
  * UTC calendar month, a `Duration` fixed windows counted from the first call.
@@ -32,14 +51,17 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, type Fiber, Layer, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
-import { LLM, observeAttempts, observeAttemptsStream } from "../LLM.ts"
+import { LLM, observeAttempts, observeAttemptsStream, transform } from "../LLM.ts"
 import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
 import { Pricing, type PricingService } from "../money/Pricing.ts"
 import { Tokenizer } from "../prompt/Tokenizer.ts"
+import * as BudgetStore from "../state/BudgetStore.ts"
+import { fn, Fraction, NonNegativeFinite, NonNegativeInt, PositiveDuration, PositiveInt } from "../state/options.ts"
+import { decode, type SwitchboardConfigError } from "../SwitchboardConfigError.ts"
 
 /**
  * A model that prices reservations.
@@ -50,31 +72,6 @@ import { Tokenizer } from "../prompt/Tokenizer.ts"
 export interface PriceTarget {
   readonly provider: string
   readonly model: string
-}
-
-/**
- * Budget options.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Options {
-  /** The most that may be spent in one window, in USD. */
-  readonly limitUsd: number
-  /** `"day"` (UTC), `"month"` (UTC) or a fixed `Duration` counted from the first call. */
-  readonly window: "day" | "month" | Duration.Input
-  /** The budget a request counts against (default: one shared budget, `"global"`). */
-  readonly scope?: ((request: LlmRequest) => string) | undefined
-  /** Fraction of the limit (e.g. `0.8`) at which `onSoft` runs, once per window and scope. */
-  readonly softAt?: number | undefined
-  /** Runs once per window when settled spend reaches `softAt × limitUsd`. */
-  readonly onSoft?: ((state: State) => Effect.Effect<void>) | undefined
-  /** The model that prices a request without `model`. */
-  readonly price?: PriceTarget | undefined
-  /** The models behind the budget: a request without `model` is priced at the dearest. */
-  readonly models?: ReadonlyArray<PriceTarget> | undefined
-  /** How many attempts one call may make below the budget (default 1); multiplies the reservation. */
-  readonly attempts?: number | undefined
 }
 
 /**
@@ -91,11 +88,76 @@ export interface State {
   /** Epoch ms of the window's start, and of its end. */
   readonly windowStart: number
   readonly windowEnd: number
+  /** True once an overrun closed the window (every call refused until it rolls). */
+  readonly closed?: boolean | undefined
 }
 
+const PriceTargetSchema = Schema.Struct({ provider: Schema.String, model: Schema.String })
+
 /**
- * A budget: its layer transformer and its live state, so a caller can look
- * at the spend (and route to a cheaper stack, see {@link switchAt}).
+ * Budget options, checked when the budget is built: a bad one fails with a
+ * `SwitchboardConfigError` naming it (`Budget.limitUsd: expected a finite
+ * number ≥ 0, got NaN`).
+ *
+ * | option | type | default |
+ * |---|---|---|
+ * | `limitUsd` | finite number ≥ 0 | required |
+ * | `window` | `"day"` \| `"month"` \| finite `Duration` > 0 | required |
+ * | `scope` | `(request) => string` | one `"global"` budget |
+ * | `softAt` | fraction in (0, 1] | none |
+ * | `onSoft` | `(state) => Effect<void>` | none |
+ * | `price` / `models` | `{ provider, model }` / array of them | the unknown-model rule |
+ * | `attempts` | integer ≥ 1 | 1 |
+ * | `thinkingTokens` | integer ≥ 0 | 0 |
+ * | `name` | string (the store key prefix) | `"budget"` |
+ * | `reservationTtl` | finite `Duration` > 0 | `"1 hour"` |
+ * | `maxScopes` | integer ≥ 1 (memory store) | 10,000 |
+ * | `onStoreError` | `"failOpen"` \| `"failClosed"` | `"failClosed"` |
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Options = Schema.Struct({
+  /** The most that may be spent in one window, in USD. */
+  limitUsd: NonNegativeFinite,
+  /** `"day"` (UTC), `"month"` (UTC) or a fixed `Duration` counted from the first call. */
+  window: Schema.Union([Schema.Literals(["day", "month"]), PositiveDuration]),
+  /** The budget a request counts against (default: one shared budget, `"global"`). */
+  scope: Schema.optional(fn<(request: LlmRequest) => string>()),
+  /** Fraction of the limit (e.g. `0.8`) at which `onSoft` runs, once per window and scope. */
+  softAt: Schema.optional(Fraction),
+  /** Runs once per window when settled spend reaches `softAt × limitUsd`. */
+  onSoft: Schema.optional(fn<(state: State) => Effect.Effect<void>>()),
+  /** The model that prices a request without `model`. */
+  price: Schema.optional(PriceTargetSchema),
+  /** The models behind the budget: a request without `model` is priced at the dearest. */
+  models: Schema.optional(Schema.Array(PriceTargetSchema)),
+  /** How many attempts one call may make below the budget (default 1); multiplies the reservation. */
+  attempts: Schema.optional(PositiveInt),
+  /** Thinking tokens a reasoning-capable model may bill beyond `maxTokens` (default 0, see the module docs). */
+  thinkingTokens: Schema.optional(NonNegativeInt),
+  /** The key prefix in the store: budgets with one name share spend in a shared store (default `"budget"`). */
+  name: Schema.optional(Schema.String),
+  /** How long a reservation may be held before the store may reclaim it (default 1 hour). */
+  reservationTtl: Schema.optional(PositiveDuration),
+  /** Scopes the budget's own memory store keeps (default 10,000; least recently used first out). */
+  maxScopes: Schema.optional(PositiveInt),
+  /** When the store fails: refuse the call (`"failClosed"`, default) or let it through unbudgeted. */
+  onStoreError: Schema.optional(Schema.Literals(["failOpen", "failClosed"]))
+})
+
+/**
+ * Budget options (the type of {@link Options}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Options = typeof Options.Type
+
+/**
+ * A budget: its wrapper, its layer transformer and its live state, so a
+ * caller can look at the spend (and route to a cheaper stack, see
+ * {@link switchAt}).
  *
  * @since 0.1.0
  * @category models
@@ -106,28 +168,23 @@ export interface Budget {
   readonly wrap: (inner: LLM["Service"]) => LLM["Service"]
   /** The state of `scope` (default `"global"`), window rolled to now. */
   readonly state: (scope?: string | undefined) => Effect.Effect<State>
-  /** Every scope seen so far. */
+  /** Every scope the store holds now. */
   readonly states: Effect.Effect<ReadonlyArray<State>>
+  /**
+   * Whether the request's scope refuses every call now (its window closed by
+   * an overrun, or nothing left of the limit), without counting tokens or
+   * reserving: a cheap check a router uses to skip a candidate. `false` does
+   * not promise the call fits.
+   */
+  readonly refusesNow: (request: LlmRequest) => Effect.Effect<boolean>
   readonly options: Options
-}
-
-/** One scope's window. Mutated in place, only inside synchronous sections (see {@link makeWith}). */
-interface Slot {
-  windowStart: number
-  windowEnd: number
-  spent: number
-  reserved: number
-  softFired: boolean
-}
-
-interface Ledger {
-  /** The first call's time, for fixed windows. */
-  anchor: number | undefined
-  readonly slots: Map<string, Slot>
 }
 
 interface Reservation {
   readonly scope: string
+  readonly key: string
+  /** `undefined` when the store failed and the call went through unbudgeted (`failOpen`). */
+  readonly id: string | undefined
   readonly amount: number
 }
 
@@ -150,70 +207,140 @@ const windowAt = (window: Options["window"], now: number, anchor: number): reado
   return [start, start + length]
 }
 
+/** The longest a window of this kind lasts, in ms. */
+const windowLength = (window: Options["window"]): number =>
+  window === "day" ? dayMillis : window === "month" ? 31 * dayMillis : Duration.toMillis(Duration.fromInputUnsafe(window))
+
 const globalScope = "global"
 
 const unpriced: ReadonlyArray<PriceTarget> = [{ provider: "", model: "" }]
 
+/** A cost as it may be charged: spend never goes down, and never becomes NaN. */
+const chargeable = (cost: number): number => Number.isNaN(cost) || cost <= 0 ? 0 : cost
+
 /**
- * Builds a budget with its own state. Apply it with `.layer`; read it with
- * `.state`.
+ * Builds a budget with its own state (or on the `BudgetStore` in context).
+ * Fails with `SwitchboardConfigError` naming a bad option. Apply it with
+ * `.layer` or `.wrap`; read it with `.state`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Budget, Llm } from "@switchboard/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const budget = yield* Budget.make({ limitUsd: 5, window: "day", price: { provider: "openai", model: "gpt-4o-mini" } })
+ *   const stack = budget.layer(Llm.layerTest([{ text: "hi" }]))
+ *   yield* Llm.generateText("hello").pipe(Effect.provide(stack))
+ *   return yield* budget.state()
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<Budget> =>
-  Effect.sync(() => makeWith(options, { anchor: undefined, slots: new Map() }))
+export const make = (options: Options): Effect.Effect<Budget, SwitchboardConfigError> =>
+  Effect.flatMap(decode("Budget", Options, options), (decoded) =>
+    Effect.map(Effect.serviceOption(BudgetStore.BudgetStore), (provided) =>
+      makeWith(
+        decoded,
+        Option.getOrElse(provided, () =>
+          BudgetStore.makeMemory({
+            capacity: decoded.maxScopes ?? 10_000,
+            idleTtlMs: windowLength(decoded.window)
+          }))
+      )))
 
 /**
- * The ledger is one mutable structure. Effect fibers share one JS thread and
- * a fiber only yields between effects, so every read-modify-write of the
- * ledger is done synchronously inside a single effect step (a `withFiber` or
- * `sync` body, never across a `flatMap`): no other fiber can observe or
- * change a slot half-way, which keeps spent + reserved ≤ limit under any
- * concurrency.
+ * Every read-modify-write of a scope's money is one store operation, atomic
+ * in the store (the memory store runs it synchronously in one effect step;
+ * a Redis store runs one Lua script), which keeps spent + reserved ≤ limit
+ * under any concurrency.
  */
-const makeWith = (options: Options, ledger: Ledger): Budget => {
+const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budget => {
   const { limitUsd } = options
-  const attempts = Math.max(1, options.attempts ?? 1)
-  const softAt = options.softAt
+  const attempts = options.attempts ?? 1
+  const softAtUsd = options.softAt === undefined ? undefined : options.softAt * limitUsd
   const scopeOf = options.scope ?? (() => globalScope)
+  const name = options.name ?? "budget"
+  const failOpen = options.onStoreError === "failOpen"
+  const thinkingTokens = options.thinkingTokens ?? 0
+  const reservationTtlMs = options.reservationTtl === undefined
+    ? 3_600_000
+    : Duration.toMillis(Duration.fromInputUnsafe(options.reservationTtl))
+  const prefix = `${name}:`
+  const keyOf = (scope: string) => prefix + scope
   const fixedTargets: ReadonlyArray<PriceTarget> = options.price !== undefined
     ? [options.price]
     : options.models !== undefined && options.models.length > 0
     ? options.models
     : unpriced
+  const memory = BudgetStore.isMemoryStore(store) ? store : undefined
+  let anchor: number | undefined
+  let nextId = 0
 
-  /** `scope`'s slot, rolled to the window holding `now` (reservations in flight carry over). */
-  const rolled = (scope: string, now: number): Slot => {
-    const anchor = ledger.anchor ??= now
-    const slot = ledger.slots.get(scope)
-    if (slot !== undefined && now < slot.windowEnd && now >= slot.windowStart) return slot
-    const [windowStart, windowEnd] = windowAt(options.window, now, anchor)
-    const next: Slot = { windowStart, windowEnd, spent: 0, reserved: slot?.reserved ?? 0, softFired: false }
-    ledger.slots.set(scope, next)
-    return next
+  // The current window and its id, computed once per window rather than per call.
+  let current: readonly [number, number] = [0, 0]
+  let currentId = "0"
+  const windowOf = (now: number): readonly [number, number] => {
+    if (now >= current[0] && now < current[1]) return current
+    const window = windowAt(options.window, now, anchor ??= now)
+    if (now >= window[0] && now < window[1] && window[0] >= current[1]) {
+      current = window
+      currentId = String(window[0])
+    }
+    return window
+  }
+  const windowIdOf = (window: readonly [number, number]): string =>
+    window === current ? currentId : String(window[0])
+
+  const toState = (scope: string, window: readonly [number, number], s: BudgetStore.WindowState): State => ({
+    scope,
+    spentUsd: s.spentUsd,
+    reservedUsd: s.reservedUsd,
+    limitUsd,
+    windowStart: window[0],
+    windowEnd: window[1],
+    ...(s.closed ? { closed: true } : {})
+  })
+
+  const degraded = (error: BudgetStore.BudgetStoreError) =>
+    Events.publish(() => ({
+      _tag: "StoreDegraded",
+      store: "budget",
+      policy: failOpen ? "failOpen" : "failClosed",
+      detail: error.message
+    }))
+
+  /** What a failed read reports: nothing spent (`failOpen`) or the limit spent (`failClosed`). */
+  const unknownState: BudgetStore.WindowState = failOpen
+    ? { spentUsd: 0, reservedUsd: 0, closed: false }
+    : { spentUsd: limitUsd, reservedUsd: 0, closed: false }
+
+  const readAt = (scope: string, now: number): Effect.Effect<State> => {
+    const window = windowOf(now)
+    return store.read({ key: keyOf(scope), windowId: windowIdOf(window), now }).pipe(
+      Effect.catch((error) => Effect.as(degraded(error), unknownState)),
+      Effect.map((s) => toState(scope, window, s))
+    )
   }
 
-  const stateOf = (scope: string, slot: Slot): State => ({
-    scope,
-    spentUsd: slot.spent,
-    reservedUsd: slot.reserved,
-    limitUsd,
-    windowStart: slot.windowStart,
-    windowEnd: slot.windowEnd
-  })
-
   const state = (scope: string = globalScope): Effect.Effect<State> =>
-    Effect.withFiber((fiber) =>
-      Effect.succeed(stateOf(scope, rolled(scope, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())))
-    )
+    Effect.flatMap(Clock.currentTimeMillis, (now) => readAt(scope, now))
 
-  const states = Effect.withFiber((fiber) => {
-    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-    const out: Array<State> = []
-    for (const scope of Array.from(ledger.slots.keys())) out.push(stateOf(scope, rolled(scope, now)))
-    return Effect.succeed(out as ReadonlyArray<State>)
-  })
+  const states = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    store.keys(now).pipe(
+      Effect.catch((error) => Effect.as(degraded(error), [] as ReadonlyArray<string>)),
+      Effect.flatMap((keys) =>
+        Effect.forEach(
+          keys.filter((key) => key.startsWith(prefix)),
+          (key) => readAt(key.slice(prefix.length), now)
+        )
+      )
+    ))
+
+  const refusesNow = (request: LlmRequest): Effect.Effect<boolean> =>
+    Effect.map(state(scopeOf(request)), (s) => s.closed === true || s.spentUsd + s.reservedUsd >= limitUsd)
 
   /** The worst case of all attempts of `request`, in USD, given its input count for each target. */
   const worstOf = (
@@ -226,7 +353,10 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
     let priced = targets[0]!
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index]!
-      const maxOutput = request.maxTokens ?? pricing.limits(target.provider, target.model).maxOutput
+      let maxOutput = request.maxTokens ?? pricing.limits(target.provider, target.model).maxOutput
+      if (thinkingTokens > 0 && pricing.lookup(target.provider, target.model)?.capabilities.reasoning === true) {
+        maxOutput += thinkingTokens
+      }
       const { costUsd } = pricing.worstCase(target.provider, target.model, inputTokens(index), maxOutput)
       if (costUsd >= worst) {
         worst = costUsd
@@ -237,7 +367,6 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
   }
 
   const exceeded = (
-    fiber: Fiber.Fiber<unknown, unknown>,
     scope: string,
     requestedUsd: number,
     target: PriceTarget,
@@ -253,35 +382,65 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
       reservedUsd,
       requestedUsd
     })
-    const bus = fiber.getRef(Events.LlmEvents)
-    if (!bus.enabled) return Effect.fail(error)
     return Effect.andThen(
-      bus.publish({ _tag: "BudgetExceeded", scope, requestedUsd, spentUsd, reservedUsd, limitUsd }),
+      Events.publish(() => ({ _tag: "BudgetExceeded", scope, requestedUsd, spentUsd, reservedUsd, limitUsd })),
       Effect.fail(error)
     )
   }
 
-  /** Reserves `requestedUsd` in `scope` if it fits next to what is spent and reserved; all in one step. */
-  const take = (
+  /** What a reserve answered, as the call's outcome: a reservation, or `BudgetExceeded`. */
+  const reserved = (
     fiber: Fiber.Fiber<unknown, unknown>,
     scope: string,
-    worst: { readonly requestedUsd: number; readonly target: PriceTarget }
+    key: string,
+    id: string,
+    worst: { readonly requestedUsd: number; readonly target: PriceTarget },
+    result: BudgetStore.ReserveResult
   ): Effect.Effect<Reservation, BudgetExceeded> => {
     const { requestedUsd } = worst
-    const slot = rolled(scope, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-    // Compare in a form that cannot round a fitting reservation over the limit.
-    if (slot.spent + slot.reserved + requestedUsd > limitUsd) {
-      return exceeded(fiber, scope, requestedUsd, worst.target, slot.spent, slot.reserved)
+    if (!result.reserved) {
+      return exceeded(scope, requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
     }
-    slot.reserved = slot.reserved + requestedUsd
-    const reservation: Reservation = { scope, amount: requestedUsd }
+    const reservation: Reservation = { scope, key, id, amount: requestedUsd }
     const bus = fiber.getRef(Events.LlmEvents)
     if (!bus.enabled) return Effect.succeed(reservation)
     return Effect.as(
-      bus.publish({ _tag: "BudgetReserved", scope, reservedUsd: requestedUsd, spentUsd: slot.spent, limitUsd }),
+      bus.publish({ _tag: "BudgetReserved", scope, reservedUsd: requestedUsd, spentUsd: result.state.spentUsd, limitUsd }),
       reservation
     )
   }
+
+  /** Reserves `requestedUsd` in `scope` if it fits next to what is spent and reserved: one store operation. */
+  const take = (
+    scope: string,
+    worst: { readonly requestedUsd: number; readonly target: PriceTarget }
+  ): Effect.Effect<Reservation, BudgetExceeded> =>
+    Effect.withFiber((fiber) => {
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      const key = keyOf(scope)
+      const id = String(nextId++)
+      const input: BudgetStore.ReserveInput = {
+        key,
+        windowId: windowIdOf(windowOf(now)),
+        reservationId: id,
+        amountUsd: worst.requestedUsd,
+        limitUsd,
+        expiresAt: now + reservationTtlMs,
+        now
+      }
+      // The budget's own memory store answers in this same step (no store effects on the hot path).
+      if (memory !== undefined) return reserved(fiber, scope, key, id, worst, memory.reserveSync(input))
+      return Effect.matchEffect(store.reserve(input), {
+        onFailure: (error) =>
+          Effect.andThen(
+            degraded(error),
+            failOpen
+              ? Effect.succeed<Reservation>({ scope, key, id: undefined, amount: 0 })
+              : exceeded(scope, worst.requestedUsd, worst.target, 0, 0)
+          ),
+        onSuccess: (result) => reserved(fiber, scope, key, id, worst, result)
+      })
+    })
 
   const reserve = (request: LlmRequest): Effect.Effect<Reservation, BudgetExceeded> =>
     Effect.withFiber((fiber) => {
@@ -292,16 +451,14 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
         ? [{ provider: options.price?.provider ?? "", model: request.model }]
         : fixedTargets
       if (targets.length === 1) {
-        // The count is usually known already (a rate limit counted it, or the encoding is loaded):
-        // then the whole reservation runs in this one step.
         return Effect.flatMap(
           tokenizer.countRequest(request, targets[0]!),
-          (input) => take(fiber, scope, worstOf(pricing, request, targets, () => input.tokens))
+          (input) => take(scope, worstOf(pricing, request, targets, () => input.tokens))
         )
       }
       return Effect.flatMap(
         Effect.forEach(targets, (target) => tokenizer.countRequest(request, target)),
-        (inputs) => take(fiber, scope, worstOf(pricing, request, targets, (index) => inputs[index]!.tokens))
+        (inputs) => take(scope, worstOf(pricing, request, targets, (index) => inputs[index]!.tokens))
       )
     })
 
@@ -316,26 +473,58 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
       options.onSoft === undefined ? Effect.void : Effect.ignore(options.onSoft(crossed))
     )
 
-  /** Settles a reservation to `costUsd` (0 releases it) and fires the soft limit once per window. */
+  /** Publishes what a settle found: an overrun, the soft limit crossed. */
+  const settled = (
+    reservation: Reservation,
+    window: readonly [number, number],
+    result: BudgetStore.SettleResult
+  ): Effect.Effect<void> => {
+    if (!result.overrun && !result.softCrossed) return Effect.void
+    const overrun = result.overrun
+      ? Events.publish(() => ({
+        _tag: "BudgetOverrun",
+        scope: reservation.scope,
+        reservedUsd: result.heldUsd,
+        actualUsd: result.chargedUsd,
+        spentUsd: result.state.spentUsd,
+        limitUsd
+      }))
+      : Effect.void
+    if (!result.softCrossed) return overrun
+    return Effect.andThen(overrun, softReached(toState(reservation.scope, window, result.state)))
+  }
+
+  /**
+   * Settles a reservation to `costUsd` (0 releases it): an overrun is
+   * recorded as billed, published, and closes the window; the soft limit
+   * fires once per window.
+   */
   const settle = (reservation: Reservation, costUsd: number): Effect.Effect<void> =>
     Effect.withFiber((fiber) => {
-      const slot = rolled(reservation.scope, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-      const spent = slot.spent + costUsd
-      const crossed = softAt !== undefined && !slot.softFired && costUsd > 0 && spent >= softAt * limitUsd
-      slot.spent = spent
-      slot.reserved = Math.max(0, slot.reserved - reservation.amount)
-      if (!crossed) return Effect.void
-      slot.softFired = true
-      return softReached(stateOf(reservation.scope, slot))
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      const window = windowOf(now)
+      const input: BudgetStore.SettleInput = {
+        key: reservation.key,
+        windowId: windowIdOf(window),
+        reservationId: reservation.id ?? "",
+        costUsd: chargeable(costUsd),
+        softAtUsd,
+        now
+      }
+      if (memory !== undefined) return settled(reservation, window, memory.settleSync(input))
+      return Effect.matchEffect(store.settle(input), {
+        onFailure: degraded,
+        onSuccess: (result) => settled(reservation, window, result)
+      })
     })
 
-  /** What the leaves under one call reported spending. */
+  /** What the leaves under one call reported spending (each attempt clamped: never a credit). */
   const newTally = () => {
     const tally = {
       costUsd: 0,
       seen: false,
       observe: (attempt: Attempt) => {
-        tally.costUsd += attempt.costUsd
+        tally.costUsd += chargeable(attempt.costUsd)
         tally.seen = true
       }
     }
@@ -344,14 +533,14 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
 
   const spentBy = (response: LlmResponse): number => {
     let total = 0
-    for (const attempt of response.attempts) total += attempt.costUsd
-    return response.attempts.length === 0 ? response.costUsd : total
+    for (const attempt of response.attempts) total += chargeable(attempt.costUsd)
+    return response.attempts.length === 0 ? chargeable(response.costUsd) : total
   }
 
   const spentOnFailure = (error: LlmError): number => {
     if (error._tag !== "AllProvidersFailed") return 0
     let total = 0
-    for (const attempt of error.attempts) total += attempt.costUsd
+    for (const attempt of error.attempts) total += chargeable(attempt.costUsd)
     return total
   }
 
@@ -398,20 +587,46 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
         })
     })
 
-  const layer = <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> =>
-    Layer.effect(LLM, Effect.map(LLM, wrap)).pipe(Layer.provide(self))
+  const layer = <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> => transform(wrap)(self)
 
-  return { layer, wrap, state, states, options }
+  return { layer, wrap, state, states, refusesNow, options }
 }
+
+/**
+ * Wraps a service with a built budget; data-first or data-last.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Budget, Llm } from "@switchboard/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const test = yield* Llm.makeTest({ provider: "openai", model: "gpt-4o-mini", steps: [{ text: "hi" }] })
+ *   const budget = yield* Budget.make({ limitUsd: 1, window: "day" })
+ *   const llm = Budget.wrap(test.service, budget)
+ *   return yield* llm.generate({ messages: [{ role: "user", content: "q" }], maxTokens: 10 })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const wrap: {
+  (budget: Budget): (inner: LLM["Service"]) => LLM["Service"]
+  (inner: LLM["Service"], budget: Budget): LLM["Service"]
+} = Function.dual(2, (inner: LLM["Service"], budget: Budget): LLM["Service"] => budget.wrap(inner))
 
 /**
  * Limits spending through a layer to `limitUsd` per `window` (see the module
  * docs). Each build of the layer has its own budget; use {@link make} to
- * read the state from outside.
+ * read the state from outside. A bad option fails the layer at build with
+ * `SwitchboardConfigError`.
  *
  * @example
  * ```ts
- * const stack = OpenAI.model("gpt-4o").pipe(
+ * import { Budget, Llm } from "@switchboard/core"
+ *
+ * const stack = Llm.layerTest([{ text: "hi" }]).pipe(
  *   Budget.layer({ limitUsd: 50, window: "day", scope: (r) => r.metadata?.tenant ?? "anonymous" })
  * )
  * ```
@@ -419,8 +634,9 @@ const makeWith = (options: Options, ledger: Ledger): Budget => {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options) => <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> =>
-  Layer.unwrap(Effect.map(make(options), (budget) => budget.layer(self)))
+export const layer = (options: Options) =>
+<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | SwitchboardConfigError, R> =>
+  transform(Effect.map(make(options), (budget) => budget.wrap))(self)
 
 /**
  * Routes to `cheap` once the budget's settled spend for the
@@ -430,8 +646,13 @@ export const layer = (options: Options) => <E, R>(self: Layer.Layer<LLM, E, R>):
  *
  * @example
  * ```ts
- * const budget = yield* Budget.make({ limitUsd: 100, window: "month", price: { provider: "openai", model: "gpt-4o" } })
- * const stack = Budget.switchAt({ budget, soft: 0.8, primary: OpenAI.model("gpt-4o"), cheap: OpenAI.model("gpt-4o-mini") })
+ * import { Effect } from "effect"
+ * import { Budget, Llm } from "@switchboard/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const budget = yield* Budget.make({ limitUsd: 100, window: "month", price: { provider: "openai", model: "gpt-4o" } })
+ *   return Budget.switchAt({ budget, soft: 0.8, primary: Llm.layerTest([{ text: "a" }]), cheap: Llm.layerTest([{ text: "b" }]) })
+ * })
  * ```
  *
  * @since 0.1.0

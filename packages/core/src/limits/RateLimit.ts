@@ -19,20 +19,40 @@
  * reset; a provider `RateLimited` with a `retryAfter` pauses the key for that
  * long.
  *
- * State lives in a `RateLimiterStore`: a fresh in-memory store per layer by
- * default, or the `store` you pass (e.g. Redis, to share limits across
- * instances).
+ * State lives in a `RateLimiterStore` (Effect's `RateLimiter` store
+ * interface): the `store` you pass (e.g. Redis, to share limits across
+ * instances), else the one in context, else a fresh bounded memory store per
+ * layer (`state/RateLimiterStore.ts`: at most `maxKeys` keys, each dropped
+ * once idle past its window and `maxWait`), answered in process with no
+ * store round trips; a property test holds that path equal to Effect's
+ * `RateLimiter` over its memory store. The providers' hints are bounded the
+ * same way.
+ *
+ * Options are checked when the layer is built: a bad one fails with a
+ * `SwitchboardConfigError` naming it (`RateLimit.requests.limit: expected an
+ * integer ≥ 1, got 0`).
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, type Fiber, Layer, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
 import * as Events from "../Events.ts"
-import { LLM } from "../LLM.ts"
+import { LLM, transform } from "../LLM.ts"
 import { type LlmError, RateLimited } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, RateLimitInfo } from "../LlmResponse.ts"
 import { Tokenizer } from "../prompt/Tokenizer.ts"
+import * as BoundedMap from "../state/BoundedMap.ts"
+import {
+  fn,
+  millisOf,
+  NonNegativeDuration,
+  NonNegativeInt,
+  PositiveDuration,
+  PositiveInt
+} from "../state/options.ts"
+import * as RateLimiterStore from "../state/RateLimiterStore.ts"
+import { decode, type SwitchboardConfigError } from "../SwitchboardConfigError.ts"
 
 /**
  * A limit: `limit` units per `window`.
@@ -68,9 +88,50 @@ export interface Options<SE = never, SR = never> {
   readonly model?: { readonly provider: string; readonly model: string } | undefined
   /** Tighten from providers' rate-limit headers and 429s (default true). */
   readonly adaptive?: boolean | undefined
-  /** The limiter's store (default: a fresh in-memory store for this layer). */
+  /** The limiter's store (default: the one in context, else a fresh bounded memory store for this layer). */
   readonly store?: Layer.Layer<RateLimiter.RateLimiterStore, SE, SR> | undefined
+  /** Keys the default memory store and the hints keep (default 10,000; least recently used first out). */
+  readonly maxKeys?: number | undefined
 }
+
+const LimitSchema = Schema.Struct({ limit: PositiveInt, window: PositiveDuration })
+
+/**
+ * The options Schema, decoded at build (see {@link Options} for the type).
+ *
+ * | option | type | default |
+ * |---|---|---|
+ * | `requests` / `tokens` | `{ limit: integer ≥ 1, window: finite Duration > 0 }` | at least one required |
+ * | `onExceeded` | `"wait"` \| `"fail"` | required |
+ * | `maxWait` | `Duration` ≥ 0 | no bound |
+ * | `key` | string \| `(request) => string` | `"switchboard"` |
+ * | `outputReserve` | integer ≥ 0 | 1024 |
+ * | `model` | `{ provider, model }` | an estimate |
+ * | `adaptive` | boolean | `true` |
+ * | `store` | `Layer<RateLimiterStore>` | bounded memory |
+ * | `maxKeys` | integer ≥ 1 | 10,000 |
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Options = Schema.Struct({
+  requests: Schema.optional(LimitSchema),
+  tokens: Schema.optional(LimitSchema),
+  onExceeded: Schema.Literals(["wait", "fail"]),
+  maxWait: Schema.optional(NonNegativeDuration),
+  key: Schema.optional(Schema.Union([Schema.String, fn<(request: LlmRequest) => string>()])),
+  outputReserve: Schema.optional(NonNegativeInt),
+  model: Schema.optional(Schema.Struct({ provider: Schema.String, model: Schema.String })),
+  adaptive: Schema.optional(Schema.Boolean),
+  store: Schema.optional(
+    Schema.declare((u: unknown): u is Layer.Layer<RateLimiter.RateLimiterStore, unknown, unknown> => Layer.isLayer(u), {
+      expected: "a Layer providing RateLimiterStore"
+    })
+  ),
+  maxKeys: Schema.optional(PositiveInt)
+}).check(
+  Schema.makeFilter((o) => o.requests !== undefined || o.tokens !== undefined ? undefined : "expected requests or tokens (a rate limit with neither limits nothing)")
+)
 
 interface Hint {
   remaining: number
@@ -135,45 +196,30 @@ const asDurationMillis = (millis: number): number =>
   Number.isInteger(millis) ? millis : Duration.toMillis(Duration.millis(millis))
 
 /**
- * An in-process fixed-window counter with exactly the arithmetic of
- * `RateLimiter.consume` over `RateLimiter.layerStoreMemory`, answering
- * synchronously so a call's checks run in one step with no effects.
+ * An in-process fixed-window consume with exactly the arithmetic of
+ * `RateLimiter.consume`, over the bounded memory store's synchronous
+ * `fixedWindow`, so a call's checks run in one step with no effects.
  */
-const makeLocalCounter = () => {
-  const counters = new Map<string, { count: number; expiresAt: number }>()
-  return (step: Consume, now: number): Consumed => {
-    const { amount, limit } = step
-    const fail = step.onExceeded === "fail"
-    if (fail && amount > limit.limit) {
-      return { _tag: "Exceeded", retryAfterMillis: limit.windowMillis }
-    }
-    let counter = counters.get(step.key)
-    if (counter === undefined || counter.expiresAt <= now) {
-      counter = { count: 0, expiresAt: now }
-      counters.set(step.key, counter)
-    }
-    let count: number
-    let ttl: number
-    if (fail && limit.limit && counter.count + amount > limit.limit) {
-      count = counter.count + amount
-      ttl = counter.expiresAt - now
-    } else {
-      counter.count += amount
-      counter.expiresAt += limit.refillRateMillis * amount
-      count = counter.count
-      ttl = counter.expiresAt - now
-    }
-    if (fail) {
-      return limit.limit - count < 0 ? { _tag: "Exceeded", retryAfterMillis: asDurationMillis(ttl) } : takenNow
-    }
-    const elapsed = count * limit.refillRateMillis - ttl
-    const windowNumber = Math.floor((count - 1) / limit.limit)
-    const remaining = windowNumber * limit.windowMillis - elapsed
-    // Sums of fractions on epoch milliseconds (~1.7e12) carry rounding noise of ~1e-4 ms: a "wait"
-    // that small is none (sleeping on it costs a timer and an event-loop turn on every call).
-    return remaining <= 1e-3 ? takenNow : { _tag: "Taken", delayMillis: asDurationMillis(remaining) }
+const makeLocalCounter = (memory: RateLimiterStore.MemoryStore) => (step: Consume, now: number): Consumed => {
+  const { amount, limit } = step
+  const fail = step.onExceeded === "fail"
+  if (fail && amount > limit.limit) {
+    return { _tag: "Exceeded", retryAfterMillis: limit.windowMillis }
   }
+  const [count, ttl] = memory.fixedWindowSync(step.key, amount, limit.refillRateMillis, fail ? limit.limit : undefined, now)
+  if (fail) {
+    return limit.limit - count < 0 ? { _tag: "Exceeded", retryAfterMillis: asDurationMillis(ttl) } : takenNow
+  }
+  const elapsed = count * limit.refillRateMillis - ttl
+  const windowNumber = Math.floor((count - 1) / limit.limit)
+  const remaining = windowNumber * limit.windowMillis - elapsed
+  return remaining <= 0 ? takenNow : { _tag: "Taken", delayMillis: asDurationMillis(remaining) }
 }
+
+// Fixed-window sums of fractions on epoch milliseconds (~1.7e12) carry rounding noise of ~1e-4 ms:
+// a "wait" that small is none (sleeping on it would cost a timer and an event-loop turn on about
+// every call, which under CPU contention adds a starved loop's delay to each of them).
+const noWait = 1e-3
 
 /** Runs limit logic synchronously against the in-process counter. */
 const runLocal = <A>(
@@ -212,15 +258,102 @@ const runLimiter = <A>(limiter: RateLimiter.RateLimiter, steps: Steps<A>): Effec
 
 /** Where a limiter's counts live. */
 type Counter =
-  | { readonly _tag: "Local"; readonly consume: (step: Consume, now: number) => Consumed }
+  | {
+    readonly _tag: "Local"
+    readonly consume: (step: Consume, now: number) => Consumed
+    readonly memory: RateLimiterStore.MemoryStore
+  }
   | { readonly _tag: "Limiter"; readonly limiter: RateLimiter.RateLimiter }
 
 /**
- * Limits the requests and tokens going through a layer (see the module docs).
+ * A built rate limit: its wrapper, its layer transformer, and a cheap read a
+ * router uses to skip a candidate.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimit {
+  /** Wraps a service; every service wrapped by one `RateLimit` shares its counts. */
+  readonly wrap: (inner: LLM["Service"]) => LLM["Service"]
+  readonly layer: <E, R>(self: Layer.Layer<LLM, E, R>) => Layer.Layer<LLM, E, R>
+  /**
+   * Whether a call for `request` would be held now — its key's request limit
+   * used up in this window, or the provider said none are left until a reset
+   * — without taking anything. Over a shared store only the providers' hints
+   * are read (no store round trip); `false` does not promise the call passes.
+   */
+  readonly exhausted: (request: LlmRequest) => Effect.Effect<boolean>
+  readonly options: Options<unknown, unknown>
+}
+
+/** How long an idle key must be kept: its longest window plus the longest wait (unbounded: never dropped by age). */
+const idleTtlOf = (options: Options<unknown, unknown>): number => {
+  const windows = [options.requests, options.tokens].flatMap((limit) =>
+    limit === undefined ? [] : [millisOf(limit.window) ?? 0]
+  )
+  const maxWait = options.onExceeded === "fail" ? 0 : options.maxWait === undefined ? Infinity : millisOf(options.maxWait) ?? Infinity
+  return Math.max(0, ...windows) + maxWait
+}
+
+/**
+ * Builds a rate limit: decodes the options (a bad one fails with
+ * `SwitchboardConfigError` naming it) and counts in the `RateLimiterStore`
+ * in context, else in a fresh bounded memory store of its own.
  *
  * @example
  * ```ts
- * const stack = OpenAI.model("gpt-4o-mini").pipe(
+ * import { Effect } from "effect"
+ * import { Llm, RateLimit } from "@switchboard/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const limit = yield* RateLimit.make({ requests: { limit: 10, window: "1 second" }, onExceeded: "fail" })
+ *   const llm = limit.wrap((yield* Llm.makeTest({ provider: "openai", model: "gpt-4o-mini", steps: [{ text: "hi" }] })).service)
+ *   return yield* llm.generate({ messages: [{ role: "user", content: "q" }], maxTokens: 10 })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options<unknown, unknown>): Effect.Effect<RateLimit, SwitchboardConfigError> =>
+  Effect.andThen(
+    decode("RateLimit", Options, options),
+    Effect.flatMap(Effect.serviceOption(RateLimiter.RateLimiterStore), (store) => {
+      if (Option.isSome(store)) {
+        return Effect.map(
+          Effect.provideService(RateLimiter.make, RateLimiter.RateLimiterStore, store.value),
+          (limiter) => makeWith({ _tag: "Limiter", limiter }, options)
+        )
+      }
+      // The default store is this limit's own bounded memory: count in process, with no store round trips.
+      const memory = RateLimiterStore.makeMemory({
+        capacity: 2 * (options.maxKeys ?? 10_000),
+        idleTtlMs: idleTtlOf(options)
+      })
+      return Effect.succeed(makeWith({ _tag: "Local", consume: makeLocalCounter(memory), memory }, options))
+    })
+  )
+
+/**
+ * Wraps a service with a built rate limit; data-first or data-last.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const wrap: {
+  (limit: RateLimit): (inner: LLM["Service"]) => LLM["Service"]
+  (inner: LLM["Service"], limit: RateLimit): LLM["Service"]
+} = Function.dual(2, (inner: LLM["Service"], limit: RateLimit): LLM["Service"] => limit.wrap(inner))
+
+/**
+ * Limits the requests and tokens going through a layer (see the module
+ * docs). A bad option fails the layer at build with `SwitchboardConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Llm, RateLimit } from "@switchboard/core"
+ *
+ * const stack = Llm.layerTest([{ text: "hi" }]).pipe(
  *   RateLimit.layer({ requests: { limit: 500, window: "1 minute" }, tokens: { limit: 200_000, window: "1 minute" }, onExceeded: "wait", maxWait: "10 seconds" })
  * )
  * ```
@@ -229,32 +362,10 @@ type Counter =
  * @category layers
  */
 export const layer = <SE = never, SR = never>(options: Options<SE, SR>) =>
-<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | SE, R | SR> => {
-  if (options.store === undefined) {
-    // The default store is this layer's own memory: count in process, with no store round trips.
-    return Layer.effect(
-      LLM,
-      Effect.map(LLM, (inner) => makeWith({ _tag: "Local", consume: makeLocalCounter() }, options)(inner))
-    ).pipe(Layer.provide(self))
-  }
-  return Layer.effect(
-    LLM,
-    Effect.gen(function*() {
-      const inner = yield* LLM
-      const limiter = yield* RateLimiter.make
-      return make(limiter, options)(inner)
-    })
-  ).pipe(Layer.provide(self), Layer.provide(options.store))
+<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | SE | SwitchboardConfigError, R | SR> => {
+  const limited = transform(Effect.map(make(options), (limit) => limit.wrap))(self)
+  return options.store === undefined ? limited : limited.pipe(Layer.provide(options.store))
 }
-
-/**
- * Wraps a service with a limiter you built (see {@link layer}).
- *
- * @since 0.1.0
- * @category constructors
- */
-export const make = (limiter: RateLimiter.RateLimiter, options: Options<unknown, unknown>) =>
-  makeWith({ _tag: "Limiter", limiter }, options)
 
 const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
   const wait = options.onExceeded === "wait"
@@ -263,7 +374,7 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
     : Duration.toMillis(Duration.fromInputUnsafe(options.maxWait))
   const outputReserve = options.outputReserve ?? 1024
   const adaptive = options.adaptive ?? true
-  const hints = new Map<string, Hints>()
+  const hints = BoundedMap.make<Hints>({ capacity: options.maxKeys ?? 10_000, idleTtlMs: idleTtlOf(options) })
   const requests = options.requests === undefined ? undefined : compile(options.requests)
   const tokens = options.tokens === undefined ? undefined : compile(options.tokens)
 
@@ -294,7 +405,7 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
 
   /** How long the provider's last word says to hold this call, counting it against the hint. */
   const hinted = (key: string, amount: number, now: number): { delay: number; scope: "requests" | "tokens" } => {
-    const state = hints.get(key)
+    const state = hints.get(key, now)
     if (state === undefined) return { delay: 0, scope: "requests" }
     let delay = 0
     let scope: "requests" | "tokens" = "requests"
@@ -316,14 +427,14 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
 
   const learn = (key: string, info: RateLimitInfo | undefined, now: number) => {
     if (!adaptive || info === undefined) return
-    const state = hints.get(key) ?? {}
+    const state = hints.get(key, now) ?? {}
     if (info.requestsRemaining !== undefined && info.requestsReset !== undefined) {
       state.requests = { remaining: info.requestsRemaining, resetAt: now + Duration.toMillis(info.requestsReset) }
     }
     if (info.tokensRemaining !== undefined && info.tokensReset !== undefined) {
       state.tokens = { remaining: info.tokensRemaining, resetAt: now + Duration.toMillis(info.tokensReset) }
     }
-    hints.set(key, state)
+    hints.set(key, state, now)
   }
 
   const pause = (key: string, error: LlmError, now: number) => {
@@ -331,11 +442,11 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
       return
     }
     const resetAt = now + Duration.toMillis(error.retryAfter)
-    const state = hints.get(key) ?? {}
+    const state = hints.get(key, now) ?? {}
     const hint = { remaining: 0, resetAt }
     if (error.scope === "tokens") state.tokens = hint
     else state.requests = hint
-    hints.set(key, state)
+    hints.set(key, state, now)
   }
 
   interface Permit {
@@ -455,7 +566,7 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
 
   // The wait runs interruptibly, after the permit is held, so an interrupted waiter gives its tokens back.
   const waitFor = (permit: Permit): Effect.Effect<void> =>
-    permit.delay <= 0 ? Effect.void : Effect.andThen(
+    permit.delay <= noWait ? Effect.void : Effect.andThen(
       Effect.sleep(Duration.millis(permit.delay)),
       Events.publish(() => ({ _tag: "RateLimitWaited", key: permit.keys.key, waitedMs: permit.delay }))
     )
@@ -463,12 +574,25 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
   const release = (permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>): Effect.Effect<void> =>
     Effect.withFiber((fiber) => run(fiber, (now) => reconcile(permit, exit, now)))
 
-  return (inner: LLM["Service"]): LLM["Service"] =>
+  const exhausted = (request: LlmRequest): Effect.Effect<boolean> =>
+    Effect.clockWith((clock) =>
+      Effect.sync(() => {
+        const now = clock.currentTimeMillisUnsafe()
+        const keys = keysFor(request)
+        const state = hints.get(keys.key, now)
+        const hint = state?.requests
+        if (hint !== undefined && now < hint.resetAt && hint.remaining < 1) return true
+        if (counter._tag !== "Local" || requests === undefined) return false
+        return counter.memory.peek(keys.requests, now) + 1 > requests.limit
+      })
+    )
+
+  const wrap = (inner: LLM["Service"]): LLM["Service"] =>
     LLM.of({
       generate: (request) =>
         Effect.acquireUseRelease(
           acquire(request),
-          (permit) => permit.delay <= 0 ? inner.generate(request) : Effect.andThen(waitFor(permit), inner.generate(request)),
+          (permit) => permit.delay <= noWait ? inner.generate(request) : Effect.andThen(waitFor(permit), inner.generate(request)),
           release
         ),
       stream: (request) =>
@@ -489,4 +613,8 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
           )
         })
     })
+
+  const layer = <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> => transform(wrap)(self)
+
+  return { wrap, layer, exhausted, options } satisfies RateLimit
 }

@@ -10,9 +10,16 @@
  * attempt it makes (failed, interrupted and partial ones included), so the
  * ledger's total is always the sum of the attempts' costs.
  *
+ * What a provider reports is not trusted blindly: a negative, non-finite or
+ * fractional token count and a negative or non-finite cost are clamped when
+ * recorded (counts to non-negative safe integers, costs to finite ≥ 0), so
+ * the ledger's totals never go down and never become `Infinity` or `NaN`.
+ * Recording is O(1) per attempt (totals are updated in place; a snapshot
+ * copies them).
+ *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Ref } from "effect"
+import { Clock, Context, Effect, Layer } from "effect"
 import type { Metadata } from "../LlmRequest.ts"
 import type { Attempt } from "../LlmResponse.ts"
 
@@ -105,62 +112,103 @@ export const CostLedger: Context.Reference<CostLedgerService> = Context.Referenc
   { defaultValue: () => noop }
 )
 
+interface MutableTotals {
+  attempts: number
+  failures: number
+  inputTokens: number
+  outputTokens: number
+  costUsd: number
+}
+
 interface State {
-  readonly since: number
-  readonly total: Totals
-  readonly byProvider: ReadonlyMap<string, Totals>
-  readonly byModel: ReadonlyMap<string, Totals>
-  readonly byTenant: ReadonlyMap<string, Totals>
-  readonly byTag: ReadonlyMap<string, Totals>
+  since: number
+  readonly total: MutableTotals
+  readonly byProvider: Map<string, MutableTotals>
+  readonly byModel: Map<string, MutableTotals>
+  readonly byTenant: Map<string, MutableTotals>
+  readonly byTag: Map<string, MutableTotals>
 }
 
-const add = (totals: Totals | undefined, attempt: Attempt): Totals => {
-  const base = totals ?? zero
+/** A token count as it may be recorded: a non-negative safe integer. */
+const tokens = (n: number | undefined): number =>
+  n === undefined || !(n > 0) ? 0 : n >= Number.MAX_SAFE_INTEGER ? Number.MAX_SAFE_INTEGER : Math.floor(n)
+
+/** A cost as it may be recorded: finite and never negative (spend never goes down). */
+const dollars = (n: number): number => !(n > 0) ? 0 : n === Number.POSITIVE_INFINITY ? Number.MAX_VALUE : n
+
+/**
+ * The attempt as the ledger records it: usage counts non-negative safe
+ * integers, cost finite and ≥ 0.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const sanitize = (attempt: Attempt): Attempt => {
+  const usage = attempt.usage
+  const cost = dollars(attempt.costUsd)
+  if (
+    cost === attempt.costUsd &&
+    (usage === undefined ||
+      (tokens(usage.inputTokens) === usage.inputTokens && tokens(usage.outputTokens) === usage.outputTokens))
+  ) return attempt
   return {
-    attempts: base.attempts + 1,
-    failures: base.failures + (attempt.outcome === "ok" ? 0 : 1),
-    inputTokens: base.inputTokens + (attempt.usage?.inputTokens ?? 0),
-    outputTokens: base.outputTokens + (attempt.usage?.outputTokens ?? 0),
-    costUsd: base.costUsd + attempt.costUsd
+    ...attempt,
+    costUsd: cost,
+    ...(usage === undefined
+      ? {}
+      : { usage: { ...usage, inputTokens: tokens(usage.inputTokens), outputTokens: tokens(usage.outputTokens) } })
   }
 }
 
-const bump = (map: ReadonlyMap<string, Totals>, key: string, attempt: Attempt): ReadonlyMap<string, Totals> => {
-  const next = new Map(map)
-  next.set(key, add(map.get(key), attempt))
-  return next
+const zeroTotals = (): MutableTotals => ({ attempts: 0, failures: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 })
+
+const add = (totals: MutableTotals, attempt: Attempt): void => {
+  totals.attempts += 1
+  totals.failures += attempt.outcome === "ok" ? 0 : 1
+  // Token totals saturate at the largest safe integer rather than lose precision.
+  totals.inputTokens = Math.min(Number.MAX_SAFE_INTEGER, totals.inputTokens + (attempt.usage?.inputTokens ?? 0))
+  totals.outputTokens = Math.min(Number.MAX_SAFE_INTEGER, totals.outputTokens + (attempt.usage?.outputTokens ?? 0))
+  totals.costUsd += attempt.costUsd
 }
 
-const recordIn = (state: State, attempt: Attempt, metadata: Metadata | undefined): State => {
-  let byTag = state.byTag
+const bump = (map: Map<string, MutableTotals>, key: string, attempt: Attempt): void => {
+  let totals = map.get(key)
+  if (totals === undefined) map.set(key, totals = zeroTotals())
+  add(totals, attempt)
+}
+
+const recordIn = (state: State, raw: Attempt, metadata: Metadata | undefined): void => {
+  const attempt = sanitize(raw)
   if (metadata?.tags !== undefined) {
-    for (const tag of new Set(metadata.tags)) byTag = bump(byTag, tag, attempt)
+    for (const tag of new Set(metadata.tags)) bump(state.byTag, tag, attempt)
   }
-  return {
-    since: state.since,
-    total: add(state.total, attempt),
-    byProvider: bump(state.byProvider, attempt.provider, attempt),
-    byModel: bump(state.byModel, `${attempt.provider}/${attempt.model}`, attempt),
-    byTenant: metadata?.tenant === undefined ? state.byTenant : bump(state.byTenant, metadata.tenant, attempt),
-    byTag
-  }
+  add(state.total, attempt)
+  bump(state.byProvider, attempt.provider, attempt)
+  bump(state.byModel, `${attempt.provider}/${attempt.model}`, attempt)
+  if (metadata?.tenant !== undefined) bump(state.byTenant, metadata.tenant, attempt)
+}
+
+const copyOf = (map: Map<string, MutableTotals>): Record<string, Totals> => {
+  const out: Record<string, Totals> = {}
+  for (const [key, totals] of map) out[key] = { ...totals }
+  return out
 }
 
 const toSnapshot = (state: State): Snapshot => {
   const snapshot: Snapshot = {
     since: state.since,
-    total: state.total,
-    byProvider: Object.fromEntries(state.byProvider),
-    byModel: Object.fromEntries(state.byModel),
-    byTenant: Object.fromEntries(state.byTenant),
-    byTag: Object.fromEntries(state.byTag),
+    total: { ...state.total },
+    byProvider: copyOf(state.byProvider),
+    byModel: copyOf(state.byModel),
+    byTenant: copyOf(state.byTenant),
+    byTag: copyOf(state.byTag),
     format: () => format(snapshot)
   }
   return snapshot
 }
 
 /**
- * An in-memory ledger (state in a `Ref`).
+ * An in-memory ledger.
  *
  * @since 0.1.0
  * @category constructors
@@ -168,19 +216,20 @@ const toSnapshot = (state: State): Snapshot => {
 export const make: Effect.Effect<CostLedgerService> = Effect.gen(function*() {
   const fresh = (since: number): State => ({
     since,
-    total: zero,
+    total: zeroTotals(),
     byProvider: new Map(),
     byModel: new Map(),
     byTenant: new Map(),
     byTag: new Map()
   })
-  const ref = yield* Ref.make(fresh(yield* Clock.currentTimeMillis))
+  // One mutable state, changed only inside synchronous effect steps (fibers share one thread).
+  let state = fresh(yield* Clock.currentTimeMillis)
   return {
     enabled: true,
-    record: (attempt, metadata) => Ref.update(ref, (state) => recordIn(state, attempt, metadata)),
-    snapshot: Effect.map(Ref.get(ref), toSnapshot),
-    sessionCost: Effect.map(Ref.get(ref), (state) => state.total.costUsd),
-    reset: Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.set(ref, fresh(now)))
+    record: (attempt, metadata) => Effect.sync(() => recordIn(state, attempt, metadata)),
+    snapshot: Effect.sync(() => toSnapshot(state)),
+    sessionCost: Effect.sync(() => state.total.costUsd),
+    reset: Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => void (state = fresh(now))))
   }
 })
 

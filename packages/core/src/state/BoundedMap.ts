@@ -61,6 +61,8 @@ interface Entry<V> {
 export interface BoundedMap<V> {
   /** The value for `key`, touching it; `undefined` when absent or idle too long. */
   readonly get: (key: string, now: number) => V | undefined
+  /** The value for `key` without touching it (a read that must not keep a key alive); `undefined` when absent or idle too long. */
+  readonly peek: (key: string, now: number) => V | undefined
   /** Sets `key`, touching it, and evicts what the bounds require. */
   readonly set: (key: string, value: V, now: number) => void
   readonly delete: (key: string) => void
@@ -101,6 +103,8 @@ export const make = <V>(
       onEvict?.(key, entry.value)
       return undefined
     }
+    // Touched already at this instant: it is in order as it stands (a hot key costs one lookup).
+    if (entry.touched === now) return entry.value
     // Move to the back: last-touch order keeps idle keys at the front.
     map.delete(key)
     entry.touched = now
@@ -124,8 +128,13 @@ export const make = <V>(
     expire(now)
     for (const [key, entry] of map) yield [key, entry.value] as const
   }
+  const peek = (key: string, now: number): V | undefined => {
+    const entry = map.get(key)
+    return entry === undefined || now - entry.touched >= idleTtlMs ? undefined : entry.value
+  }
   return {
     get,
+    peek,
     set,
     delete: (key) => void map.delete(key),
     size: (now) => {
