@@ -135,6 +135,27 @@ describe("contention", () => {
       assert.strictEqual((yield* busy.state("p", "m"))._tag, "Open")
     }))
 
+  it.effect("a deadline answers Timeout at the deadline, without waiting for the interrupted call to wind down", () =>
+    Effect.gen(function*() {
+      let cleaned = false
+      // A call whose interruption takes 5 s (under contention: aborts, closes and settles on a slow loop).
+      const slowToStop = LLM.of({
+        generate: () => Effect.onInterrupt(Effect.never, () => Effect.andThen(Effect.sleep("5 seconds"), Effect.sync(() => (cleaned = true)))),
+        stream: () => Stream.never
+      })
+      const fiber = yield* Effect.forkChild(Effect.flip(Deadline.within("1 second")(slowToStop.generate(ask))))
+      yield* TestClock.adjust("1 second")
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+      const exit = fiber.pollUnsafe()
+      assert.isDefined(exit, "the caller has its answer at the deadline")
+      assert.strictEqual((yield* Fiber.join(fiber))._tag, "Timeout")
+      assert.isFalse(cleaned)
+      // The interrupted call still winds down, in the background.
+      yield* TestClock.adjust("5 seconds")
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+      assert.isTrue(cleaned)
+    }))
+
   it.effect("CircuitBreaker under a TestClock: a Timeout counts as before (no starvation to judge)", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ failureThreshold: 1, cooldown: "1 minute" })
