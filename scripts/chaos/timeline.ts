@@ -140,6 +140,12 @@ export class Timeline {
     this.windows.push({ name, from, to })
   }
 
+  /** The worst event-loop delay measured in the interval holding `t` and the one before it. */
+  eldMaxAround(t: number): number {
+    const i = Math.floor(t / this.bucketMs)
+    return Math.max(this.buckets[i]?.eldMaxMs ?? 0, this.buckets[i - 1]?.eldMaxMs ?? 0)
+  }
+
   /** The buckets recorded so far. */
   all(): ReadonlyArray<Bucket> {
     return this.buckets
