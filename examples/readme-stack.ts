@@ -4,7 +4,8 @@
 import { Anthropic } from "@switchboard/anthropic"
 import { Budget, CircuitBreaker, Fallback, Llm, RateLimit, ResponseCache, Retry, type LLM } from "@switchboard/core"
 import { OpenAI } from "@switchboard/openai"
-import { Effect, Layer } from "effect"
+import { NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Layer } from "effect"
 
 const guarded = <E, R>(provider: Layer.Layer<LLM, E, R>) =>
   provider.pipe(Retry.layer({ times: 2, base: "200 millis" }), CircuitBreaker.layer({ failureThreshold: 5, cooldown: "30 seconds" }))
@@ -22,4 +23,4 @@ const program = Llm.generateText("Summarise Effect in one line").pipe(
   Llm.withDeadline("20 seconds"),
   Effect.catchTag("BudgetExceeded", (e) => Effect.succeed(`over budget: ${e.message}`))
 )
-Effect.runPromise(program.pipe(Effect.provide(Stack))).then(console.log)
+program.pipe(Effect.flatMap(Console.log), Effect.provide(Stack), NodeRuntime.runMain)

@@ -1,6 +1,7 @@
 /**
  * Type-checks every package (sources and tests), the cross-package tests,
- * the scripts and the examples, one `tsc -p` per project, and fails on the first error.
+ * the scripts and the examples, one `tsc -p` per project, then every JSDoc and
+ * README example (`scripts/check-docs.ts`); fails if any of them fails.
  */
 import { spawnSync } from "node:child_process"
 import { existsSync, readdirSync } from "node:fs"
@@ -23,5 +24,10 @@ for (const project of projects) {
     console.error(`typecheck failed: ${project}`)
   }
 }
+const docs = spawnSync(process.execPath, [join(root, "scripts", "check-docs.ts")], { cwd: root, stdio: "inherit" })
+if (docs.status !== 0) {
+  failed++
+  console.error("typecheck failed: docs examples (scripts/check-docs.ts)")
+}
 if (failed > 0) process.exit(1)
-console.log(`typecheck: ${projects.length} projects clean`)
+console.log(`typecheck: ${projects.length} projects and the docs examples clean`)

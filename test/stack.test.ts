@@ -43,7 +43,7 @@ const outcomes = (sim: Sim.SimHandle, provider: string) =>
 const eventually = <A>(read: Effect.Effect<A>, check: (a: A) => boolean) =>
   Effect.repeat(read, { until: check, schedule: Schedule.spaced("20 millis"), times: 100 })
 
-const withLlm = <A, E>(layer: Layer.Layer<LLM, never, never>, effect: Effect.Effect<A, E, LLM>) =>
+const withLlm = <A, E, E2>(layer: Layer.Layer<LLM, E2, never>, effect: Effect.Effect<A, E, LLM>) =>
   Effect.provide(effect, layer)
 
 describe("stacks over the real provider layers", () => {

@@ -21,7 +21,7 @@ const limits = { budgetUsd: 1e9, softAt: 0.99, requestsPerSecond: 1e9 }
 
 /** A call that runs a Switchboard program on a runtime built once. */
 const effectCall = (
-  runtime: ManagedRuntime.ManagedRuntime<Llm.LLM, never>,
+  runtime: ManagedRuntime.ManagedRuntime<Llm.LLM, unknown>,
   stream: boolean,
   unique: boolean
 ): Call => {

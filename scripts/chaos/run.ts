@@ -204,13 +204,16 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
       anthropic: { apiKey: keys.anthropic, baseURL: sim.providerUrl("anthropic"), model: "claude-haiku-4-5" },
       cheap: { name: "groq", apiKey: keys.groq, baseURL: `${sim.providerUrl("groq")}/v1`, model: "llama-3.1-8b-instant" }
     }
-    const { budget, layer, legs } = yield* makeStack(endpoints, { budgetUsd: limitUsd, softAt: 0.8, requestsPerSecond: 100_000 })
+    // the stack's options are constants: a build-time config error is a bug here
+    const { budget, layer, legs } = yield* makeStack(endpoints, { budgetUsd: limitUsd, softAt: 0.8, requestsPerSecond: 100_000 }).pipe(
+      Effect.orDie
+    )
     // The providers behind the first one, bare, for the warm-up.
     const direct = [
       Anthropic.model(endpoints.anthropic.model).pipe(Layer.provide(Anthropic.layerClient(endpoints.anthropic))),
       OpenAI.model(endpoints.cheap.model).pipe(Layer.provide(OpenAI.compatible(endpoints.cheap)))
     ]
-    const llm = yield* Layer.build(layer)
+    const llm = yield* Effect.orDie(Layer.build(layer))
 
     const clock = yield* Clock.Clock
     const timeline = new Timeline(options.bucketMs ?? 1_000, () => clock.currentTimeMillisUnsafe())
@@ -401,7 +404,7 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     // bounded at 20 s), then send a little traffic so the breakers that get it can close.
     for (const name of ["openai", "anthropic", "groq"]) yield* Effect.orDie(sim.clearFaults(name))
     const anyOpen = Effect.map(
-      Effect.forEach(legs, (leg) => leg.breaker.state(leg.provider, leg.model)),
+      Effect.forEach(legs, (leg) => Effect.orDie(leg.breaker.state(leg.provider, leg.model))),
       (states) => states.some((state) => state._tag === "Open")
     )
     yield* Effect.repeat(anyOpen, { while: (open) => open, schedule: Schedule.spaced("100 millis"), times: 200 })
@@ -421,7 +424,7 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     const ledger = yield* CostLedger.snapshot
     const finalBudget = yield* budget.state()
     const breakerStates = yield* Effect.forEach(legs, (leg) =>
-      Effect.map(leg.breaker.state(leg.provider, leg.model), (state) => ({ leg, state })))
+      Effect.map(Effect.orDie(leg.breaker.state(leg.provider, leg.model)), (state) => ({ leg, state })))
 
     // ---------------------------------------------------------------------------
     // The invariants

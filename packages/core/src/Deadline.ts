@@ -8,10 +8,13 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
-import { LLM } from "./LLM.ts"
+import { Clock, Context, Duration, Effect, Exit, Fiber, Option, Schema, Stream } from "effect"
+import { dual } from "effect/Function"
+import { DurationInput } from "./internal/optionSchemas.ts"
+import { LLM, transform } from "./LLM.ts"
 import { Timeout } from "./LlmError.ts"
 import { deadlineOf, type LlmRequest } from "./LlmRequest.ts"
+import * as SwitchboardConfigError from "./SwitchboardConfigError.ts"
 
 /**
  * The current deadline as epoch milliseconds, or `undefined` for none.
@@ -78,20 +81,22 @@ export const within = (duration: Duration.Input, origin?: Origin) =>
  */
 const expireAt = <A, E, R, E2>(self: Effect.Effect<A, E, R>, left: number, error: () => E2): Effect.Effect<A, E | E2, R> =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Effect.forkDetach(restore(self), { startImmediately: true }), (fiber: Fiber.Fiber<A, E>): Effect.Effect<A, E | E2, R> =>
-      restore(
-        Effect.raceFirst(
-          Effect.map(Fiber.await(fiber), Option.some),
-          Effect.as(Effect.sleep(left), Option.none<Exit.Exit<A, E>>())
+    Effect.flatMap(
+      Effect.forkDetach(restore(self), { startImmediately: true }),
+      (fiber: Fiber.Fiber<A, E>): Effect.Effect<A, E | E2, R> =>
+        restore(
+          Effect.raceFirst(
+            Effect.map(Fiber.await(fiber), Option.some),
+            Effect.as(Effect.sleep(left), Option.none<Exit.Exit<A, E>>())
+          )
+        ).pipe(
+          Effect.onExit((exit) => {
+            // Interrupted from outside, or expired: the work is interrupted, not awaited.
+            if (exit._tag === "Failure" || exit.value._tag === "None") fiber.interruptUnsafe()
+            return Effect.void
+          }),
+          Effect.flatMap((done): Effect.Effect<A, E | E2> => done._tag === "Some" ? done.value : Effect.fail(error()))
         )
-      ).pipe(
-        Effect.onExit((exit) => {
-          // Interrupted from outside, or expired: the work is interrupted, not awaited.
-          if (exit._tag === "Failure" || exit.value._tag === "None") fiber.interruptUnsafe()
-          return Effect.void
-        }),
-        Effect.flatMap((done): Effect.Effect<A, E | E2> => done._tag === "Some" ? done.value : Effect.fail(error()))
-      )
     )
   )
 
@@ -145,19 +150,57 @@ export const forRequestStream = (request: LlmRequest, origin?: Origin) =>
 }
 
 /**
+ * The Schema of {@link layer}'s argument: a finite `Duration.Input` ≥ 0,
+ * reported as `Deadline.duration`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Options = Schema.Struct({ duration: DurationInput })
+
+const bounded = (inner: LLM["Service"], duration: Duration.Input): LLM["Service"] =>
+  LLM.of({
+    generate: (request) => within(duration)(inner.generate(request)),
+    stream: (request) => withinStream(duration)(inner.stream(request))
+  })
+
+/**
+ * Gives every call of an `LLM` service a deadline of `duration` (a
+ * request's own, shorter `deadline` still wins). Data-first or data-last.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const wrap: {
+  (duration: Duration.Input): (self: LLM["Service"]) => LLM["Service"]
+  (self: LLM["Service"], duration: Duration.Input): LLM["Service"]
+} = dual(2, bounded)
+
+/**
+ * Checks `duration` and builds the wrapper; a bad one fails with
+ * `SwitchboardConfigError { path: "Deadline.duration" }`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  duration: Duration.Input
+): Effect.Effect<(llm: LLM["Service"]) => LLM["Service"], SwitchboardConfigError.SwitchboardConfigError> =>
+  Effect.map(SwitchboardConfigError.decode("Deadline", Options, { duration }), () => wrap(duration))
+
+/**
  * A layer transformer that gives every call through it a deadline of
- * `duration` (a request's own, shorter `deadline` still wins).
+ * `duration` (a request's own, shorter `deadline` still wins). A bad
+ * duration fails the layer at build with `SwitchboardConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Deadline, Llm } from "@switchboard/core"
+ *
+ * const Stack = Llm.layerTest([{ text: "hi" }]).pipe(Deadline.layer("30 seconds"))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (duration: Duration.Input) =>
-<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> =>
-  Layer.effect(
-    LLM,
-    Effect.map(LLM, (inner) =>
-      LLM.of({
-        generate: (request) => within(duration)(inner.generate(request)),
-        stream: (request) => withinStream(duration)(inner.stream(request))
-      }))
-  ).pipe(Layer.provide(self))
+export const layer = (duration: Duration.Input) => transform(make(duration))

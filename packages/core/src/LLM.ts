@@ -14,10 +14,11 @@
  * @since 0.1.0
  */
 import type { NonEmptyReadonlyArray } from "effect/Array"
-import { type Cause, Clock, Context, Duration, Effect, Layer, References, Stream, Tracer } from "effect"
+import { type Cause, Clock, Context, Duration, Effect, Layer, References, type Scope, Stream, Tracer } from "effect"
 import { CostLedger, type CostLedgerService } from "./money/CostLedger.ts"
 import * as Deadline from "./Deadline.ts"
 import * as Events from "./Events.ts"
+import { interruptCharge } from "./internal/attempts.ts"
 import { type LlmError, NetworkError, type Timeout } from "./LlmError.ts"
 import { check, type Defaults, type LlmRequest, withDefaults } from "./LlmRequest.ts"
 import { type Attempt, attemptOf, type LlmResponse, type StreamPart } from "./LlmResponse.ts"
@@ -270,14 +271,14 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
         }
         if (!ledger.enabled && observers.length === 0) return call
         const sinks: Sinks = { ledger, observers }
+        const charge = interruptCharge(fiber)
         return Effect.onExit(call, (exit) =>
           exit._tag === "Success"
             ? settle(sinks, exit.value.attempts, request)
             : Effect.suspend(() =>
-              settle(
-                sinks,
-                [unfinished(provider, model, outcomeOf(exit.cause), clock.currentTimeMillisUnsafe() - start)],
-                request
+              Effect.flatMap(
+                charge(unfinished(provider, model, outcomeOf(exit.cause), clock.currentTimeMillisUnsafe() - start), request),
+                (attempt) => settle(sinks, [attempt], request)
               )
             ))
       }
@@ -320,15 +321,15 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
           parts = Stream.tapError(parts, failedEvent(bus, clock, model, start))
         }
         if (recorded) return parts
+        const charge = interruptCharge(fiber)
         return parts.pipe(
           Stream.onExit((exit) =>
             recorded || exit._tag === "Success"
               ? Effect.void
               : Effect.suspend(() =>
-                settle(
-                  sinks,
-                  [unfinished(provider, model, outcomeOf(exit.cause), clock.currentTimeMillisUnsafe() - start)],
-                  request
+                Effect.flatMap(
+                  charge(unfinished(provider, model, outcomeOf(exit.cause), clock.currentTimeMillisUnsafe() - start), request),
+                  (attempt) => settle(sinks, [attempt], request)
                 )
               )
           )
@@ -373,7 +374,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
 export const transform = <E2 = never, R2 = never>(
   wrap: ((llm: LLM["Service"]) => LLM["Service"]) | Effect.Effect<(llm: LLM["Service"]) => LLM["Service"], E2, R2>
 ) =>
-<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | E2, R | R2> =>
+<E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E | E2, R | Exclude<R2, Scope.Scope>> =>
   Layer.effect(
     LLM,
     Effect.isEffect(wrap) ? Effect.flatMap(wrap, (f) => Effect.map(LLM, f)) : Effect.map(LLM, wrap)

@@ -73,3 +73,5 @@ export * as Batch from "./routing/Batch.ts"
 export * as BudgetStore from "./state/BudgetStore.ts"
 /** @since 0.1.0 */
 export * as BoundedRateLimiterStore from "./state/RateLimiterStore.ts"
+/** @since 0.1.0 */
+export * as BreakerStore from "./state/BreakerStore.ts"

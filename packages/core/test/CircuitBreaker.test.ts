@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { CircuitBreaker, Events, Llm, LlmError } from "../src/index.ts"
+import { BreakerStore, CircuitBreaker, Events, Llm, LlmError, SwitchboardConfigError } from "../src/index.ts"
 
 const server = () => new LlmError.ServerError({ provider: "p", model: "m", status: 500 })
 const ask = { messages: [{ role: "user" as const, content: "hi" }] }
@@ -205,10 +205,80 @@ describe("CircuitBreaker", () => {
       assert.strictEqual((yield* test.requests).length, 1)
     }))
 
-  it("rejects bad options with an error naming the option", () => {
-    assert.throws(() => CircuitBreaker.layer({ failureThreshold: 0 }), /failureThreshold/)
-    assert.throws(() => CircuitBreaker.layer({ halfOpenProbes: 1.5 }), /halfOpenProbes/)
-    const layer: Layer.Layer<Llm.LLM> = Llm.layerTest([]).pipe(CircuitBreaker.layer())
-    assert.isDefined(layer)
-  })
+  it.effect("rejects bad options at build, in the layer's error channel, with an error naming the option", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [CircuitBreaker.Options, string, RegExp]> = [
+        [{ failureThreshold: 0 }, "CircuitBreaker.failureThreshold", /integer ≥ 1, got 0/],
+        [{ failureThreshold: Number.NaN }, "CircuitBreaker.failureThreshold", /integer ≥ 1, got NaN/],
+        [{ halfOpenProbes: 1.5 }, "CircuitBreaker.halfOpenProbes", /integer ≥ 1, got 1.5/],
+        [{ cooldown: "soon" as Duration.Input }, "CircuitBreaker.cooldown", /duration/],
+        [{ window: -5 }, "CircuitBreaker.window", /duration/],
+        [{ maxCooldown: "forever" as Duration.Input }, "CircuitBreaker.maxCooldown", /duration/],
+        [{ onStoreError: "panic" as "failOpen" }, "CircuitBreaker.onStoreError", /failOpen/]
+      ]
+      for (const [options, path, message] of cases) {
+        const error = yield* Effect.flip(Layer.build(Llm.layerTest([]).pipe(CircuitBreaker.layer(options))))
+        assert.strictEqual(error._tag, "SwitchboardConfigError")
+        assert.strictEqual(error.path, path)
+        assert.match(error.message, message)
+        const fromMake = yield* Effect.flip(CircuitBreaker.make(options))
+        assert.strictEqual(fromMake.path, path)
+      }
+      const layer: Layer.Layer<Llm.LLM, SwitchboardConfigError.SwitchboardConfigError> = Llm.layerTest([]).pipe(
+        CircuitBreaker.layer()
+      )
+      assert.isDefined(layer)
+    }))
+
+  it.effect("isOpen tells a router whether a call would be refused, without calling the provider", () =>
+    Effect.gen(function*() {
+      const { breaker, llm, test } = yield* setup({ failureThreshold: 1, cooldown: "10 seconds" }, [{ error: server() }])
+      assert.isFalse(yield* CircuitBreaker.isOpen(breaker, "p", "m"))
+      yield* outcome(llm)
+      assert.isTrue(yield* CircuitBreaker.isOpen(breaker, "p", "m"))
+      assert.isFalse(yield* breaker.isOpen("p", "other"))
+      yield* TestClock.adjust("10 seconds")
+      // past the cooldown a probe would be admitted
+      assert.isFalse(yield* breaker.isOpen("p", "m"))
+      assert.strictEqual((yield* test.requests).length, 1)
+    }))
+
+  it.effect("breakers with the same name share a BreakerStore in context: one opened is open for the other", () =>
+    Effect.gen(function*() {
+      const test = yield* scripted([{ error: server() }])
+      const a = yield* CircuitBreaker.make({ failureThreshold: 1, name: "openai-leg" })
+      const b = yield* CircuitBreaker.make({ failureThreshold: 1, name: "openai-leg" })
+      const other = yield* CircuitBreaker.make({ failureThreshold: 1, name: "other" })
+      yield* outcome(a.wrap(test.service))
+      assert.strictEqual((yield* b.state("p", "m"))._tag, "Open")
+      assert.strictEqual((yield* other.state("p", "m"))._tag, "Closed")
+    }).pipe(Effect.provide(BreakerStore.layerMemory())))
+
+  it.effect("a failing store follows onStoreError and publishes StoreDegraded", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      yield* Effect.forkChild(Stream.runForEach(Events.stream, (e) => Effect.sync(() => events.push(e._tag))))
+      yield* Effect.yieldNow
+      const broken: BreakerStore.BreakerStoreService = {
+        admit: () => Effect.fail(new BreakerStore.BreakerStoreError({ detail: "down" })),
+        record: () => Effect.fail(new BreakerStore.BreakerStoreError({ detail: "down" })),
+        get: () => Effect.fail(new BreakerStore.BreakerStoreError({ detail: "down" }))
+      }
+      const test = yield* scripted([{ error: server() }, { text: "ok" }])
+      const open = yield* CircuitBreaker.make({ failureThreshold: 1 }).pipe(
+        Effect.provideService(BreakerStore.BreakerStore, broken)
+      )
+      const llm = open.wrap(test.service)
+      assert.strictEqual(yield* outcome(llm), "ServerError") // recorded nowhere
+      assert.strictEqual(yield* outcome(llm), "ok") // failOpen: admitted
+      const closed = yield* CircuitBreaker.make({ failureThreshold: 1, onStoreError: "failClosed" }).pipe(
+        Effect.provideService(BreakerStore.BreakerStore, broken)
+      )
+      const guarded = closed.wrap(test.service)
+      yield* outcome(guarded) // learns the route
+      assert.strictEqual(yield* outcome(guarded), "CircuitOpen")
+      assert.isTrue(yield* closed.isOpen("p", "m"))
+      yield* Effect.yieldNow
+      assert.isTrue(events.includes("StoreDegraded"))
+    }).pipe(Effect.provide(Events.layer())))
 })

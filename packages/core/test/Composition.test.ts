@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
-import { CircuitBreaker, Events, Fallback, Hedge, Llm, LlmError, Retry } from "../src/index.ts"
+import { CircuitBreaker, Events, Fallback, Hedge, Llm, LlmError, Retry, SwitchboardConfigError } from "../src/index.ts"
 
 const ask = { messages: [{ role: "user" as const, content: "hi" }] }
 
@@ -127,7 +127,7 @@ const errorOf = (tag: Extract<Fault, { kind: "error" }>["tag"], provider: string
   }
 }
 
-const build = (s: Stack, leaves: Array<Llm.TestLlm>): Effect.Effect<Layer.Layer<Llm.LLM>> =>
+const build = (s: Stack, leaves: Array<Llm.TestLlm>): Effect.Effect<Layer.Layer<Llm.LLM, SwitchboardConfigError.SwitchboardConfigError>> =>
   Effect.gen(function*() {
     switch (s.kind) {
       case "leaf": {
@@ -148,7 +148,7 @@ const build = (s: Stack, leaves: Array<Llm.TestLlm>): Effect.Effect<Layer.Layer<
       case "breaker":
         return (yield* build(s.inner, leaves)).pipe(CircuitBreaker.layer({ failureThreshold: 2, cooldown: "1 second" }))
       case "fallback": {
-        const children: Array<Fallback.ChildInput> = []
+        const children: Array<Fallback.ChildInput<SwitchboardConfigError.SwitchboardConfigError>> = []
         for (const child of s.children) children.push({ layer: yield* build(child, leaves), prefill: true })
         return Fallback.layer(children, { midStream: s.midStream })
       }

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Stream } from "effect"
+import { type Duration, Effect, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Fallback, Llm, LlmError, Retry } from "../src/index.ts"
+import { Deadline, Fallback, Llm, LlmError, Retry } from "../src/index.ts"
 
 const server = (provider = "a") => new LlmError.ServerError({ provider, model: "m", status: 503 })
 const ask = { messages: [{ role: "user" as const, content: "hi" }] }
@@ -71,5 +71,17 @@ describe("Deadline", () => {
       const error = yield* Effect.flip(Fiber.join(fiber))
       assert.strictEqual(error._tag, "Timeout")
       assert.deepStrictEqual(seen, ["a", "b"])
+    }))
+
+  it.effect("Deadline.layer bounds every call through it, and a bad duration fails the layer at build naming it", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest([{ text: "late", delay: "5 seconds" }])
+      const fiber = yield* Effect.forkChild(Llm.generate(ask).pipe(Effect.provide(test.layer.pipe(Deadline.layer("1 second")))))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* Effect.flip(Fiber.join(fiber)))._tag, "Timeout")
+      for (const bad of ["soon", -1, Number.POSITIVE_INFINITY] as ReadonlyArray<Duration.Input>) {
+        const error = yield* Effect.flip(Layer.build(Llm.layerTest([]).pipe(Deadline.layer(bad))))
+        assert.strictEqual(error._tag === "SwitchboardConfigError" && error.path, "Deadline.duration")
+      }
     }))
 })

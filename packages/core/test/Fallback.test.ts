@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Logger, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Logger, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Events, Fallback, Llm, LlmError, type LlmResponse, Retry } from "../src/index.ts"
+import { Events, Fallback, Llm, LlmError, type LlmResponse, Retry, SwitchboardConfigError } from "../src/index.ts"
 
 const ask = { messages: [{ role: "user" as const, content: "hi" }] }
 const server = (provider: string) => new LlmError.ServerError({ provider, model: "m", status: 500 })
@@ -211,8 +211,47 @@ describe("Fallback streams", () => {
       }
     }))
 
-  it("rejects an empty chain and an unknown policy", () => {
-    assert.throws(() => Fallback.layer([]), /at least one child/)
-    assert.throws(() => Fallback.layer([Llm.layerTest([])], { midStream: "resume" as Fallback.MidStream }), /midStream/)
+  it.effect("rejects an empty chain, an unknown policy and bad child options at build, naming each", () =>
+    Effect.gen(function*() {
+      const refused = <E, R>(layer: Layer.Layer<Llm.LLM, E, R>) => Effect.flip(Layer.build(layer))
+      const empty = yield* refused(Fallback.layer([]))
+      assert.strictEqual(empty._tag === "SwitchboardConfigError" && empty.path, "Fallback.children")
+      assert.match(empty.message, /at least one child/)
+      const policy = yield* refused(Fallback.layer([Llm.layerTest([])], { midStream: "resume" as Fallback.MidStream }))
+      assert.strictEqual(policy._tag === "SwitchboardConfigError" && policy.path, "Fallback.midStream")
+      const on = yield* refused(Fallback.layer([Llm.layerTest([])], { on: "always" as unknown as () => boolean }))
+      assert.strictEqual(on._tag === "SwitchboardConfigError" && on.path, "Fallback.on")
+      const window = yield* refused(Fallback.layer([Llm.layerTest([]), { layer: Llm.layerTest([]), contextWindow: -1 }]))
+      assert.strictEqual(window._tag === "SwitchboardConfigError" && window.path, "Fallback.children[1].contextWindow")
+      assert.match(window.message, /integer ≥ 1, got -1/)
+      const notALayer = yield* refused(Fallback.layer([{ layer: "openai" as unknown as Layer.Layer<Llm.LLM> }]))
+      assert.strictEqual(notALayer._tag === "SwitchboardConfigError" && notALayer.path, "Fallback.children[0]")
+      // no child was built when the options are bad
+      const a = yield* child("a", [{ text: "a" }])
+      yield* refused(Fallback.layer([a.layer], { midStream: "resume" as Fallback.MidStream }))
+      assert.strictEqual((yield* a.requests).length, 0)
+      // the synchronous constructor throws the same typed error
+      assert.throws(() => Fallback.service([]), /Fallback\.children: expected at least one child/)
+    }))
+
+  it("unions the error and requirement types of its children", () => {
+    class Missing extends Context.Service<Missing, { readonly x: number }>()("test/Missing") {}
+    const needs: Layer.Layer<Llm.LLM, "boom", Missing> = Layer.effect(Llm.LLM, Effect.andThen(Missing, Effect.fail("boom" as const)))
+    const stack: Layer.Layer<Llm.LLM, "boom" | SwitchboardConfigError.SwitchboardConfigError, Missing> = Fallback.layer([
+      Llm.layerTest([]),
+      { layer: needs, name: "needs" }
+    ])
+    assert.isDefined(stack)
   })
+
+  it.effect("Fallback.wrap puts fallbacks behind a service", () =>
+    Effect.gen(function*() {
+      const a = yield* child("a", [{ error: server("a") }])
+      const b = yield* child("b", [{ text: "from b" }])
+      const llm = Fallback.wrap([{ service: b.service }])(a.service)
+      const response = yield* llm.generate(ask)
+      assert.strictEqual(response.text, "from b")
+      assert.deepStrictEqual(response.attempts.map((x) => `${x.provider}:${x.outcome}`), ["a:ServerError", "b:ok"])
+      assert.throws(() => Fallback.wrap([], { midStream: "resume" as Fallback.MidStream }), /Fallback\.midStream: /)
+    }))
 })

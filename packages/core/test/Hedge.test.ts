@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Stream } from "effect"
+import { Effect, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Events, Hedge, Llm, LlmError } from "../src/index.ts"
+import { CostLedger, Events, Hedge, Llm, LlmError, LlmResponse, Pricing, Tokenizer } from "../src/index.ts"
 
 const ask = { messages: [{ role: "user" as const, content: "hi" }] }
 
@@ -111,7 +111,82 @@ describe("Hedge.layer", () => {
       assert.strictEqual((yield* backup.requests).length, 0)
     }))
 
-  it("rejects a bad `after`", () => {
-    assert.throws(() => Hedge.layer({ after: "later" as "1 second", backup: Llm.layerTest([]) }), /"after"/)
-  })
+  it.effect("the cancelled loser is charged its prompt: an estimate from the token count, on the response and in the CostLedger", () =>
+    Effect.gen(function*() {
+      const mini = { provider: "openai", model: "gpt-4o-mini" }
+      const slow = yield* Llm.makeTest({ ...mini, steps: [{ text: "slow", delay: "10 seconds" }] })
+      const fast = yield* Llm.makeTest({ ...mini, steps: [{ text: "fast", delay: "1 second", usage: { inputTokens: 20, outputTokens: 5 } }] })
+      const fiber = yield* Effect.forkChild(
+        Llm.generate(ask).pipe(Effect.provide(slow.layer.pipe(Hedge.layer({ after: "500 millis", backup: fast.layer }))))
+      )
+      yield* TestClock.adjust("2 seconds")
+      const response = yield* Fiber.join(fiber)
+      assert.strictEqual(response.text, "fast")
+      assert.strictEqual(yield* slow.interrupted, 1)
+      const loser = response.attempts[0]!
+      const prompt = yield* Tokenizer.countRequest(ask, mini)
+      const expected = Pricing.make(Pricing.shippedCatalog).cost("openai", "gpt-4o-mini", LlmResponse.makeUsage({ inputTokens: prompt.tokens })).costUsd
+      assert.strictEqual(loser.outcome, "Interrupted")
+      assert.strictEqual(loser.usage?.estimated, true)
+      assert.strictEqual(loser.usage?.inputTokens, prompt.tokens)
+      assert.strictEqual(loser.usage?.outputTokens, 0)
+      assert.isAbove(loser.costUsd, 0)
+      assert.closeTo(loser.costUsd, expected, 1e-15)
+      const ledger = yield* CostLedger.snapshot
+      assert.strictEqual(ledger.total.attempts, 2)
+      assert.closeTo(ledger.total.costUsd, loser.costUsd + response.attempts[1]!.costUsd, 1e-15)
+      assert.strictEqual(ledger.total.inputTokens, prompt.tokens + 20)
+    }).pipe(Effect.provide(CostLedger.layer)))
+
+  it.effect("a stream's cancelled loser is charged its prompt too", () =>
+    Effect.gen(function*() {
+      const mini = { provider: "openai", model: "gpt-4o-mini" }
+      const slow = yield* Llm.makeTest({ ...mini, steps: [{ text: "slow", delay: "10 seconds" }] })
+      const fast = yield* Llm.makeTest({ ...mini, steps: [{ text: "fast", chunks: ["fa", "st"], delay: "1 second" }] })
+      const fiber = yield* Effect.forkChild(
+        Stream.runCollect(Llm.stream(ask)).pipe(
+          Effect.provide(slow.layer.pipe(Hedge.layer({ after: "500 millis", backup: fast.layer })))
+        )
+      )
+      yield* TestClock.adjust("2 seconds")
+      const parts = yield* Fiber.join(fiber)
+      const last = parts[parts.length - 1]!
+      const loser = last.type === "finish" ? last.response.attempts[0] : undefined
+      assert.strictEqual(loser?.outcome, "Interrupted")
+      assert.strictEqual(loser?.usage?.estimated, true)
+      assert.isAbove(loser?.costUsd ?? 0, 0)
+      const ledger = yield* CostLedger.snapshot
+      assert.closeTo(ledger.byProvider["openai"]!.costUsd, (loser?.costUsd ?? 0) + (last.type === "finish" ? last.response.costUsd : 0), 1e-15)
+      assert.strictEqual(yield* slow.interrupted, 1)
+    }).pipe(Effect.provide(CostLedger.layer)))
+
+  it.effect("a loser that is not a provider leaf (nothing reported) still carries an estimated prompt charge", () =>
+    Effect.gen(function*() {
+      const stuck = Layer.succeed(Llm.LLM, Llm.LLM.of({ generate: () => Effect.never, stream: () => Stream.never }))
+      const backup = yield* Llm.makeTest({ provider: "b", steps: [{ text: "b", delay: "100 millis" }] })
+      const fiber = yield* Effect.forkChild(
+        Llm.generate(ask).pipe(Effect.provide(stuck.pipe(Hedge.layer({ after: "1 second", backup: backup.layer }))))
+      )
+      yield* TestClock.adjust("1100 millis")
+      const response = yield* Fiber.join(fiber)
+      const loser = response.attempts[0]!
+      assert.deepStrictEqual([loser.provider, loser.outcome, loser.latencyMs, loser.usage?.estimated], ["hedge-primary", "Interrupted", 1100, true])
+      assert.isAbove(loser.usage?.inputTokens ?? 0, 0)
+    }))
+
+  it.effect("rejects a bad `after` or `backup` at build, in the layer's error channel, naming the option", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Hedge.Options, string]> = [
+        [{ after: "later" as "1 second", backup: Llm.layerTest([]) }, "Hedge.after"],
+        [{ after: -1, backup: Llm.layerTest([]) }, "Hedge.after"],
+        [{ after: "1 second", backup: "openai" as unknown as Layer.Layer<Llm.LLM> }, "Hedge.backup"]
+      ]
+      for (const [options, path] of cases) {
+        const error = yield* Effect.flip(Layer.build(Llm.layerTest([]).pipe(Hedge.layer(options))))
+        assert.strictEqual(error._tag, "SwitchboardConfigError")
+        assert.strictEqual(error._tag === "SwitchboardConfigError" && error.path, path)
+      }
+      const test = yield* Llm.makeTest([])
+      assert.throws(() => Hedge.service(test.service, test.service, "later" as "1 second"), /Hedge\.after: expected a finite duration/)
+    }))
 })

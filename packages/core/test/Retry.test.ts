@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Events, Llm, LlmError, Retry } from "../src/index.ts"
+import { Events, Llm, LlmError, Retry, SwitchboardConfigError } from "../src/index.ts"
 
 const server = () => new LlmError.ServerError({ provider: "p", model: "m", status: 500 })
 const limited = (retryAfter: Duration.Input) =>
@@ -204,14 +204,58 @@ describe("Retry.retry (value level)", () => {
       assert.strictEqual(calls, 1)
     }))
 
-  it("rejects bad options with an error naming the option", () => {
-    assert.throws(() => Retry.layer({ times: -1 }), /"times"/)
-    assert.throws(() => Retry.layer({ jitter: 3 }), /"jitter"/)
-    assert.throws(() => Retry.layer({ base: "soon" as Duration.Input }), /"base"/)
-  })
+  it.effect("rejects bad options at build, in the layer's error channel, with an error naming the option", () =>
+    Effect.gen(function*() {
+      const refused = (options: Retry.Options) =>
+        Effect.flip(Layer.build(Llm.layerTest([]).pipe(Retry.layer(options))))
+      const cases: ReadonlyArray<readonly [Retry.Options, string, RegExp]> = [
+        [{ times: -1 }, "Retry.times", /integer ≥ 0, got -1/],
+        [{ times: 1.5 }, "Retry.times", /integer ≥ 0, got 1.5/],
+        [{ jitter: 3 }, "Retry.jitter", /\[0, 1\], got 3/],
+        [{ base: "soon" as Duration.Input }, "Retry.base", /duration/],
+        [{ max: "-5 millis" as Duration.Input }, "Retry.max", /duration/],
+        [{ factor: 0.5 }, "Retry.factor", /≥ 1, got 0.5/],
+        [{ respectRetryAfter: "yes" as unknown as boolean }, "Retry.respectRetryAfter", /boolean/],
+        [{ while: 3 as unknown as () => boolean }, "Retry.while", /function/]
+      ]
+      for (const [options, path, message] of cases) {
+        const error = yield* refused(options)
+        assert.strictEqual(error._tag, "SwitchboardConfigError")
+        assert.strictEqual(error.path, path)
+        assert.match(error.message, message)
+      }
+      // the synchronous constructors throw the same typed error
+      assert.throws(() => Retry.schedule({ times: -1 }), /Retry\.times: expected an integer ≥ 0, got -1/)
+      assert.throws(() => Retry.retry({ jitter: 2 }), /Retry\.jitter: /)
+    }))
 
   it("the layer keeps the wrapped layer's error and requirement types", () => {
-    const layer: Layer.Layer<Llm.LLM> = Llm.layerTest([{ text: "x" }]).pipe(Retry.layer())
+    const layer: Layer.Layer<Llm.LLM, SwitchboardConfigError.SwitchboardConfigError> = Llm.layerTest([{ text: "x" }]).pipe(
+      Retry.layer()
+    )
     assert.isDefined(layer)
   })
+
+  it.effect("Retry.policy is the whole rule as one Schedule for Effect.retry: Retry-After raises the delay, events are published", () =>
+    Effect.gen(function*() {
+      const seen = yield* collectEvents
+      let calls = 0
+      const effect = Effect.suspend(() => ++calls < 2 ? Effect.fail(limited("2 seconds")) : Effect.succeed(calls))
+      const fiber = yield* Effect.forkChild(effect.pipe(Effect.retry(Retry.policy({ base: "10 millis", jitter: false }))))
+      yield* TestClock.adjust("1999 millis")
+      assert.strictEqual(calls, 1)
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), 2)
+      const scheduled = seen.filter((e) => e._tag === "RetryScheduled")
+      assert.deepStrictEqual(scheduled.map((e) => e._tag === "RetryScheduled" && [e.attempt, e.delayMs, e.error]), [[1, 2000, "RateLimited"]])
+    }).pipe(Effect.provide(Events.layer())))
+
+  it.effect("Retry.retry works data-first too", () =>
+    Effect.gen(function*() {
+      let calls = 0
+      const effect = Effect.suspend(() => ++calls < 2 ? Effect.fail(new Flaky({ retryable: true })) : Effect.succeed(calls))
+      const fiber = yield* Effect.forkChild(Retry.retry(effect, { base: "10 millis", jitter: false }))
+      yield* TestClock.adjust("10 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), 2)
+    }))
 })

@@ -158,7 +158,7 @@ export type Options = typeof Options.Type
  * @since 0.1.0
  * @category models
  */
-export type Route<E = never, R = never> = Layer.Layer<LLM, E, R> | LLM["Service"]
+export type Route<E = SwitchboardConfigError.SwitchboardConfigError, R = never> = Layer.Layer<LLM, E, R> | LLM["Service"]
 
 /**
  * What {@link make} and {@link layer} take: the `gateway:` options plus the
@@ -167,7 +167,7 @@ export type Route<E = never, R = never> = Layer.Layer<LLM, E, R> | LLM["Service"
  * @since 0.1.0
  * @category models
  */
-export interface GatewayOptions<E = never, R = never> extends Options {
+export interface GatewayOptions<E = SwitchboardConfigError.SwitchboardConfigError, R = never> extends Options {
   readonly routes: Readonly<Record<string, Route<E, R>>>
   /** Extra readiness check for `GET /ready` (e.g. a Redis ping); default: always ready once built. */
   readonly ready?: Effect.Effect<boolean> | undefined

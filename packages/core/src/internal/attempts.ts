@@ -16,7 +16,9 @@
 import { Clock, Context, Effect, type Fiber, Stream } from "effect"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
-import type { Attempt, LlmResponse } from "../LlmResponse.ts"
+import { type Attempt, type LlmResponse, makeUsage, type StreamPart } from "../LlmResponse.ts"
+import { Pricing } from "../money/Pricing.ts"
+import { Tokenizer } from "../prompt/Tokenizer.ts"
 
 /** @internal */
 export interface ReportCell {
@@ -116,3 +118,97 @@ export const identityOf = (learned: Learned, fallbackName: string, request: LlmR
  */
 export const isTraced = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
   fiber.cache.tracer !== undefined && fiber.cache.tracerEnabled
+
+// ---------------------------------------------------------------------------
+// One child call, with every attempt it made when it failed (Fallback, Hedge)
+// ---------------------------------------------------------------------------
+
+/** A child call that failed: its error and every attempt it made. @internal */
+export interface ChildFailure {
+  readonly error: LlmError
+  readonly attempts: ReadonlyArray<Attempt>
+}
+
+/**
+ * Runs one child `generate` with a fresh report cell and, when it fails,
+ * collects the attempts behind the failure (what the child reported, else
+ * what its error stands for, timed from the start of this call). @internal
+ */
+export const tryGenerate = (
+  call: Effect.Effect<LlmResponse, LlmError>,
+  request: LlmRequest
+): Effect.Effect<LlmResponse, ChildFailure> =>
+  Effect.withFiber((fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const start = clock.currentTimeMillisUnsafe()
+    const { cell, effect } = observed(call)
+    return Effect.mapError(effect, (error): ChildFailure => ({
+      error,
+      attempts: attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start)
+    }))
+  })
+
+/** {@link tryGenerate} for a stream. @internal */
+export const tryStream = (
+  parts: Stream.Stream<StreamPart, LlmError>,
+  request: LlmRequest
+): Stream.Stream<StreamPart, ChildFailure> =>
+  Stream.unwrap(Effect.map(Clock.currentTimeMillis, (start) => {
+    const { cell, stream } = observedStream(parts)
+    return Stream.catch(stream, (error) =>
+      Stream.fromEffect(Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.fail<ChildFailure>({ error, attempts: attemptsOfFailure(cell, error, request, now - start) }))))
+  }))
+
+// ---------------------------------------------------------------------------
+// Charging an interrupted attempt (a hedge's loser)
+// ---------------------------------------------------------------------------
+
+/**
+ * Set by `Hedge` around its sides: a provider leaf whose call under it is
+ * interrupted (the hedge's loser) records the prompt it sent as spent — an
+ * estimate from the token count, marked `usage.estimated` — instead of $0,
+ * because a real provider bills a prompt it received. @internal
+ */
+export const ChargeInterrupted = Context.Reference<boolean>(
+  "@switchboard/core/internal/ChargeInterrupted",
+  { defaultValue: () => false }
+)
+
+/**
+ * The prompt of `request` on `provider`/`model` as an estimated attempt:
+ * input tokens counted by the `Tokenizer` in context, priced by `Pricing`.
+ * @internal
+ */
+export const estimatedPromptAttempt = (
+  base: Attempt,
+  request: LlmRequest
+): Effect.Effect<Attempt> =>
+  Effect.withFiber((fiber) => estimateWith(fiber.getRef(Tokenizer), fiber.getRef(Pricing), base, request))
+
+const estimateWith = (
+  tokenizer: typeof Tokenizer.Service,
+  pricing: typeof Pricing.Service,
+  base: Attempt,
+  request: LlmRequest
+): Effect.Effect<Attempt> =>
+  Effect.map(tokenizer.countRequest(request, { provider: base.provider, model: base.model }), (count) => {
+    const usage = makeUsage({ inputTokens: count.tokens, estimated: true })
+    return { ...base, usage, costUsd: pricing.cost(base.provider, base.model, usage).costUsd }
+  })
+
+/**
+ * What a provider leaf calls on an attempt that did not finish: read the
+ * context once when the attempt starts (`fiber`), then, for an
+ * `"Interrupted"` attempt under {@link ChargeInterrupted}, the attempt with
+ * its prompt estimated and priced; any other attempt as it is. @internal
+ */
+export const interruptCharge = (
+  fiber: Fiber.Fiber<unknown, unknown>
+): (attempt: Attempt, request: LlmRequest) => Effect.Effect<Attempt> => {
+  if (!fiber.getRef(ChargeInterrupted)) return Effect.succeed
+  const tokenizer = fiber.getRef(Tokenizer)
+  const pricing = fiber.getRef(Pricing)
+  return (attempt, request) =>
+    attempt.outcome === "Interrupted" ? estimateWith(tokenizer, pricing, attempt, request) : Effect.succeed(attempt)
+}

@@ -31,9 +31,20 @@
  * yet); after that, a call for the same `request.model` is checked against the
  * key that answered it last.
  *
- * The state lives in memory in one map per breaker, each read-modify-write
- * done synchronously so it is atomic across fibers (no I/O, no lock and, for
- * a closed circuit, no clock read on the hot path). Effect's `effect/persistence` `CircuitBreaker` was not used:
+ * The state lives in a `BreakerStore` (`state/BreakerStore.ts`): by default
+ * a private, bounded memory store per breaker (so a rebuilt breaker starts
+ * closed), or the store in context (`BreakerStore.layerMemory`, a Redis
+ * store) shared by every breaker with the same `name`. A store that fails
+ * follows `onStoreError` (`"failOpen"`: admit the call; `"failClosed"`:
+ * refuse it) and publishes `StoreDegraded`. A closed circuit on the memory
+ * store is checked synchronously, with no store round trip on the hot path.
+ * Routers ask {@link isOpen} to skip an open candidate without calling it.
+ *
+ * Options are checked when the layer is built: a bad one fails it with
+ * `SwitchboardConfigError` naming it (`CircuitBreaker.failureThreshold:
+ * expected an integer ≥ 1, got 0`).
+ *
+ * Effect's `effect/persistence` `CircuitBreaker` was not used:
  * it admits a single half-open probe, caps rather than honours `Retry-After`
  * exactly, and has no "open until rebuilt" state, which the rules above need.
  *
@@ -44,24 +55,29 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, Layer, PubSub, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, Layer, PubSub, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
 import * as LoopLag from "./internal/loopLag.ts"
-import { LLM } from "../LLM.ts"
+import { DurationInput, IntAtLeast, millisOf } from "../internal/optionSchemas.ts"
+import { LLM, transform } from "../LLM.ts"
 import { CircuitOpen, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
+import * as BreakerStore from "../state/BreakerStore.ts"
+import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
 
 /**
  * Breaker options.
  *
  * | option | default | meaning |
  * |---|---|---|
- * | `failureThreshold` | `5` | counting failures that open the circuit |
+ * | `failureThreshold` | `5` | counting failures that open the circuit (an integer ≥ 1) |
  * | `window` | none | count failures within this sliding window (else consecutive failures) |
  * | `cooldown` | `"30 seconds"` | how long it stays open the first time |
- * | `halfOpenProbes` | `1` | concurrent probe calls admitted when half-open |
+ * | `halfOpenProbes` | `1` | concurrent probe calls admitted when half-open (an integer ≥ 1) |
  * | `maxCooldown` | `"10 minutes"` | cap on the doubled cooldown after failed probes |
+ * | `name` | `"default"` | names this breaker's keys in a shared `BreakerStore` |
+ * | `onStoreError` | `"failOpen"` | when the store fails: admit the call (`failOpen`) or refuse it (`failClosed`) |
  *
  * @since 0.1.0
  * @category models
@@ -72,20 +88,33 @@ export interface Options {
   readonly cooldown?: Duration.Input | undefined
   readonly halfOpenProbes?: number | undefined
   readonly maxCooldown?: Duration.Input | undefined
+  readonly name?: string | undefined
+  readonly onStoreError?: "failOpen" | "failClosed" | undefined
 }
 
 /**
- * The state of one circuit. `until` is an epoch millisecond (`Infinity` when
- * credentials were rejected); `openings` counts consecutive openings (the
- * cooldown doubles with each).
+ * The Schema of {@link Options}, decoded when a breaker is made.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Options = Schema.Struct({
+  failureThreshold: Schema.optional(IntAtLeast(1)),
+  window: Schema.optional(DurationInput),
+  cooldown: Schema.optional(DurationInput),
+  halfOpenProbes: Schema.optional(IntAtLeast(1)),
+  maxCooldown: Schema.optional(DurationInput),
+  name: Schema.optional(Schema.String),
+  onStoreError: Schema.optional(Schema.Literals(["failOpen", "failClosed"]))
+})
+
+/**
+ * The state of one circuit (see `BreakerStore.State`).
  *
  * @since 0.1.0
  * @category models
  */
-export type State =
-  | { readonly _tag: "Closed"; readonly failures: ReadonlyArray<number> }
-  | { readonly _tag: "Open"; readonly until: number; readonly openings: number }
-  | { readonly _tag: "HalfOpen"; readonly probing: number; readonly openings: number }
+export type State = BreakerStore.State
 
 /**
  * A change of state of one circuit.
@@ -104,8 +133,8 @@ export interface Transition {
 }
 
 /**
- * A breaker: a layer transformer over `LLM` sharing this breaker's state, its
- * state per key, and a stream of its transitions.
+ * A breaker: wrappers over `LLM` sharing this breaker's state, its state per
+ * key, whether a key is open, and a stream of its transitions.
  *
  * @since 0.1.0
  * @category models
@@ -114,9 +143,13 @@ export interface CircuitBreaker {
   /** Guards the calls of an `LLM` layer with this breaker. */
   readonly layer: <E, R>(self: Layer.Layer<LLM, E, R>) => Layer.Layer<LLM, E, R>
   /** Guards an `LLM` service with this breaker. */
+  readonly wrap: (inner: LLM["Service"]) => LLM["Service"]
+  /** {@link CircuitBreaker.wrap} under its wave-1 name. */
   readonly service: (inner: LLM["Service"]) => LLM["Service"]
   /** The current state of the circuit for `provider` and `model` (an open circuit past its cooldown reads as half-open). */
-  readonly state: (provider: string, model: string) => Effect.Effect<State>
+  readonly state: (provider: string, model: string) => Effect.Effect<State, BreakerStore.BreakerStoreError>
+  /** Whether a call for `provider` and `model` would be refused now (open, or half-open with every probe slot taken). */
+  readonly isOpen: (provider: string, model: string) => Effect.Effect<boolean>
   /** Transitions from now on (a subscriber that falls behind by more than 1024 loses the oldest). */
   readonly transitions: Stream.Stream<Transition>
 }
@@ -130,12 +163,7 @@ const counting: ReadonlySet<LlmError["_tag"]> = new Set<LlmError["_tag"]>([
   "MalformedResponse"
 ])
 
-type Outcome =
-  | { readonly _tag: "Success" }
-  | { readonly _tag: "Failure"; readonly reason: string; readonly openFor?: number | undefined }
-  | { readonly _tag: "Ignored" }
-
-const classify = (error: LlmError): Outcome => {
+const classify = (error: LlmError): BreakerStore.Outcome => {
   if (error._tag === "AuthenticationFailed" || error._tag === "PermissionDenied") {
     return { _tag: "Failure", reason: error._tag, openFor: Infinity }
   }
@@ -149,16 +177,16 @@ const classify = (error: LlmError): Outcome => {
 /** When a guarded call started, in real time (for the event-loop lag) and on the `Clock`. */
 interface Since {
   readonly real: number
-  readonly clock: number
-  readonly clockNow: () => number
+  readonly at: number
+  readonly clock: Clock.Clock
 }
-const since = (clockNow: () => number): Since => ({ real: LoopLag.enter(), clock: clockNow(), clockNow })
+const since = (clock: Clock.Clock, now: number): Since => ({ real: LoopLag.enter(), at: now, clock })
 // A call was starved when the event loop was blocked for at least a quarter of its time (and at
 // least 50 ms): its Timeout says this process could not keep up, not that the provider is unwell.
 // Only on a `Clock` that moves with real time (a `TestClock` does not: nothing to judge there).
 const starved = (s: Since): boolean => {
   const { blockedMs, elapsedMs } = LoopLag.blockedSince(s.real)
-  const clockElapsed = s.clockNow() - s.clock
+  const clockElapsed = s.clock.currentTimeMillisUnsafe() - s.at
   return blockedMs >= 50 && blockedMs >= 0.25 * elapsedMs && clockElapsed <= 2 * elapsedMs + 50
 }
 
@@ -170,66 +198,70 @@ interface Ticket {
   readonly probe: boolean
 }
 
-const closed: State = { _tag: "Closed", failures: [] }
-
-const positive = (name: string, n: number, integer: boolean): number => {
-  if (!Number.isFinite(n) || n < 1 || (integer && !Number.isInteger(n))) {
-    throw new RangeError(`CircuitBreaker: option "${name}" must be a positive ${integer ? "integer" : "number"}, got ${n}`)
-  }
-  return n
-}
-
-const millisOption = (name: string, input: Duration.Input | undefined, fallback: Duration.Input): number => {
-  const d = Duration.fromInput(input ?? fallback)
-  if (d._tag === "None" || Duration.toMillis(d.value) < 0) {
-    throw new RangeError(`CircuitBreaker: option "${name}" must be a non-negative duration, got ${String(input)}`)
-  }
-  return Duration.toMillis(d.value)
-}
+const unrouted: Ticket = { key: undefined, probe: false }
+const success: BreakerStore.Outcome = { _tag: "Success" }
+const ignored: BreakerStore.Outcome = { _tag: "Ignored" }
 
 /**
- * Makes a breaker whose state is shared by every layer built from its
- * `layer`. Use it when you want to read the state or watch transitions;
- * otherwise {@link layer} makes a private one.
+ * Makes a breaker after checking `options` (a bad option fails with
+ * `SwitchboardConfigError` naming it). Its state is shared by every layer
+ * built from its `layer`; use it when you want to read the state, ask
+ * {@link isOpen} or watch transitions — otherwise {@link layer} makes a
+ * private one.
  *
  * @example
  * ```ts
- * const breaker = yield* CircuitBreaker.make({ failureThreshold: 3, cooldown: "10 seconds" })
- * const Guarded = OpenAI.model("gpt-4o-mini").pipe(breaker.layer)
- * yield* breaker.state("openai", "gpt-4o-mini") // { _tag: "Closed", failures: [] }
+ * import { Effect } from "effect"
+ * import { CircuitBreaker, Llm } from "@switchboard/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make({ failureThreshold: 3, cooldown: "10 seconds" })
+ *   const Guarded = Llm.layerTest([{ text: "hi" }]).pipe(breaker.layer)
+ *   const text = yield* Llm.generateText("hello").pipe(Effect.provide(Guarded))
+ *   const state = yield* breaker.state("test", "test-model") // { _tag: "Closed", failures: [] }
+ *   return { text, state }
+ * })
  * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
+export const make = (
+  options: Options = {}
+): Effect.Effect<CircuitBreaker, SwitchboardConfigError.SwitchboardConfigError> =>
   Effect.gen(function*() {
-    const threshold = positive("failureThreshold", options.failureThreshold ?? 5, true)
-    const probes = positive("halfOpenProbes", options.halfOpenProbes ?? 1, true)
-    const window = options.window === undefined ? undefined : millisOption("window", options.window, 0)
-    const cooldown = millisOption("cooldown", options.cooldown, "30 seconds")
-    const maxCooldown = Math.max(cooldown, millisOption("maxCooldown", options.maxCooldown, "10 minutes"))
-    // Every read-modify-write of this map runs synchronously (no yield
-    // between the read and the write), so it is atomic across fibers.
-    const states = new Map<string, State>()
+    yield* SwitchboardConfigError.decode("CircuitBreaker", Options, options)
+    const cooldownMs = millisOf(options.cooldown ?? "30 seconds")
+    const policy: BreakerStore.Policy = {
+      failureThreshold: options.failureThreshold ?? 5,
+      halfOpenProbes: options.halfOpenProbes ?? 1,
+      windowMs: options.window === undefined ? undefined : millisOf(options.window),
+      cooldownMs,
+      maxCooldownMs: Math.max(cooldownMs, millisOf(options.maxCooldown ?? "10 minutes"))
+    }
+    const failClosed = options.onStoreError === "failClosed"
+    const shared = yield* BreakerStore.BreakerStore
+    const store = shared ?? BreakerStore.makeMemory()
+    const prefix = shared === undefined ? "" : `${options.name ?? "default"}:`
     const hub = yield* PubSub.sliding<Transition>(1024)
-    // request.model (or "" for the layer's default) → the key that answered it last
+    // Two memos on the hot path, bounded first-in-first-out (a forgotten entry is only
+    // re-learned, never wrong): request.model (or "" for the layer's default) → the key that
+    // answered it last, and provider → model → key, so a success builds and hashes no new string.
     const routes = new Map<string, string>()
-    // provider → model → key, so the success path builds no key string
     const keys = new Map<string, Map<string, string>>()
-
+    const remember = <V>(map: Map<string, V>, key: string, value: V, capacity: number) => {
+      map.set(key, value)
+      if (map.size > capacity) {
+        const oldest = map.keys().next()
+        if (oldest.done !== true) map.delete(oldest.value)
+      }
+    }
     const keyOf = (provider: string, model: string | undefined, request: LlmRequest) => {
       const name = model ?? request.model ?? "default"
       let byModel = keys.get(provider)
-      if (byModel === undefined) {
-        if (keys.size >= 1024) keys.clear()
-        keys.set(provider, byModel = new Map())
-      }
+      if (byModel === undefined) remember(keys, provider, byModel = new Map(), 1024)
       let key = byModel.get(name)
-      if (key === undefined) {
-        if (byModel.size >= 1024) byModel.clear()
-        byModel.set(name, key = `${provider}/${name}`)
-      }
+      if (key === undefined) remember(byModel, name, key = `${provider}/${name}`, 1024)
       return key
     }
     const split = (key: string) => {
@@ -237,109 +269,58 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
       return { provider: key.slice(0, at), model: key.slice(at + 1) }
     }
 
-    const emit = (key: string, from: State, to: State, reason: string) =>
-      Effect.gen(function*() {
-        const where = split(key)
-        const transition: Transition = {
-          ...where,
-          from: label(from),
-          to: label(to),
-          reason,
-          ...(to._tag === "Open" ? { until: to.until } : {})
-        }
-        yield* PubSub.publish(hub, transition)
-        yield* Events.publish(() => ({ _tag: "CircuitStateChanged", ...transition }))
-      })
-
-    const unrouted: Ticket = { key: undefined, probe: false }
-
-    const admit = (request: LlmRequest): Effect.Effect<Ticket, CircuitOpen> => {
-      const key = routes.get(request.model ?? "")
-      if (key === undefined) return Effect.succeed(unrouted)
-      return Effect.withFiber((fiber): Effect.Effect<Ticket, CircuitOpen> => {
-        const state = states.get(key) ?? closed
-        if (state._tag === "Closed") return Effect.succeed({ key, probe: false })
-        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        const refuse = (until: number) => {
-          const { provider, model } = split(key)
-          return Effect.fail(new CircuitOpen({ provider, model, until }))
-        }
-        if (state._tag === "Open") {
-          if (now < state.until) return refuse(state.until)
-          const next: State = { _tag: "HalfOpen", probing: 1, openings: state.openings }
-          states.set(key, next)
-          return Effect.as(emit(key, state, next, "cooldown over"), { key, probe: true })
-        }
-        if (state.probing >= probes) return refuse(now)
-        states.set(key, { ...state, probing: state.probing + 1 })
-        return Effect.succeed({ key, probe: true })
-      })
-    }
-
-    const openFor = (openings: number) => Math.min(cooldown * 2 ** Math.max(0, openings - 1), maxCooldown)
-
-    const settle = (ticket: Ticket, actual: string | undefined, outcome: Outcome): Effect.Effect<void> => {
-      const key = ticket.key ?? actual
-      if (key === undefined) return Effect.void
-      const state = states.get(key) ?? closed
-      // the success path of a closed circuit: nothing to change, no clock to read
-      if (outcome._tag === "Success" && state._tag === "Closed" && (state.failures.length === 0 || window !== undefined)) {
-        return Effect.void
+    const emit = (key: string, change: BreakerStore.Change | undefined): Effect.Effect<void> => {
+      if (change === undefined) return Effect.void
+      const { from, reason, to } = change
+      const transition: Transition = {
+        ...split(key),
+        from: label(from),
+        to: label(to),
+        reason,
+        ...(to._tag === "Open" ? { until: to.until } : {})
       }
-      return Effect.withFiber((fiber) => {
-        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        const state = states.get(key) ?? closed
-        const set = (next: State, reason: string) => {
-          states.set(key, next)
-          return emit(key, state, next, reason)
-        }
-        if (outcome._tag === "Ignored") {
-          if (ticket.probe && state._tag === "HalfOpen") {
-            states.set(key, { ...state, probing: Math.max(0, state.probing - 1) })
-          }
-          return Effect.void
-        }
-        if (outcome._tag === "Success") {
-          if (state._tag === "HalfOpen") return set(closed, "probe succeeded")
-          if (state._tag === "Closed" && state.failures.length > 0 && window === undefined) states.set(key, closed)
-          return Effect.void
-        }
-        // a counting failure
-        const reason = outcome.reason
-        if (outcome.openFor !== undefined) {
-          const openings = state._tag === "Closed" ? 1 : state.openings + (state._tag === "HalfOpen" ? 1 : 0)
-          const until = now + outcome.openFor
-          if (state._tag === "Open" && state.until >= until) return Effect.void
-          const next: State = { _tag: "Open", until, openings }
-          if (state._tag === "Open") {
-            states.set(key, next)
-            return Effect.void
-          }
-          return set(next, outcome.openFor === Infinity ? `${reason}: open until rebuilt` : `${reason} with retry-after`)
-        }
-        switch (state._tag) {
-          case "Open":
-            return Effect.void
-          case "HalfOpen": {
-            if (!ticket.probe) return Effect.void
-            const openings = state.openings + 1
-            return set({ _tag: "Open", until: now + openFor(openings), openings }, `probe failed: ${reason}`)
-          }
-          case "Closed": {
-            const failures = [...(window === undefined ? state.failures : state.failures.filter((t) => t > now - window)), now]
-            if (failures.length >= threshold) {
-              return set({ _tag: "Open", until: now + openFor(1), openings: 1 }, `${failures.length} failures: ${reason}`)
-            }
-            states.set(key, { _tag: "Closed", failures })
-            return Effect.void
-          }
-        }
-      })
+      return Effect.andThen(
+        PubSub.publish(hub, transition),
+        Events.publish(() => ({ _tag: "CircuitStateChanged", ...transition }))
+      )
     }
+    const degraded = (error: BreakerStore.BreakerStoreError) =>
+      Events.publish(() => ({
+        _tag: "StoreDegraded",
+        store: "breaker",
+        policy: failClosed ? "failClosed" : "failOpen",
+        detail: error.detail
+      }))
 
-    const learn = (request: LlmRequest, provider: string, model: string | undefined) => {
+    const admit = (key: string): Effect.Effect<Ticket, CircuitOpen> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        store.admit(prefix + key, now, policy).pipe(
+          Effect.matchEffect({
+            onFailure: (error): Effect.Effect<BreakerStore.Admission> =>
+              Effect.as(degraded(error), failClosed ? { _tag: "Refused", until: now } : { _tag: "Admitted", probe: false }),
+            onSuccess: Effect.succeed
+          }),
+          Effect.flatMap((admission): Effect.Effect<Ticket, CircuitOpen> => {
+            if (admission._tag === "Refused") {
+              return Effect.fail(new CircuitOpen({ ...split(key), until: admission.until }))
+            }
+            return Effect.as(emit(key, admission.change), { key, probe: admission.probe })
+          })
+        ))
+
+    const record = (ticket: Ticket, key: string, now: number, outcome: BreakerStore.Outcome): Effect.Effect<void> =>
+      // the success path of a quiet closed circuit: nothing to change, no store round trip
+      outcome._tag === "Success" && !ticket.probe && store.isQuietUnsafe?.(prefix + key, now) === true
+        ? Effect.void
+        : store.record(prefix + key, now, policy, ticket.probe, outcome).pipe(
+          Effect.matchEffect({ onFailure: degraded, onSuccess: (change) => emit(key, change) })
+        )
+
+    /** Remembers which key answered `request.model`, returning it. */
+    const learn = (request: LlmRequest, provider: string, model: string | undefined): string => {
       const key = keyOf(provider, model, request)
-      routes.set(request.model ?? "", key)
+      const route = request.model ?? ""
+      if (routes.get(route) !== key) remember(routes, route, key, 10_000)
       return key
     }
 
@@ -347,39 +328,49 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
       ticket: Ticket,
       request: LlmRequest,
       exit: Exit.Exit<LlmResponse, LlmError>,
-      since?: Since
-    ): Effect.Effect<void> => {
-      if (Exit.isSuccess(exit)) {
-        return settle(ticket, learn(request, exit.value.provider, exit.value.model), { _tag: "Success" })
-      }
-      const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-      if (error === undefined || error._tag !== "Fail") return settle(ticket, undefined, { _tag: "Ignored" })
-      const e = error.error
-      if (e._tag === "CircuitOpen") return settle(ticket, undefined, { _tag: "Ignored" })
-      if (e._tag === "Timeout" && since !== undefined && starved(since)) {
-        return settle(ticket, learn(request, e.provider, e.model), { _tag: "Ignored" })
-      }
-      return settle(ticket, learn(request, e.provider, e.model), classify(e))
+      since?: Since | undefined
+    ): Effect.Effect<void> =>
+      Effect.withFiber((fiber) => {
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        if (Exit.isSuccess(exit)) {
+          const key = learn(request, exit.value.provider, exit.value.model)
+          return record(ticket, ticket.key ?? key, now, success)
+        }
+        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+        const error = reason !== undefined && reason._tag === "Fail" ? reason.error : undefined
+        if (error === undefined || error._tag === "CircuitOpen") {
+          return ticket.key === undefined ? Effect.void : record(ticket, ticket.key, now, ignored)
+        }
+        const key = learn(request, error.provider, error.model)
+        const outcome = error._tag === "Timeout" && since !== undefined && starved(since) ? ignored : classify(error)
+        return record(ticket, ticket.key ?? key, now, outcome)
+      })
+
+    /** A stream that ended without its finish part: nothing learned, a probe slot freed. */
+    const settleUnfinished = (ticket: Ticket): Effect.Effect<void> => {
+      const key = ticket.key
+      return key === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => record(ticket, key, now, ignored))
     }
 
-    const service = (inner: LLM["Service"]): LLM["Service"] =>
+    const wrap = (inner: LLM["Service"]): LLM["Service"] =>
       LLM.of({
         generate: (request) =>
           Effect.withFiber((fiber) => {
+            const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
             const key = routes.get(request.model ?? "")
             const clock = fiber.getRef(Clock.Clock)
-            if (key === undefined || (states.get(key) ?? closed)._tag === "Closed") {
-              // A closed (or unknown) circuit admits without a probe slot, so there is
+            if (key === undefined || store.isQuietUnsafe?.(prefix + key, now) === true) {
+              // A quiet closed (or unknown) circuit admits without a probe slot, so there is
               // nothing to hand back if the call never starts: settling on exit is enough.
               const ticket: Ticket = key === undefined ? unrouted : { key, probe: false }
-              const at = since(() => clock.currentTimeMillisUnsafe())
+              const at = since(clock, now)
               return Effect.onExit(inner.generate(request), (exit) => {
                 LoopLag.exit()
                 return settleExit(ticket, request, exit, at)
               })
             }
             return Effect.acquireUseRelease(
-              Effect.map(admit(request), (ticket) => ({ ticket, at: since(() => clock.currentTimeMillisUnsafe()) })),
+              Effect.map(admit(key), (ticket) => ({ ticket, at: since(clock, clock.currentTimeMillisUnsafe()) })),
               () => inner.generate(request),
               ({ at, ticket }, exit) => {
                 LoopLag.exit()
@@ -388,58 +379,97 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
             )
           }),
         stream: (request) =>
-          Stream.unwrap(Effect.map(admit(request), (ticket) => {
-            let finish: LlmResponse | undefined
-            let at: Since | undefined
-            return Stream.unwrap(Effect.withFiber((fiber) => {
-              const clock = fiber.getRef(Clock.Clock)
-              at = since(() => clock.currentTimeMillisUnsafe())
-              return Effect.succeed(inner.stream(request))
-            })).pipe(
-              Stream.tap((part: StreamPart) => {
-                if (part.type === "finish") finish = part.response
-                return Effect.void
-              }),
-              Stream.onExit((exit) => {
-                if (at !== undefined) LoopLag.exit()
-                return Exit.isSuccess(exit)
-                  ? finish === undefined
-                    ? settle(ticket, undefined, { _tag: "Ignored" })
-                    : settleExit(ticket, request, Exit.succeed(finish), at)
-                  : settleExit(ticket, request, exit as Exit.Exit<never, LlmError>, at)
-              })
-            )
+          Stream.unwrap(Effect.suspend(() => {
+            const key = routes.get(request.model ?? "")
+            const admitted = key === undefined ? Effect.succeed(unrouted) : admit(key)
+            return Effect.map(admitted, (ticket) => {
+              let finish: LlmResponse | undefined
+              let at: Since | undefined
+              return Stream.unwrap(Effect.withFiber((fiber) => {
+                const clock = fiber.getRef(Clock.Clock)
+                at = since(clock, clock.currentTimeMillisUnsafe())
+                return Effect.succeed(inner.stream(request))
+              })).pipe(
+                Stream.tap((part: StreamPart) => {
+                  if (part.type === "finish") finish = part.response
+                  return Effect.void
+                }),
+                Stream.onExit((exit) => {
+                  if (at !== undefined) LoopLag.exit()
+                  return Exit.isSuccess(exit)
+                    ? finish === undefined
+                      ? settleUnfinished(ticket)
+                      : settleExit(ticket, request, Exit.succeed(finish), at)
+                    : settleExit(ticket, request, Exit.failCause(exit.cause), at)
+                })
+              )
+            })
           }))
       })
 
-    const state = (provider: string, model: string) =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const s = states.get(`${provider}/${model}`) ?? closed
-        if (s._tag === "Open" && now >= s.until) return { _tag: "HalfOpen", probing: 0, openings: s.openings } as const
-        if (s._tag === "Closed" && window !== undefined) {
-          return { _tag: "Closed", failures: s.failures.filter((t) => t > now - window) } as const
-        }
-        return s
-      })
+    const state = (provider: string, model: string): Effect.Effect<State, BreakerStore.BreakerStoreError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.map(store.get(`${prefix}${provider}/${model}`, now), (s): State => {
+          if (s._tag === "Open" && now >= s.until) return { _tag: "HalfOpen", probing: 0, openings: s.openings }
+          const window = policy.windowMs
+          if (s._tag === "Closed" && window !== undefined) {
+            return { _tag: "Closed", failures: s.failures.filter((t) => t > now - window) }
+          }
+          return s
+        }))
+
+    const isOpen = (provider: string, model: string): Effect.Effect<boolean> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        store.get(`${prefix}${provider}/${model}`, now).pipe(
+          Effect.map((s) =>
+            s._tag === "Open" ? now < s.until : s._tag === "HalfOpen" ? s.probing >= policy.halfOpenProbes : false
+          ),
+          Effect.catch((error) => Effect.as(degraded(error), failClosed))
+        ))
 
     return {
-      service,
-      layer: <E, R>(self: Layer.Layer<LLM, E, R>) =>
-        Layer.effect(LLM, Effect.map(LLM, service)).pipe(Layer.provide(self)),
+      wrap,
+      service: wrap,
+      layer: transform(wrap),
       state,
+      isOpen,
       transitions: Stream.fromPubSub(hub)
     }
   })
 
 /**
- * Guards the calls of the wrapped `LLM` layer with a breaker of its own
- * (fresh state each time the layer is built). Use {@link make} to read state
- * and subscribe to transitions.
+ * Whether `breaker` would refuse a call for `provider` and `model` now,
+ * without calling anything — a `Router` skips such a candidate.
  *
  * @example
  * ```ts
- * const Stack = OpenAI.model("gpt-4o-mini").pipe(
+ * import { Effect } from "effect"
+ * import { CircuitBreaker } from "@switchboard/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make()
+ *   return yield* CircuitBreaker.isOpen(breaker, "openai", "gpt-4o-mini") // false
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const isOpen = (breaker: CircuitBreaker, provider: string, model: string): Effect.Effect<boolean> =>
+  breaker.isOpen(provider, model)
+
+/**
+ * Guards the calls of the wrapped `LLM` layer with a breaker of its own
+ * (fresh state each time the layer is built, unless a shared
+ * `BreakerStore` is in context). A bad option fails the layer at build with
+ * `SwitchboardConfigError`. Use {@link make} to read state and subscribe to
+ * transitions.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker, Llm, Retry } from "@switchboard/core"
+ *
+ * const Stack = Llm.layerTest([{ text: "hi" }]).pipe(
  *   Retry.layer({ times: 2 }),
  *   CircuitBreaker.layer({ failureThreshold: 5, window: "1 minute", cooldown: "30 seconds", halfOpenProbes: 1 })
  * )
@@ -448,11 +478,4 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}) => {
-  // validate eagerly so a bad option fails where it is written
-  Effect.runSync(Effect.asVoid(make(options)))
-  return <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> =>
-    Layer.effect(LLM, Effect.flatMap(make(options), (breaker) => Effect.map(LLM, breaker.service))).pipe(
-      Layer.provide(self)
-    )
-}
+export const layer = (options: Options = {}) => transform(Effect.map(make(options), (breaker) => breaker.wrap))

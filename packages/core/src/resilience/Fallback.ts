@@ -26,12 +26,16 @@
  * Streams fall over freely until the first part reaches the caller. After
  * that the `midStream` policy decides:
  * - `"fail"` (default): fail with `StreamInterrupted { emittedText, reason }`.
- * - `"restart"`: run the request again on the next child and hide what the
- *   caller already has: the first N characters of the new child's text deltas
- *   are dropped, N being the length of the text already emitted (and the same
- *   for reasoning deltas). The new text is not compared with the old one, so
- *   the continuation is seamless only when both children write the same
- *   beginning. The `finish` response is the new child's, whole.
+ * - `"restart"` — **LIMITATION: the caller may receive text that does not
+ *   match the final answer.** It runs the request again on the next child and
+ *   hides what the caller already has by dropping the first N characters of
+ *   the new child's text deltas, N being the length of the text already
+ *   emitted (and the same for reasoning deltas). The new text is NOT compared
+ *   with the old one: the stitched stream is coherent only when both children
+ *   happen to write the same beginning, and the `finish` response is the new
+ *   child's, whole (its `text` may differ from what was streamed). Use it only
+ *   for deterministic prompts (temperature 0, same model family); prefer
+ *   `"continue"` or `"fail"` otherwise.
  * - `"continue"`: send the emitted text to the next child that accepts an
  *   assistant prefill (its `prefill` option, else the catalog's
  *   `capabilities.prefill` for the model it last reported; unknown counts as
@@ -42,6 +46,10 @@
  * streamed (a `tool-call-delta` was emitted), when the error stops chains, or
  * when no further child qualifies.
  *
+ * Options and children are checked when the layer is built: an empty chain,
+ * an unknown `midStream` or a bad child option fails it with
+ * `SwitchboardConfigError` (`Fallback.midStream`, `Fallback.children[1].contextWindow`).
+ *
  * Order: `Fallback` goes outside the per-provider `CircuitBreaker` and
  * `Retry` of each child — `Fallback ─> CircuitBreaker ─> Retry ─> provider` —
  * so a child's retries are spent (or its breaker is open) before the chain
@@ -49,25 +57,27 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Stream } from "effect"
+import { Clock, Context, Effect, type Fiber, Layer, Result, Schema, Stream } from "effect"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import {
-  attemptsOfFailure,
+  type ChildFailure,
   identityOf,
   isTraced,
   type Learned,
   learn,
-  observed,
-  observedStream,
   prepend,
-  report
+  report,
+  tryGenerate,
+  tryStream
 } from "../internal/attempts.ts"
+import { Fn, IntAtLeast, orThrow } from "../internal/optionSchemas.ts"
 import { LLM } from "../LLM.ts"
 import { AllProvidersFailed, isFallbackable, type LlmError, StreamInterrupted } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
 import { Pricing, type PricingService } from "../money/Pricing.ts"
+import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
 
 /**
  * A child given with what the chain should know about it.
@@ -94,6 +104,22 @@ export interface Child<E = never, R = never> {
 export type ChildInput<E = never, R = never> = Layer.Layer<LLM, E, R> | Child<E, R>
 
 /**
+ * The error type of a child (a layer or a {@link Child}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ErrorOf<C> = C extends Layer.Layer<LLM, infer E, infer _R> ? E : C extends Child<infer E, infer _R> ? E : never
+
+/**
+ * The requirement type of a child (a layer or a {@link Child}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ContextOf<C> = C extends Layer.Layer<LLM, infer _E, infer R> ? R : C extends Child<infer _E, infer R> ? R : never
+
+/**
  * What happens when a stream fails after output reached the caller.
  *
  * @since 0.1.0
@@ -107,14 +133,70 @@ export type MidStream = "fail" | "restart" | "continue"
  * | option | default | meaning |
  * |---|---|---|
  * | `on` | `LlmError.isFallbackable` | which errors move to the next child (`InvalidRequest` and `BudgetExceeded` always stop) |
- * | `midStream` | `"fail"` | policy for a stream that fails after emitting output |
+ * | `midStream` | `"fail"` | policy for a stream that fails after emitting output: `"fail"`, `"continue"`, or `"restart"` — **restart may show the caller text that differs from the final answer** (see the module docs) |
  *
  * @since 0.1.0
  * @category models
  */
 export interface Options {
   readonly on?: ((error: LlmError) => boolean) | undefined
+  /**
+   * What a stream does when it fails after output reached the caller.
+   * `"restart"` has a LIMITATION: the replacement's first characters are
+   * dropped blindly, so what the caller saw can differ from the final answer.
+   */
   readonly midStream?: MidStream | undefined
+}
+
+/**
+ * The Schema of {@link Options}, decoded when the chain is built.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Options = Schema.Struct({
+  on: Schema.optional(Fn<(error: LlmError) => boolean>("a predicate function")),
+  midStream: Schema.optional(Schema.Literals(["fail", "restart", "continue"]))
+})
+
+/**
+ * The Schema of what is known about a child (its `layer` or `service` is
+ * checked apart).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChildOptions = Schema.Struct({
+  contextWindow: Schema.optional(IntAtLeast(1)),
+  prefill: Schema.optional(Schema.Boolean),
+  name: Schema.optional(Schema.String)
+})
+
+const Children = Schema.Array(ChildOptions).check(
+  Schema.makeFilter((children: ReadonlyArray<unknown>) =>
+    children.length > 0 || "expected at least one child, got an empty chain"
+  )
+)
+
+const decodeAll = (
+  children: ReadonlyArray<{ readonly contextWindow?: number | undefined; readonly prefill?: boolean | undefined; readonly name?: string | undefined }>,
+  options: Options
+): Result.Result<void, SwitchboardConfigError.SwitchboardConfigError> => {
+  const known = children.map((child) => {
+    const { contextWindow, name, prefill } = child
+    return {
+      ...(contextWindow !== undefined ? { contextWindow } : {}),
+      ...(prefill !== undefined ? { prefill } : {}),
+      ...(name !== undefined ? { name } : {})
+    }
+  })
+  const a = SwitchboardConfigError.decodeSync("Fallback.children", Children, known)
+  const b = SwitchboardConfigError.decodeSync("Fallback", Options, options)
+  const issues = [
+    ...(Result.isFailure(a) ? a.failure.issues ?? [a.failure] : []),
+    ...(Result.isFailure(b) ? b.failure.issues ?? [b.failure] : [])
+  ]
+  return issues.length === 0 ? Result.succeed(undefined) : Result.fail(SwitchboardConfigError.fromIssues(issues))
 }
 
 /**
@@ -135,17 +217,48 @@ const stops = (error: LlmError) => error._tag === "InvalidRequest" || error._tag
 const describe = (who: { readonly provider: string; readonly model: string }) => `${who.provider}/${who.model}`
 
 /**
- * Builds the fallback `LLM` over already-built children.
+ * Builds the fallback `LLM` over already-built children after checking them
+ * and `options` (a bad one fails with `SwitchboardConfigError`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  children: ReadonlyArray<ServiceChild>,
+  options: Options = {}
+): Effect.Effect<LLM["Service"], SwitchboardConfigError.SwitchboardConfigError> =>
+  Effect.map(Effect.fromResult(decodeAll(children, options)), () => chain(children, options))
+
+/**
+ * {@link make}, synchronously: a bad child or option throws
+ * `SwitchboardConfigError` (prefer {@link make} / {@link layer}).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const service = (children: ReadonlyArray<ServiceChild>, options: Options = {}): LLM["Service"] => {
-  if (children.length === 0) throw new RangeError("Fallback: give at least one child")
+  orThrow(decodeAll(children, options))
+  return chain(children, options)
+}
+
+/**
+ * Puts `fallbacks` behind a service: `wrap(fallbacks, options)(primary)` is
+ * the chain `[primary, ...fallbacks]`. A bad child or option throws
+ * `SwitchboardConfigError` (prefer {@link layer}).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const wrap = (
+  fallbacks: ReadonlyArray<ServiceChild>,
+  options: Options = {}
+): (primary: LLM["Service"]) => LLM["Service"] => {
+  orThrow(decodeAll([{}, ...fallbacks], options))
+  return (primary) => chain([{ service: primary }, ...fallbacks], options)
+}
+
+const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Service"] => {
   const midStream = options.midStream ?? "fail"
-  if (midStream !== "fail" && midStream !== "restart" && midStream !== "continue") {
-    throw new RangeError(`Fallback: option "midStream" must be "fail", "restart" or "continue", got ${String(midStream)}`)
-  }
   const on = options.on ?? isFallbackable
   const learned: Array<Learned> = children.map(() => ({ current: undefined }))
   const nameOf = (i: number) => children[i]?.name ?? `fallback#${i}`
@@ -190,6 +303,12 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
       )
       yield* Events.publish(() => ({ _tag: "FallbackTaken", from: a, to: b, reason: error._tag }))
     })
+  // Once the call's deadline has passed, a next child could only time out (and its breaker would
+  // count a timeout it never had the time to avoid): the chain stops with the last error.
+  const deadlinePassed = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
+    const deadline = fiber.getRef(Deadline.CurrentDeadline)
+    return deadline !== undefined && fiber.getRef(Clock.Clock).currentTimeMillisUnsafe() >= deadline
+  }
   const exhausted = (request: LlmRequest, attempts: ReadonlyArray<Attempt>) =>
     Effect.andThen(
       report(attempts),
@@ -202,15 +321,12 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
     Effect.withFiber((fiber) => {
       const pricing = fiber.getRef(Pricing)
-      const clock = fiber.getRef(Clock.Clock)
       // The chain's span only when a tracer is installed: without one it would go nowhere.
       const traced = isTraced(fiber)
       const failed: Array<Attempt> = []
       let need: number | undefined
-      const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> => {
-        const start = clock.currentTimeMillisUnsafe()
-        const { cell, effect } = observed(children[i]!.service.generate(request))
-        return Effect.matchEffect(effect, {
+      const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> =>
+        Effect.matchEffect(tryGenerate(children[i]!.service.generate(request), request), {
           onSuccess: (response) => {
             learn(learned[i]!, response)
             const result = Effect.succeed(prepend(response, failed))
@@ -221,21 +337,16 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
               )
               : result
           },
-          onFailure: (error) => {
-            const now = clock.currentTimeMillisUnsafe()
+          onFailure: ({ attempts, error }: ChildFailure) => {
             learn(learned[i]!, error)
-            failed.push(...attemptsOfFailure(cell, error, request, now - start))
-            if (stops(error) || !on(error)) return Effect.andThen(report(failed), Effect.fail(error))
-            // The deadline has passed: a next child could only time out, so the chain stops here.
-            const deadline = fiber.getRef(Deadline.CurrentDeadline)
-            if (deadline !== undefined && now >= deadline) return Effect.andThen(report(failed), Effect.fail(error))
+            failed.push(...attempts)
+            if (stops(error) || !on(error) || deadlinePassed(fiber)) return Effect.andThen(report(failed), Effect.fail(error))
             need = needOf(error, need)
             const next = nextChild(i, need, pricing)
             if (next === undefined) return exhausted(request, failed)
             return Effect.andThen(switched(request, i, error, next), Effect.suspend(() => tryChild(next)))
           }
         })
-      }
       return traced ? span(Effect.tapError(tryChild(0), outcome)) : tryChild(0)
     })
 
@@ -266,12 +377,12 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
           )
         )
       const run = (i: number, mode: Mode): Stream.Stream<StreamPart, LlmError> =>
-        Stream.unwrap(Effect.map(Clock.currentTimeMillis, (start) => {
+        Stream.suspend(() => {
           const child = children[i]!
           const childRequest: LlmRequest = mode.prefix === undefined
             ? request
             : { ...request, messages: [...request.messages, { role: "assistant", content: mode.prefix }] }
-          const { cell, stream } = observedStream(child.service.stream(childRequest))
+          const stream = tryStream(child.service.stream(childRequest), childRequest)
           let skipText = mode.skipText
           let skipReasoning = mode.skipReasoning
           const shown = (part: StreamPart): StreamPart | undefined => {
@@ -322,16 +433,14 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
           return stream.pipe(
             Stream.map(shown),
             Stream.filter((part): part is StreamPart => part !== undefined),
-            Stream.catch((error: LlmError) =>
+            Stream.catch(({ attempts, error }: ChildFailure) =>
               Stream.unwrap(Effect.gen(function*() {
-                const now = yield* Clock.currentTimeMillis
                 learn(learned[i]!, error)
-                failed.push(...attemptsOfFailure(cell, error, childRequest, now - start))
+                failed.push(...attempts)
                 if (!emitted) {
-                  if (stops(error) || !on(error)) return yield* Effect.andThen(report(failed), Effect.fail(error))
-                  // The deadline has passed: a next child could only time out, so the chain stops here.
-                  const deadline = yield* Deadline.CurrentDeadline
-                  if (deadline !== undefined && now >= deadline) return yield* Effect.andThen(report(failed), Effect.fail(error))
+                  if (stops(error) || !on(error) || (yield* Effect.withFiber((fiber) => Effect.succeed(deadlinePassed(fiber))))) {
+                    return yield* Effect.andThen(report(failed), Effect.fail(error))
+                  }
                   need = needOf(error, need)
                   const next = nextChild(i, need, pricing)
                   if (next === undefined) return yield* exhausted(request, failed)
@@ -353,40 +462,32 @@ export const service = (children: ReadonlyArray<ServiceChild>, options: Options 
               }))
             )
           )
-        }))
+        })
       return run(0, plain)
     }))
 
   return LLM.of({ generate, stream })
 }
 
-type ErrorOf<C> = C extends Layer.Layer<LLM, infer E, infer _R> ? E : C extends Child<infer E, infer _R> ? E : never
-type ContextOf<C> = C extends Layer.Layer<LLM, infer _E, infer R> ? R : C extends Child<infer _E, infer R> ? R : never
+const isChild = <E, R>(input: ChildInput<E, R>): input is Child<E, R> => !Layer.isLayer(input)
 
-/**
- * A fallback chain over `children`, tried in order (see the module docs).
- *
- * @example
- * ```ts
- * const Stack = Fallback.layer([
- *   OpenAI.model("gpt-4o-mini").pipe(Retry.layer({ times: 2 }), CircuitBreaker.layer({ failureThreshold: 5 })),
- *   { layer: Anthropic.model("claude-3-5-haiku-latest"), contextWindow: 200_000, prefill: true }
- * ], { midStream: "continue" })
- * ```
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer = <const Children extends ReadonlyArray<ChildInput<any, any>>>(
-  children: Children,
-  options: Options = {}
-): Layer.Layer<LLM, ErrorOf<Children[number]>, ContextOf<Children[number]>> => {
-  const inputs = children.map((child): Child<any, any> => Layer.isLayer(child) ? { layer: child } : child as Child<any, any>)
-  // validate the options where they are written
-  service(inputs.map(() => ({ service: LLM.of({ generate: () => Effect.never, stream: () => Stream.never }) })), options)
+const layerOf = <E, R>(
+  children: ReadonlyArray<ChildInput<E, R>>,
+  options: Options
+): Layer.Layer<LLM, E | SwitchboardConfigError.SwitchboardConfigError, R> => {
+  const inputs = children.map((child): Child<E, R> => isChild(child) ? child : { layer: child })
   return Layer.effect(
     LLM,
     Effect.gen(function*() {
+      yield* Effect.fromResult(decodeAll(inputs, options))
+      for (const [index, input] of inputs.entries()) {
+        if (!Layer.isLayer(input.layer)) {
+          return yield* new SwitchboardConfigError.SwitchboardConfigError({
+            path: `Fallback.children[${index}]`,
+            message: "expected an LLM layer or { layer, contextWindow?, prefill?, name? }"
+          })
+        }
+      }
       const built: Array<ServiceChild> = []
       for (const input of inputs) {
         const context = yield* Layer.build(input.layer)
@@ -397,7 +498,36 @@ export const layer = <const Children extends ReadonlyArray<ChildInput<any, any>>
           name: input.name
         })
       }
-      return service(built, options)
+      return chain(built, options)
     })
-  ) as Layer.Layer<LLM, any, any>
+  )
 }
+
+/**
+ * A fallback chain over `children`, tried in order (see the module docs).
+ * The chain's error and requirement types are the union of its children's
+ * (inferred from the array: `[Layer<LLM, E1, R1>, { layer: Layer<LLM, E2, R2> }]`
+ * gives `Layer<LLM, E1 | E2 | SwitchboardConfigError, R1 | R2>`);
+ * a bad child or option fails the layer at build with `SwitchboardConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker, Fallback, Llm, Retry } from "@switchboard/core"
+ *
+ * const Stack = Fallback.layer([
+ *   Llm.layerTest([{ text: "a" }]).pipe(Retry.layer({ times: 2 }), CircuitBreaker.layer({ failureThreshold: 5 })),
+ *   { layer: Llm.layerTest([{ text: "b" }]), contextWindow: 200_000, prefill: true }
+ * ], { midStream: "continue" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <const Children extends ReadonlyArray<ChildInput<unknown, unknown>>>(
+  children: Children,
+  options: Options = {}
+): Layer.Layer<LLM, ErrorOf<Children[number]> | SwitchboardConfigError.SwitchboardConfigError, ContextOf<Children[number]>> =>
+  layerOf<ErrorOf<Children[number]>, ContextOf<Children[number]>>(
+    children as ReadonlyArray<ChildInput<ErrorOf<Children[number]>, ContextOf<Children[number]>>>,
+    options
+  )

@@ -18,6 +18,12 @@
  *   fails after output was sent fails with its error (an outer `Fallback`
  *   decides what happens next, see its `midStream` policy).
  *
+ * Options are checked when the layer is built: a bad one fails the layer
+ * with `SwitchboardConfigError` naming it (`Retry.times: expected an integer
+ * ≥ 0, got -1`). The retry itself is `Effect.retry` over a `Schedule`
+ * ({@link policy}): the error is the schedule's input, so `Retry-After` and
+ * the deadline are fitted in `Schedule.modifyDelay` / `Schedule.while`.
+ *
  * Order: put `Retry` closest to the provider, inside `CircuitBreaker`, inside
  * `Fallback` — `Fallback ─> CircuitBreaker ─> Retry ─> provider` — so the
  * breaker sees one outcome per exhausted retry series and the fallback moves on
@@ -25,7 +31,10 @@
  * transformer is the innermost:
  *
  * ```ts
- * OpenAI.model("gpt-4o-mini").pipe(
+ * import { CircuitBreaker, Llm, Retry } from "@switchboard/core"
+ *
+ * const Provider = Llm.layerTest([{ text: "hi" }]) // e.g. OpenAI.model("gpt-4o-mini")
+ * const Stack = Provider.pipe(
  *   Retry.layer({ times: 3, base: "200 millis", max: "5 seconds" }),
  *   CircuitBreaker.layer({ failureThreshold: 5, cooldown: "30 seconds" })
  * )
@@ -33,31 +42,25 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Layer, Random, Schedule, Stream } from "effect"
-import * as Pull from "effect/Pull"
+import { Clock, Duration, Effect, Random, Result, Schedule, Schema, Stream } from "effect"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
-import {
-  attemptsOfFailure,
-  observed,
-  observedStream,
-  prepend,
-  type ReportCell,
-  report
-} from "../internal/attempts.ts"
-import { LLM } from "../LLM.ts"
+import { attemptsOfFailure, observed, observedStream, prepend, report } from "../internal/attempts.ts"
+import { DurationInput, FiniteAtLeast, FiniteBetween, Fn, IntAtLeast, millisOf, orThrow } from "../internal/optionSchemas.ts"
+import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
+import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
 
 /**
  * Retry options. Every field is optional:
  *
  * | option | default | meaning |
  * |---|---|---|
- * | `times` | `3` | retries after the first try (so at most `times + 1` tries) |
- * | `base` | `"100 millis"` | the first delay |
- * | `factor` | `2` | growth of the delay per retry |
+ * | `times` | `3` | retries after the first try (so at most `times + 1` tries); an integer ≥ 0 |
+ * | `base` | `"100 millis"` | the first delay (`Duration.Input`) |
+ * | `factor` | `2` | growth of the delay per retry (≥ 1) |
  * | `max` | `"10 seconds"` | cap on the computed delay (after jitter) |
  * | `jitter` | `0.2` | each delay is scaled by a random factor in `[1 - jitter, 1 + jitter]`; `true` = 0.2, `false` = none |
  * | `respectRetryAfter` | `true` | wait at least the error's `retryAfter` |
@@ -77,6 +80,23 @@ export interface Options<E = LlmError> {
 }
 
 /**
+ * The Schema of {@link Options}, decoded when a layer is built (the config
+ * file loader reuses it).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Options = Schema.Struct({
+  times: Schema.optional(IntAtLeast(0)),
+  base: Schema.optional(DurationInput),
+  factor: Schema.optional(FiniteAtLeast(1)),
+  max: Schema.optional(DurationInput),
+  jitter: Schema.optional(Schema.Union([Schema.Boolean, FiniteBetween(0, 1)])),
+  respectRetryAfter: Schema.optional(Schema.Boolean),
+  while: Schema.optional(Fn<(error: never) => boolean>("a predicate function"))
+})
+
+/**
  * What the value-level {@link retry} needs of an error: a `retryable` flag
  * (unless a `while` predicate is given), and optionally where it came from and
  * a `retryAfter` hint.
@@ -91,53 +111,35 @@ export interface Retryable {
   readonly retryAfter?: Duration.Duration | undefined
 }
 
-interface Config<E> {
+interface Settings<E> {
   readonly times: number
-  readonly schedule: Schedule.Schedule<Duration.Duration, unknown>
+  readonly baseMillis: number
+  readonly factor: number
+  readonly maxMillis: number
+  readonly jitter: number
   readonly respectRetryAfter: boolean
   readonly shouldRetry: (error: E) => boolean
 }
 
-const invalid = (option: string, value: unknown, expected: string): never => {
-  throw new RangeError(`Retry: option "${option}" must be ${expected}, got ${String(value)}`)
-}
+const settingsOf = <E extends Retryable>(options: Options<E>): Settings<E> => ({
+  times: options.times ?? 3,
+  baseMillis: millisOf(options.base ?? "100 millis"),
+  factor: options.factor ?? 2,
+  maxMillis: millisOf(options.max ?? "10 seconds"),
+  jitter: options.jitter === undefined || options.jitter === true ? 0.2 : options.jitter === false ? 0 : options.jitter,
+  respectRetryAfter: options.respectRetryAfter ?? true,
+  shouldRetry: options.while ?? ((error) => error.retryable === true)
+})
 
-const durationOption = (name: string, input: Duration.Input | undefined, fallback: Duration.Input) => {
-  const duration = Duration.fromInput(input ?? fallback)
-  if (duration._tag === "None" || !Duration.isFinite(duration.value) || Duration.toMillis(duration.value) < 0) {
-    return invalid(name, input, "a finite, non-negative duration")
-  }
-  return duration.value
-}
+const decodeResult = <E extends Retryable>(options: Options<E>) =>
+  Result.map(SwitchboardConfigError.decodeSync("Retry", Options, options), () => settingsOf(options))
 
-const jitterOf = (jitter: boolean | number | undefined): number => {
-  if (jitter === undefined || jitter === true) return 0.2
-  if (jitter === false) return 0
-  if (!Number.isFinite(jitter) || jitter < 0 || jitter > 1) return invalid("jitter", jitter, "a number in [0, 1]")
-  return jitter
-}
+/** The synchronous constructors have no error channel: a bad option is thrown as the typed error. */
+const decodeOrThrow = <E extends Retryable>(options: Options<E>): Settings<E> => orThrow(decodeResult(options))
 
-/**
- * The delay schedule {@link layer} uses: exponential from `base` by `factor`,
- * each delay scaled by a random factor in `[1 - jitter, 1 + jitter]`, rounded
- * to whole milliseconds and then capped at `max`, for at most `times` recurrences. Usable on its own with
- * `Effect.retry`.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const schedule = (options: Omit<Options<never>, "while" | "respectRetryAfter"> = {}): Schedule.Schedule<
-  Duration.Duration,
-  unknown
-> => {
-  const times = options.times ?? 3
-  if (!Number.isInteger(times) || times < 0) invalid("times", times, "a non-negative integer")
-  const factor = options.factor ?? 2
-  if (!Number.isFinite(factor) || factor < 1) invalid("factor", factor, "a number >= 1")
-  const base = durationOption("base", options.base, "100 millis")
-  const maxMillis = Duration.toMillis(durationOption("max", options.max, "10 seconds"))
-  const jitter = jitterOf(options.jitter)
-  return Schedule.exponential(base, factor).pipe(
+const delays = (settings: Omit<Settings<never>, "shouldRetry" | "respectRetryAfter">): Schedule.Schedule<Duration.Duration, unknown> => {
+  const { jitter, maxMillis } = settings
+  return Schedule.exponential(Duration.millis(settings.baseMillis), settings.factor).pipe(
     Schedule.modifyDelay(({ duration }) => {
       const millis = Duration.toMillis(duration)
       if (jitter === 0) return Effect.succeed(Duration.millis(Math.min(millis, maxMillis)))
@@ -146,165 +148,228 @@ export const schedule = (options: Omit<Options<never>, "while" | "respectRetryAf
         (r) => Duration.millis(Math.round(Math.min(millis * (1 - jitter + 2 * jitter * r), maxMillis)))
       )
     }),
-    Schedule.upTo({ times })
+    Schedule.upTo({ times: settings.times })
   )
 }
 
-const configOf = <E extends Retryable>(options: Options<E>): Config<E> => {
-  const predicate = options.while
-  return {
-    times: options.times ?? 3,
-    schedule: schedule(options),
-    respectRetryAfter: options.respectRetryAfter ?? true,
-    shouldRetry: predicate ?? ((error) => error.retryable === true)
-  }
-}
+/**
+ * The delay schedule {@link layer} uses: exponential from `base` by `factor`,
+ * each delay scaled by a random factor in `[1 - jitter, 1 + jitter]`, rounded
+ * to whole milliseconds and then capped at `max`, for at most `times`
+ * recurrences. Usable on its own with `Effect.retry`. A bad option throws
+ * `SwitchboardConfigError` (prefer {@link layer}, which fails at build).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const schedule = (
+  options: Omit<Options<never>, "while" | "respectRetryAfter"> = {}
+): Schedule.Schedule<Duration.Duration, unknown> => delays(decodeOrThrow(options))
 
 const hintOf = (error: Retryable): Duration.Duration | undefined =>
   error.retryAfter !== undefined && Duration.isDuration(error.retryAfter) ? error.retryAfter : undefined
 
+const tagOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" ? error._tag : "unknown"
+
 /**
- * One retry series: decides after each failure whether to wait and try again
- * (returns after the wait) or give up (fails with the error). The schedule's
- * step is built at the first failure, so a call that succeeds first time
- * pays nothing for it.
+ * The whole retry policy as one `Schedule` whose input is the error:
+ * {@link schedule}'s delays, only while `while` accepts the error, each delay
+ * raised to the error's `Retry-After` (`Schedule.modifyDelay`), never a wait
+ * that would end at or after the deadline (`Schedule.while` on the final
+ * delay), and a `RetryScheduled` event for each retry (`Schedule.tap`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Llm, Retry } from "@switchboard/core"
+ *
+ * const text = Llm.generateText("hi").pipe(Effect.retry(Retry.policy({ times: 2 })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
  */
-const makeSeries = <E extends Retryable>(config: Config<E>) => {
-  let retries = 0
-  let step: ((now: number, input: unknown) => Pull.Pull<readonly [Duration.Duration, Duration.Duration], unknown>) | undefined
-  const decide = (error: E) =>
-    Effect.gen(function*() {
-      step ??= yield* Schedule.toStep(config.schedule)
-      const now = yield* Clock.currentTimeMillis
-      const next = yield* step(now, error).pipe(
-        Effect.map((out): Duration.Duration | undefined => out[1]),
-        Pull.catchDone(() => Effect.succeed(undefined)),
-        Effect.orElseSucceed(() => undefined)
-      )
-      if (next === undefined) return yield* Effect.fail(error)
-      const hint = config.respectRetryAfter ? hintOf(error) : undefined
-      const delay = hint === undefined ? next : Duration.max(next, hint)
-      const left = yield* Deadline.remaining
-      if (left !== undefined && Duration.toMillis(delay) >= Duration.toMillis(left)) return yield* Effect.fail(error)
-      retries++
-      const delayMs = Duration.toMillis(delay)
-      yield* Events.publish(() => ({
+export const policy = <E extends Retryable = LlmError>(
+  options: Options<E> = {}
+): Schedule.Schedule<Duration.Duration, E> => policyOf(decodeOrThrow(options))
+
+const policyOf = <E extends Retryable>(settings: Settings<E>): Schedule.Schedule<Duration.Duration, E> =>
+  delays(settings).pipe(
+    Schedule.setInputType<E>(),
+    Schedule.while(({ input }) => settings.shouldRetry(input)),
+    Schedule.modifyDelay(({ duration, input }) => {
+      const hint = settings.respectRetryAfter ? hintOf(input) : undefined
+      return Effect.succeed(hint === undefined ? duration : Duration.max(duration, hint))
+    }),
+    Schedule.while(({ duration }) =>
+      Effect.map(Deadline.remaining, (left) => left === undefined || Duration.toMillis(duration) < Duration.toMillis(left))
+    ),
+    Schedule.tap(({ attempt, duration, input }) =>
+      Events.publish(() => ({
         _tag: "RetryScheduled",
-        provider: error.provider ?? "unknown",
-        model: error.model ?? "unknown",
-        attempt: retries,
-        delayMs,
-        error: (error as { readonly _tag?: string })._tag ?? "unknown"
+        provider: input.provider ?? "unknown",
+        model: input.model ?? "unknown",
+        attempt,
+        delayMs: Duration.toMillis(duration),
+        error: tagOf(input)
       }))
-      yield* Effect.sleep(delay)
-    })
-  return (error: E): Effect.Effect<void, E> =>
-    retries >= config.times || !config.shouldRetry(error) ? Effect.fail(error) : decide(error)
-}
+    )
+  )
 
 /**
  * Retries any effect whose errors carry a `retryable` flag (or that a `while`
  * predicate accepts), with the same schedule, `Retry-After` and deadline rules
- * as {@link layer}. The error type is kept as it is.
+ * as {@link layer}. The error type is kept as it is. Data-first or data-last.
+ * A bad option throws `SwitchboardConfigError`.
  *
  * @example
  * ```ts
+ * import { Llm, Retry } from "@switchboard/core"
+ *
  * const text = Llm.generateText("hi").pipe(Retry.retry({ times: 2, base: "50 millis" }))
+ * const same = Retry.retry(Llm.generateText("hi"), { times: 2 })
  * ```
  *
  * @since 0.1.0
  * @category combinators
  */
-export const retry = <E extends Retryable = LlmError>(options: Options<E> = {}) => {
-  const config = configOf(options)
-  return <A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.suspend(() => {
-      const next = makeSeries(config)
-      const loop: Effect.Effect<A, E, R> = Effect.catch(self, (error) => Effect.andThen(next(error), loop))
-      return loop
-    })
+export function retry<E extends Retryable = LlmError>(
+  options?: Options<E>
+): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+export function retry<A, E extends Retryable, R>(self: Effect.Effect<A, E, R>, options?: Options<E>): Effect.Effect<A, E, R>
+export function retry<A, E extends Retryable, R>(
+  selfOrOptions?: Effect.Effect<A, E, R> | Options<E>,
+  options?: Options<E>
+): Effect.Effect<A, E, R> | (<A2, R2>(self: Effect.Effect<A2, E, R2>) => Effect.Effect<A2, E, R2>) {
+  if (Effect.isEffect(selfOrOptions)) return retryWith(selfOrOptions, policyOf(decodeOrThrow(options ?? {})))
+  // data-last: the options are checked now, where they are written
+  const retrying = policyOf(decodeOrThrow(selfOrOptions ?? {}))
+  return <A2, R2>(self: Effect.Effect<A2, E, R2>) => retryWith(self, retrying)
 }
+
+/** `Effect.retry`, entered only after a first failure (a first success builds no schedule). */
+const retryWith = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  retrying: Schedule.Schedule<Duration.Duration, E>
+): Effect.Effect<A, E, R> => Effect.catch(self, (first) => Effect.retry(replaying(first, self), retrying))
+
+/** An effect that fails with `first` on its first run and is `self` after: the retry series starts from a failure already seen. */
+const replaying = <A, E, R>(first: E, self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  let replayed = false
+  return Effect.suspend(() => {
+    if (replayed) return self
+    replayed = true
+    return Effect.fail(first)
+  })
+}
+
+const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM["Service"] => {
+  const retrying = policyOf(settings)
+  const giveUp = (failed: ReadonlyArray<Attempt>) => report(failed)
+
+  // No span of its own: each try is already an `Llm.attempt` span of the leaf.
+  const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
+    Effect.withFiber((fiber) => {
+      const clock = fiber.getRef(Clock.Clock)
+      const failed: Array<Attempt> = []
+      const once = Effect.suspend(() => {
+        const start = clock.currentTimeMillisUnsafe()
+        const { cell, effect } = observed(inner.generate(request))
+        return Effect.tapError(effect, (error) =>
+          Effect.sync(() => {
+            failed.push(...attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start))
+          }))
+      })
+      // The first try runs bare, so a call that succeeds first time builds no schedule at all;
+      // its error is then handed to `Effect.retry` as the series' first input, without a new call.
+      return Effect.matchEffect(once, {
+        onSuccess: (response) => Effect.succeed(response),
+        onFailure: (first) =>
+          Effect.matchEffect(Effect.retry(replaying(first, once), retrying), {
+            onSuccess: (response) => Effect.succeed(prepend(response, failed)),
+            onFailure: (error) => Effect.andThen(giveUp(failed), Effect.fail(error))
+          })
+      })
+    })
+
+  const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
+    Stream.suspend(() => {
+      const failed: Array<Attempt> = []
+      let emitted = false
+      const once = Stream.unwrap(Effect.map(Clock.currentTimeMillis, (start) => {
+        const { cell, stream } = observedStream(inner.stream(request))
+        return stream.pipe(
+          Stream.map((part): StreamPart => {
+            emitted = true
+            return part.type === "finish" ? { type: "finish", response: prepend(part.response, failed) } : part
+          }),
+          Stream.tapError((error) =>
+            Effect.map(Clock.currentTimeMillis, (now) => {
+              failed.push(...attemptsOfFailure(cell, error, request, now - start))
+            })
+          )
+        )
+      }))
+      // Only before the first part: once output reached the caller a retry would repeat it.
+      return Stream.retry(once, Schedule.while(retrying, () => !emitted)).pipe(
+        Stream.catch((error) => Stream.fromEffect(Effect.andThen(giveUp(failed), Effect.fail(error))))
+      )
+    })
+
+  return LLM.of({ generate, stream })
+}
+
+/**
+ * Builds the retry wrapper after checking `options`: a bad option fails with
+ * `SwitchboardConfigError` naming it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<(llm: LLM["Service"]) => LLM["Service"], SwitchboardConfigError.SwitchboardConfigError> =>
+  Effect.map(SwitchboardConfigError.decode("Retry", Options, options), () => wrapWith(settingsOf(options)))
 
 /**
  * Retries an `LLM` service's calls, recording every attempt on the response
  * (failed attempts first) and reporting them to an enclosing `Fallback` or
- * `Hedge` when it gives up.
+ * `Hedge` when it gives up. Data-first (`wrap(llm, options)`) or data-last
+ * (`wrap(options)(llm)`); a bad option throws `SwitchboardConfigError`
+ * (prefer {@link make} / {@link layer}, which fail in the error channel).
  *
  * @since 0.1.0
  * @category combinators
  */
-export const service = (options: Options = {}) => {
-  const config = configOf(options)
-  return (inner: LLM["Service"]): LLM["Service"] => {
-    const giveUp = (failed: ReadonlyArray<Attempt>, error: LlmError) => Effect.andThen(report(failed), Effect.fail(error))
-
-    // No span of its own: each try is already an `Llm.attempt` span of the leaf.
-    const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
-      Effect.withFiber((fiber) => {
-        const clock = fiber.getRef(Clock.Clock)
-        const failed: Array<Attempt> = []
-        let next: ((error: LlmError) => Effect.Effect<void, LlmError>) | undefined
-        const attempt = (): Effect.Effect<LlmResponse, LlmError> => {
-          const start = clock.currentTimeMillisUnsafe()
-          const { cell, effect } = observed(inner.generate(request))
-          return Effect.matchEffect(effect, {
-            onSuccess: (response) => Effect.succeed(prepend(response, failed)),
-            onFailure: (error) => {
-              failed.push(...attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start))
-              next ??= makeSeries(config)
-              return Effect.flatMap(
-                Effect.catch(next(error), (error) => giveUp(failed, error)),
-                attempt
-              )
-            }
-          })
-        }
-        return attempt()
-      })
-
-    const failure = (failed: Array<Attempt>, request: LlmRequest, cell: ReportCell, error: LlmError, start: number) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        failed.push(...attemptsOfFailure(cell, error, request, now - start))
-      })
-
-    const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
-      Stream.suspend(() => {
-        const next = makeSeries(config)
-        const failed: Array<Attempt> = []
-        let emitted = false
-        const go = (): Stream.Stream<StreamPart, LlmError> =>
-          Stream.unwrap(Effect.map(Clock.currentTimeMillis, (start) => {
-            const { cell, stream } = observedStream(inner.stream(request))
-            return stream.pipe(
-              Stream.map((part): StreamPart => {
-                emitted = true
-                return part.type === "finish" ? { type: "finish", response: prepend(part.response, failed) } : part
-              }),
-              Stream.catch((error) =>
-                Stream.unwrap(
-                  Effect.andThen(
-                    failure(failed, request, cell, error, start),
-                    emitted
-                      ? giveUp(failed, error)
-                      : Effect.as(Effect.catch(next(error), (error) => giveUp(failed, error)), go())
-                  )
-                )
-              )
-            )
-          }))
-        return go()
-      })
-
-    return LLM.of({ generate, stream })
-  }
+export function wrap(options?: Options): (self: LLM["Service"]) => LLM["Service"]
+export function wrap(self: LLM["Service"], options?: Options): LLM["Service"]
+export function wrap(
+  selfOrOptions?: LLM["Service"] | Options,
+  options?: Options
+): LLM["Service"] | ((self: LLM["Service"]) => LLM["Service"]) {
+  if (isService(selfOrOptions)) return wrapWith(decodeOrThrow(options ?? {}))(selfOrOptions)
+  return wrapWith(decodeOrThrow(selfOrOptions ?? {}))
 }
+
+const isService = (u: unknown): u is LLM["Service"] =>
+  typeof u === "object" && u !== null && "generate" in u && "stream" in u && typeof u.generate === "function"
+
+/**
+ * {@link wrap}, data-last, under its wave-1 name.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const service = (options: Options = {}): (inner: LLM["Service"]) => LLM["Service"] => wrap(options)
 
 /**
  * Retries the calls of the wrapped `LLM` layer (see the module docs for the
- * rules and where to put it in a stack).
+ * rules and where to put it in a stack). A bad option fails the layer at
+ * build with `SwitchboardConfigError`.
  *
  * @example
  * ```ts
+ * import { Llm, Retry } from "@switchboard/core"
+ *
  * const Stack = Llm.layerTest([{ text: "hi" }]).pipe(
  *   Retry.layer({ times: 3, base: "200 millis", max: "5 seconds", jitter: 0.2 })
  * )
@@ -313,8 +378,4 @@ export const service = (options: Options = {}) => {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}) => {
-  const wrap = service(options)
-  return <E, R>(self: Layer.Layer<LLM, E, R>): Layer.Layer<LLM, E, R> =>
-    Layer.effect(LLM, Effect.map(LLM, wrap)).pipe(Layer.provide(self))
-}
+export const layer = (options: Options = {}) => transform(make(options))
