@@ -461,8 +461,20 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     // Recovery: after each outage or hog window (and a grace for breakers and the loop to settle),
     // the next requests succeed at the floor again. Too few requests after a window (a short run):
     // the recovery calls after the run stand in for them.
+    const graceOf = (w: { readonly name: string }) => w.name.startsWith("hog") ? hogGraceMs : outageGraceMs
     const recovery = windows.map((w) => {
-      const from = w.to + (w.name.startsWith("hog") ? hogGraceMs : outageGraceMs)
+      // Recovery is judged once every fault window overlapping this one (and its grace) is over:
+      // an outage inside a hog window recovers when the hog is gone too.
+      let from = w.to + graceOf(w)
+      for (let changed = true; changed;) {
+        changed = false
+        for (const other of windows) {
+          if (other.from < from && other.to + graceOf(other) > from) {
+            from = other.to + graceOf(other)
+            changed = true
+          }
+        }
+      }
       const after = ended.filter((e) => e.startMs >= from && e.startMs < from + 5_000 && e.tag !== "BudgetExceeded")
       const enough = after.length >= 20
       const r = enough ? rate(after) : recoveredOk / recoveryCalls

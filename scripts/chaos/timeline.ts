@@ -40,10 +40,12 @@ export class Timeline {
   private t0 = 0
 
   readonly bucketMs: number
+  private readonly sampleMs: number
   private readonly now: () => number
 
   constructor(bucketMs: number, now: () => number) {
     this.bucketMs = bucketMs
+    this.sampleMs = Math.max(50, Math.floor(bucketMs / 4))
     this.now = now
   }
 
@@ -51,7 +53,7 @@ export class Timeline {
   start(): void {
     this.t0 = this.now()
     this.histogram.enable()
-    this.timer = setInterval(() => this.sample(), Math.max(50, Math.floor(this.bucketMs / 4)))
+    this.timer = setInterval(() => this.sample(), this.sampleMs)
     this.timer.unref()
   }
 
@@ -66,12 +68,21 @@ export class Timeline {
     return this.t0 === 0 ? 0 : this.now() - this.t0
   }
 
+  private lastSample = 0
+
   private sample(): void {
-    const b = this.at(this.elapsed())
-    if (this.histogram.count > 0) {
-      b.eldMaxMs = Math.max(b.eldMaxMs, this.histogram.max / 1e6)
-      b.eldP99Ms = Math.max(b.eldP99Ms, this.histogram.percentile(99) / 1e6)
+    const now = this.elapsed()
+    // A loop blocked past a whole interval samples late: what it measured (and the gap itself)
+    // belongs to every interval since the last sample, not only to the one it lands in.
+    const gap = Math.max(0, now - this.lastSample - this.sampleMs)
+    const max = Math.max(gap, this.histogram.count > 0 ? this.histogram.max / 1e6 : 0)
+    const p99 = this.histogram.count > 0 ? this.histogram.percentile(99) / 1e6 : 0
+    for (let t = Math.floor(this.lastSample / this.bucketMs) * this.bucketMs; t <= now; t += this.bucketMs) {
+      const b = this.at(t)
+      b.eldMaxMs = Math.max(b.eldMaxMs, max)
+      b.eldP99Ms = Math.max(b.eldP99Ms, Math.max(p99, gap))
     }
+    this.lastSample = now
     this.histogram.reset()
   }
 
