@@ -67,19 +67,19 @@ export const makeStack = (endpoints: Endpoints, limits: Limits) =>
     openai: {
       model: endpoints.openai.model,
       layer: OpenAI.model(endpoints.openai.model).pipe(
-        Layer.provide(OpenAI.layerClient({ apiKey: endpoints.openai.apiKey, baseURL: endpoints.openai.baseURL }))
+        Layer.provide(Layer.orDie(OpenAI.layerClient({ apiKey: endpoints.openai.apiKey, baseURL: endpoints.openai.baseURL })))
       )
     },
     anthropic: {
       model: endpoints.anthropic.model,
       layer: Anthropic.model(endpoints.anthropic.model).pipe(
-        Layer.provide(Anthropic.layerClient({ apiKey: endpoints.anthropic.apiKey, baseURL: endpoints.anthropic.baseURL }))
+        Layer.provide(Layer.orDie(Anthropic.layerClient({ apiKey: endpoints.anthropic.apiKey, baseURL: endpoints.anthropic.baseURL })))
       )
     },
     cheap: {
       name: endpoints.cheap.name,
       model: endpoints.cheap.model,
-      layer: OpenAI.model(endpoints.cheap.model).pipe(Layer.provide(OpenAI.compatible(endpoints.cheap)))
+      layer: OpenAI.model(endpoints.cheap.model).pipe(Layer.provide(Layer.orDie(OpenAI.compatible(endpoints.cheap))))
     }
   }, limits)
 

@@ -229,7 +229,7 @@ describe("effect/ai on Switchboard stacks (real SDKs, simulator)", () => {
   it.live("round trip: fromLanguageModel(toLanguageModel(stack)) answers like the stack", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.start(config)
-      const stack: Layer.Layer<LLM> = anthropic(sim)
+      const stack: Layer.Layer<LLM> = anthropic(sim).pipe(Layer.orDie)
       const roundTrip = Interop.fromLanguageModel({ provider: "anthropic", model: "claude-haiku-4-5" }).pipe(
         Layer.provide(Interop.toLanguageModel),
         Layer.provide(stack)

@@ -117,10 +117,10 @@ describe("ModelCatalog over the real SDKs' listModels (simulator)", () => {
     Effect.gen(function*() {
       const sim = yield* Sim.start()
       const openai = OpenAI.listModels.pipe(
-        Effect.provide(OpenAI.layerClient({ apiKey: "sk-test", baseURL: `${sim.providerUrl("openai")}/v1` }))
+        Effect.provide(OpenAI.layerClient({ apiKey: "sk-test", baseURL: `${sim.providerUrl("openai")}/v1` }).pipe(Layer.orDie))
       )
       const gemini = Google.listModels.pipe(
-        Effect.provide(Google.layerClient({ apiKey: "AIza-test", baseURL: sim.providerUrl("gemini") }))
+        Effect.provide(Google.layerClient({ apiKey: "AIza-test", baseURL: sim.providerUrl("gemini") }).pipe(Layer.orDie))
       )
       const catalog = yield* ModelCatalog.make({
         sources: [{ provider: "openai", listModels: openai }, { provider: "google", listModels: gemini }]

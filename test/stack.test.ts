@@ -29,11 +29,11 @@ const config = {
 
 const openai = (sim: Sim.SimHandle, name = "openai", apiKey = "sk-test") =>
   OpenAI.model("gpt-4o-mini").pipe(
-    Layer.provide(OpenAI.compatible({ name, baseURL: `${sim.providerUrl(name)}/v1`, apiKey }))
+    Layer.provide(Layer.orDie(OpenAI.compatible({ name, baseURL: `${sim.providerUrl(name)}/v1`, apiKey })))
   )
 const anthropic = (sim: Sim.SimHandle) =>
   Anthropic.model("claude-haiku-4-5").pipe(
-    Layer.provide(Anthropic.layerClient({ apiKey: "sk-ant-test", baseURL: sim.providerUrl("anthropic") }))
+    Layer.provide(Layer.orDie(Anthropic.layerClient({ apiKey: "sk-ant-test", baseURL: sim.providerUrl("anthropic") })))
   )
 
 const outcomes = (sim: Sim.SimHandle, provider: string) =>

@@ -90,7 +90,7 @@ export const make = async (name: Name, url: string, stream: boolean): Promise<Ca
       }
     }
     case "layer": {
-      const layer = OpenAI.model("gpt-4o-mini").pipe(Layer.provide(OpenAI.layerClient({ apiKey: "sk-bench", baseURL })))
+      const layer = OpenAI.model("gpt-4o-mini").pipe(Layer.provide(Layer.orDie(OpenAI.layerClient({ apiKey: "sk-bench", baseURL }))))
       return effectCall(ManagedRuntime.make(layer), stream, true)
     }
     case "stack-miss":

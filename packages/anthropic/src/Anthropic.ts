@@ -26,13 +26,20 @@
  * @since 0.1.0
  */
 import AnthropicSdk from "@anthropic-ai/sdk"
-import type * as Api from "@anthropic-ai/sdk/resources/messages"
-import { Deadline, LLM, Llm, LlmError, LlmRequest, Pricing, ProviderError } from "@switchboard/core"
+import {
+  Deadline,
+  LlmError,
+  type LlmRequest,
+  Pricing,
+  ProviderError,
+  SwitchboardConfigError
+} from "@switchboard/core"
 import type { LlmResponse } from "@switchboard/core"
+import { Provider, StreamAccumulator } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { answerOf, checkMessage, JSON_INSTRUCTION, type Prepared, toParams, usageOf } from "./internal/mapping.ts"
-import { makeAccumulator } from "./internal/stream.ts"
+import { rawOf, table } from "./internal/stream.ts"
 
 /**
  * The configured SDK client, the provider name responses and errors report,
@@ -128,13 +135,25 @@ export const makeClient = (options: ClientOptions): AnthropicClient["Service"] =
 }
 
 /**
- * A layer holding an Anthropic SDK client with retries off.
+ * A layer holding an Anthropic SDK client with retries off. A `baseURL` that
+ * is not an absolute http(s) URL fails the layer at build with
+ * `SwitchboardConfigError { path: "Anthropic.baseURL" }`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerClient = (options: ClientOptions): Layer.Layer<AnthropicClient> =>
-  Layer.sync(AnthropicClient, () => makeClient(options))
+export const layerClient = (
+  options: ClientOptions
+): Layer.Layer<AnthropicClient, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.effect(
+    AnthropicClient,
+    Effect.suspend(() => {
+      const problem = ProviderError.baseUrlProblem(options.baseURL ?? defaultBaseURL)
+      return problem === undefined
+        ? Effect.sync(() => makeClient(options))
+        : Effect.fail(SwitchboardConfigError.fromIssues([{ path: "Anthropic.baseURL", message: problem }]))
+    })
+  )
 
 /**
  * {@link layerClient} configured from the environment through `Config`:
@@ -166,12 +185,13 @@ export const layerClientConfig = (
 
 type Request = LlmRequest.LlmRequest
 
-const errorContext = (client: AnthropicClient["Service"], model: string, timeoutMs: number): ErrorContext => ({
+const errorContext = (client: AnthropicClient["Service"], model: string, timeoutMs: number, now: number): ErrorContext => ({
   provider: client.provider,
   model,
   secrets: [Redacted.value(client.apiKey)],
   timeoutMs,
-  now: Date.now()
+  now,
+  url: `${client.sdk.baseURL.replace(/\/+$/, "")}/v1/messages`
 })
 
 const prepare = Effect.fnUntraced(function*(client: AnthropicClient["Service"], request: Request, model: string) {
@@ -183,31 +203,31 @@ const prepare = Effect.fnUntraced(function*(client: AnthropicClient["Service"], 
     ? client.timeoutMs
     : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Duration.toMillis(remaining))))
   const prepared: Prepared = toParams(request, model, maxTokens)
-  return { prepared, timeoutMs }
+  const clock = yield* Clock.Clock
+  // Errors are built when the call fails: read the Clock then (HTTP-date Retry-After).
+  const context = (): ErrorContext => errorContext(client, model, timeoutMs, clock.currentTimeMillisUnsafe())
+  return { prepared, timeoutMs, context }
 })
 
 const generateWith = (client: AnthropicClient["Service"]) =>
   Effect.fnUntraced(function*(request: Request, model: string) {
     const start = yield* Clock.currentTimeMillis
-    const { prepared, timeoutMs } = yield* prepare(client, request, model)
+    const { prepared, timeoutMs, context } = yield* prepare(client, request, model)
     const { data, response } = yield* Effect.tryPromise({
       try: (signal) =>
         client.sdk.messages.create({ ...prepared.params, stream: false }, { signal, timeout: timeoutMs })
           .withResponse(),
-      catch: (cause) => toLlmError(cause, errorContext(client, model, timeoutMs))
+      catch: (cause) => toLlmError(cause, context())
     })
     const origin = { provider: client.provider, model }
     const message = checkMessage(data, origin)
     if (message instanceof LlmError.MalformedResponse) return yield* message
     const end = yield* Clock.currentTimeMillis
-    const answer = answerOf(
-      message.content as unknown as ReadonlyArray<{ type: string }>,
-      message.stop_reason,
-      prepared.jsonTool
-    )
-    const rateLimit = ProviderError.rateLimitInfo(response.headers, Date.now())
+    const answer = answerOf(message.content, message.stop_reason, prepared.jsonTool, origin)
+    if (answer instanceof LlmError.MalformedResponse) return yield* answer
+    const rateLimit = ProviderError.rateLimitInfo(response.headers, end)
     const result: LlmResponse.LlmResponse = {
-      id: typeof message.id === "string" ? message.id : "",
+      id: message.id ?? "",
       provider: client.provider,
       model: typeof message.model === "string" && message.model.length > 0 ? message.model : model,
       ...answer,
@@ -217,98 +237,42 @@ const generateWith = (client: AnthropicClient["Service"]) =>
       cached: false,
       attempts: [],
       ...(rateLimit !== undefined ? { rateLimit } : {}),
-      raw: message
+      raw: data
     }
     return result
   })
 
-/**
- * The SDK stream as an iterable whose `return()` aborts the HTTP request
- * first: an async generator's `return()` otherwise waits for the pending
- * read, which a stalled server may never finish.
- */
-const abortable = <A>(stream: AsyncIterable<A> & { readonly controller: AbortController }): AsyncIterable<A> => ({
-  [Symbol.asyncIterator]: () => {
-    const inner = stream[Symbol.asyncIterator]()
-    return {
-      next: () => inner.next(),
-      return: (value?: unknown) => {
-        stream.controller.abort()
-        return inner.return !== undefined
-          ? inner.return(value)
-          : Promise.resolve({ done: true as const, value: value as A })
-      }
-    }
-  }
-})
-
 const streamWith = (client: AnthropicClient["Service"]) =>
 (request: Request, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
-  Stream.unwrap(Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    const { prepared, timeoutMs } = yield* prepare(client, request, model)
-    const context = errorContext(client, model, timeoutMs)
-    const { data, response } = yield* Effect.tryPromise({
-      try: (signal) =>
-        client.sdk.messages.create({ ...prepared.params, stream: true }, { signal, timeout: timeoutMs })
-          .withResponse(),
-      catch: (cause) => toLlmError(cause, context)
+  Stream.unwrap(Effect.map(prepare(client, request, model), ({ context, prepared, timeoutMs }) =>
+    StreamAccumulator.stream({
+      provider: client.provider,
+      model,
+      open: Effect.tryPromise({
+        try: (signal) =>
+          client.sdk.messages.create({ ...prepared.params, stream: true }, { signal, timeout: timeoutMs })
+            .withResponse(),
+        catch: (cause) => toLlmError(cause, context())
+      }).pipe(Effect.flatMap(({ data, response }) =>
+        StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
+      )),
+      table: table({ jsonTool: prepared.jsonTool }),
+      onError: (cause) => toLlmError(cause, context()),
+      unfinished: "the stream ended before message_stop",
+      raw: rawOf
     })
-    // However the stream ends (done, failed, interrupted, or never pulled), the request is over.
-    yield* Effect.addFinalizer(() => Effect.sync(() => data.controller.abort()))
-    const rateLimit = ProviderError.rateLimitInfo(response.headers, Date.now())
-    const fold = makeAccumulator({
-      origin: { provider: client.provider, model },
-      jsonTool: prepared.jsonTool,
-      startedAt: start,
-      rateLimit
-    })
-    const events: AsyncIterable<Api.RawMessageStreamEvent> = abortable(data)
-    return Stream.fromAsyncIterable(events, (cause) => toLlmError(cause, { ...context, now: Date.now() })).pipe(
-      Stream.mapEffect((event) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const out = fold.step(event, now)
-          return LlmError.isLlmError(out) ? Effect.fail(out) : Effect.succeed(out)
-        })
-      ),
-      Stream.flattenIterable,
-      Stream.concat(Stream.suspend(() =>
-        fold.finished()
-          ? Stream.empty
-          : Stream.fail(
-            new LlmError.NetworkError({
-              provider: client.provider,
-              model,
-              detail: "the stream ended before message_stop"
-            })
-          )
-      ))
-    )
-  }))
+  ))
 
 /**
  * An `LLM` for one Anthropic model. `defaults` fill what a request leaves out
- * (temperature, maxTokens, system, …); `request.model` overrides `name`.
+ * (temperature, maxTokens, system, …); `request.model` overrides `name`;
+ * `options.contentFilter` says whether a refusal fails with
+ * `ContentFiltered` (the default) or is returned.
  *
  * @since 0.1.0
  * @category layers
  */
-export const model = (
-  name: string,
-  defaults?: LlmRequest.Defaults | undefined
-): Layer.Layer<LLM, never, AnthropicClient> =>
-  Layer.effect(
-    LLM,
-    Effect.map(AnthropicClient, (client) => {
-      return Llm.make({
-        provider: client.provider,
-        model: name,
-        generate: generateWith(client),
-        stream: streamWith(client),
-        defaults
-      })
-    })
-  )
+export const model = Provider.model(AnthropicClient, { generate: generateWith, stream: streamWith })
 
 /**
  * A model the API offers.
@@ -331,6 +295,7 @@ export interface ModelInfo {
 export const listModels: Effect.Effect<ReadonlyArray<ModelInfo>, LlmError.LlmError, AnthropicClient> = Effect.gen(
   function*() {
     const client = yield* AnthropicClient
+    const clock = yield* Clock.Clock
     return yield* Effect.tryPromise({
       try: async (signal) => {
         const out: Array<ModelInfo> = []
@@ -343,7 +308,10 @@ export const listModels: Effect.Effect<ReadonlyArray<ModelInfo>, LlmError.LlmErr
         }
         return out
       },
-      catch: (cause) => toLlmError(cause, { ...errorContext(client, "", client.timeoutMs), model: undefined })
+      catch: (cause) => toLlmError(cause, {
+          ...errorContext(client, "", client.timeoutMs, clock.currentTimeMillisUnsafe()),
+          model: undefined
+        })
     })
   }
 ).pipe(Effect.withSpan("Anthropic.listModels"))

@@ -1,7 +1,7 @@
 import { assert, describe, expect, layer } from "@effect/vitest"
 import { Deadline, Llm, type LlmError, type LlmRequest, type LlmResponse } from "@switchboard/core"
 import { Sim } from "@switchboard/sim"
-import { Duration, Effect, Fiber, Result, Stream } from "effect"
+import { Duration, Effect, Fiber, Layer, Result, Stream } from "effect"
 import { Anthropic } from "../src/index.ts"
 import { eventually, GOOD_KEY, llm, outcomes, recorder, simConfig, user } from "./helpers.ts"
 
@@ -258,7 +258,7 @@ layer(Sim.layer(simConfig), { excludeTestServices: true })("Anthropic over the s
         const long = "The quick brown fox jumps over the lazy dog. ".repeat(200)
         const request = (last: string) => ({
           messages: [
-            { role: "user" as const, content: long },
+            { role: "user" as const, content: [{ type: "text" as const, text: long, cache: true }] },
             { role: "assistant" as const, content: "Noted." },
             { role: "user" as const, content: last }
           ]
@@ -318,7 +318,7 @@ layer(Sim.layer(simConfig), { excludeTestServices: true })("Anthropic over the s
 
     it.effect("a refusal finishes with content-filter", () =>
       Effect.gen(function*() {
-        const layer = llm(yield* url, { headers: { "x-sim-fault": "content-filter" } })
+        const layer = llm(yield* url, { headers: { "x-sim-fault": "content-filter" }, contentFilter: "return" })
         const response = yield* Llm.generate(user("hi")).pipe(Effect.provide(layer))
         assert.strictEqual(response.finishReason, "content-filter")
         const { parts } = yield* collect(Llm.stream(user("hi")).pipe(Stream.provide(layer)))
@@ -389,7 +389,7 @@ layer(Sim.layer(simConfig), { excludeTestServices: true })("Anthropic over the s
           yield* failure(Llm.generate(user("hi")).pipe(Effect.provide(layer))),
           (yield* collect(Llm.stream(user("hi")).pipe(Stream.provide(layer)))).error!,
           yield* failure(Anthropic.listModels.pipe(
-            Effect.provide(Anthropic.layerClient({ apiKey: secret, baseURL: `${base}/anthropic-keyed` }))
+            Effect.provide(Layer.orDie(Anthropic.layerClient({ apiKey: secret, baseURL: `${base}/anthropic-keyed` })))
           ))
         ]
         for (const error of errors) {

@@ -35,18 +35,19 @@ export interface Setup {
   readonly defaults?: Partial<LlmRequest.LlmRequest> | undefined
   readonly timeout?: number | undefined
   readonly fetch?: typeof globalThis.fetch | undefined
+  readonly contentFilter?: "fail" | "return" | undefined
 }
 
 /** The Anthropic `LLM` over the simulator at `url`. */
 export const llm = (url: string, setup: Setup = {}): Layer.Layer<LLM> =>
-  Anthropic.model(setup.model ?? "claude-haiku-4-5", setup.defaults).pipe(
-    Layer.provide(Anthropic.layerClient({
+  Anthropic.model(setup.model ?? "claude-haiku-4-5", setup.defaults, { contentFilter: setup.contentFilter }).pipe(
+    Layer.provide(Layer.orDie(Anthropic.layerClient({
       apiKey: setup.apiKey ?? "sk-ant-test",
       baseURL: `${url}/${setup.provider ?? "anthropic"}`,
       headers: setup.headers,
       timeout: setup.timeout,
       fetch: setup.fetch
-    }))
+    })))
   )
 
 /** A `fetch` that records each JSON request body before sending it on. */

@@ -22,12 +22,20 @@ import {
   ConverseStreamCommand,
   type ConverseStreamOutput
 } from "@aws-sdk/client-bedrock-runtime"
-import { Deadline, LLM, Llm, LlmError, LlmRequest, type LlmResponse, ProviderError } from "@switchboard/core"
+import {
+  Deadline,
+  LlmError,
+  type LlmRequest,
+  type LlmResponse,
+  ProviderError,
+  SwitchboardConfigError
+} from "@switchboard/core"
+import { Provider, StreamAccumulator } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { ConfigError } from "effect/Config"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { fromConverseOutput, toConverseInput } from "./internal/mapping.ts"
-import { toParts } from "./internal/stream.ts"
+import { table } from "./internal/stream.ts"
 
 /**
  * Static AWS credentials. Secrets may be given as `Redacted`.
@@ -162,13 +170,24 @@ export const make = (options: ClientOptions) =>
   )
 
 /**
- * A layer of the Bedrock client, SDK retries off.
+ * A layer of the Bedrock client, SDK retries off. An `endpoint` that is not
+ * an absolute http(s) URL fails the layer at build with
+ * `SwitchboardConfigError { path: "Bedrock.endpoint" }`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerClient = (options: ClientOptions): Layer.Layer<BedrockClient> =>
-  Layer.effect(BedrockClient, make(options))
+export const layerClient = (options: ClientOptions): Layer.Layer<BedrockClient, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.effect(
+    BedrockClient,
+    Effect.suspend(() => {
+      for (const [path, url] of [["Bedrock.endpoint", options.endpoint], ["Bedrock.controlPlaneEndpoint", options.controlPlaneEndpoint]] as const) {
+        const problem = url === undefined ? undefined : ProviderError.baseUrlProblem(url)
+        if (problem !== undefined) return Effect.fail(SwitchboardConfigError.fromIssues([{ path, message: problem }]))
+      }
+      return make(options)
+    })
+  )
 
 /**
  * Options of {@link layerClientConfig} that are not read from the environment.
@@ -300,13 +319,15 @@ const generateWith = (client: BedrockClient["Service"]) =>
       catch: (cause) => toLlmError(cause, context)
     })
     const now = yield* Clock.currentTimeMillis
-    return fromConverseOutput(output, {
+    const response = fromConverseOutput(output, {
       ...origin,
-      id: idOf(output.$metadata, now),
+      id: idOf(output?.$metadata, now),
       formatTool: prepared.formatTool,
       latencyMs: now - start,
-      rateLimit: ProviderError.rateLimitInfo(captured.headers)
+      rateLimit: ProviderError.rateLimitInfo(captured.headers, now)
     })
+    if (response instanceof LlmError.MalformedResponse) return yield* response
+    return response
   })
 
 const streamWith = (client: BedrockClient["Service"]) =>
@@ -318,40 +339,44 @@ const streamWith = (client: BedrockClient["Service"]) =>
     const timeoutMs = yield* requestTimeout(client)
     const secrets = secretsOf(client)
     const context: ErrorContext = { ...origin, timeoutMs, secrets }
-    // The HTTP/2 stream outlives the promise of `send`: abort it when the stream's scope closes
-    // (completion, failure, or interruption of the consumer).
+    // The HTTP/2 stream outlives the promise of `send`: one controller aborts it
+    // when the stream is dropped before its end.
     const controller = new AbortController()
-    yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
     const command = new ConverseStreamCommand(prepared.input)
     const captured = captureHeaders(command)
+    const open = Effect.gen(function*() {
+      const output = yield* Effect.tryPromise({
+        try: (signal) => {
+          signal.addEventListener("abort", () => controller.abort(), { once: true })
+          return client.sdk.send(command, {
+            abortSignal: controller.signal,
+            ...(timeoutMs !== undefined ? { requestTimeout: timeoutMs } : {})
+          })
+        },
+        catch: (cause) => toLlmError(cause, context)
+      })
+      const events = output?.stream
+      if (events === undefined) {
+        return yield* new LlmError.MalformedResponse({ ...origin, detail: "ConverseStream answered without a stream" })
+      }
+      return yield* StreamAccumulator.opened<ConverseStreamOutput>(events, () => controller.abort(), captured.headers)
+    })
     const start = yield* Clock.currentTimeMillis
-    const output = yield* Effect.tryPromise({
-      try: (signal) => {
-        signal.addEventListener("abort", () => controller.abort(), { once: true })
-        return client.sdk.send(command, {
-          abortSignal: controller.signal,
-          ...(timeoutMs !== undefined ? { requestTimeout: timeoutMs } : {})
-        })
-      },
-      catch: (cause) => toLlmError(cause, context)
-    })
-    if (output.stream === undefined) {
-      return yield* new LlmError.MalformedResponse({ ...origin, detail: "ConverseStream answered without a stream" })
-    }
-    const events: Stream.Stream<ConverseStreamOutput, LlmError.LlmError> = Stream.fromAsyncIterable(
-      output.stream,
-      (cause) => toLlmError(cause, context)
-    )
-    return toParts(events, {
+    return StreamAccumulator.stream<ConverseStreamOutput, never>({
       ...origin,
-      id: idOf(output.$metadata, start),
-      formatTool: prepared.formatTool,
-      start,
-      rateLimit: ProviderError.rateLimitInfo(captured.headers),
-      secrets,
-      timeoutMs
-    })
+      open,
+      table: table({ formatTool: prepared.formatTool, secrets, timeoutMs }),
+      onError: (cause) => toLlmError(cause, context),
+      unfinished: "the ConverseStream ended before its messageStop and metadata events",
+      raw: (acc) => ({ stopReason: acc.finishRaw ?? null, usage: acc.usage })
+    }).pipe(Stream.map((part) =>
+      part.type === "finish" && part.response.id === ""
+        ? { type: "finish" as const, response: { ...part.response, id: idOf(undefined, start) } }
+        : part
+    ))
   }))
+
+const calls = { generate: generateWith, stream: streamWith }
 
 /**
  * Builds the `LLM` service of a model on a client.
@@ -359,32 +384,19 @@ const streamWith = (client: BedrockClient["Service"]) =>
  * @since 0.1.0
  * @category constructors
  */
-export const makeModel = (
-  client: BedrockClient["Service"],
-  modelId: string,
-  defaults?: LlmRequest.Defaults | undefined
-): LLM["Service"] =>
-  Llm.make({
-    provider: client.provider,
-    model: modelId,
-    generate: generateWith(client),
-    stream: streamWith(client),
-    defaults
-  })
+export const makeModel = Provider.leaf(calls)
 
 /**
  * An `LLM` answering with a Bedrock model id or inference profile (e.g.
  * `"us.amazon.nova-micro-v1:0"`). `defaults` fill what a request leaves out
- * (temperature, maxTokens, system, …); `request.model` overrides `modelId`.
+ * (temperature, maxTokens, system, …); `request.model` overrides `modelId`;
+ * `options.contentFilter` says whether a guardrail or content-filter stop
+ * fails with `ContentFiltered` (the default) or is returned.
  *
  * @since 0.1.0
  * @category layers
  */
-export const model = (
-  modelId: string,
-  defaults?: LlmRequest.Defaults | undefined
-): Layer.Layer<LLM, never, BedrockClient> =>
-  Layer.effect(LLM, BedrockClient.useSync((client) => makeModel(client, modelId, defaults)))
+export const model = Provider.model(BedrockClient, calls)
 
 // ---------------------------------------------------------------------------
 // Model listing (control plane)

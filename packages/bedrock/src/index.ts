@@ -7,3 +7,5 @@
 
 /** @since 0.1.0 */
 export * as Bedrock from "./Bedrock.ts"
+/** @since 0.1.0 */
+export { descriptor } from "./Descriptor.ts"

@@ -125,12 +125,15 @@ layer(Sim.layer(), { excludeTestServices: true })("Bedrock against the simulator
   it.effect("prompt caching: cache writes then reads are counted inside inputTokens", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.SimServer
+      // Bedrock caches only up to a cachePoint: the long system prompt is marked.
       const request: LlmRequest.LlmRequest = {
-        system: longSystem,
-        messages: [{ role: "user", content: "first question" }]
+        messages: [
+          { role: "system", content: [{ type: "text", text: longSystem, cache: true }] },
+          { role: "user", content: "first question" }
+        ]
       }
       const write = yield* Llm.generate(request).pipe(Effect.provide(modelLayer(sim)))
-      const read = yield* Llm.generate({ ...request, messages: [{ role: "user", content: "first question" }] }).pipe(
+      const read = yield* Llm.generate({ ...request, messages: [...request.messages] }).pipe(
         Effect.provide(modelLayer(sim))
       )
       assert.isAbove(write.usage.cacheWriteTokens, 1000)
@@ -175,7 +178,7 @@ layer(Sim.layer(), { excludeTestServices: true })("Bedrock against the simulator
   it.effect("a content-filtered answer finishes with content-filter, whole and streamed", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.SimServer
-      const layer = modelLayer(sim, fault("content-filter"))
+      const layer = modelLayer(sim, fault("content-filter"), NOVA, undefined, { contentFilter: "return" })
       const response = yield* Llm.generate(user("x")).pipe(Effect.provide(layer))
       assert.strictEqual(response.finishReason, "content-filter")
       const parts = yield* Stream.runCollect(Llm.stream(user("x"))).pipe(Effect.provide(layer))

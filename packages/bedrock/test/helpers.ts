@@ -15,20 +15,21 @@ export const clientLayer = (
   sim: Sim.SimHandle,
   options: Partial<Bedrock.ClientOptions> = {}
 ): Layer.Layer<Bedrock.BedrockClient> =>
-  Bedrock.layerClient({
+  Layer.orDie(Bedrock.layerClient({
     region: "us-east-1",
     endpoint: sim.providerUrl("bedrock"),
     credentials: { accessKeyId: "AKIDTEST", secretAccessKey: SECRET },
     ...options
-  })
+  }))
 
 export const modelLayer = (
   sim: Sim.SimHandle,
   options: Partial<Bedrock.ClientOptions> = {},
   model: string = NOVA,
-  defaults?: Partial<LlmRequest.LlmRequest>
+  defaults?: Partial<LlmRequest.LlmRequest>,
+  modelOptions?: { readonly contentFilter?: "fail" | "return" }
 ): Layer.Layer<LLM | Bedrock.BedrockClient> =>
-  Bedrock.model(model, defaults).pipe(Layer.provideMerge(clientLayer(sim, options)))
+  Bedrock.model(model, defaults, modelOptions).pipe(Layer.provideMerge(clientLayer(sim, options)))
 
 export const fault = (value: string) => ({ headers: { "x-sim-fault": value } })
 export const replay = (path: string) => ({ headers: { "x-sim-replay": path } })

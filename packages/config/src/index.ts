@@ -1,2 +1,6 @@
+/**
+ * @since 0.1.0
+ */
+
 /** @since 0.1.0 */
-export {}
+export * as SwitchboardConfig from "./SwitchboardConfig.ts"

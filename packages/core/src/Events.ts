@@ -136,6 +136,16 @@ export interface BatchProgress {
   readonly total: number
 }
 
+/** @since 0.1.0 @category models */
+export interface ConfigReloaded {
+  readonly _tag: "ConfigReloaded"
+  readonly file: string
+  /** False when the new file did not load or build: the previous stack keeps serving. */
+  readonly ok: boolean
+  /** What was wrong, path by path (no secret: config errors never hold one). */
+  readonly error?: string | undefined
+}
+
 /**
  * Every event a combinator publishes.
  *
@@ -159,6 +169,7 @@ export type LlmEvent =
   | HealthChanged
   | StoreDegraded
   | BatchProgress
+  | ConfigReloaded
 
 /**
  * The event bus. `enabled` is false for the default no-op bus, so

@@ -223,7 +223,9 @@ export class ContextLengthExceeded extends Schema.TaggedError<ContextLengthExcee
  */
 export class ContentFiltered extends Schema.TaggedError<ContentFiltered>()("ContentFiltered", {
   ...origin,
-  detail: Schema.optional(Schema.String)
+  detail: Schema.optional(Schema.String),
+  /** What the model had written before it stopped, when anything. */
+  text: Schema.optional(Schema.String)
 }) {
   /** @since 0.1.0 */
   readonly retryable = false

@@ -64,11 +64,14 @@ export const fromIssues = (issues: ReadonlyArray<ConfigIssue>): SwitchboardConfi
   const first = issues[0] ?? { path: "", message: "invalid configuration" }
   return new SwitchboardConfigError({
     path: first.path,
-    message: issues.length <= 1
-      ? first.message
-      : `${first.message} (and ${issues.length - 1} more: ${issues.slice(1).map((i) => i.path).join(", ")})`,
+    message: issues.length <= 1 ? first.message : `${first.message} (and ${issues.length - 1} more${more(issues.slice(1))})`,
     issues
   })
+}
+
+const more = (rest: ReadonlyArray<ConfigIssue>): string => {
+  const paths = [...new Set(rest.map((issue) => issue.path).filter((path) => path !== ""))]
+  return paths.length === 0 ? "" : `: ${paths.join(", ")}`
 }
 
 /**

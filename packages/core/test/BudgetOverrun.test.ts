@@ -64,7 +64,7 @@ describe("Budget money (issue 14)", () => {
       assert.strictEqual((yield* Effect.flip(Stream.runCollect(llm.stream(ask()))))._tag, "BudgetExceeded")
     }))
 
-  it.effect("negative usage cannot credit the budget: spend never goes down", () =>
+  it.effect("negative usage cannot credit the budget: the answer is MalformedResponse and spend never goes down", () =>
     Effect.gen(function*() {
       const test = yield* Llm.makeTest({
         ...mini,
@@ -78,7 +78,9 @@ describe("Budget money (issue 14)", () => {
       yield* llm.generate(ask())
       const paid = (yield* budget.state()).spentUsd
       assert.isAbove(paid, 0)
-      yield* llm.generate(ask())
+      // The leaf refuses the insane usage (MalformedResponse), and the budget is not credited.
+      const refused = yield* Effect.flip(llm.generate(ask()))
+      assert.strictEqual(refused._tag, "MalformedResponse")
       const after = yield* budget.state()
       assert.strictEqual(after.spentUsd, paid)
       assert.strictEqual(after.reservedUsd, 0)

@@ -235,8 +235,10 @@ describe("Structured.checkTools", () => {
       assert.include(empty.message, "city: Missing key")
       const broken = yield* Effect.flip(run([{ text: "", toolCalls: [{ id: "c", name: "weather", input: "{\"city\": " }] }]))
       assert.include(broken.message, "not JSON")
+      // A nameless call is refused by the leaf itself (the provider sanity rules), before checkTools.
       const nameless = yield* Effect.flip(run([{ text: "", toolCalls: [{ id: "c", name: "", input: {} }] }]))
-      assert.include(nameless.message, "names no tool")
+      assert.strictEqual(nameless._tag, "MalformedResponse")
+      assert.include(nameless.message, "tool call c has no name")
       const undeclared = yield* Effect.flip(run([{ text: "", toolCalls: [{ id: "c", name: "shell", input: {} }] }]))
       assert.include(undeclared.message, "does not declare")
     }))

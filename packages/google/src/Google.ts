@@ -16,7 +16,15 @@
  * @since 0.1.0
  */
 import { GoogleGenAI, type GoogleGenAIOptions } from "@google/genai"
-import { Deadline, LLM, Llm, type LlmError, LlmRequest, type LlmResponse } from "@switchboard/core"
+import {
+  Deadline,
+  type LlmError,
+  LlmRequest,
+  type LlmResponse,
+  ProviderError,
+  SwitchboardConfigError
+} from "@switchboard/core"
+import { Provider } from "@switchboard/core/provider"
 import { Clock, Config, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { SignatureStore, toConfig, toContents } from "./internal/mapping.ts"
@@ -165,8 +173,16 @@ export const makeClient = (options: ClientOptions): GoogleClient["Service"] => {
  * @since 0.1.0
  * @category layers
  */
-export const layerClient = (options: ClientOptions): Layer.Layer<GoogleClient> =>
-  Layer.sync(GoogleClient, () => makeClient(options))
+export const layerClient = (options: ClientOptions): Layer.Layer<GoogleClient, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.effect(
+    GoogleClient,
+    Effect.suspend(() => {
+      const problem = options.baseURL === undefined ? undefined : ProviderError.baseUrlProblem(options.baseURL)
+      return problem === undefined
+        ? Effect.sync(() => makeClient(options))
+        : Effect.fail(SwitchboardConfigError.fromIssues([{ path: "Google.baseURL", message: problem }]))
+    })
+  )
 
 /**
  * Options of {@link layerClientConfig}: values that override the environment.
@@ -328,7 +344,7 @@ const paramsOf = (client: GoogleClient["Service"], request: LlmRequest.LlmReques
 }
 
 const generateWith = (client: GoogleClient["Service"]) =>
-  Effect.fn("Google.generate")(function*(request: LlmRequest.LlmRequest, model: string) {
+  Effect.fnUntraced(function*(request: LlmRequest.LlmRequest, model: string) {
     const start = yield* Clock.currentTimeMillis
     const timeoutMs = yield* timeoutFor(client)
     const params = paramsOf(client, request, model, timeoutMs)
@@ -355,7 +371,9 @@ const generateWith = (client: GoogleClient["Service"]) =>
       signatures: client.signatures,
       fallbackId: fallbackId(start)
     }
-    return yield* toResponse(response, ctx, end - start)
+    const result = toResponse(response, ctx, start, end)
+    if ("_tag" in result) return yield* Effect.fail(result)
+    return result
   })
 
 const streamWith = (client: GoogleClient["Service"]) =>
@@ -364,12 +382,8 @@ const streamWith = (client: GoogleClient["Service"]) =>
     const start = yield* Clock.currentTimeMillis
     const timeoutMs = yield* timeoutFor(client)
     const params = paramsOf(client, request, model, timeoutMs)
-    // One controller for the whole stream: aborting it when the stream's scope
-    // closes (done, failed, or interrupted) cancels the HTTP body too.
-    const controller = yield* Effect.acquireRelease(
-      Effect.sync(() => new AbortController()),
-      (c) => Effect.sync(() => c.abort())
-    )
+    // One controller for the whole stream: aborting it cancels the HTTP body too.
+    const controller = new AbortController()
     let finished = false
     const context = (): ErrorContext => ({
       provider: client.provider,
@@ -379,7 +393,13 @@ const streamWith = (client: GoogleClient["Service"]) =>
       aborted: controller.signal.aborted && !finished,
       vertex: client.backend === "vertex"
     })
-    const chunks = yield* Effect.tryPromise({
+    const ctx: CallContext = {
+      provider: client.provider,
+      model,
+      signatures: client.signatures,
+      fallbackId: fallbackId(start)
+    }
+    const open = Effect.tryPromise({
       try: () =>
         client.sdk.models.generateContentStream({
           ...params,
@@ -387,18 +407,14 @@ const streamWith = (client: GoogleClient["Service"]) =>
         }),
       catch: (cause) => toLlmError(cause, context())
     })
-    const ctx: CallContext = {
-      provider: client.provider,
-      model,
-      signatures: client.signatures,
-      fallbackId: fallbackId(start)
-    }
-    return toStream(chunks, ctx, start, (cause) => toLlmError(cause, context())).pipe(
+    return toStream(open, () => controller.abort(), ctx, (cause) => toLlmError(cause, context())).pipe(
       Stream.ensuring(Effect.sync(() => {
         finished = true
       }))
     )
   }))
+
+const calls = { generate: generateWith, stream: streamWith }
 
 /**
  * Builds the `LLM` service of one model on a client (see {@link model}).
@@ -406,31 +422,19 @@ const streamWith = (client: GoogleClient["Service"]) =>
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  client: GoogleClient["Service"],
-  name: string,
-  defaults?: LlmRequest.Defaults | undefined
-): LLM["Service"] =>
-  Llm.make({
-    provider: client.provider,
-    model: name,
-    generate: generateWith(client),
-    stream: streamWith(client),
-    defaults
-  })
+export const make = Provider.leaf(calls)
 
 /**
  * The `LLM` of one Gemini model, e.g. `Google.model("gemini-2.5-flash")`.
  * `defaults` (temperature, maxTokens, system, …) fill what a request leaves
- * out; a request's `model` overrides `name`.
+ * out; a request's `model` overrides `name`; `options.contentFilter` says
+ * whether a SAFETY-style finish fails with `ContentFiltered` (the default) or
+ * is returned.
  *
  * @since 0.1.0
  * @category layers
  */
-export const model = (
-  name: string,
-  defaults?: LlmRequest.Defaults | undefined
-): Layer.Layer<LLM, never, GoogleClient> => Layer.effect(LLM, Effect.map(GoogleClient, (client) => make(client, name, defaults)))
+export const model = Provider.model(GoogleClient, calls)
 
 /**
  * A model the API offers.

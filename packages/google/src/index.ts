@@ -7,3 +7,5 @@
 
 /** @since 0.1.0 */
 export * as Google from "./Google.ts"
+/** @since 0.1.0 */
+export { descriptor } from "./Descriptor.ts"

@@ -295,9 +295,9 @@ layer(Sim.layer(simConfig()), { excludeTestServices: true })("Google responses",
   it.effect("a SAFETY finish → finish reason content-filter", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.SimServer
-      const response = yield* Llm.generate(user("hi")).pipe(Effect.provide(llm(sim, fault("content-filter"))))
+      const response = yield* Llm.generate(user("hi")).pipe(Effect.provide(llm(sim, { ...fault("content-filter"), contentFilter: "return" })))
       assert.strictEqual(response.finishReason, "content-filter")
-      const parts = yield* collect(user("hi")).pipe(Effect.provide(llm(sim, fault("content-filter"))))
+      const parts = yield* collect(user("hi")).pipe(Effect.provide(llm(sim, { ...fault("content-filter"), contentFilter: "return" })))
       assert.strictEqual(finishOf(parts).finishReason, "content-filter")
     }))
 

@@ -183,7 +183,7 @@ const ownFixtures = (() => {
 
 layer(Sim.layer(simConfig(ownFixtures)), { excludeTestServices: true })("Google edge responses", (it) => {
   const replay = (sim: Sim.SimHandle, file: string): Layer.Layer<LLM> =>
-    llm(sim, { headers: { "x-sim-replay": `google/${file}` } })
+    llm(sim, { headers: { "x-sim-replay": `google/${file}` }, contentFilter: "return" })
 
   it.effect("a blocked prompt (promptFeedback.blockReason, no candidates) → ContentFiltered", () =>
     Effect.gen(function*() {

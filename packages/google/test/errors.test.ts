@@ -147,7 +147,7 @@ layer(Sim.layer(simConfig()), { excludeTestServices: true })("Google error mappi
         })
       )
       const layer = Google.model("gemini-2.5-flash").pipe(
-        Layer.provide(Google.layerClient({ apiKey: goodKey, baseURL: `http://127.0.0.1:${port}/gemini` }))
+        Layer.provide(Layer.orDie(Google.layerClient({ apiKey: goodKey, baseURL: `http://127.0.0.1:${port}/gemini` })))
       )
       const error = yield* failWith(layer)
       assert.strictEqual(error._tag, "NetworkError")

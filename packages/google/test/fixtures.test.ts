@@ -110,7 +110,7 @@ layer(Sim.layer(simConfig()), { excludeTestServices: true })("Google fixtures (x
     it.effect(`${file} → ${"error" in want ? want.error : `${want.finishReason}`} via ${isStream(file) ? "stream" : "generate"}`, () =>
       Effect.gen(function*() {
         const sim = yield* Sim.SimServer
-        const layer = llm(sim, { headers: { "x-sim-replay": `google/${file}` } })
+        const layer = llm(sim, { headers: { "x-sim-replay": `google/${file}` }, contentFilter: "return" })
         const request = user("replayed")
         if ("error" in want) {
           const error = yield* Effect.flip(Llm.generate(request).pipe(Effect.provide(layer)))

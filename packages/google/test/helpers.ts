@@ -105,10 +105,14 @@ export const client = (
 /** An `LLM` layer for `model` on the sim, with per-client headers. */
 export const llm = (
   sim: Sim.SimHandle,
-  options: Partial<Google.ClientOptions> & { readonly provider?: string; readonly model?: string } = {}
+  options: Partial<Google.ClientOptions> & {
+    readonly provider?: string
+    readonly model?: string
+    readonly contentFilter?: "fail" | "return"
+  } = {}
 ): Layer.Layer<LLM> => {
-  const { model, ...rest } = options
-  return Google.model(model ?? "gemini-2.5-flash").pipe(Layer.provide(client(sim, rest)))
+  const { contentFilter, model, ...rest } = options
+  return Google.model(model ?? "gemini-2.5-flash", undefined, { contentFilter }).pipe(Layer.provide(Layer.orDie(client(sim, rest))))
 }
 
 /** A fault header for one client. */

@@ -13,12 +13,19 @@
  *
  * @since 0.1.0
  */
-import { Deadline, Llm, LLM, LlmError, LlmRequest, type LlmResponse, ProviderError } from "@switchboard/core"
+import {
+  Deadline,
+  LlmError,
+  type LlmRequest,
+  type LlmResponse,
+  ProviderError,
+  SwitchboardConfigError
+} from "@switchboard/core"
+import { Provider, StreamAccumulator } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import OpenAISdk from "openai"
 import { type ErrorContext, fromSdkError } from "./internal/errors.ts"
 import * as Mapping from "./internal/mapping.ts"
-import * as Accumulate from "./internal/stream.ts"
 
 /**
  * Which request field carries `maxTokens`. `"auto"` (the default) sends
@@ -162,25 +169,41 @@ const redactedOf = (key: string | Redacted.Redacted<string> | undefined): Redact
 
 /**
  * The OpenAI client from options. SDK retries are off. An empty key builds,
- * but every call then fails with `AuthenticationFailed` without a request.
+ * but every call then fails with `AuthenticationFailed` without a request. A
+ * `baseURL` that is not an absolute http(s) URL fails the layer at build with
+ * `SwitchboardConfigError { path: "OpenAI.baseURL" }`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerClient = (options: ClientOptions): Layer.Layer<OpenAIClient> =>
-  Layer.sync(OpenAIClient, () =>
-    makeClient({
-      provider: "openai",
-      apiKey: redactedOf(options.apiKey),
-      keyRequired: true,
-      baseURL: options.baseURL ?? "https://api.openai.com/v1",
-      organization: options.organization,
-      project: options.project,
-      timeout: options.timeout,
-      headers: options.headers,
-      maxTokensParameter: options.maxTokensParameter,
-      fetch: options.fetch
-    }))
+export const layerClient = (options: ClientOptions): Layer.Layer<OpenAIClient, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.effect(
+    OpenAIClient,
+    Effect.suspend(() => {
+      const baseURL = options.baseURL ?? "https://api.openai.com/v1"
+      return Effect.as(
+        checkBaseURL("OpenAI.baseURL", baseURL),
+        makeClient({
+          provider: "openai",
+          apiKey: redactedOf(options.apiKey),
+          keyRequired: true,
+          baseURL,
+          organization: options.organization,
+          project: options.project,
+          timeout: options.timeout,
+          headers: options.headers,
+          maxTokensParameter: options.maxTokensParameter,
+          fetch: options.fetch
+        })
+      )
+    })
+  )
+
+/** Fails the layer at build when `baseURL` is not an absolute http(s) URL, naming the option. */
+const checkBaseURL = (path: string, baseURL: string): Effect.Effect<void, SwitchboardConfigError.SwitchboardConfigError> => {
+  const problem = ProviderError.baseUrlProblem(baseURL)
+  return problem === undefined ? Effect.void : Effect.fail(SwitchboardConfigError.fromIssues([{ path, message: problem }]))
+}
 
 const NonEmptyKey = Schema.Redacted(Schema.NonEmptyString)
 
@@ -236,19 +259,28 @@ export const layerClientConfig = (
  * @since 0.1.0
  * @category layers
  */
-export const compatible = (options: CompatibleOptions): Layer.Layer<OpenAIClient> =>
-  Layer.sync(OpenAIClient, () =>
-    makeClient({
-      provider: options.name,
-      apiKey: redactedOf(options.apiKey),
-      keyRequired: false,
-      baseURL: options.baseURL,
-      timeout: options.timeout,
-      headers: options.headers,
-      maxTokensParameter: options.maxTokensParameter,
-      streamUsage: options.streamUsage,
-      fetch: options.fetch
-    }))
+export const compatible = (
+  options: CompatibleOptions
+): Layer.Layer<OpenAIClient, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.effect(
+    OpenAIClient,
+    Effect.suspend(() =>
+      Effect.as(
+        checkBaseURL("OpenAI.compatible.baseURL", options.baseURL),
+        makeClient({
+          provider: options.name,
+          apiKey: redactedOf(options.apiKey),
+          keyRequired: false,
+          baseURL: options.baseURL,
+          timeout: options.timeout,
+          headers: options.headers,
+          maxTokensParameter: options.maxTokensParameter,
+          streamUsage: options.streamUsage,
+          fetch: options.fetch
+        })
+      )
+    )
+  )
 
 // ---------------------------------------------------------------------------
 // Calls
@@ -276,60 +308,49 @@ const missingKey = (client: OpenAIClient["Service"], model: string | undefined) 
     detail: "no API key is configured for this client"
   })
 
-const paramsFor = (client: OpenAIClient["Service"], request: LlmRequest.LlmRequest, model: string) => {
-  if (client.missingKey) return Effect.fail(missingKey(client, model))
+/** What every call needs before it goes out: the parameters, the timeout, the error context. */
+const prepare = Effect.fnUntraced(function*(client: OpenAIClient["Service"], request: LlmRequest.LlmRequest, model: string) {
+  if (client.missingKey) return yield* missingKey(client, model)
   const params = Mapping.toParams(request, model, client, client.maxTokensParameter)
-  return params instanceof LlmError.InvalidRequest ? Effect.fail(params) : Effect.succeed(params)
-}
+  if (params instanceof LlmError.InvalidRequest) return yield* params
+  const timeoutMs = yield* timeoutFor(client)
+  const context: ErrorContext = {
+    provider: client.provider,
+    model,
+    secrets: secretsOf(client),
+    timeoutMs,
+    url: `${client.sdk.baseURL.replace(/\/+$/, "")}/chat/completions`
+  }
+  return { params, context }
+})
 
-// The hot path of every call: one fiber read for the clock and the deadline,
-// one promise for the SDK, one synchronous mapping of its answer.
-const generateWith = (client: OpenAIClient["Service"]) => {
-  const secrets = secretsOf(client)
-  const { provider } = client
-  return (request: LlmRequest.LlmRequest, model: string): Effect.Effect<LlmResponse.LlmResponse, LlmError.LlmError> =>
-    Effect.withFiber((fiber) => {
-      if (client.missingKey) return Effect.fail(missingKey(client, model))
-      const params = Mapping.toParams(request, model, client, client.maxTokensParameter)
-      if (params instanceof LlmError.InvalidRequest) return Effect.fail(params)
-      const clock = fiber.getRef(Clock.Clock)
-      const start = clock.currentTimeMillisUnsafe()
-      const timeoutMs = timeoutAt(client, fiber.getRef(Deadline.CurrentDeadline), start)
-      const context: ErrorContext = { provider, model, secrets, timeoutMs }
-      return Effect.flatMap(
-        Effect.tryPromise({
-          try: (signal) => client.sdk.chat.completions.create(params, { signal, timeout: timeoutMs }).withResponse(),
-          catch: (error) => fromSdkError(error, context)
-        }),
-        ({ data, response }) => {
-          const end = clock.currentTimeMillisUnsafe()
-          const origin = { provider, model }
-          const collected = Mapping.collect(data, origin)
-          if (collected instanceof LlmError.MalformedResponse) return Effect.fail(collected)
-          const result = Mapping.toResponse(collected, {
-            provider,
-            model,
-            latencyMs: end - start,
-            rateLimit: ProviderError.rateLimitInfo(response.headers, end),
-            raw: data
-          })
-          return result instanceof LlmError.MalformedResponse ? Effect.fail(result) : Effect.succeed(result)
-        }
-      )
+const generateWith = (client: OpenAIClient["Service"]) =>
+  Effect.fnUntraced(function*(request: LlmRequest.LlmRequest, model: string) {
+    const { params, context } = yield* prepare(client, request, model)
+    const start = yield* Clock.currentTimeMillis
+    const { data, response } = yield* Effect.tryPromise({
+      try: (signal) => client.sdk.chat.completions.create(params, { signal, timeout: context.timeoutMs }).withResponse(),
+      catch: (error) => fromSdkError(error, context)
     })
-}
+    const end = yield* Clock.currentTimeMillis
+    const result = Mapping.toResponse(data, {
+      provider: client.provider,
+      model,
+      latencyMs: end - start,
+      rateLimit: ProviderError.rateLimitInfo(response.headers, end)
+    })
+    if (result instanceof LlmError.MalformedResponse) return yield* result
+    return result
+  })
 
 const streamWith = (client: OpenAIClient["Service"]) =>
 (request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
-  Stream.unwrap(Effect.gen(function*() {
-    const params = yield* paramsFor(client, request, model)
-    const timeoutMs = yield* timeoutFor(client)
-    const context: ErrorContext = { provider: client.provider, model, secrets: secretsOf(client), timeoutMs }
-    const start = yield* Clock.currentTimeMillis
-    const acc = Accumulate.make()
-    let read: Accumulate.Reader<LlmResponse.StreamPart, LlmError.LlmError> | undefined
-    const { data, response } = yield* Effect.acquireRelease(
-      Effect.tryPromise({
+  Stream.unwrap(Effect.map(prepare(client, request, model), ({ context, params }) => {
+    const seen: Mapping.StreamSeen = { usage: false }
+    return StreamAccumulator.stream({
+      provider: client.provider,
+      model,
+      open: Effect.tryPromise({
         try: (signal) =>
           client.sdk.chat.completions.create(
             {
@@ -337,53 +358,41 @@ const streamWith = (client: OpenAIClient["Service"]) =>
               stream: true,
               ...(client.streamUsage ? { stream_options: { include_usage: true } } : {})
             },
-            { signal, timeout: timeoutMs }
+            { signal, timeout: context.timeoutMs }
           ).withResponse(),
         catch: (error) => fromSdkError(error, context)
-      }),
-      // Aborts the HTTP request if the stream is dropped before it was read to the end
-      // (a stream read to its end has no request left to abort).
-      ({ data }) =>
-        Effect.sync(() => {
-          read?.stop()
-          if (read === undefined || !read.ended()) data.controller.abort()
-        })
-    )
-    const rateLimit = ProviderError.rateLimitInfo(response.headers, yield* Clock.currentTimeMillis)
-    const origin = { provider: client.provider, model }
-    const finish = Effect.gen(function*() {
+      }).pipe(Effect.flatMap(({ data, response }) =>
+        StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
+      )),
+      table: Mapping.chunkTable(seen),
+      onError: (error) => fromSdkError(error, context),
+      unfinished: "the stream ended before its finish_reason",
       // The SDK ends its iterator quietly when the socket closes without `[DONE]`;
-      // a stream is complete only once it has said why it stopped (and its usage).
-      if (!acc.sawFinish) {
-        return yield* new LlmError.NetworkError({ ...origin, detail: "the stream ended before its finish_reason" })
-      }
-      if (client.streamUsage && !acc.sawUsage) {
-        return yield* new LlmError.NetworkError({ ...origin, detail: "the stream ended before its usage chunk" })
-      }
-      const end = yield* Clock.currentTimeMillis
-      const result = Mapping.toResponse(Accumulate.collected(acc), {
-        ...origin,
-        latencyMs: end - start,
-        rateLimit,
-        raw: { id: acc.id, object: "chat.completion.chunk", finish_reason: acc.finishReason, usage: acc.usage ?? null }
+      // with usage asked for, a stream is complete only once its usage chunk came.
+      complete: () =>
+        client.streamUsage && !seen.usage
+          ? new LlmError.NetworkError({
+            provider: client.provider,
+            model,
+            cause: "cut",
+            detail: "the stream ended before its usage chunk"
+          })
+          : undefined,
+      raw: (acc) => ({
+        id: acc.id,
+        object: "chat.completion.chunk",
+        finish_reason: acc.finishRaw ?? null,
+        usage: acc.usage
       })
-      if (result instanceof LlmError.MalformedResponse) return yield* Effect.fail(result)
-      return { type: "finish", response: result } satisfies LlmResponse.StreamPart as LlmResponse.StreamPart
     })
-    read = Accumulate.reader(
-      data as AsyncIterable<unknown>,
-      (chunk) => Accumulate.onChunk(acc, chunk),
-      (error) => fromSdkError(error, context)
-    )
-    return Stream.concat(read.stream, Stream.fromEffect(finish))
   }))
-
-type Defaults = LlmRequest.Defaults
 
 /**
  * The `LLM` service for one model over the client in context. `defaults`
  * fill the fields a request leaves out (temperature, maxTokens, …); a
- * request's own `model` overrides `name`.
+ * request's own `model` overrides `name`; `options.contentFilter` says
+ * whether a content-filter finish fails with `ContentFiltered` (the default)
+ * or is returned.
  *
  * @example
  * ```ts
@@ -395,19 +404,7 @@ type Defaults = LlmRequest.Defaults
  * @since 0.1.0
  * @category layers
  */
-export const model = (name: string, defaults?: Defaults | undefined): Layer.Layer<LLM, never, OpenAIClient> =>
-  Layer.effect(
-    LLM,
-    Effect.map(OpenAIClient, (client) => {
-      return Llm.make({
-        provider: client.provider,
-        model: name,
-        generate: generateWith(client),
-        stream: streamWith(client),
-        defaults
-      })
-    })
-  )
+export const model = Provider.model(OpenAIClient, { generate: generateWith, stream: streamWith })
 
 /**
  * A model the server offers (`GET /models`).

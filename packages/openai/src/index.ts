@@ -13,3 +13,5 @@
  * @since 0.1.0
  */
 export * as OpenAI from "./OpenAI.ts"
+/** @since 0.1.0 */
+export { descriptor } from "./Descriptor.ts"

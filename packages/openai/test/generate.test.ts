@@ -218,8 +218,21 @@ layer(SimLayer, { excludeTestServices: true })("OpenAI.model generate", (it) => 
   it.effect("reports a content filter as finish reason content-filter", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.SimServer
-      const response = yield* generate(llm(client(sim, { headers: { "x-sim-fault": "content-filter" } })), user("hi"))
+      const returning = OpenAI.model("gpt-4o-mini", undefined, { contentFilter: "return" }).pipe(
+        Layer.provide(Layer.orDie(client(sim, { headers: { "x-sim-fault": "content-filter" } })))
+      )
+      const response = yield* generate(returning, user("hi"))
       assert.strictEqual(response.finishReason, "content-filter")
+    }))
+
+  it.effect("by default a content-filter finish fails with ContentFiltered carrying the text, so a Fallback can act on it", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.SimServer
+      const error = yield* Effect.flip(generate(llm(client(sim, { headers: { "x-sim-fault": "content-filter" } })), user("hi")))
+      assert.instanceOf(error, LlmError.ContentFiltered)
+      assert.isFalse(error.retryable)
+      assert.isString(error.text)
+      assert.isAbove(error.text!.length, 0)
     }))
 
   it.effect("reads the rate-limit headers into rateLimit", () =>

@@ -69,8 +69,8 @@ export const client = (
   })
 
 /** `OpenAI.model(name)` over a client layer, as a provided `LLM`. */
-export const llm = (clientLayer: Layer.Layer<OpenAI.OpenAIClient>, name = "gpt-4o-mini") =>
-  OpenAI.model(name).pipe(Layer.provide(clientLayer))
+export const llm = <E>(clientLayer: Layer.Layer<OpenAI.OpenAIClient, E>, name = "gpt-4o-mini") =>
+  OpenAI.model(name).pipe(Layer.provide(Layer.orDie(clientLayer)))
 
 export const generate = <E>(layer: Layer.Layer<LLM, E>, request: LlmRequest.LlmRequest) =>
   Llm.generate(request).pipe(Effect.provide(layer))

@@ -40,3 +40,10 @@ export * as Replay from "./Replay.ts"
  * @since 0.1.0
  */
 export * as Tokens from "./Tokens.ts"
+
+/**
+ * A crafted loopback server answering whatever a test says (adversarial tests).
+ *
+ * @since 0.1.0
+ */
+export * as Crafted from "./Crafted.ts"

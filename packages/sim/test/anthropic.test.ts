@@ -88,8 +88,10 @@ layer(Sim.layer(config()), { excludeTestServices: true })("anthropic protocol th
       const system = longText(1100)
       const big = yield* Sim.start({ providers: { a: { protocol: "anthropic", models: [{ id: model, contextWindow: 200_000, maxOutput: 1000 }] } } })
       const c2 = anthropicClient(big.url, "a")
-      const first = yield* call(() => c2.messages.create({ model, max_tokens: 10, system, messages: user("a") }))
-      const second = yield* call(() => c2.messages.create({ model, max_tokens: 10, system, messages: user("b") }))
+      // Anthropic caches only what a cache_control breakpoint marks.
+      const marked = [{ type: "text" as const, text: system, cache_control: { type: "ephemeral" as const } }]
+      const first = yield* call(() => c2.messages.create({ model, max_tokens: 10, system: marked, messages: user("a") }))
+      const second = yield* call(() => c2.messages.create({ model, max_tokens: 10, system: marked, messages: user("b") }))
       assert.isTrue(first.usage.cache_creation_input_tokens! >= 1024)
       assert.strictEqual(first.usage.cache_read_input_tokens, 0)
       assert.strictEqual(second.usage.cache_read_input_tokens, first.usage.cache_creation_input_tokens)

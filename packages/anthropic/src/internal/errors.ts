@@ -26,9 +26,12 @@ export interface ErrorContext {
   readonly secrets: ReadonlyArray<string>
   /** The SDK timeout the call ran with, in ms (for `Timeout.after`). */
   readonly timeoutMs: number | undefined
-  /** Epoch ms of the failure (for HTTP-date headers). */
+  /** Epoch ms of the failure, from the `Clock` (for HTTP-date headers). */
   readonly now: number
+  /** Where the call went (shown in a `NetworkError`, without query or credentials). */
+  readonly url?: string | undefined
 }
+
 
 /**
  * The HTTP status an Anthropic `error.type` stands for, used for in-band
@@ -71,21 +74,6 @@ const bodyError = (body: unknown): { message?: string; type?: string } => {
   }
 }
 
-const causeText = (error: unknown): string => {
-  const parts: Array<string> = []
-  let current: unknown = error
-  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
-    if (current instanceof Error) {
-      if (current.message.length > 0) parts.push(current.message)
-      current = (current as { cause?: unknown }).cause
-    } else {
-      parts.push(String(current))
-      break
-    }
-  }
-  return parts.join(": ")
-}
-
 /**
  * Maps anything the SDK threw (or a promise around it rejected with) to an
  * `LlmError`. Never throws.
@@ -97,11 +85,9 @@ export const toLlmError = (cause: unknown, context: ErrorContext): LlmError.LlmE
     return new LlmError.Timeout({ ...origin, after: Duration.millis(context.timeoutMs ?? 0) })
   }
   if (cause instanceof APIUserAbortError) {
-    return new LlmError.NetworkError({ ...origin, detail: "the request was aborted" })
+    return new LlmError.NetworkError({ ...origin, cause: "aborted", detail: "the request was aborted" })
   }
-  if (cause instanceof APIConnectionError) {
-    return new LlmError.NetworkError({ ...origin, detail: clean(causeText(cause)) })
-  }
+  if (cause instanceof APIConnectionError) return ProviderError.networkError(cause, context)
   if (cause instanceof APIError) {
     const fromBody = bodyError(cause.error)
     const code = cause.type ?? fromBody.type
@@ -125,8 +111,8 @@ export const toLlmError = (cause: unknown, context: ErrorContext): LlmError.LlmE
     return new LlmError.MalformedResponse({ ...origin, detail: clean(cause.message) })
   }
   if (isRecord(cause) && (cause as { name?: unknown }).name === "AbortError") {
-    return new LlmError.NetworkError({ ...origin, detail: "the request was aborted" })
+    return new LlmError.NetworkError({ ...origin, cause: "aborted", detail: "the request was aborted" })
   }
   // fetch body errors ("terminated", "other side closed"), DNS, resets.
-  return new LlmError.NetworkError({ ...origin, detail: clean(causeText(cause) || "the connection failed") })
+  return ProviderError.networkError(cause, context)
 }

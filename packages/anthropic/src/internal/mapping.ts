@@ -7,6 +7,8 @@
  */
 import type * as Api from "@anthropic-ai/sdk/resources/messages"
 import { LlmError } from "@switchboard/core"
+import { Decode } from "@switchboard/core/provider"
+import { Schema } from "effect"
 import type { LlmRequest as Req, LlmResponse as Res } from "@switchboard/core"
 
 type Request = Req.LlmRequest
@@ -68,10 +70,13 @@ const imageBlock = (part: Req.ImagePart): Api.ImageBlockParam => {
 const toolResultContent = (output: unknown): string =>
   typeof output === "string" ? output : JSON.stringify(output) ?? "null"
 
+const ephemeral: Api.CacheControlEphemeral = { type: "ephemeral" }
+
 const block = (part: Part): Api.ContentBlockParam => {
   switch (part.type) {
     case "text":
-      return { type: "text", text: part.text }
+      // A prompt-cache breakpoint: Anthropic caches the prompt up to and including this block.
+      return part.cache === true ? { type: "text", text: part.text, cache_control: ephemeral } : { type: "text", text: part.text }
     case "image":
       return imageBlock(part)
     case "tool-call":
@@ -101,6 +106,32 @@ export const systemOf = (request: Request): string | undefined => {
     if (text.length > 0) texts.push(text)
   }
   return texts.length === 0 ? undefined : texts.join("\n\n")
+}
+
+/**
+ * The top-level `system` as blocks when a role "system" message marks a
+ * prompt-cache breakpoint (`cache: true` on a text part): the marked
+ * message's block carries `cache_control`. `undefined` when nothing is
+ * marked (the plain string form is sent).
+ */
+export const systemBlocksOf = (request: Request): Array<Api.TextBlockParam> | undefined => {
+  const marked = request.messages.some((m) =>
+    m.role === "system" && typeof m.content !== "string" && m.content.some((p) => p.type === "text" && p.cache === true)
+  )
+  if (!marked) return undefined
+  const blocks: Array<Api.TextBlockParam> = []
+  if (request.system !== undefined && request.system.length > 0) blocks.push({ type: "text", text: request.system })
+  for (const message of request.messages) {
+    if (message.role !== "system") continue
+    if (typeof message.content === "string") {
+      if (message.content.length > 0) blocks.push({ type: "text", text: message.content })
+      continue
+    }
+    const text = message.content.map((p) => (p.type === "text" ? p.text : "")).join("")
+    const cached = message.content.some((p) => p.type === "text" && p.cache === true)
+    if (text.length > 0) blocks.push(cached ? { type: "text", text, cache_control: ephemeral } : { type: "text", text })
+  }
+  return blocks
 }
 
 /**
@@ -170,11 +201,17 @@ export const toParams = (request: Request, model: string, maxTokens: number): Pr
     toolChoice = { type: "tool", name }
     jsonTool = { name }
   }
+  const blocks = systemBlocksOf(request)
+  const systemParam: string | Array<Api.TextBlockParam> | undefined = blocks === undefined
+    ? system
+    : format !== undefined && format.type === "json"
+    ? [...blocks, { type: "text", text: JSON_INSTRUCTION }]
+    : blocks
   const params: Api.MessageCreateParamsBase = {
     model,
     max_tokens: maxTokens,
     messages: messagesOf(request),
-    ...(system !== undefined ? { system } : {}),
+    ...(systemParam !== undefined ? { system: systemParam } : {}),
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
     ...(request.topP !== undefined ? { top_p: request.topP } : {}),
     ...(request.stop !== undefined && request.stop.length > 0 ? { stop_sequences: [...request.stop] } : {}),
@@ -202,16 +239,22 @@ export const finishReasonOf = (reason: string | null | undefined): FinishReason 
   }
 }
 
-/** The counts of an Anthropic usage object (message or delta). */
-export interface RawUsage {
-  readonly input_tokens?: number | null | undefined
-  readonly output_tokens?: number | null | undefined
-  readonly cache_read_input_tokens?: number | null | undefined
-  readonly cache_creation_input_tokens?: number | null | undefined
-  readonly output_tokens_details?: { readonly thinking_tokens?: number | null | undefined } | null | undefined
-}
+/**
+ * An Anthropic usage object (message or delta), decoded: every count a
+ * non-negative safe integer or absent.
+ */
+export const WireUsage = Schema.Struct({
+  input_tokens: Decode.OptionalCount,
+  output_tokens: Decode.OptionalCount,
+  cache_read_input_tokens: Decode.OptionalCount,
+  cache_creation_input_tokens: Decode.OptionalCount,
+  output_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ thinking_tokens: Decode.OptionalCount })))
+})
 
-const n = (value: number | null | undefined): number => (typeof value === "number" && Number.isFinite(value) ? value : 0)
+/** The counts of an Anthropic usage object (message or delta). */
+export type RawUsage = typeof WireUsage.Type
+
+const n = (value: number | null | undefined): number => value ?? 0
 
 /**
  * Usage in Switchboard's convention: `inputTokens` counts every prompt token
@@ -232,6 +275,33 @@ export const usageOf = (usage: RawUsage | null | undefined): Usage => {
     totalTokens: inputTokens + outputTokens
   }
 }
+
+/**
+ * A content block, decoded: text and thinking must be strings where present;
+ * a `tool_use` block's name is checked by the reader (a nameless call is
+ * malformed, never dropped).
+ */
+export const WireBlock = Schema.Struct({
+  type: Schema.String,
+  text: Decode.OptionalText,
+  thinking: Decode.OptionalText,
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  name: Schema.optional(Schema.NullOr(Schema.String)),
+  input: Schema.optional(Schema.Unknown)
+})
+
+const WireMessage = Schema.Struct({
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  model: Schema.optional(Schema.NullOr(Schema.String)),
+  content: Schema.Array(WireBlock),
+  stop_reason: Schema.optional(Schema.NullOr(Schema.String)),
+  usage: Schema.optional(Schema.NullOr(WireUsage))
+})
+
+/** A decoded `message` body. */
+export type WireMessage = typeof WireMessage.Type
+
+const decodeMessage = Decode.bodyDecoder(WireMessage, "the message")
 
 /** What the response builder needs besides the message. */
 export interface Origin {
@@ -255,8 +325,9 @@ export interface Answer {
 export const answerOf = (
   blocks: ReadonlyArray<{ readonly type: string; readonly [key: string]: unknown }>,
   stopReason: string | null | undefined,
-  jsonTool: JsonTool | undefined
-): Answer => {
+  jsonTool: JsonTool | undefined,
+  origin?: Origin | undefined
+): Answer | LlmError.MalformedResponse => {
   const content: Array<Part> = []
   const toolCalls: Array<ToolCallPart> = []
   let text = ""
@@ -266,7 +337,15 @@ export const answerOf = (
       if (jsonTool !== undefined) continue
       text += b.text
       content.push({ type: "text", text: b.text })
-    } else if (b.type === "tool_use" && typeof b.id === "string" && typeof b.name === "string") {
+    } else if (b.type === "tool_use") {
+      if (typeof b.name !== "string" || b.name.length === 0) {
+        return new LlmError.MalformedResponse({
+          provider: origin?.provider ?? "anthropic",
+          model: origin?.model,
+          detail: `tool_use block ${typeof b.id === "string" ? b.id : "(no id)"} has no name`
+        })
+      }
+      const id = typeof b.id === "string" ? b.id : `toolu_${toolCalls.length}`
       if (jsonTool !== undefined && b.name === jsonTool.name) {
         const json = JSON.stringify(b.input ?? {})
         text += json
@@ -274,7 +353,7 @@ export const answerOf = (
         answeredByTool = true
         continue
       }
-      const call: ToolCallPart = { type: "tool-call", id: b.id, name: b.name, input: b.input ?? {} }
+      const call: ToolCallPart = { type: "tool-call", id, name: b.name, input: b.input ?? {} }
       toolCalls.push(call)
       content.push(call)
     }
@@ -285,32 +364,12 @@ export const answerOf = (
   return { text, content, toolCalls, finishReason }
 }
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
 /**
- * Checks a non-streamed body is a Messages API `message`, or says what is
- * wrong with it.
+ * Decodes a non-streamed body as a Messages API `message`, or says what is
+ * wrong with it (usage, text types, no content array, `null`).
  */
-export const checkMessage = (
-  body: unknown,
-  origin: Origin
-): Api.Message | LlmError.MalformedResponse => {
-  if (!isRecord(body)) {
-    return new LlmError.MalformedResponse({
-      ...origin,
-      detail: `expected a JSON message object, got ${typeof body === "string" ? "text" : typeof body}`
-    })
-  }
-  if (!Array.isArray(body.content)) {
-    return new LlmError.MalformedResponse({ ...origin, detail: "the message has no content array" })
-  }
-  for (const b of body.content) {
-    if (!isRecord(b) || typeof b.type !== "string") {
-      return new LlmError.MalformedResponse({ ...origin, detail: "a content block has no type" })
-    }
-  }
-  return body as unknown as Api.Message
-}
+export const checkMessage = (body: unknown, origin: Origin): WireMessage | LlmError.MalformedResponse =>
+  decodeMessage(body, origin)
 
 /**
  * Parses the accumulated `partial_json` of a streamed tool call (`""` is an

@@ -145,7 +145,7 @@ export const toLlmError = (cause: unknown, context: ErrorContext): LlmError.LlmE
     case "TimeoutError":
       return new LlmError.Timeout({ ...origin, after: timeoutAfter })
     case "AbortError":
-      return new LlmError.NetworkError({ ...origin, detail: "the request was aborted" })
+      return new LlmError.NetworkError({ ...origin, cause: "aborted", detail: "the request was aborted" })
   }
   if (authNames.has(name) || status === 401) return new LlmError.AuthenticationFailed({ ...origin, detail })
   if (status !== undefined && status >= 400) {
@@ -153,11 +153,17 @@ export const toLlmError = (cause: unknown, context: ErrorContext): LlmError.LlmE
     return ProviderError.fromHttp({ ...origin, status, message: detail, code: name, headers })
   }
   // No HTTP error status: the transport failed, or a body did not parse.
+  // The SDK read a 200 body that is not an output object (`null`): malformed, not a network failure.
+  if (name === "TypeError" && /^Cannot (read|set) properties of (null|undefined)/.test(message)) {
+    return new LlmError.MalformedResponse({ ...origin, detail: `the body is not a Converse output (${message})` })
+  }
   if (transport.test(message) || (code !== undefined && transport.test(code))) {
-    return new LlmError.NetworkError({ ...origin, detail: detail ?? "connection failed" })
+    const found = ProviderError.networkError(cause, { ...origin, secrets: context.secrets })
+    return new LlmError.NetworkError({ ...origin, cause: found.cause, detail: detail ?? "connection failed" })
   }
   if (name === "SyntaxError" || malformed.test(name) || malformed.test(message)) {
     return new LlmError.MalformedResponse({ ...origin, detail: detail ?? "the response could not be read" })
   }
-  return new LlmError.NetworkError({ ...origin, detail: detail ?? name })
+  const found = ProviderError.networkError(cause, { ...origin, secrets: context.secrets })
+  return new LlmError.NetworkError({ ...origin, cause: found.cause, detail: detail ?? name })
 }

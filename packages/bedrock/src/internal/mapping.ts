@@ -23,10 +23,11 @@ import type {
   SystemContentBlock,
   Tool,
   ToolChoice,
-  ToolResultContentBlock,
-  TokenUsage
+  ToolResultContentBlock
 } from "@aws-sdk/client-bedrock-runtime"
 import { LlmError, LlmRequest, LlmResponse } from "@switchboard/core"
+import { Decode } from "@switchboard/core/provider"
+import { Schema } from "effect"
 
 /** A request ready to send, and the name of the tool that carries a JSON-schema answer, if any. */
 export interface Prepared {
@@ -130,6 +131,8 @@ const blocksOf = (
     switch (part.type) {
       case "text":
         if (part.text.length > 0) blocks.push({ text: part.text })
+        // A prompt-cache breakpoint: Bedrock caches the prompt up to here.
+        if (part.cache === true) blocks.push({ cachePoint: { type: "default" } })
         break
       case "image": {
         const block = imageBlock(part, partAt, origin)
@@ -178,6 +181,9 @@ export const toConverseInput = (
     if (message.role === "system") {
       const text = LlmRequest.contentText(message.content)
       if (text.length > 0) system.push({ text })
+      if (typeof message.content !== "string" && message.content.some((part) => part.type === "text" && part.cache === true)) {
+        system.push({ cachePoint: { type: "default" } })
+      }
       continue
     }
     const blocks = blocksOf(message, at, origin)
@@ -285,13 +291,28 @@ export const finishReason = (stopReason: string | undefined, formatted: boolean)
 }
 
 /**
+ * A Bedrock `usage`, decoded: every count a non-negative safe integer (a
+ * `BigInt` the SDK parsed from a huge number, a negative, a fraction or a
+ * string is refused).
+ *
+ * @internal
+ */
+export const WireUsage = Schema.Struct({
+  inputTokens: Decode.OptionalCount,
+  outputTokens: Decode.OptionalCount,
+  totalTokens: Decode.OptionalCount,
+  cacheReadInputTokens: Decode.OptionalCount,
+  cacheWriteInputTokens: Decode.OptionalCount
+})
+
+/**
  * Bedrock's `inputTokens` leaves out cache reads and writes (the recorded
  * cache fixtures: inputTokens 2 + cacheWrite 1322 + output 5 = totalTokens
  * 1329), so Switchboard's `inputTokens` is their sum.
  *
  * @internal
  */
-export const usageOf = (usage: TokenUsage | undefined): LlmResponse.Usage => {
+export const usageOf = (usage: typeof WireUsage.Type | null | undefined): LlmResponse.Usage => {
   const uncached = usage?.inputTokens ?? 0
   const cacheRead = usage?.cacheReadInputTokens ?? 0
   const cacheWrite = usage?.cacheWriteInputTokens ?? 0
@@ -305,6 +326,27 @@ export const usageOf = (usage: TokenUsage | undefined): LlmResponse.Usage => {
     totalTokens: inputTokens + outputTokens
   })
 }
+
+const WireToolUse = Schema.Struct({
+  toolUseId: Schema.optional(Schema.NullOr(Schema.String)),
+  name: Schema.optional(Schema.NullOr(Schema.String)),
+  input: Schema.optional(Schema.Unknown)
+})
+
+const WireOutput = Schema.Struct({
+  output: Schema.Struct({
+    message: Schema.Struct({
+      content: Schema.Array(Schema.Struct({
+        text: Decode.OptionalText,
+        toolUse: Schema.optional(Schema.NullOr(WireToolUse))
+      }))
+    })
+  }),
+  stopReason: Schema.optional(Schema.NullOr(Schema.String)),
+  usage: Schema.optional(Schema.NullOr(WireUsage))
+})
+
+const decodeOutput = Decode.bodyDecoder(WireOutput, "the Converse output")
 
 /** What the response mapping needs besides the SDK output. */
 export interface ResponseContext extends Origin {
@@ -321,30 +363,38 @@ export interface ResponseContext extends Origin {
  *
  * @internal
  */
-export const fromConverseOutput = (output: ConverseCommandOutput, context: ResponseContext): LlmResponse.LlmResponse => {
+export const fromConverseOutput = (
+  output: ConverseCommandOutput,
+  context: ResponseContext
+): LlmResponse.LlmResponse | LlmError.MalformedResponse => {
+  const origin = { provider: context.provider, model: context.model }
+  const decoded = decodeOutput(output, origin)
+  if (decoded instanceof LlmError.MalformedResponse) return decoded
   const { $metadata: _metadata, ...body } = output
   const content: Array<LlmRequest.Part> = []
   const toolCalls: Array<LlmRequest.ToolCallPart> = []
   let text = ""
   let formatted = false
-  for (const block of output.output?.message?.content ?? []) {
-    if (block.text !== undefined) {
+  for (const block of decoded.output.message.content) {
+    if (typeof block.text === "string") {
       text += block.text
       content.push({ type: "text", text: block.text })
-    } else if (block.toolUse !== undefined) {
+    } else if (block.toolUse !== undefined && block.toolUse !== null) {
+      const name = block.toolUse.name ?? ""
+      if (name.length === 0) {
+        return new LlmError.MalformedResponse({
+          ...origin,
+          detail: `toolUse ${block.toolUse.toolUseId ?? "(no id)"} has no name`
+        })
+      }
       const input: unknown = block.toolUse.input ?? {}
-      if (context.formatTool !== undefined && block.toolUse.name === context.formatTool) {
+      if (context.formatTool !== undefined && name === context.formatTool) {
         formatted = true
         const json = JSON.stringify(input)
         text += json
         content.push({ type: "text", text: json })
       } else {
-        const call: LlmRequest.ToolCallPart = {
-          type: "tool-call",
-          id: block.toolUse.toolUseId ?? "",
-          name: block.toolUse.name ?? "",
-          input
-        }
+        const call: LlmRequest.ToolCallPart = { type: "tool-call", id: block.toolUse.toolUseId ?? "", name, input }
         toolCalls.push(call)
         content.push(call)
       }
@@ -357,8 +407,8 @@ export const fromConverseOutput = (output: ConverseCommandOutput, context: Respo
     text,
     content,
     toolCalls,
-    finishReason: finishReason(output.stopReason, formatted),
-    usage: usageOf(output.usage),
+    finishReason: finishReason(decoded.stopReason ?? undefined, formatted),
+    usage: usageOf(decoded.usage),
     costUsd: 0,
     latencyMs: context.latencyMs,
     cached: false,

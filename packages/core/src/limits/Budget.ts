@@ -109,6 +109,7 @@ const PriceTargetSchema = Schema.Struct({ provider: Schema.String, model: Schema
  * | `price` / `models` | `{ provider, model }` / array of them | the unknown-model rule |
  * | `attempts` | integer ≥ 1 | 1 |
  * | `thinkingTokens` | integer ≥ 0 | 0 |
+ * | `maxTokens` | integer ≥ 1 (output reserved when a request has none) | the model's max output |
  * | `name` | string (the store key prefix) | `"budget"` |
  * | `reservationTtl` | finite `Duration` > 0 | `"1 hour"` |
  * | `maxScopes` | integer ≥ 1 (memory store) | 10,000 |
@@ -136,6 +137,8 @@ export const Options = Schema.Struct({
   attempts: Schema.optional(PositiveInt),
   /** Thinking tokens a reasoning-capable model may bill beyond `maxTokens` (default 0, see the module docs). */
   thinkingTokens: Schema.optional(NonNegativeInt),
+  /** Output tokens reserved for a request without `maxTokens` (default: the model's max output from `Pricing`). Set it to the `maxTokens` the models behind fill in, so reservations are realistic. */
+  maxTokens: Schema.optional(PositiveInt),
   /** The key prefix in the store: budgets with one name share spend in a shared store (default `"budget"`). */
   name: Schema.optional(Schema.String),
   /** How long a reservation may be held before the store may reclaim it (default 1 hour). */
@@ -265,6 +268,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
   const name = options.name ?? "budget"
   const failOpen = options.onStoreError === "failOpen"
   const thinkingTokens = options.thinkingTokens ?? 0
+  const defaultMaxTokens = options.maxTokens
   const reservationTtlMs = options.reservationTtl === undefined
     ? 3_600_000
     : Duration.toMillis(Duration.fromInputUnsafe(options.reservationTtl))
@@ -353,7 +357,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     let priced = targets[0]!
     for (let index = 0; index < targets.length; index++) {
       const target = targets[index]!
-      let maxOutput = request.maxTokens ?? pricing.limits(target.provider, target.model).maxOutput
+      let maxOutput = request.maxTokens ?? defaultMaxTokens ?? pricing.limits(target.provider, target.model).maxOutput
       if (thinkingTokens > 0 && pricing.lookup(target.provider, target.model)?.capabilities.reasoning === true) {
         maxOutput += thinkingTokens
       }

@@ -82,19 +82,21 @@ export const parseGoDuration = (text: string): Duration.Duration | undefined => 
   return matched.length > 0 && matched === text.trim() ? Duration.millis(millis) : undefined
 }
 
-const untilDate = (text: string, now: number): Duration.Duration | undefined => {
+const untilDate = (text: string, now: number | undefined): Duration.Duration | undefined => {
+  if (now === undefined) return undefined
   const at = Date.parse(text)
   return Number.isNaN(at) ? undefined : Duration.millis(Math.max(0, at - now))
 }
 
 /**
  * The wait a response asks for: `retry-after-ms`, then `retry-after` in
- * seconds or as an HTTP date (relative to `now`, epoch ms).
+ * seconds or as an HTTP date (relative to `now`, epoch ms: pass the `Clock`'s
+ * time; without it an HTTP date cannot be measured and is ignored).
  *
  * @since 0.1.0
  * @category parsers
  */
-export const retryAfter = (headers: HeadersLike | undefined, now: number = Date.now()): Duration.Duration | undefined => {
+export const retryAfter = (headers: HeadersLike | undefined, now?: number | undefined): Duration.Duration | undefined => {
   const ms = header(headers, "retry-after-ms")
   if (ms !== undefined && ms.trim() !== "" && Number.isFinite(Number(ms))) return Duration.millis(Math.max(0, Number(ms)))
   const value = header(headers, "retry-after")
@@ -110,7 +112,7 @@ const num = (value: string | undefined): number | undefined => {
   return Number.isFinite(n) ? n : undefined
 }
 
-const resetOf = (value: string | undefined, now: number): Duration.Duration | undefined => {
+const resetOf = (value: string | undefined, now: number | undefined): Duration.Duration | undefined => {
   if (value === undefined) return undefined
   const seconds = Number(value)
   if (Number.isFinite(seconds) && value.trim() !== "") return Duration.millis(Math.max(0, seconds * 1000))
@@ -170,7 +172,7 @@ const rateLimitValues = (headers: HeadersLike): Array<string | undefined> | unde
 const rateLimitFrom = (
   values: ReadonlyArray<string | undefined>,
   offset: number,
-  now: number
+  now: number | undefined
 ): RateLimitInfo | undefined => {
   const out: { -readonly [K in keyof RateLimitInfo]: RateLimitInfo[K] } = {}
   let any = false
@@ -216,7 +218,7 @@ const rateLimitFrom = (
  * @since 0.1.0
  * @category parsers
  */
-export const rateLimitInfo = (headers: HeadersLike | undefined, now: number = Date.now()): RateLimitInfo | undefined => {
+export const rateLimitInfo = (headers: HeadersLike | undefined, now?: number | undefined): RateLimitInfo | undefined => {
   if (headers === undefined) return undefined
   const values = rateLimitValues(headers)
   if (values === undefined) return undefined
@@ -290,6 +292,20 @@ export interface HttpFailure {
   readonly now?: number | undefined
 }
 
+const modelCodes = new Set(["model_not_found", "not_found_error", "NOT_FOUND", "ResourceNotFoundException", "not_found"])
+
+/**
+ * True when a 404 is about the model (its code, or a message that names a
+ * model), not about the path.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isModelNotFound = (message: string, code?: string | undefined): boolean => {
+  if (/invalid url|unknown (url|path|endpoint|route)|no route|cannot (post|get)\b/i.test(message)) return false
+  return (code !== undefined && modelCodes.has(code)) || /model/i.test(message)
+}
+
 const quotaCodes = new Set(["insufficient_quota", "billing_error", "credit_balance_exhausted", "billing_hard_limit_reached"])
 const overloadCodes = new Set(["overloaded_error", "server_is_overloaded", "slow_down", "UNAVAILABLE", "service_unavailable_error"])
 const filterCodes = new Set(["content_filter", "content_policy_violation", "safety", "SAFETY"])
@@ -342,7 +358,15 @@ export const fromHttp = (failure: HttpFailure): LlmError.LlmError => {
     case 403:
       return new LlmError.PermissionDenied({ ...origin, detail })
     case 404:
-      return new LlmError.ModelNotFound({ ...origin, detail })
+      // A 404 names a missing model only when it says so; a 404 for the path
+      // itself (a baseURL without `/v1`, a proxy's HTML page) is a wrong client
+      // configuration, which no fallback to another model can mend.
+      if (isModelNotFound(message, code)) return new LlmError.ModelNotFound({ ...origin, detail })
+      return new LlmError.InvalidRequest({
+        ...origin,
+        field: "baseURL",
+        message: `${provider} answered 404 for the request path (is the baseURL right?)${detail !== undefined ? `: ${detail}` : ""}`
+      })
     case 408:
     case 504:
       return new LlmError.Timeout({ ...origin, after: Duration.zero })
@@ -373,4 +397,126 @@ export const redact = (text: string, secrets: ReadonlyArray<string | undefined>)
     if (secret !== undefined && secret.length >= 4) out = out.split(secret).join("<redacted>")
   }
   return out
+}
+
+/**
+ * What a network failure was: `refused`, `reset`, `dns`, `tls`, `timeout`,
+ * `cut` (a body or stream ended early), `aborted` or `unknown`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NetworkCause = "refused" | "reset" | "dns" | "tls" | "timeout" | "cut" | "aborted" | "unknown"
+
+const causeCodes: ReadonlyArray<readonly [RegExp, NetworkCause]> = [
+  [/^ECONNREFUSED$/, "refused"],
+  [/^(ECONNRESET|EPIPE|UND_ERR_SOCKET|ECONNABORTED)$/, "reset"],
+  [/^(ENOTFOUND|EAI_AGAIN|EAI_NONAME|EAI_FAIL)$/, "dns"],
+  [/CERT|TLS|SSL|^ERR_SSL|^DEPTH_ZERO|^UNABLE_TO_(GET|VERIFY)/, "tls"],
+  [/^(ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT|ESOCKETTIMEDOUT)$/, "timeout"],
+  [/^(UND_ERR_ABORTED|ABORT_ERR)$/, "aborted"]
+]
+
+/**
+ * Reads what kind of network failure a thrown value is, walking its `cause`
+ * chain (undici wraps the socket error: `TypeError: fetch failed` →
+ * `Error: connect ECONNREFUSED`; a body cut mid-way is `TypeError:
+ * terminated`).
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const networkCause = (error: unknown): NetworkCause => {
+  let current: unknown = error
+  let cut = false
+  for (let depth = 0; depth < 8 && current !== undefined && current !== null; depth++) {
+    const record = current as { readonly code?: unknown; readonly name?: unknown; readonly message?: unknown; readonly cause?: unknown }
+    const code = typeof record.code === "string" ? record.code : undefined
+    if (code !== undefined) for (const [re, cause] of causeCodes) if (re.test(code)) return cause
+    const message = typeof record.message === "string" ? record.message : ""
+    if (/certificate|ssl|tls/i.test(message)) return "tls"
+    if (/getaddrinfo|ENOTFOUND/i.test(message)) return "dns"
+    if (/ECONNREFUSED/.test(message)) return "refused"
+    if (/ECONNRESET|socket hang up/i.test(message)) return "reset"
+    if (/^terminated$|premature close|other side closed|ended before|unexpected end/i.test(message)) cut = true
+    if (record.name === "AbortError") return "aborted"
+    current = record.cause
+  }
+  return cut ? "cut" : "unknown"
+}
+
+/**
+ * A URL as errors may show it: scheme, host, port and path, never the query,
+ * a fragment or credentials.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const displayUrl = (url: string | URL | undefined): string | undefined => {
+  if (url === undefined) return undefined
+  try {
+    const parsed = typeof url === "string" ? new URL(url) : url
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A `NetworkError` that says which failure it was and where: the cause read
+ * by {@link networkCause}, the URL by {@link displayUrl}, the detail with the
+ * socket's own words (scrubbed of `secrets`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const networkError = (
+  error: unknown,
+  context: {
+    readonly provider: string
+    readonly model?: string | undefined
+    readonly url?: string | URL | undefined
+    readonly secrets?: ReadonlyArray<string | undefined> | undefined
+    /** A provider's own scrubbing (masked key echoes), applied after the secrets are removed. */
+    readonly scrub?: ((text: string) => string) | undefined
+  }
+): LlmError.NetworkError => {
+  const cause = networkCause(error)
+  const words: Array<string> = []
+  let current: unknown = error
+  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code
+    words.push(typeof code === "string" && !current.message.includes(code) ? `${current.message} (${code})` : current.message)
+    current = current.cause
+  }
+  const url = displayUrl(context.url)
+  const text = words.length > 0 ? words.join(": ") : String(error)
+  return new LlmError.NetworkError({
+    provider: context.provider,
+    model: context.model,
+    cause,
+    ...(url !== undefined ? { url } : {}),
+    detail: (context.scrub ?? String)(redact(text, context.secrets ?? []))
+  })
+}
+
+/**
+ * Checks a client's `baseURL` at build: an absolute `http:` or `https:` URL.
+ * The problem, or `undefined` when it is fine.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const baseUrlProblem = (baseURL: string): string | undefined => {
+  let parsed: URL
+  try {
+    parsed = new URL(baseURL)
+  } catch {
+    return `expected an absolute http(s) URL, got ${JSON.stringify(baseURL.slice(0, 200))}`
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    return `expected an http: or https: URL, got ${parsed.protocol}`
+  }
+  if (parsed.username !== "" || parsed.password !== "") return "credentials do not belong in the URL; use the apiKey option"
+  return undefined
 }

@@ -8,3 +8,11 @@
 
 /** @since 0.1.0 */
 export * as ProviderError from "./ProviderError.ts"
+/** @since 0.1.0 */
+export * as Descriptor from "./Descriptor.ts"
+/** @since 0.1.0 */
+export * as Provider from "./Provider.ts"
+/** @since 0.1.0 */
+export * as StreamAccumulator from "./StreamAccumulator.ts"
+/** @since 0.1.0 */
+export * as Decode from "./Decode.ts"

@@ -797,6 +797,8 @@ export const make = Effect.fnUntraced(function*(
   return LLM.of({ generate, stream })
 })
 
+const isCandidate = <E, R>(input: CandidateInput<E, R>): input is Candidate<E, R> => !Layer.isLayer(input)
+
 type ErrorOf<C> = C extends Layer.Layer<LLM, infer E, infer _R> ? E : C extends Candidate<infer E, infer _R> ? E : never
 type ContextOf<C> = C extends Layer.Layer<LLM, infer _E, infer R> ? R : C extends Candidate<infer _E, infer R> ? R
   : never
@@ -823,7 +825,7 @@ type ContextOf<C> = C extends Layer.Layer<LLM, infer _E, infer R> ? R : C extend
  * @since 0.1.0
  * @category layers
  */
-export const layer = <const Candidates extends ReadonlyArray<CandidateInput<any, any>>>(
+export const layer = <const Candidates extends ReadonlyArray<CandidateInput<unknown, unknown>>>(
   candidates: Candidates,
   options: Options
 ): Layer.Layer<
@@ -831,8 +833,8 @@ export const layer = <const Candidates extends ReadonlyArray<CandidateInput<any,
   ErrorOf<Candidates[number]> | SwitchboardConfigError.SwitchboardConfigError,
   ContextOf<Candidates[number]>
 > => {
-  const inputs = candidates.map((c, i): Candidate<any, any> =>
-    Layer.isLayer(c) ? { name: `router#${i}`, layer: c } : c as Candidate<any, any>
+  const inputs = candidates.map((c: CandidateInput<unknown, unknown>, i): Candidate<unknown, unknown> =>
+    isCandidate(c) ? c : { name: `router#${i}`, layer: c }
   )
   return Layer.effect(
     LLM,
@@ -844,7 +846,7 @@ export const layer = <const Candidates extends ReadonlyArray<CandidateInput<any,
       }
       return yield* make(built, options)
     })
-  ) as Layer.Layer<LLM, any, any>
+  ) as Layer.Layer<LLM, ErrorOf<Candidates[number]> | SwitchboardConfigError.SwitchboardConfigError, ContextOf<Candidates[number]>>
 }
 
 /**

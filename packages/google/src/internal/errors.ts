@@ -155,10 +155,12 @@ export const toLlmError = (cause: unknown, ctx: ErrorContext): LlmError.LlmError
     return new LlmError.NetworkError({ ...origin, detail: "the stream was cut in the middle of an event" })
   }
   if (cause.name === "TypeError" && (message === "fetch failed" || message === "terminated" || causeCode(cause) !== undefined)) {
-    const code = causeCode(cause)
-    const inner = (cause as { cause?: { message?: unknown } }).cause?.message
-    const why = code ?? (typeof inner === "string" ? scrub(inner) : undefined)
-    return new LlmError.NetworkError({ ...origin, detail: why === undefined ? message : `${message} (${why})` })
+    const found = ProviderError.networkError(cause, { ...origin, secrets: ctx.secrets })
+    return new LlmError.NetworkError({ ...origin, cause: found.cause, detail: found.detail })
+  }
+  // The SDK read a 200 body that is not a response object (`null`, a number): it is malformed, not a network failure.
+  if (cause.name === "TypeError" && /^Cannot (read|set) properties of (null|undefined)/.test(message)) {
+    return new LlmError.MalformedResponse({ ...origin, detail: `the body is not a Gemini response (${scrub(message)})` })
   }
   if (ctx.vertex === true && authFailure.test(message)) {
     return new LlmError.AuthenticationFailed({

@@ -1,33 +1,62 @@
 /**
- * Builds Switchboard responses from Gemini responses. One {@link Accumulator}
- * serves both calls: `generateContent` feeds it the single response,
- * `generateContentStream` feeds it every chunk (each chunk yields its
- * deltas), and `finish` assembles the whole `LlmResponse`.
+ * Gemini responses as a table to the shared `StreamAccumulator`: one table
+ * serves both calls — `generateContent` feeds it the single response,
+ * `generateContentStream` every chunk. Each response is decoded by a Schema
+ * compiled once (usage counts non-negative integers, text a string, a
+ * function call named).
  *
  * Gemini streams have no terminator event: the last chunk carries the
  * `finishReason`. A stream that ends without one was cut, and fails with
- * `NetworkError` instead of ending clean.
+ * `NetworkError` instead of ending clean. A whole response must hold an
+ * answer: a candidate without `content` (unless the model stopped for a
+ * filter) is `MalformedResponse`.
  *
  * @internal
  */
 import type { GenerateContentResponse } from "@google/genai"
-import type { LlmRequest, LlmResponse } from "@switchboard/core"
-import { LlmError } from "@switchboard/core"
-import { Clock, Effect, Stream } from "effect"
-import {
-  finishReasonOf,
-  piecesOf,
-  rateLimitOf,
-  rawOf,
-  type SignatureStore,
-  usageOf
-} from "./mapping.ts"
+import { LlmError, type LlmResponse } from "@switchboard/core"
+import { Decode, StreamAccumulator } from "@switchboard/core/provider"
+import { Effect, Schema, Stream } from "effect"
+import { finishReasonOf, rateLimitOf, rawOf, type SignatureStore, toolCallId } from "./mapping.ts"
 
-type Part = LlmRequest.Part
-type ToolCallPart = LlmRequest.ToolCallPart
 type StreamPart = LlmResponse.StreamPart
 
-/** What the accumulator needs to know about the call. */
+const WireUsage = Schema.Struct({
+  promptTokenCount: Decode.OptionalCount,
+  toolUsePromptTokenCount: Decode.OptionalCount,
+  candidatesTokenCount: Decode.OptionalCount,
+  thoughtsTokenCount: Decode.OptionalCount,
+  cachedContentTokenCount: Decode.OptionalCount,
+  totalTokenCount: Decode.OptionalCount
+})
+
+const WirePart = Schema.Struct({
+  text: Decode.OptionalText,
+  thought: Schema.optional(Schema.NullOr(Schema.Boolean)),
+  thoughtSignature: Schema.optional(Schema.NullOr(Schema.String)),
+  functionCall: Schema.optional(Schema.NullOr(Schema.Struct({
+    id: Schema.optional(Schema.NullOr(Schema.String)),
+    name: Schema.optional(Schema.NullOr(Schema.String)),
+    args: Schema.optional(Schema.Unknown)
+  })))
+})
+
+const WireResponse = Schema.Struct({
+  responseId: Schema.optional(Schema.NullOr(Schema.String)),
+  candidates: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({
+    content: Schema.optional(Schema.NullOr(Schema.Struct({ parts: Schema.optional(Schema.NullOr(Schema.Array(WirePart))) }))),
+    finishReason: Schema.optional(Schema.NullOr(Schema.String))
+  })))),
+  promptFeedback: Schema.optional(Schema.NullOr(Schema.Struct({
+    blockReason: Schema.optional(Schema.NullOr(Schema.String)),
+    blockReasonMessage: Schema.optional(Schema.NullOr(Schema.String))
+  }))),
+  usageMetadata: Schema.optional(Schema.NullOr(WireUsage))
+})
+
+const decodeResponse = Decode.bodyDecoder(WireResponse, "the Gemini response")
+
+/** What the table needs to know about the call. */
 export interface CallContext {
   readonly provider: string
   readonly model: string
@@ -36,152 +65,133 @@ export interface CallContext {
   readonly fallbackId: string
 }
 
+const filtered = new Set(["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"])
+
 /**
- * Collects text, reasoning, tool calls, the finish reason and usage across
- * the chunks of one answer.
+ * The table of one answer: a Gemini response (or chunk) → deltas, or the
+ * error it proves. `mode: "generate"` also requires an answer.
  */
-export class Accumulator {
-  readonly #ctx: CallContext
-  #responseId: string | undefined
-  #text = ""
-  #content: Array<Part> = []
-  #toolCalls: Array<ToolCallPart> = []
-  #finish: string | undefined
-  #sawFinish = false
-  #sawCandidate = false
-  #usage: GenerateContentResponse["usageMetadata"]
-  #rateLimit: LlmResponse.RateLimitInfo | undefined
-  #raw: Array<unknown> = []
-  #calls = 0
-
-  constructor(ctx: CallContext) {
-    this.#ctx = ctx
-  }
-
-  get #origin() {
-    return { provider: this.#ctx.provider, model: this.#ctx.model }
-  }
-
-  /** Adds one response (or stream chunk); returns its deltas, or the error it carries. */
-  add(chunk: GenerateContentResponse): Array<StreamPart> | LlmError.LlmError {
-    if (this.#raw.length === 0) this.#rateLimit = rateLimitOf(chunk)
-    this.#raw.push(rawOf(chunk))
-    this.#responseId ??= chunk.responseId
-    if (chunk.usageMetadata !== undefined) this.#usage = chunk.usageMetadata
-    const candidate = chunk.candidates?.[0]
+export const table = (ctx: CallContext, mode: "generate" | "stream"): StreamAccumulator.Table<GenerateContentResponse> => {
+  let calls = 0
+  let responseId: string | undefined
+  return (chunk, acc) => {
+    const origin = { provider: acc.provider, model: acc.model }
+    const decoded = decodeResponse(chunk, origin)
+    if (decoded instanceof LlmError.MalformedResponse) return decoded
+    const out: Array<StreamAccumulator.Delta> = []
+    responseId ??= decoded.responseId ?? undefined
+    out.push({ _tag: "meta", id: responseId ?? ctx.fallbackId })
+    const usage = decoded.usageMetadata
+    if (usage) {
+      const thoughts = usage.thoughtsTokenCount ?? 0
+      const inputTokens = (usage.promptTokenCount ?? 0) + (usage.toolUsePromptTokenCount ?? 0)
+      const outputTokens = (usage.candidatesTokenCount ?? 0) + thoughts
+      out.push({
+        _tag: "usage",
+        usage: {
+          inputTokens,
+          outputTokens,
+          cachedInputTokens: usage.cachedContentTokenCount ?? 0,
+          reasoningTokens: thoughts,
+          totalTokens: inputTokens + outputTokens
+        }
+      })
+    }
+    const candidate = decoded.candidates?.[0]
     if (candidate === undefined) {
-      const block = chunk.promptFeedback?.blockReason
-      if (block !== undefined) {
-        const why = chunk.promptFeedback?.blockReasonMessage
+      const block = decoded.promptFeedback?.blockReason
+      if (block !== undefined && block !== null) {
+        const why = decoded.promptFeedback?.blockReasonMessage
         return new LlmError.ContentFiltered({
-          ...this.#origin,
-          detail: `the prompt was blocked (${block})${why === undefined ? "" : `: ${why}`}`
+          ...origin,
+          detail: `the prompt was blocked (${block})${why === undefined || why === null ? "" : `: ${why}`}`
         })
       }
-      return []
+      if (mode === "generate") return new LlmError.MalformedResponse({ ...origin, detail: "the response has no candidates" })
+      return out
     }
-    this.#sawCandidate = true
-    const id = this.#responseId ?? this.#ctx.fallbackId
-    const pieces = piecesOf(candidate.content?.parts, id, () => this.#calls++, this.#ctx.signatures)
-    const out: Array<StreamPart> = []
-    for (const piece of pieces) {
-      switch (piece._tag) {
-        case "text": {
-          this.#text += piece.text
-          const last = this.#content[this.#content.length - 1]
-          if (last !== undefined && last.type === "text") {
-            this.#content[this.#content.length - 1] = { type: "text", text: last.text + piece.text }
-          } else this.#content.push({ type: "text", text: piece.text })
-          out.push({ type: "text-delta", text: piece.text })
-          break
+    const reason = candidate.finishReason ?? undefined
+    if (mode === "generate" && (candidate.content === undefined || candidate.content === null) && !filtered.has(reason ?? "")) {
+      return new LlmError.MalformedResponse({ ...origin, detail: "candidates[0] has no content: the answer is missing" })
+    }
+    const id = responseId ?? ctx.fallbackId
+    for (const part of candidate.content?.parts ?? []) {
+      const fc = part.functionCall
+      if (fc !== undefined && fc !== null) {
+        if (typeof fc.name !== "string" || fc.name.length === 0) {
+          return new LlmError.MalformedResponse({ ...origin, detail: "a functionCall part has no name" })
         }
-        case "reasoning":
-          out.push({ type: "reasoning-delta", text: piece.text })
-          break
-        case "call":
-          this.#toolCalls.push(piece.call)
-          this.#content.push(piece.call)
-          out.push({
-            type: "tool-call-delta",
-            id: piece.call.id,
-            name: piece.call.name,
-            inputDelta: JSON.stringify(piece.call.input)
-          })
-          break
-        case "bad-call":
-          return new LlmError.MalformedResponse({ ...this.#origin, detail: piece.detail })
+        let args: unknown = fc.args ?? {}
+        if (typeof args === "string") {
+          try {
+            args = JSON.parse(args)
+          } catch {
+            return new LlmError.MalformedResponse({ ...origin, detail: `the arguments of ${fc.name} are not valid JSON` })
+          }
+        }
+        const index = calls++
+        const callId = toolCallId(fc.id ?? undefined, id, index)
+        if (typeof part.thoughtSignature === "string") ctx.signatures.set(callId, part.thoughtSignature)
+        out.push({ _tag: "tool", index, id: callId, name: fc.name, input: JSON.stringify(args) })
+        continue
+      }
+      if (typeof part.text === "string" && part.text.length > 0) {
+        out.push({ _tag: part.thought === true ? "reasoning" : "text", text: part.text })
       }
     }
-    if (candidate.finishReason !== undefined) {
-      this.#finish = candidate.finishReason
-      this.#sawFinish = true
+    if (reason !== undefined || mode === "generate") {
+      out.push({ _tag: "finish", reason: finishReasonOf(reason, calls > 0), raw: reason ?? null })
     }
     return out
   }
-
-  /**
-   * The whole response. `stream` demands a finish reason (its absence means
-   * the stream was cut); a single response only needs a candidate.
-   */
-  finish(latencyMs: number, mode: "generate" | "stream"): LlmResponse.LlmResponse | LlmError.LlmError {
-    if (mode === "stream" && !this.#sawFinish) {
-      return new LlmError.NetworkError({
-        ...this.#origin,
-        detail: "the stream ended before Gemini sent a finish reason"
-      })
-    }
-    if (mode === "generate" && !this.#sawCandidate) {
-      return new LlmError.MalformedResponse({ ...this.#origin, detail: "the response has no candidates" })
-    }
-    const response: LlmResponse.LlmResponse = {
-      id: this.#responseId ?? this.#ctx.fallbackId,
-      provider: this.#ctx.provider,
-      model: this.#ctx.model,
-      text: this.#text,
-      content: this.#content,
-      toolCalls: this.#toolCalls,
-      finishReason: finishReasonOf(this.#finish, this.#toolCalls.length > 0),
-      usage: usageOf(this.#usage),
-      costUsd: 0,
-      latencyMs,
-      cached: false,
-      attempts: [],
-      raw: mode === "generate" ? this.#raw[0] : this.#raw
-    }
-    return this.#rateLimit === undefined ? response : { ...response, rateLimit: this.#rateLimit }
-  }
 }
-
-const lift = <A>(result: A | LlmError.LlmError): Effect.Effect<A, LlmError.LlmError> =>
-  result instanceof Error ? Effect.fail(result as LlmError.LlmError) : Effect.succeed(result as A)
 
 /**
  * The SDK's chunk iterator as a Switchboard stream ending in `finish`.
  * `mapError` maps a failure of the iterator (a cut, an in-band error event).
  */
 export const toStream = (
-  chunks: AsyncIterable<GenerateContentResponse>,
+  open: Effect.Effect<AsyncIterable<GenerateContentResponse>, LlmError.LlmError>,
+  abort: () => void,
   ctx: CallContext,
-  start: number,
   mapError: (cause: unknown) => LlmError.LlmError
 ): Stream.Stream<StreamPart, LlmError.LlmError> => {
-  const acc = new Accumulator(ctx)
-  return Stream.fromAsyncIterable(chunks, mapError).pipe(
-    Stream.mapEffect((chunk) => lift(acc.add(chunk))),
-    Stream.flattenIterable,
-    Stream.concat(Stream.fromEffect(
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.map(lift(acc.finish(now - start, "stream")), (response): StreamPart => ({ type: "finish", response })))
-    ))
-  )
+  const raws: Array<unknown> = []
+  let rateLimit: LlmResponse.RateLimitInfo | undefined
+  let first = true
+  const step = table(ctx, "stream")
+  return StreamAccumulator.stream<GenerateContentResponse, never>({
+    provider: ctx.provider,
+    model: ctx.model,
+    open: Effect.map(open, (events) => ({ events, abort })),
+    table: (chunk, acc) => {
+      if (first) {
+        first = false
+        rateLimit = rateLimitOf(chunk)
+      }
+      raws.push(rawOf(chunk))
+      return step(chunk, acc)
+    },
+    onError: mapError,
+    unfinished: "the stream ended before Gemini sent a finish reason",
+    raw: () => raws
+  }).pipe(Stream.map((part) =>
+    part.type === "finish" && rateLimit !== undefined ? { type: "finish", response: { ...part.response, rateLimit } } : part
+  ))
 }
 
 /** A single `generateContent` response as an `LlmResponse`. */
 export const toResponse = (
   response: GenerateContentResponse,
   ctx: CallContext,
-  latencyMs: number
-): Effect.Effect<LlmResponse.LlmResponse, LlmError.LlmError> => {
-  const acc = new Accumulator(ctx)
-  return Effect.flatMap(lift(acc.add(response)), () => lift(acc.finish(latencyMs, "generate")))
+  start: number,
+  end: number
+): LlmResponse.LlmResponse | LlmError.LlmError => {
+  const rateLimit = rateLimitOf(response)
+  const acc = StreamAccumulator.make({ provider: ctx.provider, model: ctx.model, startedAt: start, rateLimit })
+  const deltas = table(ctx, "generate")(response, acc)
+  if (!Array.isArray(deltas)) return deltas as LlmError.LlmError
+  const sink: Array<StreamPart> = []
+  for (const delta of deltas) StreamAccumulator.push(acc, delta, sink)
+  return StreamAccumulator.finish(acc, end, rawOf(response))
 }

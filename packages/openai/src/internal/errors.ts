@@ -19,6 +19,8 @@ export interface ErrorContext {
   readonly secrets: ReadonlyArray<string | undefined>
   /** The per-request timeout the SDK was given, for `Timeout.after`. */
   readonly timeoutMs: number
+  /** Where the call went (shown in a `NetworkError`, without query or credentials). */
+  readonly url?: string | undefined
 }
 
 // OpenAI echoes a masked key in 401 messages ("Incorrect API key provided: sk-ab***yz");
@@ -74,14 +76,9 @@ const inBandStatus = (error: APIError): number => {
   return 500
 }
 
-const causeText = (error: unknown): string => {
-  const cause = (error as { cause?: unknown }).cause
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code
-    return typeof code === "string" ? `${cause.message} (${code})` : cause.message
-  }
-  return ""
-}
+/** A `NetworkError` naming the failure (refused, reset, dns, tls, cut…) and the URL, scrubbed. */
+const network = (error: unknown, context: ErrorContext): LlmError.NetworkError =>
+  ProviderError.networkError(error, { ...context, scrub: (text) => scrub(text, context.secrets) })
 
 /**
  * Maps a thrown value from the SDK (or from reading its response) to an
@@ -94,14 +91,10 @@ export const fromSdkError = (error: unknown, context: ErrorContext): LlmError.Ll
     return new LlmError.Timeout({ ...origin, after: Duration.millis(context.timeoutMs) })
   }
   if (error instanceof APIUserAbortError) {
-    return new LlmError.NetworkError({ ...origin, detail: "the request was aborted" })
+    return new LlmError.NetworkError({ ...origin, cause: "aborted", url: ProviderError.displayUrl(context.url), detail: "the request was aborted" })
   }
   if (error instanceof APIConnectionError) {
-    const cause = causeText(error)
-    return new LlmError.NetworkError({
-      ...origin,
-      detail: scrub(cause.length > 0 ? `${error.message} ${cause}` : error.message, secrets)
-    })
+    return network(error, context)
   }
   if (error instanceof APIError) {
     const message = scrub(messageOf(error), secrets)
@@ -114,11 +107,6 @@ export const fromSdkError = (error: unknown, context: ErrorContext): LlmError.Ll
   if (error instanceof SyntaxError) {
     return new LlmError.MalformedResponse({ ...origin, detail: scrub(error.message, secrets) })
   }
-  if (error instanceof Error) {
-    // undici reports a socket closed mid-body as `TypeError: terminated`.
-    const cause = causeText(error)
-    const detail = cause.length > 0 ? `${error.message}: ${cause}` : error.message
-    return new LlmError.NetworkError({ ...origin, detail: scrub(detail, secrets) })
-  }
-  return new LlmError.NetworkError({ ...origin, detail: scrub(String(error), secrets) })
+  // undici reports a socket closed mid-body as `TypeError: terminated` (cause `cut`).
+  return network(error, context)
 }

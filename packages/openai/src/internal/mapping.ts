@@ -5,6 +5,8 @@
  * @internal
  */
 import { LlmError, type LlmRequest, type LlmResponse } from "@switchboard/core"
+import { Decode, StreamAccumulator } from "@switchboard/core/provider"
+import { Schema } from "effect"
 import type {
   ChatCompletionContentPart,
   ChatCompletionCreateParamsNonStreaming,
@@ -185,12 +187,71 @@ export const toParams = (
 }
 
 // ---------------------------------------------------------------------------
-// Responses
+// Responses: every body and chunk decoded by a Schema compiled once
 // ---------------------------------------------------------------------------
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+const WireUsage = Schema.Struct({
+  prompt_tokens: Decode.OptionalCount,
+  completion_tokens: Decode.OptionalCount,
+  total_tokens: Decode.OptionalCount,
+  prompt_cache_hit_tokens: Decode.OptionalCount,
+  prompt_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ cached_tokens: Decode.OptionalCount }))),
+  completion_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ reasoning_tokens: Decode.OptionalCount })))
+})
+type WireUsage = typeof WireUsage.Type
 
-const num = (u: unknown): number | undefined => typeof u === "number" && Number.isFinite(u) ? u : undefined
+const Arguments = Schema.optional(Schema.NullOr(Schema.Unknown))
+
+const WireToolCall = Schema.Struct({
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  function: Schema.Struct({ name: Decode.ToolName, arguments: Arguments })
+})
+
+const WireMessage = Schema.Struct({
+  content: Schema.optional(Schema.NullOr(Schema.Union([
+    Schema.String,
+    Schema.Array(Schema.Struct({ text: Decode.OptionalText }))
+  ]))),
+  refusal: Decode.OptionalText,
+  tool_calls: Schema.optional(Schema.NullOr(Schema.Array(WireToolCall))),
+  function_call: Schema.optional(Schema.NullOr(Schema.Struct({ name: Decode.ToolName, arguments: Arguments })))
+})
+
+const WireBody = Schema.Struct({
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  choices: Schema.Array(Schema.Struct({ message: WireMessage, finish_reason: Schema.optional(Schema.NullOr(Schema.String)) }))
+    .check(Schema.isMinLength(1)),
+  usage: Schema.optional(Schema.NullOr(WireUsage))
+})
+
+const decodeBody = Decode.bodyDecoder(WireBody, "the chat.completion body")
+
+const WireChunk = Schema.Struct({
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  model: Schema.optional(Schema.NullOr(Schema.String)),
+  usage: Schema.optional(Schema.NullOr(WireUsage)),
+  x_groq: Schema.optional(Schema.NullOr(Schema.Struct({ usage: Schema.optional(Schema.NullOr(WireUsage)) }))),
+  choices: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({
+    index: Schema.optional(Schema.NullOr(Schema.Number)),
+    delta: Schema.optional(Schema.NullOr(Schema.Struct({
+      content: Decode.OptionalText,
+      refusal: Decode.OptionalText,
+      reasoning_content: Decode.OptionalText,
+      reasoning: Decode.OptionalText,
+      tool_calls: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({
+        index: Schema.optional(Schema.NullOr(Schema.Number)),
+        id: Schema.optional(Schema.NullOr(Schema.String)),
+        function: Schema.optional(Schema.NullOr(Schema.Struct({
+          name: Decode.OptionalText,
+          arguments: Decode.OptionalText
+        })))
+      }))))
+    }))),
+    finish_reason: Schema.optional(Schema.NullOr(Schema.String))
+  }))))
+})
+
+const decodeChunk = Decode.bodyDecoder(WireChunk, "a chat.completion.chunk")
 
 /**
  * Maps OpenAI's `finish_reason` (`function_call` is the pre-tools name of
@@ -213,147 +274,140 @@ export const finishReason = (reason: unknown): LlmResponse.FinishReason => {
 }
 
 /**
- * Normalises a Chat Completions `usage`: `prompt_tokens` already counts the
- * cached prompt tokens (`prompt_tokens_details.cached_tokens`, or DeepSeek's
- * `prompt_cache_hit_tokens`), and `completion_tokens` already counts the
- * reasoning tokens (`completion_tokens_details.reasoning_tokens`).
+ * Normalises a decoded Chat Completions `usage`: `prompt_tokens` already
+ * counts the cached prompt tokens (`prompt_tokens_details.cached_tokens`, or
+ * DeepSeek's `prompt_cache_hit_tokens`), and `completion_tokens` already
+ * counts the reasoning tokens (`completion_tokens_details.reasoning_tokens`).
  */
-export const usageOf = (usage: unknown): LlmResponse.Usage => {
-  if (!isRecord(usage)) return { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: 0 }
-  const input = num(usage["prompt_tokens"]) ?? 0
-  const output = num(usage["completion_tokens"]) ?? 0
-  const promptDetails = isRecord(usage["prompt_tokens_details"]) ? usage["prompt_tokens_details"] : {}
-  const completionDetails = isRecord(usage["completion_tokens_details"]) ? usage["completion_tokens_details"] : {}
+export const usageOf = (usage: WireUsage | null | undefined): LlmResponse.Usage => {
+  if (usage === null || usage === undefined) {
+    return { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: 0 }
+  }
+  const input = usage.prompt_tokens ?? 0
+  const output = usage.completion_tokens ?? 0
   return {
     inputTokens: input,
     outputTokens: output,
-    cachedInputTokens: num(promptDetails["cached_tokens"]) ?? num(usage["prompt_cache_hit_tokens"]) ?? 0,
+    cachedInputTokens: usage.prompt_tokens_details?.cached_tokens ?? usage.prompt_cache_hit_tokens ?? 0,
     cacheWriteTokens: 0,
-    reasoningTokens: num(completionDetails["reasoning_tokens"]) ?? 0,
-    totalTokens: num(usage["total_tokens"]) ?? input + output
+    reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
+    totalTokens: usage.total_tokens ?? input + output
   }
 }
 
-/** A tool call as accumulated from a message or a stream. */
-export interface RawToolCall {
-  readonly id: string
-  readonly name: string
-  readonly arguments: string
-}
+const argumentsText = (args: unknown): string => typeof args === "string" ? args : JSON.stringify(args ?? {})
 
-/** What a response is built from: a whole message, or one accumulated from chunks. */
-export interface Collected {
-  readonly id: string
-  readonly text: string
-  readonly refusal: string | undefined
-  readonly toolCalls: ReadonlyArray<RawToolCall>
-  readonly finishReason: unknown
-  readonly usage: unknown
-}
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
- * Builds the `LlmResponse` (cost 0, no attempts: `Llm.make` fills them) or
- * the `MalformedResponse` for tool arguments that are not JSON.
+ * Reads a whole Chat Completions body into a response (cost 0, no attempts:
+ * `Provider.make` fills them), or fails with `MalformedResponse` naming what
+ * is wrong: not a chat completion (e.g. a legacy `/v1/completions`
+ * `text_completion`), usage that is not a non-negative integer, text that is
+ * not a string, a nameless tool call, tool arguments that are not JSON.
  */
 export const toResponse = (
-  collected: Collected,
+  body: unknown,
   context: {
     readonly provider: string
     readonly model: string
     readonly latencyMs: number
     readonly rateLimit: LlmResponse.RateLimitInfo | undefined
-    readonly raw: unknown
   }
 ): LlmResponse.LlmResponse | LlmError.MalformedResponse => {
-  const { provider, model } = context
-  const toolCalls: Array<LlmRequest.ToolCallPart> = []
-  for (const call of collected.toolCalls) {
-    let input: unknown
-    try {
-      input = call.arguments.trim() === "" ? {} : JSON.parse(call.arguments)
-    } catch {
-      return new LlmError.MalformedResponse({
-        provider,
-        model,
-        detail: `the arguments of tool call ${call.id} (${call.name}) are not valid JSON`
-      })
+  const origin = { provider: context.provider, model: context.model }
+  if (isRecord(body)) {
+    const choices = body["choices"]
+    const choice = Array.isArray(choices) ? choices[0] : undefined
+    if (!isRecord(choice) || !isRecord(choice["message"])) {
+      const object = typeof body["object"] === "string" ? ` (object "${body["object"]}")` : ""
+      return new LlmError.MalformedResponse({ ...origin, detail: `expected a chat.completion with choices[0].message${object}` })
     }
-    toolCalls.push({ type: "tool-call", id: call.id, name: call.name, input })
   }
+  const decoded = decodeBody(body, origin)
+  if (decoded instanceof LlmError.MalformedResponse) return decoded
+  const choice = decoded.choices[0]!
+  const message = choice.message
+  let text = ""
+  if (typeof message.content === "string") text = message.content
+  else if (message.content) for (const part of message.content) text += part.text ?? ""
+  const raw: Array<{ id: string; name: string; input: string }> = []
+  if (message.tool_calls) {
+    for (const call of message.tool_calls) {
+      raw.push({ id: call.id ?? `call_${raw.length}`, name: call.function.name, input: argumentsText(call.function.arguments) })
+    }
+  } else if (message.function_call) {
+    raw.push({ id: "function_call", name: message.function_call.name, input: argumentsText(message.function_call.arguments) })
+  }
+  const toolCalls = StreamAccumulator.toolCalls(raw, origin)
+  if (toolCalls instanceof LlmError.MalformedResponse) return toolCalls
   // A refusal is the model declining: surface its words and say so in the finish reason.
-  const refused = collected.refusal !== undefined && collected.refusal.length > 0 && collected.text.length === 0
-  const text = refused ? collected.refusal! : collected.text
+  const refusal = message.refusal ?? ""
+  const refused = refusal.length > 0 && text.length === 0
+  if (refused) text = refusal
   const content: Array<Part> = text.length > 0 ? [{ type: "text", text }, ...toolCalls] : [...toolCalls]
   const response: LlmResponse.LlmResponse = {
-    id: collected.id,
-    provider,
-    model,
+    id: decoded.id ?? "",
+    provider: context.provider,
+    model: context.model,
     text,
     content,
     toolCalls,
-    finishReason: refused ? "content-filter" : finishReason(collected.finishReason),
-    usage: usageOf(collected.usage),
+    finishReason: refused ? "content-filter" : finishReason(choice.finish_reason),
+    usage: usageOf(decoded.usage),
     costUsd: 0,
     latencyMs: context.latencyMs,
     cached: false,
     attempts: [],
-    raw: context.raw
+    raw: body
   }
   return context.rateLimit === undefined ? response : { ...response, rateLimit: context.rateLimit }
 }
 
+/** What a stream must have said before it ends, beyond its finish reason. */
+export interface StreamSeen {
+  usage: boolean
+}
+
 /**
- * Reads a whole Chat Completions body, or fails with `MalformedResponse` when
- * it is not one (e.g. a legacy `/v1/completions` `text_completion`, whose
- * choices have `text` and no `message`).
+ * The stream table: one `chat.completion.chunk` → deltas. `delta.content` is
+ * text, `delta.refusal` a refusal, `delta.reasoning_content` (DeepSeek, vLLM)
+ * or `delta.reasoning` (OpenRouter, Ollama) reasoning, each tool-call
+ * fragment a `tool` delta by index; only choice 0 is read.
  */
-export const collect = (
-  body: unknown,
-  origin: { readonly provider: string; readonly model: string }
-): Collected | LlmError.MalformedResponse => {
-  const malformed = (detail: string) => new LlmError.MalformedResponse({ ...origin, detail })
-  if (!isRecord(body)) return malformed("the body is not a JSON object")
-  const choices = body["choices"]
-  const choice = Array.isArray(choices) ? choices[0] : undefined
-  const message = isRecord(choice) ? choice["message"] : undefined
-  if (!isRecord(choice) || !isRecord(message)) {
-    const object = typeof body["object"] === "string" ? ` (object "${body["object"]}")` : ""
-    return malformed(`expected a chat.completion with choices[0].message${object}`)
+export const chunkTable = (seen: StreamSeen) =>
+(chunk: unknown, acc: StreamAccumulator.Accumulator): ReadonlyArray<StreamAccumulator.Delta> | LlmError.LlmError => {
+  const decoded = decodeChunk(chunk, { provider: acc.provider, model: acc.model })
+  if (decoded instanceof LlmError.MalformedResponse) return decoded
+  const out: Array<StreamAccumulator.Delta> = []
+  if (typeof decoded.id === "string") out.push({ _tag: "meta", id: decoded.id })
+  const usage = decoded.usage ?? decoded.x_groq?.usage
+  if (usage) {
+    seen.usage = true
+    out.push({ _tag: "usage", usage: usageOf(usage) })
   }
-  const content = message["content"]
-  let text = ""
-  if (typeof content === "string") text = content
-  else if (Array.isArray(content)) {
-    for (const part of content) if (isRecord(part) && typeof part["text"] === "string") text += part["text"]
-  }
-  const toolCalls: Array<RawToolCall> = []
-  const calls = message["tool_calls"]
-  if (Array.isArray(calls)) {
-    for (const call of calls) {
-      if (!isRecord(call) || !isRecord(call["function"])) return malformed("a tool call has no function")
-      const fn = call["function"]
-      const args = fn["arguments"]
-      toolCalls.push({
-        id: typeof call["id"] === "string" ? call["id"] : `call_${toolCalls.length}`,
-        name: typeof fn["name"] === "string" ? fn["name"] : "",
-        arguments: typeof args === "string" ? args : JSON.stringify(args ?? {})
-      })
+  for (const choice of decoded.choices ?? []) {
+    if (choice.index !== undefined && choice.index !== null && choice.index !== 0) continue
+    const delta = choice.delta
+    if (delta) {
+      const reasoning = delta.reasoning_content ?? delta.reasoning
+      if (reasoning) out.push({ _tag: "reasoning", text: reasoning })
+      if (delta.content) out.push({ _tag: "text", text: delta.content })
+      if (delta.refusal) out.push({ _tag: "refusal", text: delta.refusal })
+      for (const call of delta.tool_calls ?? []) {
+        const index = typeof call.index === "number" ? call.index : acc.calls.size
+        out.push({
+          _tag: "tool",
+          index,
+          id: call.id ?? undefined,
+          name: call.function?.name ?? undefined,
+          input: call.function?.arguments ?? ""
+        })
+      }
     }
-  } else if (isRecord(message["function_call"])) {
-    const fn = message["function_call"]
-    toolCalls.push({
-      id: "function_call",
-      name: typeof fn["name"] === "string" ? fn["name"] : "",
-      arguments: typeof fn["arguments"] === "string" ? fn["arguments"] : "{}"
-    })
+    if (choice.finish_reason !== undefined && choice.finish_reason !== null) {
+      out.push({ _tag: "finish", reason: finishReason(choice.finish_reason), raw: choice.finish_reason })
+    }
   }
-  const refusal = message["refusal"]
-  return {
-    id: typeof body["id"] === "string" ? body["id"] : "",
-    text,
-    refusal: typeof refusal === "string" ? refusal : undefined,
-    toolCalls,
-    finishReason: choice["finish_reason"],
-    usage: body["usage"]
-  }
+  return out
 }

@@ -10,6 +10,11 @@
  * `anthropic`, `gemini`, `bedrock`). A bad config prints the path of the bad
  * field and exits with status 1.
  *
+ * The simulator exits with its parent: SIGTERM, SIGINT and SIGHUP close it,
+ * and so does the death of the process that started it (`pnpm exec`, a
+ * shell, a test runner) — a wrapper that does not forward signals would
+ * otherwise leave it listening.
+ *
  * @since 0.1.0
  */
 import { NodeRuntime } from "@effect/platform-node"
@@ -69,5 +74,14 @@ const program = Effect.gen(function*() {
       process.exit(1)
     }))
 )
+
+// Exit with the parent: when the process that started us is gone (we were
+// re-parented), stop as if told to. SIGHUP (a closed terminal) stops us too.
+const parent = process.ppid
+const orphaned = () => process.ppid !== parent
+setInterval(() => {
+  if (orphaned()) process.kill(process.pid, "SIGTERM")
+}, 200).unref()
+process.once("SIGHUP", () => process.kill(process.pid, "SIGTERM"))
 
 NodeRuntime.runMain(program)

@@ -31,11 +31,13 @@ const baseCache = new BoundedCache<string, Base>(5_000)
 /** Hash key and prompt tokens of a request; cached so repeated requests cost one Map lookup. */
 export const analyse = (req: SimRequest): Base => {
   const key = req.model + "\u0000" + req.texts.join("\u0001") + "\u0002" + req.toolsJson + "\u0003" +
-    req.toolChoice._tag + (req.toolChoice._tag === "named" ? req.toolChoice.name : "") + (req.lastIsToolResult ? "1" : "0")
+    req.toolChoice._tag + (req.toolChoice._tag === "named" ? req.toolChoice.name : "") + (req.lastIsToolResult ? "1" : "0") +
+    (req.cachePrefix === undefined ? "" : `\u0004${req.cachePrefix.map((t) => t.length).join(",")}`)
   const hit = baseCache.get(key)
   if (hit !== undefined) return hit
   const hash = fnv1a(key)
-  const prefix = req.texts.slice(0, -1)
+  // Automatic caching covers all but the last text; explicit caching only what the last breakpoint marks.
+  const prefix = req.cachePrefix === undefined ? req.texts.slice(0, -1) : req.cachePrefix
   const base: Base = {
     hash,
     promptTokens: promptTokens(req.texts, req.toolsJson),

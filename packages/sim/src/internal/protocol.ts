@@ -25,6 +25,14 @@ export interface SimRequest {
   readonly maxTokens: number | undefined
   /** Message texts in order (system first), used for tokens and hashing. */
   readonly texts: ReadonlyArray<string>
+  /**
+   * Explicit prompt caching (Anthropic `cache_control`, Bedrock `cachePoint`):
+   * the texts the last breakpoint covers (up to and including the marked
+   * block) — empty when nothing is marked, and then nothing is cached, as on
+   * the real APIs. Absent for the protocols that cache a repeated prefix by
+   * themselves (OpenAI, Gemini).
+   */
+  readonly cachePrefix?: ReadonlyArray<string> | undefined
   readonly toolsJson: string
   readonly tools: ReadonlyArray<ToolSpec>
   readonly toolChoice: ToolChoice
@@ -187,6 +195,25 @@ export interface StreamEvent {
 }
 
 /** Extracts text from OpenAI/Anthropic style content (string or array of parts). */
+/**
+ * The texts an explicit cache breakpoint covers: `before` (the texts of the
+ * turns ahead of `content`) plus `content`'s blocks up to and including the
+ * last one `isMarker` accepts; `undefined` when `content` holds no marker.
+ */
+export const markedPrefix = (
+  before: ReadonlyArray<string>,
+  content: unknown,
+  isMarker: (block: Record<string, unknown>) => boolean
+): ReadonlyArray<string> | undefined => {
+  if (!Array.isArray(content)) return undefined
+  let last = -1
+  for (let i = 0; i < content.length; i++) {
+    const block = content[i]
+    if (block !== null && typeof block === "object" && isMarker(block as Record<string, unknown>)) last = i
+  }
+  return last === -1 ? undefined : [...before, contentText(content.slice(0, last + 1))]
+}
+
 export const contentText = (content: unknown): string => {
   if (typeof content === "string") return content
   if (!Array.isArray(content)) return content === undefined || content === null ? "" : JSON.stringify(content)

@@ -10,6 +10,7 @@ import type { Model } from "../Config.ts"
 import {
   type Completion,
   contentText,
+  markedPrefix,
   type ErrorSpec,
   errorSpec,
   type ProtocolImpl,
@@ -35,12 +36,19 @@ const parse = (body: unknown): SimRequest | ErrorSpec => {
   }
   if (!Array.isArray(body.messages)) return invalid("messages: Field required")
   const texts: Array<string> = []
-  if (body.system !== undefined) texts.push(contentText(body.system))
+  // Anthropic caches only what a `cache_control` breakpoint marks: the prompt up to the last one.
+  let cachePrefix: ReadonlyArray<string> = []
+  const marker = (b: Record<string, unknown>) => isRecord(b.cache_control)
+  if (body.system !== undefined) {
+    cachePrefix = markedPrefix(texts, body.system, marker) ?? cachePrefix
+    texts.push(contentText(body.system))
+  }
   let lastIsToolResult = false
   for (const [i, m] of body.messages.entries()) {
     if (!isRecord(m) || (m.role !== "user" && m.role !== "assistant")) {
       return invalid(`messages.${i}.role: Input should be 'user' or 'assistant'`)
     }
+    cachePrefix = markedPrefix(texts, m.content, marker) ?? cachePrefix
     texts.push(contentText(m.content))
     lastIsToolResult = m.role === "user" && Array.isArray(m.content) &&
       m.content.some((b) => isRecord(b) && b.type === "tool_result")
@@ -64,6 +72,7 @@ const parse = (body: unknown): SimRequest | ErrorSpec => {
     includeUsage: true,
     maxTokens: body.max_tokens,
     texts,
+    cachePrefix,
     toolsJson: tools.length > 0 ? JSON.stringify(body.tools) : "",
     tools,
     toolChoice,

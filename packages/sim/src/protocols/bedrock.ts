@@ -12,6 +12,7 @@ import { encodeFrame, eventFrame, exceptionFrame } from "../internal/eventstream
 import {
   type Completion,
   contentText,
+  markedPrefix,
   type ErrorSpec,
   errorSpec,
   type ProtocolImpl,
@@ -31,7 +32,13 @@ const parse = (body: unknown, route: { readonly model: string | undefined; reado
     return errorSpec(400, "invalid_request", { message: "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null" })
   }
   const texts: Array<string> = []
-  if (Array.isArray(body.system)) texts.push(contentText(body.system))
+  // Bedrock caches only up to a `cachePoint` block: the prompt up to the last one.
+  let cachePrefix: ReadonlyArray<string> = []
+  const marker = (b: Record<string, unknown>) => isRecord(b.cachePoint)
+  if (Array.isArray(body.system)) {
+    cachePrefix = markedPrefix(texts, body.system, marker) ?? cachePrefix
+    texts.push(contentText(body.system))
+  }
   let lastIsToolResult = false
   for (const m of body.messages) {
     if (!isRecord(m)) return errorSpec(400, "invalid_request", { message: "Malformed input request, please reformat your input and try again." })
@@ -44,6 +51,7 @@ const parse = (body: unknown, route: { readonly model: string | undefined; reado
         else if (b.toolResult !== undefined) t += JSON.stringify(b.toolResult)
       }
     }
+    cachePrefix = markedPrefix(texts, m.content, marker) ?? cachePrefix
     texts.push(t)
     lastIsToolResult = Array.isArray(m.content) && m.content.some((b) => isRecord(b) && b.toolResult !== undefined)
   }
@@ -73,6 +81,7 @@ const parse = (body: unknown, route: { readonly model: string | undefined; reado
     includeUsage: true,
     maxTokens: max,
     texts,
+    cachePrefix,
     toolsJson: tools.length > 0 ? JSON.stringify(tc?.tools) : "",
     tools,
     toolChoice,

@@ -186,11 +186,12 @@ const errorBody = (e: ErrorSpec): { message: string; type: string; param: string
     case "permission":
       return { message: e.message ?? "Country, region, or territory not supported", type: "request_forbidden", param: null, code: "unsupported_country_region_territory" }
     case "not_found":
+      // A wrong path (no model involved) reads as the real API's: code null.
       return {
         message: e.message ?? `The model \`${e.model ?? "unknown"}\` does not exist or you do not have access to it.`,
         type: "invalid_request_error",
         param: null,
-        code: "model_not_found"
+        code: e.model === undefined && e.message !== undefined ? null : "model_not_found"
       }
     case "rate_limit":
       return {

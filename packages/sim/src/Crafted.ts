@@ -1,0 +1,132 @@
+/**
+ * A crafted loopback server for adversarial tests: a plain `node:http`
+ * server (HTTP/1.1, and h2c for the Bedrock SDK) on 127.0.0.1 (a free port) that answers every request with what the
+ * test says — any status, headers and body, garbage included — and records
+ * what it received. Use it to prove a provider layer over its real SDK never
+ * turns a bad body into a success or a defect.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Crafted } from "@switchboard/sim"
+ *
+ * const program = Effect.gen(function*() {
+ *   const server = yield* Crafted.serve(() => ({ status: 200, json: { choices: [] } }))
+ *   return server.url // http://127.0.0.1:<port>
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Http from "node:http"
+import * as Http2 from "node:http2"
+import * as Net from "node:net"
+import type { AddressInfo } from "node:net"
+import { Effect, type Scope } from "effect"
+
+/**
+ * What the server answers: a JSON value (`json`), or raw `body` text, with a
+ * status (default 200) and headers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Reply {
+  readonly status?: number | undefined
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly json?: unknown
+  readonly body?: string | Uint8Array | undefined
+}
+
+/**
+ * A request the server received.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Received {
+  readonly method: string
+  readonly url: string
+  readonly headers: Http.IncomingHttpHeaders | Http2.IncomingHttpHeaders
+  readonly body: string
+}
+
+/**
+ * A running crafted server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CraftedServer {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string
+  readonly port: number
+  /** Every request received so far, in order. */
+  readonly received: ReadonlyArray<Received>
+}
+
+/**
+ * Starts a crafted server for the scope; `reply` decides each answer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serve = (reply: (request: Received) => Reply): Effect.Effect<CraftedServer, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly close: (done: () => void) => void; readonly crafted: CraftedServer }>((resume) => {
+      const received: Array<Received> = []
+      const handler = (req: Http.IncomingMessage | Http2.Http2ServerRequest, res: Http.ServerResponse | Http2.Http2ServerResponse) => {
+        const chunks: Array<Buffer> = []
+        req.on("data", (chunk: Buffer) => chunks.push(chunk))
+        req.on("end", () => {
+          const request: Received = {
+            method: req.method ?? "GET",
+            url: req.url ?? "/",
+            headers: req.headers,
+            body: Buffer.concat(chunks).toString("utf8")
+          }
+          received.push(request)
+          const answer = reply(request)
+          const body = answer.json !== undefined ? JSON.stringify(answer.json) : answer.body ?? ""
+          const headers = {
+            "content-type": answer.json !== undefined ? "application/json" : "text/plain",
+            ...answer.headers
+          }
+          ;(res as Http.ServerResponse).writeHead(answer.status ?? 200, headers)
+          res.end(body)
+        })
+      }
+      const h1 = Http.createServer(handler)
+      // The Bedrock SDK speaks HTTP/2 with prior knowledge (h2c) to http:// endpoints:
+      // the port sniffs the connection preface and hands the socket to the right server.
+      const h2 = Http2.createServer({}, handler)
+      const sessions = new Set<Http2.ServerHttp2Session>()
+      h2.on("session", (session) => {
+        sessions.add(session)
+        session.once("close", () => sessions.delete(session))
+      })
+      const sockets = new Set<Net.Socket>()
+      const server = Net.createServer((socket) => {
+        sockets.add(socket)
+        socket.once("close", () => sockets.delete(socket))
+        socket.once("data", (first: Buffer) => {
+          socket.pause()
+          socket.unshift(first)
+          const target = first.length >= 3 && first[0] === 0x50 && first[1] === 0x52 && first[2] === 0x49 ? h2 : h1
+          target.emit("connection", socket)
+          process.nextTick(() => socket.resume())
+        })
+      })
+      const close = (done: () => void) => {
+        server.close(() => done())
+        h1.closeAllConnections()
+        for (const session of sessions) session.destroy()
+        for (const socket of sockets) socket.destroy()
+      }
+      server.listen(0, "127.0.0.1", () => {
+        const port = (server.address() as AddressInfo).port
+        resume(Effect.succeed({ close, crafted: { url: `http://127.0.0.1:${port}`, port, received } }))
+      })
+    }),
+    ({ close }) => Effect.callback<void>((resume) => close(() => resume(Effect.void)))
+  ).pipe(Effect.map(({ crafted }) => crafted))
