@@ -3,7 +3,7 @@
  * where it lives. Under contention the stack must degrade, not collapse.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Stream } from "effect"
+import { Clock, Duration, Effect, Fiber, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { CircuitBreaker, Deadline, Events, Fallback, LLM, Llm, LlmError, RateLimit } from "../src/index.ts"
 
@@ -154,6 +154,32 @@ describe("contention", () => {
       yield* TestClock.adjust("5 seconds")
       for (let i = 0; i < 10; i++) yield* Effect.yieldNow
       assert.isTrue(cleaned)
+    }))
+
+  it.effect("CircuitBreaker: a Timeout of a call that started with less than half its deadline left does not count", () =>
+    Effect.gen(function*() {
+      const timeout = new LlmError.Timeout({ provider: "p", model: "m", after: Duration.seconds(1) })
+      const inner = LLM.of({
+        generate: () => Effect.andThen(Effect.sleep("200 millis"), Effect.fail(timeout)),
+        stream: () => Stream.fail(timeout)
+      })
+      // Earlier tries took 800 ms of the 1 s deadline: this call had 200 ms.
+      const short = yield* CircuitBreaker.make({ failureThreshold: 1, cooldown: "1 minute" })
+      const late = yield* Effect.forkChild(
+        Effect.flip(short.wrap(inner).generate(ask)).pipe(Effect.provideService(Deadline.CurrentDeadline, 200))
+      )
+      yield* TestClock.adjust("200 millis")
+      yield* Fiber.join(late)
+      assert.strictEqual((yield* short.state("p", "m"))._tag, "Closed")
+      // The same Timeout for a call given the whole deadline counts.
+      const whole = yield* CircuitBreaker.make({ failureThreshold: 1, cooldown: "1 minute" })
+      const now = yield* Clock.currentTimeMillis
+      const fair = yield* Effect.forkChild(
+        Effect.flip(whole.wrap(inner).generate(ask)).pipe(Effect.provideService(Deadline.CurrentDeadline, now + 1_000))
+      )
+      yield* TestClock.adjust("200 millis")
+      yield* Fiber.join(fair)
+      assert.strictEqual((yield* whole.state("p", "m"))._tag, "Open")
     }))
 
   it.effect("CircuitBreaker under a TestClock: a Timeout counts as before (no starvation to judge)", () =>

@@ -19,6 +19,9 @@
  *   least 50 ms: CPU contention, a blocking task): every provider would time
  *   out alike, and opening their circuits would turn a slow process into a
  *   dead one (all calls failing fast, the retries and probes starving it further).
+ *   Nor when the call started with less than half of its deadline left
+ *   (earlier tries or children took the rest): the provider was not given
+ *   the time it is judged on.
  * - Open → HalfOpen once the cooldown is over, taken by the next call. A
  *   half-open circuit admits exactly `halfOpenProbes` concurrent probes; other
  *   calls fail fast. A probe's success closes the circuit; a probe's counting
@@ -55,16 +58,17 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, Layer, PubSub, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, type Fiber, Layer, PubSub, Schema, Stream } from "effect"
+import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
-import * as LoopLag from "./internal/loopLag.ts"
 import { DurationInput, IntAtLeast, millisOf } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
-import { CircuitOpen, type LlmError } from "../LlmError.ts"
+import { CircuitOpen, type LlmError, type Timeout } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
 import * as BreakerStore from "../state/BreakerStore.ts"
 import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
+import * as LoopLag from "./internal/loopLag.ts"
 
 /**
  * Breaker options.
@@ -179,8 +183,19 @@ interface Since {
   readonly real: number
   readonly at: number
   readonly clock: Clock.Clock
+  /** The call's deadline when it started (epoch ms), if it had one. */
+  readonly deadline: number | undefined
 }
-const since = (clock: Clock.Clock, now: number): Since => ({ real: LoopLag.enter(), at: now, clock })
+const since = (fiber: Fiber.Fiber<unknown, unknown>, now: number): Since => ({
+  real: LoopLag.enter(),
+  at: now,
+  clock: fiber.getRef(Clock.Clock),
+  deadline: fiber.getRef(Deadline.CurrentDeadline)
+})
+// A call that started with less than half of its deadline left (earlier tries and children took
+// the rest) did not have the time a provider is judged on: its Timeout is not the provider's.
+const shortchanged = (s: Since, error: Timeout): boolean =>
+  s.deadline !== undefined && s.deadline - s.at < Duration.toMillis(error.after) / 2
 // A call was starved when the event loop was blocked for at least a quarter of its time (and at
 // least 50 ms): its Timeout says this process could not keep up, not that the provider is unwell.
 // Only on a `Clock` that moves with real time (a `TestClock` does not: nothing to judge there).
@@ -342,7 +357,9 @@ export const make = (
           return ticket.key === undefined ? Effect.void : record(ticket, ticket.key, now, ignored)
         }
         const key = learn(request, error.provider, error.model)
-        const outcome = error._tag === "Timeout" && since !== undefined && starved(since) ? ignored : classify(error)
+        const outcome = error._tag === "Timeout" && since !== undefined && (starved(since) || shortchanged(since, error))
+          ? ignored
+          : classify(error)
         return record(ticket, ticket.key ?? key, now, outcome)
       })
 
@@ -363,14 +380,14 @@ export const make = (
               // A quiet closed (or unknown) circuit admits without a probe slot, so there is
               // nothing to hand back if the call never starts: settling on exit is enough.
               const ticket: Ticket = key === undefined ? unrouted : { key, probe: false }
-              const at = since(clock, now)
+              const at = since(fiber, now)
               return Effect.onExit(inner.generate(request), (exit) => {
                 LoopLag.exit()
                 return settleExit(ticket, request, exit, at)
               })
             }
             return Effect.acquireUseRelease(
-              Effect.map(admit(key), (ticket) => ({ ticket, at: since(clock, clock.currentTimeMillisUnsafe()) })),
+              Effect.map(admit(key), (ticket) => ({ ticket, at: since(fiber, clock.currentTimeMillisUnsafe()) })),
               () => inner.generate(request),
               ({ at, ticket }, exit) => {
                 LoopLag.exit()
@@ -387,7 +404,7 @@ export const make = (
               let at: Since | undefined
               return Stream.unwrap(Effect.withFiber((fiber) => {
                 const clock = fiber.getRef(Clock.Clock)
-                at = since(clock, clock.currentTimeMillisUnsafe())
+                at = since(fiber, clock.currentTimeMillisUnsafe())
                 return Effect.succeed(inner.stream(request))
               })).pipe(
                 Stream.tap((part: StreamPart) => {
