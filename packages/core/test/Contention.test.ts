@@ -156,6 +156,20 @@ describe("contention", () => {
       assert.isTrue(cleaned)
     }))
 
+  it.live("CircuitBreaker: a Timeout heard well after its deadline (this process's timers fire late) does not count", () =>
+    Effect.gen(function*() {
+      const timeout = new LlmError.Timeout({ provider: "p", model: "m", after: Duration.millis(30) })
+      const breaker = yield* CircuitBreaker.make({ failureThreshold: 1, cooldown: "1 minute" })
+      const llm = breaker.wrap(LLM.of({
+        generate: () => Effect.andThen(Effect.sleep("300 millis"), Effect.fail(timeout)),
+        stream: () => Stream.fail(timeout)
+      }))
+      // The deadline was 20 ms after the start; the Timeout arrives 280 ms after it.
+      const now = yield* Clock.currentTimeMillis
+      yield* Effect.flip(llm.generate(ask)).pipe(Effect.provideService(Deadline.CurrentDeadline, now + 20))
+      assert.strictEqual((yield* breaker.state("p", "m"))._tag, "Closed")
+    }))
+
   it.effect("CircuitBreaker: a Timeout of a call that started with less than half its deadline left does not count", () =>
     Effect.gen(function*() {
       const timeout = new LlmError.Timeout({ provider: "p", model: "m", after: Duration.seconds(1) })

@@ -199,10 +199,15 @@ const shortchanged = (s: Since, error: Timeout): boolean =>
 // A call was starved when the event loop was blocked for at least a quarter of its time (and at
 // least 50 ms): its Timeout says this process could not keep up, not that the provider is unwell.
 // Only on a `Clock` that moves with real time (a `TestClock` does not: nothing to judge there).
+// Or when its Timeout came well after the deadline (by 100 ms and a tenth of the time it had): the
+// timers of this process fired late, its loop was that far behind.
 const starved = (s: Since): boolean => {
   const { blockedMs, elapsedMs } = LoopLag.blockedSince(s.real)
-  const clockElapsed = s.clock.currentTimeMillisUnsafe() - s.at
-  return blockedMs >= 50 && blockedMs >= 0.25 * elapsedMs && clockElapsed <= 2 * elapsedMs + 50
+  const now = s.clock.currentTimeMillisUnsafe()
+  const clockElapsed = now - s.at
+  if (clockElapsed > 2 * elapsedMs + 50) return false
+  if (blockedMs >= 50 && blockedMs >= 0.25 * elapsedMs) return true
+  return s.deadline !== undefined && now - s.deadline > Math.max(100, 0.1 * (s.deadline - s.at))
 }
 
 const label = (state: State): Transition["from"] =>
