@@ -1,5 +1,7 @@
 /**
- * The Switchboard stack of `pnpm demo` — the file to copy into your own app.
+ * The Switchboard stack of `pnpm demo`, in code — the file to copy into your own app.
+ * `pnpm demo` builds the same stack from its config file,
+ * `examples/switchboard.yaml`; `pnpm chaos` and `pnpm bench` build it from here.
  *
  * Three providers, each guarded by its own retry and circuit breaker, in a
  * fallback chain; over the chain a rate limit, a budget and a response cache:

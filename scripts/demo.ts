@@ -2,25 +2,36 @@
  * `pnpm demo` — the main job. Starts the provider simulator in process with
  * three virtual providers (a fast but flaky OpenAI, a reliable but slower
  * Anthropic, a cheap OpenAI-compatible "groq"), builds the stack of
- * `examples/switchboard.ts` through the real SDKs, runs a few hundred mixed
- * requests and prints what happened.
+ * `examples/switchboard.yaml` through the real SDKs, runs a few hundred
+ * mixed requests and prints what happened.
  *
- *   pnpm demo [--requests 300] [--live]
+ *   pnpm demo [--requests 300] [--env dev|prod] [--live]
  *
- * `--live` runs the same workload against the real APIs with the keys in
- * `OPENAI_API_KEY` and `ANTHROPIC_API_KEY` (and `GROQ_API_KEY` for the cheap
- * provider, else OpenAI's cheapest model stands in).
+ * The file reads its base URLs and keys from variables (`${OPENAI_BASE_URL:-…}`);
+ * the demo sets them to the simulator. `--live` runs the same workload
+ * against the real APIs with the keys in `OPENAI_API_KEY` and
+ * `ANTHROPIC_API_KEY` (and `GROQ_API_KEY` for the cheap provider, else
+ * OpenAI's cheapest model stands in).
  */
-import { CostLedger, Events, Llm, LlmError, type LlmRequest } from "@switchboard/core"
+import { SwitchboardConfig } from "@switchboard/config"
+import { CostLedger, Events, LLM, LlmError } from "@switchboard/core"
 import { Sim } from "@switchboard/sim"
-import { Effect, Fiber, Layer, References, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, References, Stream } from "effect"
+import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { type Endpoints, makeStack } from "../examples/switchboard.ts"
+import * as Display from "./demo/display.ts"
+import * as Report from "./demo/report.ts"
+import * as Workload from "./demo/workload.ts"
 
 const { values: args } = parseArgs({
-  options: { live: { type: "boolean", default: false }, requests: { type: "string", default: "300" } }
+  options: {
+    live: { type: "boolean", default: false },
+    requests: { type: "string", default: "300" },
+    env: { type: "string" }
+  }
 })
 const total = Math.max(50, Math.min(5_000, Number(args.requests) || 300))
+const file = fileURLToPath(new URL("../examples/switchboard.yaml", import.meta.url))
 
 // ---------------------------------------------------------------------------
 // Where the providers are: the embedded simulator, or the real APIs.
@@ -54,254 +65,209 @@ const simConfig = {
   }
 }
 
-const liveEndpoints = (): Endpoints | string => {
+/** The variables the file reads, for the real APIs: a message when a key is missing. */
+const liveVariables = (): Record<string, string> | string => {
   const missing = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"].filter((name) => !process.env[name])
-  if (missing.length > 0) return `--live needs ${missing.join(" and ")} in the environment (missing: ${missing.join(", ")})`
-  const groq = process.env["GROQ_API_KEY"]
-  return {
-    openai: { apiKey: process.env["OPENAI_API_KEY"]!, model: "gpt-4o-mini" },
-    anthropic: { apiKey: process.env["ANTHROPIC_API_KEY"]!, model: "claude-haiku-4-5" },
-    cheap: groq
-      ? { name: "groq", apiKey: groq, baseURL: "https://api.groq.com/openai/v1", model: "llama-3.1-8b-instant" }
-      : { name: "openai", apiKey: process.env["OPENAI_API_KEY"]!, baseURL: "https://api.openai.com/v1", model: "gpt-4.1-nano" }
+  if (missing.length > 0) return `--live needs ${missing.join(" and ")} in the environment`
+  // Without a Groq key, OpenAI's cheapest model stands in for the cheap provider.
+  return process.env["GROQ_API_KEY"] ? {} : {
+    GROQ_NAME: "openai",
+    GROQ_API_KEY: process.env["OPENAI_API_KEY"]!,
+    GROQ_BASE_URL: "https://api.openai.com/v1",
+    GROQ_MODEL: "gpt-4.1-nano"
   }
 }
 
-// ---------------------------------------------------------------------------
-// The workload: short chats, cache repeats, streams, one prompt too long for
-// the first provider, a burst against the rate limit, and enough spend to
-// cross the soft budget threshold.
-// ---------------------------------------------------------------------------
-
-type Job = { readonly kind: "chat" | "repeat" | "stream" | "long" | "burst" | "spend"; readonly request: LlmRequest.LlmRequest }
-
-const topics = ["tides", "volcanoes", "bees", "compilers", "glaciers", "lighthouses", "orbits", "rivers", "ferns", "radar"]
-const ask = (text: string, extra: Partial<LlmRequest.LlmRequest> = {}): LlmRequest.LlmRequest => ({
-  messages: [{ role: "user", content: text }],
-  maxTokens: 120,
-  deadline: 15_000,
-  ...extra
-})
-
-const plan = (n: number): ReadonlyArray<ReadonlyArray<Job>> => {
-  const share = (f: number) => Math.max(5, Math.round(n * f))
-  const chats = Array.from({ length: share(0.3) }, (_, i): Job => ({ kind: "chat", request: ask(`Tell me one fact about ${topics[i % 10]} (#${i}).`) }))
-  const repeats = Array.from({ length: share(0.15) }, (_, i): Job => ({
-    kind: "repeat",
-    request: ask(`Define ${topics[i % 5]} in one line.`, { temperature: 0 })
-  }))
-  const streams = Array.from({ length: share(0.15) }, (_, i): Job => ({ kind: "stream", request: ask(`Stream a haiku about ${topics[i % 10]} (#${i}).`) }))
-  const long: Job = { kind: "long", request: ask(`Summarise this log:\n${"error timeout retry ok ".repeat(32_500)}`, { deadline: 30_000 }) }
-  const burst = Array.from({ length: share(0.2) }, (_, i): Job => ({ kind: "burst", request: ask(`Quick answer ${i}: 2+2?`) }))
-  const spend = Array.from({ length: share(0.2) }, (_, i): Job => ({
-    kind: "spend",
-    request: ask(`Write a long report on ${topics[i % 10]} (#${i}). ${"Context line. ".repeat(5_000)}`, { maxTokens: 400 })
-  }))
-  // Phases run one after another; jobs within a phase run concurrently.
-  return [chats, repeats, streams, burst, [long], spend]
+/** The provider name a config's provider answers as (what events, responses and the ledger say). */
+const reportedAs = (config: SwitchboardConfig.SwitchboardConfig, providerKey: string): string => {
+  const entry = config.providers.get(providerKey)
+  if (entry === undefined) return providerKey
+  const options = entry.options as { readonly name?: string | undefined }
+  return entry.type === "openai-compatible" ? options.name ?? providerKey : entry.type === "vertex" ? "google" : entry.type
 }
 
-// ---------------------------------------------------------------------------
-// Running it
-// ---------------------------------------------------------------------------
-
-interface Outcome {
-  readonly kind: Job["kind"]
-  readonly ok: boolean
-  readonly tag: string
-  readonly provider: string
-  readonly latencyMs: number
-  readonly cached: boolean
+/**
+ * A fallback names a child it has not heard answer yet `fallback#<index>`:
+ * the provider that is, when the file's chains agree on it.
+ */
+const nextOf = (config: SwitchboardConfig.SwitchboardConfig, from: string, to: string): string => {
+  const index = /^fallback#(\d+)$/.exec(to)?.[1]
+  if (index === undefined) return to
+  const i = Number(index)
+  const providerOf = (model: string) => reportedAs(config, config.models[model]?.provider ?? model)
+  const found = new Set<string>()
+  for (const route of Object.values(config.raw.routes)) {
+    if ("fallback" in route && route.fallback.length > i && route.fallback.slice(0, i).some((m) => providerOf(m) === from)) {
+      found.add(providerOf(route.fallback[i]!))
+    }
+  }
+  return found.size === 1 ? [...found][0]! : "the next model"
 }
 
-const run = (job: Job): Effect.Effect<Outcome> => {
-  const started = performance.now()
-  const call = job.kind === "stream"
-    ? Effect.flatMap(
-      Stream.runLast(Llm.stream(job.request)),
-      (last) =>
-        last._tag === "Some" && last.value.type === "finish"
-          ? Effect.succeed(last.value.response)
-          : Effect.die(new Error("a stream ended without its finish part"))
+/** What the report needs to know about the stack the file builds. */
+const describe = (config: SwitchboardConfig.SwitchboardConfig): Report.Stack & { readonly lines: ReadonlyArray<string> } => {
+  const providerOf = (providerKey: string) => reportedAs(config, providerKey)
+  const models = new Map<string, string>()
+  const named = (model: string) => {
+    const m = config.models[model]!
+    models.set(providerOf(m.provider), m.model)
+    return `${model} (${providerOf(m.provider)} ${m.model})`
+  }
+  const lines: Array<string> = []
+  for (const [name, route] of Object.entries(config.raw.routes)) {
+    const body = "fallback" in route
+      ? `fallback ${route.fallback.map(named).join(" → ")}`
+      : "model" in route
+      ? named(route.model)
+      : `router (${route.router.strategy ?? "default"}) over ${route.router.candidates.length} models`
+    lines.push(`  route ${name}: ${body}`)
+  }
+  const block = config.blocks.get("limits.budget") as
+    | { readonly limitUsd: number; readonly window?: string | undefined; readonly softAt?: number | undefined; readonly onSoft?: string | undefined }
+    | undefined
+  const onSoft = block?.onSoft !== undefined ? config.raw.routes[block.onSoft] : undefined
+  const cheapModel = onSoft === undefined ? undefined : "fallback" in onSoft ? onSoft.fallback[0] : "model" in onSoft ? onSoft.model : undefined
+  const budget = block === undefined || block.onSoft === undefined || cheapModel === undefined ? undefined : {
+    limitUsd: block.limitUsd,
+    window: typeof block.window === "string" ? block.window : "window",
+    softAt: block.softAt ?? 0.8,
+    route: "default",
+    onSoft: block.onSoft,
+    cheapProvider: providerOf(config.models[cheapModel]!.provider)
+  }
+  if (budget !== undefined) {
+    lines.push(
+      `  budget: $${budget.limitUsd} a ${budget.window}; past ${Math.round(budget.softAt * 100)}% of it, route default → route ${budget.onSoft}`
     )
-    : Llm.generate(job.request)
-  return call.pipe(
-    Effect.map((response): Outcome => ({
-      kind: job.kind,
-      ok: response.text.length > 0 || response.toolCalls.length > 0,
-      tag: "ok",
-      provider: response.provider,
-      latencyMs: performance.now() - started,
-      cached: response.cached
-    })),
-    Effect.catch((error: LlmError.LlmError) =>
-      Effect.succeed<Outcome>({
-        kind: job.kind,
-        ok: false,
-        tag: error._tag,
-        provider: error.provider,
-        latencyMs: performance.now() - started,
-        cached: false
-      })
-    ),
-    Effect.catchDefect((defect) =>
-      Effect.succeed<Outcome>({
-        kind: job.kind,
-        ok: false,
-        tag: `DEFECT: ${String(defect)}`,
-        provider: "?",
-        latencyMs: performance.now() - started,
-        cached: false
-      })
-    )
-  ) as Effect.Effect<Outcome>
-}
-
-// The burst meets the rate limit; the spend phase runs few at a time because each call
-// reserves its worst case (priced at the dearest model) against the budget.
-const concurrencyOf = (kind: Job["kind"] | undefined) => kind === "burst" ? 64 : kind === "spend" ? 2 : 8
-
-const tty = process.stdout.isTTY === true
-const progress = (done: number, all: number) => {
-  if (tty) {
-    const width = 30
-    const filled = Math.round((done / all) * width)
-    process.stdout.write(`\r  [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${all}`)
-    if (done === all) process.stdout.write("\n")
-  } else if (done === all || done % Math.max(1, Math.round(all / 10)) === 0) {
-    console.log(`  progress: ${done}/${all}`)
   }
+  if (config.raw.limits?.rateLimit !== undefined) lines.push("  rate limit: calls over it wait for a slot")
+  if (config.raw.cache !== undefined) lines.push("  cache: a repeated request (temperature 0) is answered without a provider")
+  return { models, budget, lines }
 }
-let lastLine = ""
-let repeats = 0
-const flushRepeats = () => {
-  if (repeats > 0) console.log(`    (and ${repeats} more like it)`)
-  repeats = 0
-}
-/** Prints a log line, folding runs of the same line into one. */
-const say = (line: string) => {
-  if (line === lastLine) {
-    repeats++
-    return
-  }
-  if (tty) process.stdout.write("\r\x1b[2K")
-  flushRepeats()
-  lastLine = line
-  console.log(line)
-}
-
-const name = (who: { readonly provider: string; readonly model: string }) =>
-  who.model === "unknown" ? who.provider : `${who.provider}/${who.model}`
-const pct = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0
-const usd = (n: number) => `$${n.toFixed(5)}`
 
 const program = Effect.gen(function*() {
-  let endpoints: Endpoints
+  // Loading the file once first imports the provider packages it names, so the simulator's clock
+  // (its outage is timed from its start) starts with the workload, not with module loading.
+  yield* Effect.ignore(SwitchboardConfig.load(file, { env: {} }))
+  let variables: Record<string, string>
   if (args.live) {
-    const live = liveEndpoints()
+    const live = liveVariables()
     if (typeof live === "string") {
       console.error(`demo: ${live}`)
       return yield* Effect.sync(() => process.exit(2))
     }
-    endpoints = live
+    variables = live
     console.log("Switchboard demo — live providers")
   } else {
     const sim = yield* Sim.start(simConfig)
-    endpoints = {
-      openai: { apiKey: "sk-sim", baseURL: `${sim.providerUrl("openai")}/v1`, model: "gpt-4o-mini" },
-      anthropic: { apiKey: "sk-ant-sim", baseURL: sim.providerUrl("anthropic"), model: "claude-haiku-4-5" },
-      cheap: { name: "groq", apiKey: "gsk-sim", baseURL: `${sim.providerUrl("groq")}/v1`, model: "llama-3.1-8b-instant" }
+    variables = {
+      OPENAI_API_KEY: "sk-sim",
+      OPENAI_BASE_URL: `${sim.providerUrl("openai")}/v1`,
+      ANTHROPIC_API_KEY: "sk-ant-sim",
+      ANTHROPIC_BASE_URL: sim.providerUrl("anthropic"),
+      GROQ_API_KEY: "gsk-sim",
+      GROQ_BASE_URL: `${sim.providerUrl("groq")}/v1`
     }
     console.log(`Switchboard demo — simulator at ${sim.url}`)
-    console.log("  openai: fast, flaky (429s with Retry-After, 500s, an outage)   anthropic: reliable, slower   groq: cheap")
+    console.log("  openai: fast, flaky (429s with Retry-After, 500s, a 2 s outage)   anthropic: reliable, slower   groq: cheap")
   }
 
-  const limits = { budgetUsd: 0.3, softAt: 0.8, requestsPerSecond: 40 }
-  const { budget, layer } = yield* makeStack(endpoints, limits)
-  const llm = yield* Layer.build(layer)
+  // The whole stack comes from the file: `${VAR}` reads these variables over the environment.
+  const context = yield* Layer.build(SwitchboardConfig.layerRoutes(file, {
+    env: { ...process.env, ...variables },
+    ...(args.env !== undefined ? { environment: args.env } : {})
+  }))
+  const routes = Context.get(context, SwitchboardConfig.Routes)
+  const config = routes.config()
+  const stack = describe(config)
+  console.log(`\nStack from examples/switchboard.yaml${config.environment !== undefined ? ` (environment ${config.environment})` : ""}:`)
+  for (const line of stack.lines) console.log(line)
+  const llm = routes.get("default")!
 
-  // The provider-switch log, breaker transitions and cache hits, as they happen.
-  const fallbacks = new Map<string, number>()
-  const transitions = new Map<string, number>()
+  // The log of what the stack does, folded, and what the report counts.
+  const tty = process.stdout.isTTY === true
+  const phases = Workload.plan(total)
+  const all = phases.reduce((n, p) => n + p.jobs.length, 0)
+  const display = Display.make(all, tty)
+  const fallbacksFrom = new Map<string, number>()
+  const breakerChanges = new Map<string, number>()
+  const attemptFailures = new Map<string, Map<string, number>>()
+  const refusals: Array<{ readonly requestedUsd: number; readonly leftUsd: number }> = []
   let cacheHits = 0
-  let softAnnounced = false
+  let softSwitch: Report.Observed["softSwitch"] = undefined
+  // `provider/model`, the model from the file when the event does not know it yet.
+  const named = (who: { readonly provider: string; readonly model: string }) => {
+    const model = who.model !== "unknown" ? who.model : stack.models.get(who.provider)
+    return model === undefined ? who.provider : `${who.provider}/${model}`
+  }
+  const bump = <K>(map: Map<K, number>, key: K) => map.set(key, (map.get(key) ?? 0) + 1)
+  console.log("\nWhat the stack did (a line repeated within a stretch of the run is printed once, ×N)")
   const watcher = yield* Effect.forkChild(Stream.runForEach(Events.stream, (event) =>
     Effect.sync(() => {
       switch (event._tag) {
+        case "AttemptFailed": {
+          const byTag = attemptFailures.get(event.provider) ?? attemptFailures.set(event.provider, new Map()).get(event.provider)!
+          bump(byTag, event.error)
+          break
+        }
+        case "RetryScheduled":
+          display.event(`    ↻ retry ${event.provider} after ${event.error}`)
+          break
         case "FallbackTaken":
-          fallbacks.set(event.from.provider, (fallbacks.get(event.from.provider) ?? 0) + 1)
-          say(`  ↪ switch ${name(event.from)} → ${name(event.to)} (${event.reason})`)
+          bump(fallbacksFrom, event.from.provider)
+          display.event(`    ↪ switch ${named(event.from)} → ${named({ ...event.to, provider: nextOf(config, event.from.provider, event.to.provider) })} (${event.reason})`)
           break
         case "CircuitStateChanged":
-          transitions.set(event.provider, (transitions.get(event.provider) ?? 0) + 1)
-          say(`  ⚡ breaker ${event.provider}/${event.model}: ${event.from} → ${event.to} (${event.reason})`)
+          bump(breakerChanges, event.provider)
+          display.event(`    ⚡ breaker ${event.provider}: ${event.from} → ${event.to} (${event.reason})`)
+          break
+        case "RateLimitWaited":
+          display.event("    ⏳ rate limit: a call waited for its slot")
           break
         case "CacheHit":
           cacheHits++
           break
-        case "BudgetReserved":
-          if (!softAnnounced && event.spentUsd >= limits.softAt * event.limitUsd) {
-            softAnnounced = true
-            say(`  $ budget at ${Math.round((event.spentUsd / event.limitUsd) * 100)}%: routing to the cheap provider`)
+        case "BudgetSoftLimitReached":
+          if (softSwitch === undefined) {
+            softSwitch = { at: performance.now(), spentUsd: event.spentUsd }
+            display.event(
+              `    $ budget at ${Math.round((event.spentUsd / event.limitUsd) * 100)}% ($${event.spentUsd.toFixed(4)} of $${event.limitUsd}): route default now sends calls to route ${
+                stack.budget?.onSoft ?? "?"
+              }`
+            )
           }
+          break
+        case "BudgetExceeded":
+          refusals.push({ requestedUsd: event.requestedUsd, leftUsd: event.limitUsd - event.spentUsd - event.reservedUsd })
+          display.event("    ✗ budget: a call refused, its worst case no longer fits in what is left")
           break
       }
     })))
   yield* Effect.yieldNow
 
-  const phases = plan(total)
-  const all = phases.reduce((n, p) => n + p.length, 0)
-  const outcomes: Array<Outcome> = []
+  const outcomes: Array<Workload.Outcome> = []
   for (const phase of phases) {
-    yield* Effect.forEach(phase, (job) =>
-      Effect.tap(run(job), (outcome) =>
+    display.phase(phase.name, phase.jobs.length)
+    yield* Effect.forEach(phase.jobs, (job) =>
+      Effect.tap(Workload.run(job), (outcome) =>
         Effect.sync(() => {
           outcomes.push(outcome)
-          progress(outcomes.length, all)
-        })), { concurrency: concurrencyOf(phase[0]?.kind), discard: true }).pipe(
-        Effect.provideContext(llm)
-      )
+          display.tick()
+        })), { concurrency: phase.concurrency, discard: true }).pipe(Effect.provideService(LLM, llm))
   }
+  // Let the last events reach the watcher before it stops.
+  yield* Effect.sleep("20 millis")
   yield* Fiber.interrupt(watcher)
-  flushRepeats()
+  display.stop()
 
-  // ---------------------------------------------------------------------------
-  // The report
-  // ---------------------------------------------------------------------------
   const ledger = yield* CostLedger.snapshot
-  const state = yield* budget.state()
-  const latencies = outcomes.map((o) => o.latencyMs).sort((a, b) => a - b)
+  const observed: Report.Observed = { fallbacksFrom, breakerChanges, attemptFailures, cacheHits, softSwitch, refusals }
+  for (const line of Report.render(outcomes, ledger, observed, stack)) console.log(line)
+
   const failed = outcomes.filter((o) => !o.ok)
   const defects = failed.filter((o) => o.tag.startsWith("DEFECT"))
-  const typed = failed.filter((o) => !o.tag.startsWith("DEFECT") && o.tag !== "ok")
-
-  console.log("\nPer provider (attempts, including retries and fallbacks)")
-  console.log("  provider    attempts  ok   failed  fallbacks  breaker  tokens in/out    cost")
-  for (const [provider, totals] of Object.entries(ledger.byProvider).sort()) {
-    console.log(
-      `  ${provider.padEnd(10)}  ${String(totals.attempts).padStart(8)}  ${String(totals.attempts - totals.failures).padStart(3)}  ${
-        String(totals.failures).padStart(6)
-      }  ${String(fallbacks.get(provider) ?? 0).padStart(9)}  ${String(transitions.get(provider) ?? 0).padStart(7)}  ${
-        `${totals.inputTokens}/${totals.outputTokens}`.padStart(14)
-      }  ${usd(totals.costUsd)}`
-    )
-  }
-  const answeredBy = new Map<string, number>()
-  for (const o of outcomes) if (o.ok && !o.cached) answeredBy.set(o.provider, (answeredBy.get(o.provider) ?? 0) + 1)
-  console.log(`\nAnswered by: ${[...answeredBy].map(([p, n]) => `${p} ${n}`).join(", ")}; from cache: ${cacheHits}`)
-  console.log(
-    `Budget: ${usd(state.spentUsd)} spent of ${usd(state.limitUsd)} (${Math.round((state.spentUsd / state.limitUsd) * 100)}%), ${
-      usd(state.reservedUsd)
-    } still reserved; ledger total ${usd(ledger.total.costUsd)}`
-  )
-  console.log(`Latency: p50 ${pct(latencies, 0.5).toFixed(1)} ms, p95 ${pct(latencies, 0.95).toFixed(1)} ms`)
-  if (typed.length > 0) {
-    const byTag = new Map<string, number>()
-    for (const o of typed) byTag.set(o.tag, (byTag.get(o.tag) ?? 0) + 1)
-    console.log(`Typed failures: ${[...byTag].map(([t, n]) => `${t} ${n}`).join(", ")}`)
-  }
   const verdict = defects.length === 0 && outcomes.length === all
-    ? `VERDICT: all ${all} requests ended — ${all - failed.length} answered, ${typed.length} failed with a typed LlmError, 0 lost`
+    ? `VERDICT: all ${all} requests ended — ${all - failed.length} answered, ${failed.length} failed with a typed LlmError, 0 lost`
     : `VERDICT: FAILED — ${defects.length} defects, ${all - outcomes.length} requests lost`
   console.log(`\n${verdict}`)
   if (defects.length > 0 || outcomes.length !== all) {
@@ -310,15 +276,15 @@ const program = Effect.gen(function*() {
   }
 })
 
-// The demo prints its own switch log; Effect's own log lines are kept for warnings.
+// The demo prints its own log; Effect's own log lines are kept for warnings.
 Effect.runPromise(program.pipe(
   Effect.scoped,
-  Effect.provide([Events.layer(), CostLedger.layer]),
+  Effect.provide([Events.layer({ capacity: 65_536 }), CostLedger.layer]),
   Effect.provideService(References.MinimumLogLevel, "Warn")
 )).then(
   () => process.exit(0),
   (error) => {
-    console.error(LlmError.isLlmError(error) ? error.message : error)
+    console.error(LlmError.isLlmError(error) || (typeof error === "object" && error !== null && "message" in error) ? String(error.message) : error)
     process.exit(1)
   }
 )

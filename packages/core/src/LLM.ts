@@ -19,6 +19,7 @@ import * as Deadline from "./Deadline.ts"
 import type { LlmError, Timeout } from "./LlmError.ts"
 import type { LlmRequest } from "./LlmRequest.ts"
 import type { Attempt, LlmResponse, StreamPart } from "./LlmResponse.ts"
+import * as Telemetry from "./telemetry/Telemetry.ts"
 
 /**
  * The service tag: any provider, or any stack of combinators over providers.
@@ -39,7 +40,9 @@ export class LLM extends Context.Service<LLM, {
  * @category accessors
  */
 export const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError, LLM> =>
-  LLM.use((llm) => Deadline.forRequest(request)(llm.generate(request)))
+  LLM.use((llm) =>
+    Effect.withFiber((fiber) => Deadline.forRequest(request)(Telemetry.callService(fiber, llm).generate(request)))
+  )
 
 /**
  * Asks the `LLM` in context for a streamed response, ending in a `finish`
@@ -49,7 +52,11 @@ export const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmErr
  * @category accessors
  */
 export const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError, LLM> =>
-  Stream.unwrap(LLM.useSync((llm) => Deadline.forRequestStream(request)(llm.stream(request))))
+  Stream.unwrap(LLM.use((llm) =>
+    Effect.withFiber((fiber) =>
+      Effect.succeed(Deadline.forRequestStream(request)(Telemetry.callService(fiber, llm).stream(request)))
+    )
+  ))
 
 /**
  * Sends one user message and returns the text of the answer.

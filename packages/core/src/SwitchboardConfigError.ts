@@ -55,6 +55,15 @@ export class SwitchboardConfigError extends Schema.TaggedError<SwitchboardConfig
 }
 
 /**
+ * True for a {@link SwitchboardConfigError}.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isSwitchboardConfigError = (u: unknown): u is SwitchboardConfigError =>
+  typeof u === "object" && u !== null && "_tag" in u && u._tag === "SwitchboardConfigError"
+
+/**
  * Builds the error for a list of problems (at least one).
  *
  * @since 0.1.0

@@ -75,3 +75,5 @@ export * as BudgetStore from "./state/BudgetStore.ts"
 export * as BoundedRateLimiterStore from "./state/RateLimiterStore.ts"
 /** @since 0.1.0 */
 export * as BreakerStore from "./state/BreakerStore.ts"
+/** @since 0.1.0 */
+export * as Telemetry from "./telemetry/Telemetry.ts"

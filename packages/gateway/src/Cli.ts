@@ -1,19 +1,23 @@
 /**
- * The `switchboard` command line: `switchboard serve <module> [--port] [--host]`
- * runs a gateway until SIGTERM or SIGINT, then drains and exits 0.
+ * The `switchboard` command line:
  *
- * `<module>` is a JavaScript or TypeScript module whose default export is the
- * gateway's options ({@link Gateway.GatewayOptions}: routes and the `gateway:`
- * settings), or an `Effect` that builds them. YAML/JSON config files are
- * served once the config package lands (`SwitchboardConfig.layerRoutes`);
- * until then a config file is refused with a message saying so. `check` and
- * `models` arrive with the config package too.
+ * - `switchboard serve <file> [--port] [--host] [--env]` runs a gateway until
+ *   SIGTERM or SIGINT, then drains and exits 0. `<file>` is a config file
+ *   (YAML or JSON: every route is served, keys and limits come from its
+ *   `gateway:` block, and the file is watched: a valid change is swapped in
+ *   without dropping a connection) or a JavaScript/TypeScript module whose
+ *   default export is the gateway's options ({@link Gateway.GatewayOptions}).
+ * - `switchboard check <file> [--env]` prints every problem of a config file
+ *   with its path (exit 1), or a summary of what it builds.
+ * - `switchboard models <file> [--env]` lists each provider's models with
+ *   their prices, windows and capabilities from the catalog.
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Console, Effect, Exit, Option, Redacted } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { SwitchboardConfigError } from "@switchboard/core"
+import { SwitchboardConfig } from "@switchboard/config"
+import { type LLM, Pricing, SwitchboardConfigError } from "@switchboard/core"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
 import * as Gateway from "./Gateway.ts"
@@ -25,13 +29,6 @@ import * as Gateway from "./Gateway.ts"
  * @category constructors
  */
 export const loadModule = Effect.fnUntraced(function*(file: string) {
-  if (/\.(ya?ml|json)$/i.test(file)) {
-    return yield* new SwitchboardConfigError.SwitchboardConfigError({
-      path: "serve.file",
-      message: `${file}: config files are served through @switchboard/config (SwitchboardConfig.layerRoutes), ` +
-        `which this build does not include yet; pass a module whose default export is the gateway options`
-    })
-  }
   const url = pathToFileURL(Path.resolve(file)).href
   const loaded = yield* Effect.tryPromise({
     try: () => import(url) as Promise<{ readonly default?: unknown }>,
@@ -52,22 +49,161 @@ export const loadModule = Effect.fnUntraced(function*(file: string) {
   return options as Gateway.GatewayOptions<unknown, never>
 })
 
+const isConfigFile = (file: string) => /\.(ya?ml|json)$/i.test(file)
+
+const envFlag = Flag.String("env").pipe(
+  Flag.withDescription("environment overlay of the config file (default SWITCHBOARD_ENV)"),
+  Flag.optional
+)
+
+const fileArgument = Argument.String("file").pipe(Argument.withDescription("a switchboard.yaml (or .json) config file"))
+
+/**
+ * Serves every route of a config file: keys, limits and settings from its
+ * `gateway:` block; the file is watched and valid changes are swapped in.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const serveConfig = (
+  file: string,
+  overrides: { readonly port?: number | undefined; readonly host?: string | undefined; readonly environment?: string | undefined }
+) =>
+  Effect.gen(function*() {
+    const routes = yield* SwitchboardConfig.Routes
+    const config = routes.config()
+    const raw = config.raw.gateway ?? {}
+    // The gateway decodes its own block: the same checks as a program's options, paths under `gateway`.
+    const block = yield* SwitchboardConfigError.decode("gateway", Gateway.Options, {
+      ...raw,
+      ...(raw.keys !== undefined ? { keys: raw.keys.map((key) => ({ ...key, key: Redacted.make(key.key) })) } : {})
+    })
+    const services: Record<string, LLM["Service"]> = Object.fromEntries(
+      routes.names().map((name) => [name, routes.get(name)!] as const)
+    )
+    yield* Gateway.serve<never, never>({
+      ...block,
+      routes: services,
+      ...(overrides.port !== undefined ? { port: overrides.port } : {}),
+      ...(overrides.host !== undefined ? { host: overrides.host } : {})
+    })
+  }).pipe(
+    Effect.provide(
+      SwitchboardConfig.layerRoutes(file, { environment: overrides.environment, watch: true })
+    )
+  )
+
 const serve = Command.make(
   "serve",
   {
-    file: Argument.String("file").pipe(Argument.withDescription("module exporting the gateway options (routes, keys, …)")),
-    port: Flag.Int("port").pipe(Flag.withDescription("port to listen on (overrides the module; 0 = any free port)"), Flag.optional),
-    host: Flag.String("host").pipe(Flag.withDescription("address to bind (default 127.0.0.1)"), Flag.optional)
+    file: Argument.String("file").pipe(
+      Argument.withDescription("a config file (switchboard.yaml) or a module exporting the gateway options")
+    ),
+    port: Flag.Int("port").pipe(Flag.withDescription("port to listen on (overrides the file; 0 = any free port)"), Flag.optional),
+    host: Flag.String("host").pipe(Flag.withDescription("address to bind (default 127.0.0.1)"), Flag.optional),
+    env: envFlag
   },
-  Effect.fnUntraced(function*({ file, port, host }) {
+  Effect.fnUntraced(function*({ file, port, host, env }) {
+    const overrides = {
+      port: Option.getOrUndefined(port),
+      host: Option.getOrUndefined(host),
+      environment: Option.getOrUndefined(env)
+    }
+    if (isConfigFile(file)) return yield* serveConfig(file, overrides)
     const options = yield* loadModule(file)
     yield* Gateway.serve({
       ...options,
-      ...(Option.isSome(port) ? { port: port.value } : {}),
-      ...(Option.isSome(host) ? { host: host.value } : {})
+      ...(overrides.port !== undefined ? { port: overrides.port } : {}),
+      ...(overrides.host !== undefined ? { host: overrides.host } : {})
     })
   })
 ).pipe(Command.withDescription("Serve an OpenAI- and Anthropic-compatible gateway"))
+
+/**
+ * What a config file builds, in a few lines (never a secret).
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const summary = (config: SwitchboardConfig.SwitchboardConfig): string => {
+  const raw = config.raw
+  const lines = [`${config.file}${config.environment === undefined ? "" : ` (environment ${config.environment})`}: ok`]
+  lines.push(`providers: ${[...config.providers.values()].map((p) => `${p.name} (${p.type})`).join(", ")}`)
+  lines.push(`models: ${Object.entries(raw.models).map(([name, m]) => {
+    const extras = [m.retry && "retry", m.breaker && "breaker", m.hedge && "hedge", m.timeout !== undefined && "timeout"]
+      .filter(Boolean)
+    return `${name} = ${m.provider}/${m.model}${extras.length > 0 ? ` [${extras.join(", ")}]` : ""}`
+  }).join("; ")}`)
+  lines.push("routes:")
+  for (const [name, route] of Object.entries(raw.routes)) {
+    const how = "model" in route
+      ? route.model
+      : "fallback" in route
+      ? `fallback ${route.fallback.join(" → ")}${route.midStream === undefined ? "" : ` (midStream ${route.midStream})`}`
+      : `router ${route.router.strategy} over ${route.router.candidates.map((c) => typeof c === "string" ? c : c.name).join(", ")}`
+    lines.push(`  ${name}: ${how}`)
+  }
+  const budget = raw.limits?.budget
+  if (budget !== undefined) {
+    lines.push(`budget: $${String(budget["limitUsd"])} per ${String(budget["window"])}${
+      budget["softAt"] === undefined ? "" : `, past ${Number(budget["softAt"]) * 100}% → route ${String(budget["onSoft"] ?? "(none)")}`
+    }`)
+  }
+  if (raw.limits?.rateLimit !== undefined) lines.push(`rate limit: ${JSON.stringify(raw.limits.rateLimit)}`)
+  if (raw.cache !== undefined) lines.push(`cache: ${JSON.stringify(raw.cache)}`)
+  if (raw.gateway?.keys !== undefined) {
+    lines.push(`gateway keys: ${raw.gateway.keys.map((k) => `${k.tenant} → ${(k.routes ?? ["all routes"]).join(", ")}`).join("; ")}`)
+  }
+  return lines.join("\n")
+}
+
+const check = Command.make(
+  "check",
+  { file: fileArgument, env: envFlag },
+  Effect.fnUntraced(function*({ file, env }) {
+    const loaded = yield* Effect.result(SwitchboardConfig.load(file, { environment: Option.getOrUndefined(env) }))
+    if (loaded._tag === "Failure") {
+      return yield* new SwitchboardConfigError.SwitchboardConfigError({
+        ...loaded.failure,
+        message: `${file}: ${loaded.failure.issues?.length ?? 1} problem(s)`
+      })
+    }
+    yield* Console.log(summary(loaded.success))
+  })
+).pipe(Command.withDescription("Check a config file: every problem with its path, or what it builds"))
+
+const models = Command.make(
+  "models",
+  { file: fileArgument, env: envFlag },
+  Effect.fnUntraced(function*({ file, env }) {
+    const config = yield* SwitchboardConfig.load(file, { environment: Option.getOrUndefined(env) })
+    const pricing = yield* Pricing.Pricing
+    for (const entry of config.providers.values()) {
+      const built = entry.descriptor.build(entry.type, entry.name, entry.options)
+      yield* Console.log(`${entry.name} (${entry.type}, priced as ${built.provider})`)
+      const listed = yield* Effect.result(built.listModels)
+      const ids = listed._tag === "Success"
+        ? listed.success.map((m) => m.id)
+        : Object.values(config.raw.models).filter((m) => m.provider === entry.name).map((m) => m.model)
+      if (listed._tag === "Failure") {
+        yield* Console.log(`  (listing failed: ${listed.failure.message}; showing the models the file names)`)
+      }
+      for (const id of ids) {
+        const price = pricing.lookup(built.provider, id)
+        if (price === undefined) {
+          yield* Console.log(`  ${id}  price unknown`)
+          continue
+        }
+        const caps = Object.entries(price.capabilities).filter(([, on]) => on).map(([cap]) => cap).join(", ")
+        yield* Console.log(
+          `  ${id}  $${price.inputPerMillion}/M in, $${price.outputPerMillion}/M out, window ${price.contextWindow}, max out ${price.maxOutput}${
+            caps === "" ? "" : `, ${caps}`
+          }`
+        )
+      }
+    }
+  })
+).pipe(Command.withDescription("List each provider's models with prices, windows and capabilities"))
 
 /**
  * The `switchboard` command.
@@ -77,7 +213,7 @@ const serve = Command.make(
  */
 export const command = Command.make("switchboard").pipe(
   Command.withDescription("Switchboard: one typed LLM service in front of every provider"),
-  Command.withSubcommands([serve])
+  Command.withSubcommands([serve, check, models])
 )
 
 /**
@@ -86,7 +222,28 @@ export const command = Command.make("switchboard").pipe(
  * @since 0.1.0
  * @category running
  */
-export const run = Command.run(command, { version: "0.1.0" })
+export const run = Command.run(command, { version: "0.1.0" }).pipe(
+  Effect.tapCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : Console.error(report(cause)))
+)
+
+/**
+ * What a failed run prints: a config error as its `path: message` lines (the
+ * `check` command has printed them already), anything else as its message —
+ * never a stack trace for a user's mistake.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const report = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  if (SwitchboardConfigError.isSwitchboardConfigError(error)) {
+    const lines = error.summary
+    const first = error.issues?.[0]
+    const header = first === undefined || error.message === first.message ? undefined : error.message
+    return header === undefined ? `switchboard: ${lines}` : `switchboard: ${header}\n${lines}`
+  }
+  return `switchboard: ${error instanceof Error ? error.message : String(error)}`
+}
 
 /**
  * The process exit code for a finished `switchboard` run: 0 for success and

@@ -1,13 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cli } from "@switchboard/gateway"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-
-const pathOf = (exit: Exit.Exit<unknown, unknown>) => {
-  if (Exit.isSuccess(exit)) return "loaded"
-  const error = Cause.findErrorOption(exit.cause)
-  return Option.isSome(error) ? (error.value as { path?: string; message?: string }) : "other"
-}
 
 describe("switchboard CLI", () => {
   it.effect("serve loads a module whose default export is the gateway options", () =>
@@ -17,13 +14,15 @@ describe("switchboard CLI", () => {
       assert.strictEqual(options.port, 0)
     }))
 
-  it.effect("a config file is refused with a message naming the missing config package, not silently accepted", () =>
+  it.effect("a broken config file given to serve fails with every problem and its path, before listening", () =>
     Effect.gen(function*() {
-      const exit = yield* Effect.exit(Cli.loadModule("examples/switchboard.yaml"))
-      const error = pathOf(exit)
-      assert.isTrue(typeof error === "object")
-      assert.strictEqual((error as { path: string }).path, "serve.file")
-      assert.include((error as { message: string }).message, "@switchboard/config")
+      const file = join(mkdtempSync(join(tmpdir(), "switchboard-cli-unit-")), "broken.yaml")
+      writeFileSync(file, "version: 1\nproviders: {}\nmodels: {}\nroutes: { default: { model: nope } }\n")
+      const error = yield* Effect.flip(Cli.serveConfig(file, {}))
+      assert.strictEqual(error._tag, "SwitchboardConfigError")
+      if (error._tag !== "SwitchboardConfigError") return
+      assert.strictEqual(error.path, "routes.default.model")
+      assert.include(Cli.report(Cause.fail(error)), `routes.default.model: unknown model "nope"`)
     }))
 
   it.effect("a module without gateway options is refused", () =>

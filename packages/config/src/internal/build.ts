@@ -115,7 +115,10 @@ const routeStack = (
         layer: models(name),
         ...priceTarget(config, providers, name),
         ...(weight !== undefined ? { weight } : {}),
-        ...(provider !== undefined ? { probe: provider.listModels } : {})
+        // A client that cannot be built already failed the build: its listing cannot fail that way here.
+        ...(provider !== undefined
+          ? { probe: provider.listModels.pipe(Effect.catchTag("SwitchboardConfigError", (error) => Effect.die(error))) }
+          : {})
       }
     }),
     options

@@ -68,6 +68,7 @@ export const Gateway = Schema.Struct({
   host: Schema.optional(Schema.String),
   maxBodyBytes: Schema.optional(Schema.Int),
   drainTimeout: Schema.optional(Schema.Union([Schema.String, Schema.Number])),
+  accessLog: Schema.optional(Schema.Boolean),
   keys: Schema.optional(Schema.Array(GatewayKey))
 })
 

@@ -34,6 +34,7 @@
  */
 import { Array as Arr, Cache, Cause, Duration, Effect, Exit, Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { requestKey } from "../internal/canonical.ts"
 import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
@@ -241,6 +242,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
           if (Option.isSome(found)) {
             const entry = found.value
             return Effect.withFiber((fiber) => {
+              Telemetry.recordCacheUnsafe(fiber.context, "hit")
               const response = asHit(entry)
               const bus = fiber.getRef(Events.LlmEvents)
               if (!bus.enabled) return Effect.succeed(response)
@@ -252,7 +254,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
           }
           const miss = { request, inner }
           pending.set(key, miss)
-          return Cache.get(cache, key).pipe(
+          return Effect.andThen(Telemetry.recordCache("miss"), Cache.get(cache, key)).pipe(
             Effect.map((entry) => entry.response),
             Effect.ensuring(Effect.sync(() => {
               if (pending.get(key) === miss) pending.delete(key)
@@ -331,12 +333,12 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
         const key = requestKey(request)
         return Stream.unwrap(Effect.map(Cache.getOption(cache, key), (found) => {
           if (Option.isSome(found)) {
-            return Stream.fromEffect(hit(key, found.value)).pipe(
+            return Stream.fromEffect(Effect.andThen(Telemetry.recordCache("hit"), hit(key, found.value))).pipe(
               Stream.drain,
               Stream.concat(Stream.fromIterable(hitParts(found.value)))
             )
           }
-          return Stream.unwrap(Effect.suspend(() => {
+          return Stream.unwrap(Effect.andThen(Telemetry.recordCache("miss"), Effect.suspend(() => {
             const running = flights.get(key)
             if (running !== undefined) {
               running.waiters++
@@ -345,7 +347,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
             const flight: Flight = { parts: [], exit: undefined, waiters: 1, listeners: new Set(), fiber: undefined }
             flights.set(key, flight)
             return Effect.as(start(key, request, flight), follow(flight, false).pipe(Stream.ensuring(leave(key, flight))))
-          }))
+          })))
         }))
       }
 

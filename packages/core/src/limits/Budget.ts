@@ -53,6 +53,7 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { LLM, observeAttempts, observeAttemptsStream, transform } from "../LLM.ts"
 import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -402,6 +403,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     result: BudgetStore.ReserveResult
   ): Effect.Effect<Reservation, BudgetExceeded> => {
     const { requestedUsd } = worst
+    Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
     if (!result.reserved) {
       return exceeded(scope, requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
     }
@@ -515,10 +517,19 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
         softAtUsd,
         now
       }
-      if (memory !== undefined) return settled(reservation, window, memory.settleSync(input))
+      const record = (result: BudgetStore.SettleResult) =>
+        Telemetry.recordBudgetUnsafe(fiber.context, reservation.scope, result.state.spentUsd, result.state.reservedUsd)
+      if (memory !== undefined) {
+        const result = memory.settleSync(input)
+        record(result)
+        return settled(reservation, window, result)
+      }
       return Effect.matchEffect(store.settle(input), {
         onFailure: degraded,
-        onSuccess: (result) => settled(reservation, window, result)
+        onSuccess: (result) => {
+          record(result)
+          return settled(reservation, window, result)
+        }
       })
     })
 

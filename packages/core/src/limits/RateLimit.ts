@@ -37,6 +37,7 @@
 import { Clock, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { LLM, transform } from "../LLM.ts"
 import { type LlmError, RateLimited } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -568,7 +569,10 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
   const waitFor = (permit: Permit): Effect.Effect<void> =>
     permit.delay <= noWait ? Effect.void : Effect.andThen(
       Effect.sleep(Duration.millis(permit.delay)),
-      Events.publish(() => ({ _tag: "RateLimitWaited", key: permit.keys.key, waitedMs: permit.delay }))
+      Effect.andThen(
+        Telemetry.recordRateLimitWait(permit.delay),
+        Events.publish(() => ({ _tag: "RateLimitWaited", key: permit.keys.key, waitedMs: permit.delay }))
+      )
     )
 
   const release = (permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>): Effect.Effect<void> =>

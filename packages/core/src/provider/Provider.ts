@@ -41,6 +41,7 @@ import { check, type Defaults, type LlmRequest, withDefaults } from "../LlmReque
 import { type Attempt, attemptOf, type LlmResponse, type StreamPart } from "../LlmResponse.ts"
 import { CostLedger, type CostLedgerService } from "../money/CostLedger.ts"
 import { Pricing, type PricingService } from "../money/Pricing.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import * as Decode from "./Decode.ts"
 
 /**
@@ -287,7 +288,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
             : settleFailure(sinks, billed, { provider, model, clock, start, charge: interruptCharge(fiber) }, exit.cause, request))
       }
       return bus.enabled ? Effect.flatMap(bus.publish({ _tag: "AttemptStarted", provider, model }), run) : run()
-    }).pipe(Effect.withSpan("Llm.attempt", { attributes: { "llm.provider": provider, "llm.model": model } }))
+    }).pipe(Telemetry.attempt(provider, model))
   }
   const stream = (given: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
     const request = fill(given)
@@ -336,7 +337,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
       return bus.enabled
         ? Effect.map(bus.publish({ _tag: "AttemptStarted", provider, model }), build)
         : Effect.sync(build)
-    }))
+    })).pipe(Telemetry.attemptStream(provider, model))
   }
   return LLM.of({ generate, stream })
 }

@@ -61,6 +61,7 @@
 import { Clock, Duration, Effect, Exit, type Fiber, Layer, PubSub, Schema, Stream } from "effect"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { DurationInput, IntAtLeast, millisOf } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
 import { CircuitOpen, type LlmError, type Timeout } from "../LlmError.ts"
@@ -301,7 +302,10 @@ export const make = (
       }
       return Effect.andThen(
         PubSub.publish(hub, transition),
-        Events.publish(() => ({ _tag: "CircuitStateChanged", ...transition }))
+        Effect.andThen(
+          Telemetry.recordBreakerState(transition.provider, transition.model, transition.to),
+          Events.publish(() => ({ _tag: "CircuitStateChanged", ...transition }))
+        )
       )
     }
     const degraded = (error: BreakerStore.BreakerStoreError) =>

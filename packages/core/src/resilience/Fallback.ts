@@ -60,6 +60,7 @@
 import { Clock, Context, Effect, type Fiber, Layer, Result, Schema, Stream } from "effect"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
   type ChildFailure,
   identityOf,
@@ -322,7 +323,7 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
     Effect.withFiber((fiber) => {
       const pricing = fiber.getRef(Pricing)
       // The chain's span only when a tracer is installed: without one it would go nowhere.
-      const traced = isTraced(fiber)
+      const traced = isTraced(fiber) && !Telemetry.inTracedCall(fiber)
       const failed: Array<Attempt> = []
       let need: number | undefined
       const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> =>

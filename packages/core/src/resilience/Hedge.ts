@@ -31,6 +31,7 @@
 import { Clock, Context, type Duration, Effect, Exit, Fiber, Layer, Result, Schema, Scope, Stream } from "effect"
 import * as Pull from "effect/Pull"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
   ChargeInterrupted,
   type ChildFailure,
@@ -189,7 +190,9 @@ const hedged = (primary: LLM["Service"], backup: LLM["Service"], afterMs: number
     )
   // The hedge's span only when a tracer is installed: without one it would go nowhere.
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
-    Effect.withFiber((fiber) => isTraced(fiber) ? span(generateRace(request)) : generateRace(request))
+    Effect.withFiber((fiber) =>
+      isTraced(fiber) && !Telemetry.inTracedCall(fiber) ? span(generateRace(request)) : generateRace(request)
+    )
 
   interface Head {
     readonly parts: ReadonlyArray<StreamPart>

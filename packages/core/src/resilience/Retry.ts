@@ -45,6 +45,7 @@
 import { Clock, Duration, Effect, Random, Result, Schedule, Schema, Stream } from "effect"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
+import * as Telemetry from "../telemetry/Telemetry.ts"
 import { attemptsOfFailure, observed, observedStream, prepend, report } from "../internal/attempts.ts"
 import { DurationInput, FiniteAtLeast, FiniteBetween, Fn, IntAtLeast, millisOf, orThrow } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
@@ -206,14 +207,17 @@ const policyOf = <E extends Retryable>(settings: Settings<E>): Schedule.Schedule
       Effect.map(Deadline.remaining, (left) => left === undefined || Duration.toMillis(duration) < Duration.toMillis(left))
     ),
     Schedule.tap(({ attempt, duration, input }) =>
-      Events.publish(() => ({
-        _tag: "RetryScheduled",
-        provider: input.provider ?? "unknown",
-        model: input.model ?? "unknown",
-        attempt,
-        delayMs: Duration.toMillis(duration),
-        error: tagOf(input)
-      }))
+      Effect.andThen(
+        Telemetry.recordWait(Duration.toMillis(duration)),
+        Events.publish(() => ({
+          _tag: "RetryScheduled",
+          provider: input.provider ?? "unknown",
+          model: input.model ?? "unknown",
+          attempt,
+          delayMs: Duration.toMillis(duration),
+          error: tagOf(input)
+        }))
+      )
     )
   )
 

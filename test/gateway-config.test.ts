@@ -1,0 +1,176 @@
+/**
+ * The `switchboard` CLI over a config file, as a real process: `check`
+ * (every problem with its path, never a secret), `models` (the catalog), and
+ * `serve switchboard.yaml` driven by the official OpenAI SDK, reloading the
+ * file while it serves.
+ */
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Sim } from "@switchboard/sim"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import OpenAISdk from "openai"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+const node = process.execPath
+const bin = "packages/gateway/bin/switchboard.ts"
+const dir = mkdtempSync(join(tmpdir(), "switchboard-cli-"))
+const secret = "sk-cli-secret-Zq81vT0pLx3Nw7Rb"
+
+const configText = (simUrl: string, route = "fast") => `
+version: 1
+providers:
+  openai: { type: openai, apiKey: "${secret}", baseURL: "${simUrl}/openai/v1" }
+  anthropic: { type: anthropic, apiKey: sk-ant-test, baseURL: "${simUrl}/anthropic" }
+models:
+  fast: { provider: openai, model: gpt-4o-mini, retry: { times: 1, base: "10 millis" }, defaults: { maxTokens: 64 } }
+  claude: { provider: anthropic, model: claude-haiku-4-5, defaults: { maxTokens: 64 } }
+routes:
+  default: { fallback: [${route}, claude] }
+  claude: { model: claude }
+limits:
+  budget: { limitUsd: 5, window: day }
+gateway:
+  keys:
+    - { key: "\${TEAM_A_KEY:-team-a-key}", tenant: team-a }
+    - { key: team-b-key, tenant: team-b, routes: [claude] }
+`
+
+/** Runs the CLI to its end (asynchronously: the simulator lives in this process's event loop). */
+const run = (args: ReadonlyArray<string>) =>
+  new Promise<{ readonly status: number | null; readonly stdout: string; readonly stderr: string }>((resolve) => {
+    const child = spawn(node, [bin, ...args], { cwd: root, env: process.env, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout!.on("data", (data: Buffer) => void (stdout += data.toString()))
+    child.stderr!.on("data", (data: Buffer) => void (stderr += data.toString()))
+    const timer = setTimeout(() => child.kill("SIGKILL"), 55_000)
+    child.once("exit", (status) => {
+      clearTimeout(timer)
+      resolve({ status, stdout, stderr })
+    })
+  })
+
+let sim: Sim.SimPromiseHandle
+
+beforeAll(async () => {
+  sim = await Sim.startPromise()
+}, 30_000)
+
+afterAll(async () => {
+  await sim?.close()
+})
+
+describe("switchboard check / models", () => {
+  it("check prints what a valid file builds, and no secret", async () => {
+    const file = join(dir, "ok.yaml")
+    writeFileSync(file, configText(sim.url))
+    const result = await run(["check", file])
+    assert.strictEqual(result.status, 0, result.stderr)
+    assert.include(result.stdout, "default: fallback fast → claude")
+    assert.include(result.stdout, "budget: $5 per day")
+    assert.notInclude(result.stdout + result.stderr, secret)
+  })
+
+  it("check prints every problem with its path and exits 1", async () => {
+    const file = join(dir, "broken.yaml")
+    writeFileSync(
+      file,
+      configText(sim.url).replace("fallback: [fast, claude]", "fallback: [fast, claud]").replace(
+        "model: claude-haiku-4-5,",
+        "model: claude-haiku-4-5, retry: { times: -1 },"
+      )
+    )
+    const result = await run(["check", file])
+    assert.strictEqual(result.status, 1)
+    assert.include(result.stderr, "2 problem(s)")
+    assert.include(result.stderr, "models.claude.retry.times")
+    assert.include(result.stderr, `routes.default.fallback[1]: unknown model "claud"; known: fast, claude`)
+    assert.notInclude(result.stdout + result.stderr, secret)
+  })
+
+  it("models lists each provider's models with prices and capabilities", async () => {
+    const file = join(dir, "models.yaml")
+    writeFileSync(file, configText(sim.url))
+    const result = await run(["models", file])
+    assert.strictEqual(result.status, 0, result.stderr)
+    assert.match(result.stdout, /gpt-4o-mini\s+\$0\.15\/M in, \$0\.6\/M out, window 128000/)
+    assert.match(result.stdout, /claude-haiku-4-5\s+\$/)
+    assert.notInclude(result.stdout, secret)
+  })
+})
+
+interface Served {
+  readonly url: string
+  readonly child: ChildProcess
+  readonly exited: Promise<number | null>
+}
+
+const serve = (file: string): Promise<Served> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(node, [bin, "serve", file, "--port", "0"], {
+      cwd: root,
+      env: process.env,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
+    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output}`)), 20_000)
+    const onData = (data: Buffer) => {
+      output += data.toString()
+      const match = /"url":"(http:\/\/[^"]+)"/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve({ url: match[1]!, child, exited })
+      }
+    }
+    child.stdout!.on("data", onData)
+    child.stderr!.on("data", onData)
+    exited.then((code) => reject(new Error(`gateway exited with ${code}:\n${output}`)))
+  })
+
+describe("switchboard serve switchboard.yaml", () => {
+  it("serves the file's routes with its keys, and reloads it while serving", async () => {
+    const file = join(dir, "serve.yaml")
+    writeFileSync(file, configText(sim.url))
+    const gateway = await serve(file)
+    try {
+      const client = (key: string) => new OpenAISdk({ apiKey: key, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
+      const answer = await client("team-a-key").chat.completions.create({
+        model: "default",
+        messages: [{ role: "user", content: "hello" }]
+      })
+      assert.isAbove(answer.choices[0]!.message.content!.length, 0)
+      assert.strictEqual(answer.model, "gpt-4o-mini")
+
+      const refused = await client("team-b-key").chat.completions.create({
+        model: "default",
+        messages: [{ role: "user", content: "not my route" }]
+      }).then(() => undefined, (error: { status?: number }) => error.status)
+      assert.strictEqual(refused, 403)
+      const unknownKey = await client("nope").chat.completions.create({
+        model: "default",
+        messages: [{ role: "user", content: "who?" }]
+      }).then(() => undefined, (error: { status?: number }) => error.status)
+      assert.strictEqual(unknownKey, 401)
+
+      // Edit the file: the default route now starts with Claude. The running gateway swaps it in.
+      writeFileSync(file, configText(sim.url, "claude"))
+      let model = ""
+      for (let i = 0; i < 50 && model !== "claude-haiku-4-5"; i++) {
+        await new Promise((done) => setTimeout(done, 100))
+        const after = await client("team-a-key").chat.completions.create({
+          model: "default",
+          messages: [{ role: "user", content: `after reload ${i}` }]
+        })
+        model = after.model
+      }
+      assert.strictEqual(model, "claude-haiku-4-5")
+    } finally {
+      gateway.child.kill("SIGTERM")
+      assert.strictEqual(await gateway.exited, 0)
+    }
+  }, 60_000)
+})
