@@ -118,9 +118,18 @@ export const layerRoutes = (
   )))
 
 /**
- * The stores every generation shares: Redis when the file has
- * `state.redis` (many instances behave as one), else bounded memory.
+ * The stores a config's stacks keep their state in: Redis when the file has
+ * `state.redis` (many instances behave as one: one budget, shared breakers
+ * and limits), else bounded memory. The gateway provides them to its
+ * per-key budgets too.
+ *
+ * @since 0.1.0
+ * @category layers
  */
+export const layerStores = (
+  config: SwitchboardConfig
+): Layer.Layer<BudgetStore.BudgetStore, SwitchboardConfigError.SwitchboardConfigError> => storesFor(config)
+
 const storesFor = (
   config: SwitchboardConfig
 ): Layer.Layer<BudgetStore.BudgetStore, SwitchboardConfigError.SwitchboardConfigError> => {
