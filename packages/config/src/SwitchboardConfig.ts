@@ -31,7 +31,8 @@
  *
  * @since 0.1.0
  */
-import { BreakerStore, BudgetStore, Events, LLM, SwitchboardConfigError } from "@switchboard/core"
+import { BreakerStore, BudgetStore, Events, LLM, PromptRegistry, SwitchboardConfigError } from "@switchboard/core"
+import { parse as parseYaml } from "yaml"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import * as Build from "./internal/build.ts"
 import * as Load from "./internal/load.ts"
@@ -112,6 +113,47 @@ export const layerRoutes = (
   path: string,
   options: LayerOptions = {}
 ): Layer.Layer<Routes, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.unwrap(Effect.map(Load.load(path, options), (first) => routesLayer(path, options, first).pipe(
+    Layer.provide(storesFor(first))
+  )))
+
+/**
+ * The stores a config's stacks keep their state in: Redis when the file has
+ * `state.redis` (many instances behave as one: one budget, shared breakers
+ * and limits), else bounded memory. The gateway provides them to its
+ * per-key budgets too.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStores = (
+  config: SwitchboardConfig
+): Layer.Layer<BudgetStore.BudgetStore, SwitchboardConfigError.SwitchboardConfigError> => storesFor(config)
+
+const storesFor = (
+  config: SwitchboardConfig
+): Layer.Layer<BudgetStore.BudgetStore, SwitchboardConfigError.SwitchboardConfigError> => {
+  const redis = config.blocks.get("state.redis")
+  if (redis === undefined) return Layer.mergeAll(BudgetStore.layerMemory(), BreakerStore.layerMemory())
+  return Layer.unwrap(Effect.promise(async () => {
+    const module = await import("@switchboard/redis")
+    return module.Redis.layer(redis as Parameters<typeof module.Redis.layer>[0]).pipe(
+      Layer.catchTag("RedisError", (error) =>
+        Layer.effect(BudgetStore.BudgetStore, Effect.fail(
+          new SwitchboardConfigError.SwitchboardConfigError({
+            path: "state.redis.url",
+            message: `cannot reach Redis: ${error.message}`
+          })
+        )))
+    )
+  }))
+}
+
+const routesLayer = (
+  path: string,
+  options: LayerOptions,
+  initial: SwitchboardConfig
+): Layer.Layer<Routes, SwitchboardConfigError.SwitchboardConfigError> =>
   Layer.effect(
     Routes,
     Effect.gen(function*() {
@@ -126,7 +168,7 @@ export const layerRoutes = (
           )
           return { routes: built.routes, scope, version: ++version, config, built }
         }).pipe(Effect.provideContext(context))
-      const first = yield* Effect.flatMap(Load.load(path, options), generation)
+      const first = yield* generation(initial)
       let current: Generation = first
       const reloading = Reload.make(first)
       yield* Effect.addFinalizer(() => reloading.close)
@@ -160,7 +202,7 @@ export const layerRoutes = (
         reload
       })
     })
-  ).pipe(Layer.provide(Layer.mergeAll(BudgetStore.layerMemory(), BreakerStore.layerMemory())))
+  )
 
 /**
  * One route of the file at `path` as the `LLM` (`route` default
@@ -189,3 +231,35 @@ export const layerFromFile = (
       return service
     })
   ).pipe(Layer.provide(layerRoutes(path, options)))
+
+/**
+ * The prompt templates the file's `prompts:` lists, as a `PromptRegistry`
+ * (files resolved against the config file's folder, YAML or JSON). A
+ * template that does not load is a `SwitchboardConfigError` naming the file.
+ *
+ * @example
+ * ```ts
+ * import { SwitchboardConfig } from "@switchboard/config"
+ * import { PromptRegistry } from "@switchboard/core"
+ * import { Effect } from "effect"
+ *
+ * const request = PromptRegistry.render("summarise", { text: "…" }).pipe(
+ *   Effect.provide(SwitchboardConfig.layerPrompts("switchboard.yaml"))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPrompts = (
+  path: string,
+  options: LoadOptions = {}
+): Layer.Layer<PromptRegistry.PromptRegistry, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.unwrap(Effect.map(Load.load(path, options), (config) =>
+    PromptRegistry.layerFiles(config.prompts, { parse: (text) => parseYaml(text) as unknown }).pipe(
+      Layer.catchTag("PromptTemplateError", (error) =>
+        Layer.effect(
+          PromptRegistry.PromptRegistry,
+          Effect.fail(new SwitchboardConfigError.SwitchboardConfigError({ path: "prompts", message: error.message }))
+        ))
+    )))

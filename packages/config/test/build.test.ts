@@ -218,3 +218,56 @@ routes: { default: { model: fast }, other: { model: fast } }
       assert.include(error.message, `no route "missing"; the file defines: default, other`)
     }))
 })
+
+describe("SwitchboardConfig state on Redis", () => {
+  it.live("two stacks built from one file with state.redis share one budget, as two instances would", () =>
+    Effect.gen(function*() {
+      const { startRedis } = yield* Effect.promise(() => import("../../redis/test/redisServer.ts"))
+      const redis = yield* Effect.acquireRelease(Effect.promise(() => startRedis()), (server) => Effect.promise(() => server.stop()))
+      const sim = yield* Sim.start(simConfig)
+      const path = file(
+        sim,
+        `routes:
+  default: { model: claude }
+limits:
+  budget: { limitUsd: 0.001, window: day }
+state:
+  redis: { url: "${redis.url}", prefix: "cfg-test:" }
+`
+      )
+      const spend = (layer: typeof instanceA) =>
+        Effect.gen(function*() {
+          const routes = yield* SwitchboardConfig.Routes
+          let answered = 0
+          let refused = 0
+          let spent = 0
+          for (let i = 0; i < 20; i++) {
+            const result = yield* Effect.result(routes.get("default")!.generate(ask(`shared ${i}`)))
+            if (result._tag === "Success") {
+              answered++
+              spent += result.success.costUsd
+            } else if (result.failure._tag === "BudgetExceeded") refused++
+          }
+          return { answered, refused, spent }
+        }).pipe(Effect.provide(layer))
+      const instanceA = SwitchboardConfig.layerRoutes(path, env)
+      const instanceB = SwitchboardConfig.layerRoutes(path, env)
+      const [a, b] = yield* Effect.all([spend(instanceA), spend(instanceB)], { concurrency: 2 })
+      assert.isAbove(a.answered + b.answered, 0)
+      assert.isAbove(a.refused + b.refused, 0, "the shared limit is reached")
+      assert.isAtMost(a.spent + b.spent, 0.001, "both instances together stay within one budget")
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("state.redis that cannot be reached fails the build naming state.redis.url", () =>
+    Effect.gen(function*() {
+      const path = write(`
+version: 1
+providers: { openai: { type: openai, apiKey: k, baseURL: "http://127.0.0.1:9/v1" } }
+models: { fast: { provider: openai, model: gpt-4o-mini } }
+routes: { default: { model: fast } }
+state: { redis: { url: "redis://127.0.0.1:9" } }
+`)
+      const error = yield* Effect.flip(Layer.build(SwitchboardConfig.layerRoutes(path, env)).pipe(Effect.scoped))
+      assert.strictEqual(error.path, "state.redis.url")
+    }), 30_000)
+})

@@ -14,10 +14,11 @@
  *
  * @since 0.1.0
  */
-import { Cause, Console, Effect, Exit, Option, Redacted } from "effect"
+import { Cause, Console, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { SwitchboardConfig } from "@switchboard/config"
-import { type LLM, Pricing, SwitchboardConfigError } from "@switchboard/core"
+import { type LLM, Pricing, SwitchboardConfigError, Telemetry } from "@switchboard/core"
+import { Otel } from "@switchboard/otel"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
 import * as Gateway from "./Gateway.ts"
@@ -48,6 +49,12 @@ export const loadModule = Effect.fnUntraced(function*(file: string) {
   }
   return options as Gateway.GatewayOptions<unknown, never>
 })
+
+interface TelemetryBlock {
+  readonly serviceName?: string | undefined
+  readonly otlp?: { readonly endpoint: string; readonly headers?: Readonly<Record<string, unknown>> | undefined } | undefined
+  readonly prometheus?: boolean | { readonly port?: number | undefined; readonly host?: string | undefined } | undefined
+}
 
 const isConfigFile = (file: string) => /\.(ya?ml|json)$/i.test(file)
 
@@ -81,12 +88,33 @@ export const serveConfig = (
     const services: Record<string, LLM["Service"]> = Object.fromEntries(
       routes.names().map((name) => [name, routes.get(name)!] as const)
     )
-    yield* Gateway.serve<never, never>({
-      ...block,
-      routes: services,
-      ...(overrides.port !== undefined ? { port: overrides.port } : {}),
-      ...(overrides.host !== undefined ? { host: overrides.host } : {})
+    const telemetry = config.blocks.get("telemetry") as TelemetryBlock | undefined
+    const serveWith = (metrics: Effect.Effect<string> | undefined) =>
+      Gateway.serve<never, never>({
+        ...block,
+        routes: services,
+        ...(metrics !== undefined ? { metrics } : {}),
+        ...(overrides.port !== undefined ? { port: overrides.port } : {}),
+        ...(overrides.host !== undefined ? { host: overrides.host } : {})
+      })
+    // Per-key budgets keep their state where the routes do: on Redis with `state.redis`, so every gateway
+    // instance enforces one budget per key.
+    const stores = SwitchboardConfig.layerStores(config)
+    if (telemetry === undefined) {
+      return yield* serveWith(undefined).pipe(Effect.provide(Layer.merge(Telemetry.layerMetrics, stores)))
+    }
+    // `telemetry:` exports spans and metrics (OTLP when an endpoint is set); GET /metrics serves the same
+    // metrics as Prometheus text on the gateway's own port.
+    const otlpEndpoint = telemetry.otlp?.endpoint ?? ""
+    const otel = Otel.layer({
+      serviceName: telemetry.serviceName ?? "switchboard",
+      ...(otlpEndpoint !== "" && telemetry.otlp !== undefined ? { otlp: telemetry.otlp as Otel.OtlpOptions } : {}),
+      ...(typeof telemetry.prometheus === "object" ? { prometheus: telemetry.prometheus } : {})
     })
+    return yield* Effect.gen(function*() {
+      const prometheus = yield* Otel.Prometheus
+      return yield* serveWith(prometheus.text)
+    }).pipe(Effect.provide(Layer.merge(otel, stores)))
   }).pipe(
     Effect.provide(
       SwitchboardConfig.layerRoutes(file, { environment: overrides.environment, watch: true })

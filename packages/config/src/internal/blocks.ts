@@ -7,11 +7,10 @@
  *
  * @internal
  */
-import { Budget, CircuitBreaker, Hedge, RateLimit, ResponseCache, Retry, Router } from "@switchboard/core"
+import { Budget, CircuitBreaker, Hedge, RateLimit, ResponseCache, Retry, Router, Telemetry } from "@switchboard/core"
 import { Schema } from "effect"
 
 const Duration = Schema.Union([Schema.DurationFromString, Schema.Duration, Schema.Finite])
-const Open = Schema.Record(Schema.String, Schema.Unknown)
 
 /** Request fields a model fills in when a request leaves them out. */
 export const Defaults = Schema.Struct({
@@ -42,6 +41,28 @@ export const HedgeBlock = Schema.Struct({ after: Hedge.Options.fields.after })
 /** A router's options (its `candidates` are checked against the models). */
 export const RouterOptions = Router.Options
 
+const Url = Schema.String.check(Schema.makeFilter((s: string) => s === "" || URL.canParse(s) || "expected a URL"))
+
+/**
+ * `telemetry:`: what `@switchboard/otel` exports (`serviceName`, `otlp`,
+ * `prometheus`) and what every route's call span records (`captureContent`,
+ * `maxContentLength`). An empty `otlp.endpoint` (`"${OTEL_EXPORTER_OTLP_ENDPOINT:-}"`
+ * with the variable unset) turns OTLP off.
+ */
+export const TelemetryBlock = Schema.Struct({
+  serviceName: Schema.optional(Schema.NonEmptyString),
+  otlp: Schema.optional(Schema.Struct({
+    endpoint: Url,
+    headers: Schema.optional(Schema.Record(Schema.String, Schema.Unknown))
+  })),
+  prometheus: Schema.optional(Schema.Union([
+    Schema.Boolean,
+    Schema.Struct({ port: Schema.optional(Schema.Int), host: Schema.optional(Schema.String) })
+  ])),
+  captureContent: Telemetry.Options.fields.captureContent,
+  maxContentLength: Telemetry.Options.fields.maxContentLength
+})
+
 export const blockSchemas = {
   retry: Retry.Options,
   breaker: CircuitBreaker.Options,
@@ -50,8 +71,7 @@ export const blockSchemas = {
   rateLimit: RateLimitBlock,
   budget: BudgetBlock,
   cache: ResponseCache.Options,
-  redis: Open,
-  telemetry: Open,
+  telemetry: TelemetryBlock,
   defaults: Defaults,
   duration: Duration
 } satisfies Record<string, Schema.Top & { readonly DecodingServices: never }>

@@ -26,7 +26,8 @@ import {
   ResponseCache,
   Retry,
   Router,
-  type SwitchboardConfigError
+  type SwitchboardConfigError,
+  Telemetry
 } from "@switchboard/core"
 import type { Descriptor } from "@switchboard/core/provider"
 import { Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
@@ -99,7 +100,8 @@ const routeStack = (
   if ("model" in route) return models(route.model)
   if ("fallback" in route) {
     const on = route.on
-    return Fallback.layer(route.fallback.map(models), {
+    // Children named after their models: events and errors say `claude`, not `fallback#1`.
+    return Fallback.layer(route.fallback.map((name) => ({ layer: models(name), name })), {
       ...(route.midStream !== undefined ? { midStream: route.midStream } : {}),
       ...(on !== undefined ? { on: (error: LlmError.LlmError) => on.includes(error._tag) } : {})
     })
@@ -171,6 +173,13 @@ export const build = (
       | (Omit<Budget.Options, "scope" | "onSoft"> & { readonly scope?: "global" | "tenant"; readonly onSoft?: string })
       | undefined
 
+    const telemetryBlock = config.blocks.get("telemetry") as
+      | { readonly captureContent?: boolean | undefined; readonly maxContentLength?: number | undefined }
+      | undefined
+    const telemetry = {
+      ...(telemetryBlock?.captureContent !== undefined ? { captureContent: telemetryBlock.captureContent } : {}),
+      ...(telemetryBlock?.maxContentLength !== undefined ? { maxContentLength: telemetryBlock.maxContentLength } : {})
+    }
     const routes = new Map<string, LLM["Service"]>()
     for (const [name, route] of Object.entries(config.raw.routes)) {
       let service = inner.get(name)!
@@ -209,6 +218,8 @@ export const build = (
         }
       }
       if (cache !== undefined) service = cache.wrap(service)
+      // Outermost: one `chat {route}` span per call, cache hits and budget refusals included.
+      service = Telemetry.wrap({ route: name, ...telemetry })(service)
       routes.set(name, service)
     }
     return { routes, providers }

@@ -67,6 +67,10 @@ const scrub = (issue: Issue): string =>
     ? issue.message.replace(/,? got [\s\S]*$/, " (value hidden)")
     : issue.message
 
+/** A package's exports, or undefined when it is not installed. */
+const loadOptional = (name: string): Effect.Effect<Record<string, unknown> | undefined> =>
+  Effect.promise(() => import(name).then((module: Record<string, unknown>) => module, () => undefined))
+
 const fingerprintOf = (type: string, options: unknown): string =>
   createHash("sha256").update(`${type}\u0000${JSON.stringify(options)}`).digest("hex").slice(0, 16)
 
@@ -235,7 +239,26 @@ export const load = (path: string, options: LoadOptions = {}): Effect.Effect<Loa
     block("rateLimit", raw.limits?.rateLimit, ["limits", "rateLimit"])
     block("budget", raw.limits?.budget, ["limits", "budget"])
     block("cache", raw.cache, ["cache"])
-    block("redis", raw.state?.redis, ["state", "redis"])
+    if (raw.state?.redis !== undefined) {
+      // Shared state needs the Redis package; its own Schema checks the block.
+      const redis = yield* loadOptional("@switchboard/redis")
+      const schema = redis !== undefined && "Redis" in redis ? (redis.Redis as { readonly Options?: unknown }).Options : undefined
+      if (schema === undefined || !Schema.isSchema(schema)) {
+        issues.push({
+          path: "",
+          at: ["state", "redis"],
+          message: "shared state on Redis needs the package @switchboard/redis: install it (npm install @switchboard/redis)"
+        })
+      } else {
+        const decoded = schemaIssues(
+          schema as Schema.Top & { readonly DecodingServices: never },
+          redactSecrets(raw.state.redis),
+          ["state", "redis"]
+        )
+        issues.push(...decoded.issues)
+        if (decoded.value !== undefined) blocks.set("state.redis", decoded.value)
+      }
+    }
     block("telemetry", raw.telemetry, ["telemetry"])
     for (const [index, key] of (raw.gateway?.keys ?? []).entries()) {
       block("budget", key.budget, ["gateway", "keys", index, "budget"])
