@@ -174,3 +174,48 @@ describe("switchboard serve switchboard.yaml", () => {
     }
   }, 60_000)
 })
+
+describe("two gateway processes sharing Redis", () => {
+  it("enforce one per-key budget between them: together they never spend past it", async () => {
+    const { startRedis } = await import("../packages/redis/test/redisServer.ts")
+    const redis = await startRedis()
+    const file = join(dir, "shared.yaml")
+    writeFileSync(
+      file,
+      configText(sim.url).replace(
+        "    - { key: team-b-key, tenant: team-b, routes: [claude] }",
+        "    - { key: team-b-key, tenant: team-b, routes: [claude], budget: { limitUsd: 0.002, window: day, price: { provider: anthropic, model: claude-haiku-4-5 } } }"
+      ) + `state:\n  redis: { url: "${redis.url}", prefix: "gw-test:" }\n`
+    )
+    const gateways = await Promise.all([serve(file), serve(file)])
+    try {
+      let spent = 0
+      let refused = 0
+      let answered = 0
+      await Promise.all(gateways.map(async (gateway) => {
+        const client = new OpenAISdk({ apiKey: "team-b-key", baseURL: `${gateway.url}/v1`, maxRetries: 0 })
+        for (let i = 0; i < 25; i++) {
+          const response = await client.chat.completions.create({
+            model: "claude",
+            max_tokens: 64,
+            messages: [{ role: "user", content: `shared budget ${i}` }]
+          }).withResponse().then(
+            ({ response }) => ({ cost: Number(response.headers.get("x-switchboard-cost-usd") ?? "0"), status: 200 }),
+            (error: { status?: number }) => ({ cost: 0, status: error.status ?? 0 })
+          )
+          if (response.status === 200) {
+            answered++
+            spent += response.cost
+          } else if (response.status === 429) refused++
+        }
+      }))
+      assert.isAbove(answered, 0)
+      assert.isAbove(refused, 0, "the shared key budget runs out")
+      assert.isAtMost(spent, 0.002 + 1e-9, "two gateways together stay within the key's budget")
+    } finally {
+      for (const gateway of gateways) gateway.child.kill("SIGTERM")
+      await Promise.all(gateways.map((gateway) => gateway.exited))
+      await redis.stop()
+    }
+  }, 90_000)
+})

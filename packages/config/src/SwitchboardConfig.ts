@@ -31,7 +31,8 @@
  *
  * @since 0.1.0
  */
-import { BreakerStore, BudgetStore, Events, LLM, SwitchboardConfigError } from "@switchboard/core"
+import { BreakerStore, BudgetStore, Events, LLM, PromptRegistry, SwitchboardConfigError } from "@switchboard/core"
+import { parse as parseYaml } from "yaml"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import * as Build from "./internal/build.ts"
 import * as Load from "./internal/load.ts"
@@ -117,9 +118,18 @@ export const layerRoutes = (
   )))
 
 /**
- * The stores every generation shares: Redis when the file has
- * `state.redis` (many instances behave as one), else bounded memory.
+ * The stores a config's stacks keep their state in: Redis when the file has
+ * `state.redis` (many instances behave as one: one budget, shared breakers
+ * and limits), else bounded memory. The gateway provides them to its
+ * per-key budgets too.
+ *
+ * @since 0.1.0
+ * @category layers
  */
+export const layerStores = (
+  config: SwitchboardConfig
+): Layer.Layer<BudgetStore.BudgetStore, SwitchboardConfigError.SwitchboardConfigError> => storesFor(config)
+
 const storesFor = (
   config: SwitchboardConfig
 ): Layer.Layer<BudgetStore.BudgetStore, SwitchboardConfigError.SwitchboardConfigError> => {
@@ -221,3 +231,35 @@ export const layerFromFile = (
       return service
     })
   ).pipe(Layer.provide(layerRoutes(path, options)))
+
+/**
+ * The prompt templates the file's `prompts:` lists, as a `PromptRegistry`
+ * (files resolved against the config file's folder, YAML or JSON). A
+ * template that does not load is a `SwitchboardConfigError` naming the file.
+ *
+ * @example
+ * ```ts
+ * import { SwitchboardConfig } from "@switchboard/config"
+ * import { PromptRegistry } from "@switchboard/core"
+ * import { Effect } from "effect"
+ *
+ * const request = PromptRegistry.render("summarise", { text: "…" }).pipe(
+ *   Effect.provide(SwitchboardConfig.layerPrompts("switchboard.yaml"))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPrompts = (
+  path: string,
+  options: LoadOptions = {}
+): Layer.Layer<PromptRegistry.PromptRegistry, SwitchboardConfigError.SwitchboardConfigError> =>
+  Layer.unwrap(Effect.map(Load.load(path, options), (config) =>
+    PromptRegistry.layerFiles(config.prompts, { parse: (text) => parseYaml(text) as unknown }).pipe(
+      Layer.catchTag("PromptTemplateError", (error) =>
+        Layer.effect(
+          PromptRegistry.PromptRegistry,
+          Effect.fail(new SwitchboardConfigError.SwitchboardConfigError({ path: "prompts", message: error.message }))
+        ))
+    )))

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { SwitchboardConfig } from "@switchboard/config"
+import { PromptRegistry } from "@switchboard/core"
 import { Effect, Redacted } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -185,5 +186,28 @@ describe("SwitchboardConfig.load refuses broken files", () => {
       const error = yield* errorsOf(write(base.replace(`"sk-test-secret-1234"`, "123456789")))
       expect(error.path).toBe("providers.openai.apiKey")
       expect(error.summary).not.toContain("123456789")
+    }))
+})
+
+describe("SwitchboardConfig.layerPrompts", () => {
+  it.effect("the file's prompt templates render through a PromptRegistry, paths relative to the file", () =>
+    Effect.gen(function*() {
+      writeFileSync(
+        join(dir, "summarise.yaml"),
+        [
+          "id: summarise",
+          "version: 1",
+          "variables: { text: string }",
+          "messages:",
+          "  - role: user",
+          "    content: \"Summarise: {{text}}\""
+        ].join("\n")
+      )
+      const file = write(`${base}\nprompts: [ ./summarise.yaml ]\n`)
+      const request = yield* PromptRegistry.render("summarise", { text: "the tides" }).pipe(
+        Effect.provide(SwitchboardConfig.layerPrompts(file, { env: {} }))
+      )
+      expect(request.messages).toEqual([{ role: "user", content: "Summarise: the tides" }])
+      expect(request.metadata?.prompt).toEqual({ id: "summarise", version: "1" })
     }))
 })

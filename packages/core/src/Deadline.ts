@@ -2,11 +2,13 @@
  * One time bound for a whole call. A deadline is an absolute instant on the
  * `Clock`, carried in a fiber-local reference, so every layer below — retry,
  * fallback, hedge, the provider's SDK timeout — sees how much time is left
- * and no inner bound can outlive an outer one. Expiry fails with `Timeout`.
+ * and no inner bound can outlive an outer one. Expiry fails with `Timeout`
+ * at the deadline: the call is interrupted then, and winds down in the
+ * background rather than on the caller's time.
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Schema, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Fiber, Option, Schema, Stream } from "effect"
 import { dual } from "effect/Function"
 import { DurationInput } from "./internal/optionSchemas.ts"
 import { LLM, transform } from "./LLM.ts"
@@ -63,15 +65,40 @@ export const within = (duration: Duration.Input, origin?: Origin) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> => {
   const total = Duration.fromInputUnsafe(duration)
   return Effect.flatMap(bound(total), ({ end, left }) =>
-    self.pipe(
-      Effect.provideService(CurrentDeadline, end),
-      Effect.timeoutOrElse({
-        duration: left,
-        orElse: () =>
-          Effect.fail(new Timeout({ provider: origin?.provider ?? "switchboard", model: origin?.model, after: total }))
-      })
+    expireAt(
+      Effect.provideService(self, CurrentDeadline, end),
+      left,
+      () => new Timeout({ provider: origin?.provider ?? "switchboard", model: origin?.model, after: total })
     ))
 }
+
+/**
+ * Runs `self` for at most `left` ms. On expiry it fails with the error at
+ * once and interrupts `self` without waiting for it to wind down: under CPU
+ * contention an interruption (aborting a request, closing a stream, settling
+ * the combinators above it) takes several turns of a slow event loop, and
+ * the caller's deadline must not pay for them.
+ */
+const expireAt = <A, E, R, E2>(self: Effect.Effect<A, E, R>, left: number, error: () => E2): Effect.Effect<A, E | E2, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(
+      Effect.forkDetach(restore(self), { startImmediately: true }),
+      (fiber: Fiber.Fiber<A, E>): Effect.Effect<A, E | E2, R> =>
+        restore(
+          Effect.raceFirst(
+            Effect.map(Fiber.await(fiber), Option.some),
+            Effect.as(Effect.sleep(left), Option.none<Exit.Exit<A, E>>())
+          )
+        ).pipe(
+          Effect.onExit((exit) => {
+            // Interrupted from outside, or expired: the work is interrupted, not awaited.
+            if (exit._tag === "Failure" || exit.value._tag === "None") fiber.interruptUnsafe()
+            return Effect.void
+          }),
+          Effect.flatMap((done): Effect.Effect<A, E | E2> => done._tag === "Some" ? done.value : Effect.fail(error()))
+        )
+    )
+  )
 
 /**
  * Bounds a whole stream by `duration` from now (or an enclosing deadline): on

@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Console, Effect, Exit, Option, Redacted } from "effect"
+import { Cause, Console, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { SwitchboardConfig } from "@switchboard/config"
 import { type LLM, Pricing, SwitchboardConfigError, Telemetry } from "@switchboard/core"
@@ -97,7 +97,12 @@ export const serveConfig = (
         ...(overrides.port !== undefined ? { port: overrides.port } : {}),
         ...(overrides.host !== undefined ? { host: overrides.host } : {})
       })
-    if (telemetry === undefined) return yield* serveWith(undefined).pipe(Effect.provide(Telemetry.layerMetrics))
+    // Per-key budgets keep their state where the routes do: on Redis with `state.redis`, so every gateway
+    // instance enforces one budget per key.
+    const stores = SwitchboardConfig.layerStores(config)
+    if (telemetry === undefined) {
+      return yield* serveWith(undefined).pipe(Effect.provide(Layer.merge(Telemetry.layerMetrics, stores)))
+    }
     // `telemetry:` exports spans and metrics (OTLP when an endpoint is set); GET /metrics serves the same
     // metrics as Prometheus text on the gateway's own port.
     const otlpEndpoint = telemetry.otlp?.endpoint ?? ""
@@ -109,7 +114,7 @@ export const serveConfig = (
     return yield* Effect.gen(function*() {
       const prometheus = yield* Otel.Prometheus
       return yield* serveWith(prometheus.text)
-    }).pipe(Effect.provide(otel))
+    }).pipe(Effect.provide(Layer.merge(otel, stores)))
   }).pipe(
     Effect.provide(
       SwitchboardConfig.layerRoutes(file, { environment: overrides.environment, watch: true })

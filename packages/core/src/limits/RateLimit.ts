@@ -217,6 +217,11 @@ const makeLocalCounter = (memory: RateLimiterStore.MemoryStore) => (step: Consum
   return remaining <= 0 ? takenNow : { _tag: "Taken", delayMillis: asDurationMillis(remaining) }
 }
 
+// Fixed-window sums of fractions on epoch milliseconds (~1.7e12) carry rounding noise of ~1e-4 ms:
+// a "wait" that small is none (sleeping on it would cost a timer and an event-loop turn on about
+// every call, which under CPU contention adds a starved loop's delay to each of them).
+const noWait = 1e-3
+
 /** Runs limit logic synchronously against the in-process counter. */
 const runLocal = <A>(
   counter: (step: Consume, now: number) => Consumed,
@@ -562,7 +567,7 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
 
   // The wait runs interruptibly, after the permit is held, so an interrupted waiter gives its tokens back.
   const waitFor = (permit: Permit): Effect.Effect<void> =>
-    permit.delay <= 0 ? Effect.void : Effect.andThen(
+    permit.delay <= noWait ? Effect.void : Effect.andThen(
       Effect.sleep(Duration.millis(permit.delay)),
       Effect.andThen(
         Telemetry.recordRateLimitWait(permit.delay),
@@ -591,7 +596,7 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
       generate: (request) =>
         Effect.acquireUseRelease(
           acquire(request),
-          (permit) => permit.delay <= 0 ? inner.generate(request) : Effect.andThen(waitFor(permit), inner.generate(request)),
+          (permit) => permit.delay <= noWait ? inner.generate(request) : Effect.andThen(waitFor(permit), inner.generate(request)),
           release
         ),
       stream: (request) =>

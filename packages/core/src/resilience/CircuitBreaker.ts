@@ -14,6 +14,14 @@
  *   breaker is rebuilt (`until: Infinity`): fix the configuration, then
  *   rebuild the layer.
  * - A provider's 429 with `retryAfter` opens it at once for exactly that long.
+ * - A `Timeout` does not count when this process was starved during the call
+ *   (its event loop blocked for a quarter of the call's time or more, at
+ *   least 50 ms: CPU contention, a blocking task): every provider would time
+ *   out alike, and opening their circuits would turn a slow process into a
+ *   dead one (all calls failing fast, the retries and probes starving it further).
+ *   Nor when the call started with less than half of its deadline left
+ *   (earlier tries or children took the rest): the provider was not given
+ *   the time it is judged on.
  * - Open → HalfOpen once the cooldown is over, taken by the next call. A
  *   half-open circuit admits exactly `halfOpenProbes` concurrent probes; other
  *   calls fail fast. A probe's success closes the circuit; a probe's counting
@@ -50,16 +58,18 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, Layer, PubSub, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, type Fiber, Layer, PubSub, Schema, Stream } from "effect"
+import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import { DurationInput, IntAtLeast, millisOf } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
-import { CircuitOpen, type LlmError } from "../LlmError.ts"
+import { CircuitOpen, type LlmError, type Timeout } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
 import * as BreakerStore from "../state/BreakerStore.ts"
 import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
+import * as LoopLag from "./internal/loopLag.ts"
 
 /**
  * Breaker options.
@@ -167,6 +177,38 @@ const classify = (error: LlmError): BreakerStore.Outcome => {
     return { _tag: "Failure", reason: "RateLimited", openFor: Duration.toMillis(error.retryAfter) }
   }
   return counting.has(error._tag) ? { _tag: "Failure", reason: error._tag } : { _tag: "Ignored" }
+}
+
+/** When a guarded call started, in real time (for the event-loop lag) and on the `Clock`. */
+interface Since {
+  readonly real: number
+  readonly at: number
+  readonly clock: Clock.Clock
+  /** The call's deadline when it started (epoch ms), if it had one. */
+  readonly deadline: number | undefined
+}
+const since = (fiber: Fiber.Fiber<unknown, unknown>, now: number): Since => ({
+  real: LoopLag.enter(),
+  at: now,
+  clock: fiber.getRef(Clock.Clock),
+  deadline: fiber.getRef(Deadline.CurrentDeadline)
+})
+// A call that started with less than half of its deadline left (earlier tries and children took
+// the rest) did not have the time a provider is judged on: its Timeout is not the provider's.
+const shortchanged = (s: Since, error: Timeout): boolean =>
+  s.deadline !== undefined && s.deadline - s.at < Duration.toMillis(error.after) / 2
+// A call was starved when the event loop was blocked for at least a quarter of its time (and at
+// least 50 ms): its Timeout says this process could not keep up, not that the provider is unwell.
+// Only on a `Clock` that moves with real time (a `TestClock` does not: nothing to judge there).
+// Or when its Timeout came well after the deadline (by 100 ms and a tenth of the time it had): the
+// timers of this process fired late, its loop was that far behind.
+const starved = (s: Since): boolean => {
+  const { blockedMs, elapsedMs } = LoopLag.blockedSince(s.real)
+  const now = s.clock.currentTimeMillisUnsafe()
+  const clockElapsed = now - s.at
+  if (clockElapsed > 2 * elapsedMs + 50) return false
+  if (blockedMs >= 50 && blockedMs >= 0.25 * elapsedMs) return true
+  return s.deadline !== undefined && now - s.deadline > Math.max(100, 0.1 * (s.deadline - s.at))
 }
 
 const label = (state: State): Transition["from"] =>
@@ -309,7 +351,8 @@ export const make = (
     const settleExit = (
       ticket: Ticket,
       request: LlmRequest,
-      exit: Exit.Exit<LlmResponse, LlmError>
+      exit: Exit.Exit<LlmResponse, LlmError>,
+      since?: Since | undefined
     ): Effect.Effect<void> =>
       Effect.withFiber((fiber) => {
         const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
@@ -323,7 +366,10 @@ export const make = (
           return ticket.key === undefined ? Effect.void : record(ticket, ticket.key, now, ignored)
         }
         const key = learn(request, error.provider, error.model)
-        return record(ticket, ticket.key ?? key, now, classify(error))
+        const outcome = error._tag === "Timeout" && since !== undefined && (starved(since) || shortchanged(since, error))
+          ? ignored
+          : classify(error)
+        return record(ticket, ticket.key ?? key, now, outcome)
       })
 
     /** A stream that ended without its finish part: nothing learned, a probe slot freed. */
@@ -338,16 +384,24 @@ export const make = (
           Effect.withFiber((fiber) => {
             const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
             const key = routes.get(request.model ?? "")
+            const clock = fiber.getRef(Clock.Clock)
             if (key === undefined || store.isQuietUnsafe?.(prefix + key, now) === true) {
               // A quiet closed (or unknown) circuit admits without a probe slot, so there is
               // nothing to hand back if the call never starts: settling on exit is enough.
               const ticket: Ticket = key === undefined ? unrouted : { key, probe: false }
-              return Effect.onExit(inner.generate(request), (exit) => settleExit(ticket, request, exit))
+              const at = since(fiber, now)
+              return Effect.onExit(inner.generate(request), (exit) => {
+                LoopLag.exit()
+                return settleExit(ticket, request, exit, at)
+              })
             }
             return Effect.acquireUseRelease(
-              admit(key),
+              Effect.map(admit(key), (ticket) => ({ ticket, at: since(fiber, clock.currentTimeMillisUnsafe()) })),
               () => inner.generate(request),
-              (ticket, exit) => settleExit(ticket, request, exit)
+              ({ at, ticket }, exit) => {
+                LoopLag.exit()
+                return settleExit(ticket, request, exit, at)
+              }
             )
           }),
         stream: (request) =>
@@ -356,18 +410,24 @@ export const make = (
             const admitted = key === undefined ? Effect.succeed(unrouted) : admit(key)
             return Effect.map(admitted, (ticket) => {
               let finish: LlmResponse | undefined
-              return inner.stream(request).pipe(
+              let at: Since | undefined
+              return Stream.unwrap(Effect.withFiber((fiber) => {
+                const clock = fiber.getRef(Clock.Clock)
+                at = since(fiber, clock.currentTimeMillisUnsafe())
+                return Effect.succeed(inner.stream(request))
+              })).pipe(
                 Stream.tap((part: StreamPart) => {
                   if (part.type === "finish") finish = part.response
                   return Effect.void
                 }),
-                Stream.onExit((exit) =>
-                  Exit.isSuccess(exit)
+                Stream.onExit((exit) => {
+                  if (at !== undefined) LoopLag.exit()
+                  return Exit.isSuccess(exit)
                     ? finish === undefined
                       ? settleUnfinished(ticket)
-                      : settleExit(ticket, request, Exit.succeed(finish))
-                    : settleExit(ticket, request, Exit.failCause(exit.cause))
-                )
+                      : settleExit(ticket, request, Exit.succeed(finish), at)
+                    : settleExit(ticket, request, Exit.failCause(exit.cause), at)
+                })
               )
             })
           }))

@@ -9,6 +9,9 @@
  *   the window is the child's `contextWindow` option, else the `Pricing`
  *   catalog's entry for the model that child last reported; a child whose
  *   window is unknown is just tried.
+ * - Once the call's deadline (`Deadline`) has passed, the chain stops with
+ *   the last error: a next child could only time out, and its breaker would
+ *   count a timeout it never had the time to avoid.
  * - When every child failed: `AllProvidersFailed { provider: "fallback",
  *   attempts }` with every attempt of every child, retries included, in order.
  * - A successful response's `attempts` lists the failed attempts of earlier
@@ -54,7 +57,8 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Result, Schema, Stream } from "effect"
+import { Clock, Context, Effect, type Fiber, Layer, Result, Schema, Stream } from "effect"
+import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
@@ -300,6 +304,12 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
       )
       yield* Events.publish(() => ({ _tag: "FallbackTaken", from: a, to: b, reason: error._tag }))
     })
+  // Once the call's deadline has passed, a next child could only time out (and its breaker would
+  // count a timeout it never had the time to avoid): the chain stops with the last error.
+  const deadlinePassed = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
+    const deadline = fiber.getRef(Deadline.CurrentDeadline)
+    return deadline !== undefined && fiber.getRef(Clock.Clock).currentTimeMillisUnsafe() >= deadline
+  }
   const exhausted = (request: LlmRequest, attempts: ReadonlyArray<Attempt>) =>
     Effect.andThen(
       report(attempts),
@@ -331,7 +341,7 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
           onFailure: ({ attempts, error }: ChildFailure) => {
             learn(learned[i]!, error)
             failed.push(...attempts)
-            if (stops(error) || !on(error)) return Effect.andThen(report(failed), Effect.fail(error))
+            if (stops(error) || !on(error) || deadlinePassed(fiber)) return Effect.andThen(report(failed), Effect.fail(error))
             need = needOf(error, need)
             const next = nextChild(i, need, pricing)
             if (next === undefined) return exhausted(request, failed)
@@ -429,7 +439,9 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
                 learn(learned[i]!, error)
                 failed.push(...attempts)
                 if (!emitted) {
-                  if (stops(error) || !on(error)) return yield* Effect.andThen(report(failed), Effect.fail(error))
+                  if (stops(error) || !on(error) || (yield* Effect.withFiber((fiber) => Effect.succeed(deadlinePassed(fiber))))) {
+                    return yield* Effect.andThen(report(failed), Effect.fail(error))
+                  }
                   need = needOf(error, need)
                   const next = nextChild(i, need, pricing)
                   if (next === undefined) return yield* exhausted(request, failed)
