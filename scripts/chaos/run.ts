@@ -409,10 +409,12 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
     )
     yield* Effect.repeat(anyOpen, { while: (open) => open, schedule: Schedule.spaced("100 millis"), times: 200 })
     let recoveredOk = 0
+    const recoveryFailures: Record<string, number> = {}
     const recoveryCalls = 40
     yield* Effect.forEach(Array.from({ length: recoveryCalls }, (_, i) => i), (i) =>
       Llm.generate({ messages: [{ role: "user", content: `recovery ${i}` }], maxTokens: 20, deadline: options.deadlineMs }).pipe(
         Effect.tap(() => Effect.sync(() => recoveredOk++)),
+        Effect.tapError((error) => Effect.sync(() => void (recoveryFailures[error._tag] = (recoveryFailures[error._tag] ?? 0) + 1))),
         Effect.ignore,
         observe,
         Effect.provideContext(llm)
@@ -479,7 +481,14 @@ const run = (options: ChaosOptions, captured: ReadonlyArray<string>) =>
       const after = ended.filter((e) => e.startMs >= from && e.startMs < from + 5_000 && e.tag !== "BudgetExceeded")
       const enough = after.length >= 20
       const r = enough ? rate(after) : recoveredOk / recoveryCalls
-      return { w, ok: r >= floor, detail: `${w.name}: ${(r * 100).toFixed(0)}% of ${enough ? after.length : `${recoveryCalls} recovery`} calls` }
+      const why = enough || Object.keys(recoveryFailures).length === 0
+        ? ""
+        : ` (failed: ${Object.entries(recoveryFailures).map(([tag, n]) => `${tag} ${n}`).join(", ")})`
+      return {
+        w,
+        ok: r >= floor,
+        detail: `${w.name}: ${(r * 100).toFixed(0)}% of ${enough ? after.length : `${recoveryCalls} recovery`} calls${why}`
+      }
     })
     const latencies = ended.map((e) => e.elapsedMs)
     const [, p99] = pcts(latencies)
