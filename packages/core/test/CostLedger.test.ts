@@ -76,3 +76,19 @@ describe("CostLedger", () => {
       assert.strictEqual(yield* CostLedger.sessionCost, 0)
     }).pipe(Effect.provide(Layer.fresh(CostLedger.layer))))
 })
+
+describe("CostLedger by prompt", () => {
+  it.effect("an attempt of a request rendered from a template counts under its id@version", () =>
+    Effect.gen(function*() {
+      const ledger = yield* CostLedger.make
+      const attempt = { provider: "openai", model: "gpt-4o-mini", outcome: "ok", latencyMs: 5, costUsd: 0.25 }
+      yield* ledger.record(attempt, { prompt: { id: "summarise", version: "2" } })
+      yield* ledger.record(attempt, { prompt: { id: "summarise", version: "2" } })
+      yield* ledger.record(attempt, { tenant: "t" })
+      const snapshot = yield* ledger.snapshot
+      assert.strictEqual(snapshot.byPrompt["summarise@2"]?.attempts, 2)
+      assert.closeTo(snapshot.byPrompt["summarise@2"]?.costUsd ?? 0, 0.5, 1e-12)
+      assert.deepStrictEqual(Object.keys(snapshot.byPrompt), ["summarise@2"])
+      assert.include(snapshot.format(), "summarise@2")
+    }))
+})

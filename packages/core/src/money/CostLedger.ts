@@ -52,6 +52,8 @@ export interface Snapshot {
   readonly byModel: Readonly<Record<string, Totals>>
   readonly byTenant: Readonly<Record<string, Totals>>
   readonly byTag: Readonly<Record<string, Totals>>
+  /** By prompt template, keyed `id@version` (requests rendered by `PromptTemplate` carry `metadata.prompt`). */
+  readonly byPrompt: Readonly<Record<string, Totals>>
   readonly format: () => string
 }
 
@@ -82,6 +84,7 @@ const emptySnapshot = (since: number): Snapshot => {
     byModel: {},
     byTenant: {},
     byTag: {},
+    byPrompt: {},
     format: () => format(snapshot)
   }
   return snapshot
@@ -127,6 +130,7 @@ interface State {
   readonly byModel: Map<string, MutableTotals>
   readonly byTenant: Map<string, MutableTotals>
   readonly byTag: Map<string, MutableTotals>
+  readonly byPrompt: Map<string, MutableTotals>
 }
 
 /** A token count as it may be recorded: a non-negative safe integer. */
@@ -186,6 +190,7 @@ const recordIn = (state: State, raw: Attempt, metadata: Metadata | undefined): v
   bump(state.byProvider, attempt.provider, attempt)
   bump(state.byModel, `${attempt.provider}/${attempt.model}`, attempt)
   if (metadata?.tenant !== undefined) bump(state.byTenant, metadata.tenant, attempt)
+  if (metadata?.prompt !== undefined) bump(state.byPrompt, `${metadata.prompt.id}@${metadata.prompt.version}`, attempt)
 }
 
 const copyOf = (map: Map<string, MutableTotals>): Record<string, Totals> => {
@@ -202,6 +207,7 @@ const toSnapshot = (state: State): Snapshot => {
     byModel: copyOf(state.byModel),
     byTenant: copyOf(state.byTenant),
     byTag: copyOf(state.byTag),
+    byPrompt: copyOf(state.byPrompt),
     format: () => format(snapshot)
   }
   return snapshot
@@ -220,7 +226,8 @@ export const make: Effect.Effect<CostLedgerService> = Effect.gen(function*() {
     byProvider: new Map(),
     byModel: new Map(),
     byTenant: new Map(),
-    byTag: new Map()
+    byTag: new Map(),
+    byPrompt: new Map()
   })
   // One mutable state, changed only inside synchronous effect steps (fibers share one thread).
   let state = fresh(yield* Clock.currentTimeMillis)
@@ -285,7 +292,8 @@ export const format = (snapshot: Snapshot): string => {
     ["provider", snapshot.byProvider],
     ["model", snapshot.byModel],
     ["tenant", snapshot.byTenant],
-    ["tag", snapshot.byTag]
+    ["tag", snapshot.byTag],
+    ["prompt", snapshot.byPrompt]
   ]
   for (const [group, totals] of groups) {
     for (const key of Object.keys(totals).sort()) row(group, key, totals[key]!)
