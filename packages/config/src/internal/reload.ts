@@ -7,7 +7,7 @@
  *
  * @internal
  */
-import { LLM } from "@switchboard/core"
+import { LLM, LlmError } from "@switchboard/core"
 import { Effect, Exit, Scope, Stream } from "effect"
 import { watch } from "node:fs"
 
@@ -49,7 +49,11 @@ export const make = (first: Generation): Reloading => {
     return held
   }
   const serviceOf = (held: Slot, name: string): LLM["Service"] | undefined => held.generation.routes.get(name)
-  const missing = (name: string) => Effect.die(new Error(`route "${name}" no longer exists after a reload`))
+  // A caller holding a route that a reload removed gets a typed error, not a defect.
+  const missing = (name: string) =>
+    Effect.fail(
+      new LlmError.ModelNotFound({ provider: "switchboard", model: name, detail: "the route was removed by a config reload" })
+    )
   const route = (name: string): LLM["Service"] =>
     LLM.of({
       generate: (request) =>
