@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import type { SwitchboardConfigError } from "@switchboard/core"
 import type { Descriptor } from "@switchboard/core/provider"
 import { Effect, Layer, Schema } from "effect"
 import * as Google from "./Google.ts"
@@ -53,18 +54,22 @@ export const descriptor: Descriptor.ProviderDescriptor = {
   types: ["google", "vertex"],
   clientOptions: (type) => type === "vertex" ? VertexOptions : ClientOptions,
   build: (type, _name, options) => {
-    const client = type === "vertex"
-      ? Google.layerVertex(Schema.decodeUnknownSync(VertexOptions)(options))
-      : Google.layerClient(Schema.decodeUnknownSync(ClientOptions)(options))
-    const given = type === "vertex"
-      ? Schema.decodeUnknownSync(VertexOptions)(options).name
-      : Schema.decodeUnknownSync(ClientOptions)(options).name
-    // Vertex serves the same Gemini models: they price as "google" in the catalog unless named otherwise.
-    const provider = given ?? "google"
-    return {
-      provider,
-      model: (model, settings) => Google.model(model, settings.defaults, { contentFilter: settings.contentFilter }).pipe(Layer.provide(client)),
-      listModels: Google.listModels.pipe(Effect.map((models) => models.map((m) => ({ id: m.id }))), Effect.provide(client))
+    // The loader decoded these options with `clientOptions(type)` already: this decode only types them.
+    const built = (client: Layer.Layer<Google.GoogleClient, SwitchboardConfigError.SwitchboardConfigError>, name: string | undefined) => {
+      // Vertex serves the same Gemini models: they price as "google" in the catalog unless named otherwise.
+      const provider = name ?? "google"
+      return {
+        provider,
+        model: (model: string, settings: Descriptor.ModelSettings) =>
+          Google.model(model, settings.defaults, { contentFilter: settings.contentFilter }).pipe(Layer.provide(client)),
+        listModels: Google.listModels.pipe(Effect.map((models) => models.map((m) => ({ id: m.id }))), Effect.provide(client))
+      }
     }
+    if (type === "vertex") {
+      const vertex = Schema.decodeUnknownSync(VertexOptions)(options)
+      return built(Google.layerVertex(vertex), vertex.name)
+    }
+    const gemini = Schema.decodeUnknownSync(ClientOptions)(options)
+    return built(Google.layerClient(gemini), gemini.name)
   }
 }

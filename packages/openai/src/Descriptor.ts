@@ -56,15 +56,12 @@ export const descriptor: Descriptor.ProviderDescriptor = {
   types: ["openai", "openai-compatible"],
   clientOptions: (type) => type === "openai-compatible" ? CompatibleOptions : ClientOptions,
   build: (type, name, options) => {
-    const client = type === "openai-compatible"
-      ? (() => {
-        const o = Schema.decodeUnknownSync(CompatibleOptions)(options)
-        return OpenAI.compatible({ ...o, name: o.name ?? name })
-      })()
-      : OpenAI.layerClient(Schema.decodeUnknownSync(ClientOptions)(options))
-    const provider = type === "openai-compatible"
-      ? (Schema.decodeUnknownSync(CompatibleOptions)(options).name ?? name)
-      : "openai"
+    // The loader decoded these options with `clientOptions(type)` already: this decode only types them.
+    const compatible = type === "openai-compatible" ? Schema.decodeUnknownSync(CompatibleOptions)(options) : undefined
+    const provider = compatible === undefined ? "openai" : compatible.name ?? name
+    const client = compatible === undefined
+      ? OpenAI.layerClient(Schema.decodeUnknownSync(ClientOptions)(options))
+      : OpenAI.compatible({ ...compatible, name: provider })
     return {
       provider,
       model: (model, settings) => OpenAI.model(model, settings.defaults, { contentFilter: settings.contentFilter }).pipe(Layer.provide(client)),
