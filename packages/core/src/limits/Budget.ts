@@ -53,11 +53,12 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
+import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import { LLM, observeAttempts, observeAttemptsStream, transform } from "../LLM.ts"
 import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
-import type { Attempt, LlmResponse, StreamPart } from "../LlmResponse.ts"
+import type { Attempt, LlmResponse } from "../LlmResponse.ts"
 import { Pricing, type PricingService } from "../money/Pricing.ts"
 import { Tokenizer } from "../prompt/Tokenizer.ts"
 import * as BudgetStore from "../state/BudgetStore.ts"
@@ -577,16 +578,17 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
           )
         }),
       stream: (request) =>
-        Stream.suspend(() => {
+        Streams.lazy(() => {
           const tally = newTally()
           let reservation: Reservation | undefined
           let finish: LlmResponse | undefined
-          return Stream.fromEffect(Effect.tap(reserve(request), (r) => Effect.sync(() => (reservation = r)))).pipe(
-            Stream.flatMap(() => observeAttemptsStream(tally.observe)(inner.stream(request))),
-            Stream.tap((part: StreamPart) => {
+          return Stream.unwrap(Effect.map(reserve(request), (r) => {
+            reservation = r
+            return Streams.peek(observeAttemptsStream(tally.observe)(inner.stream(request)), (part) => {
               if (part.type === "finish") finish = part.response
-              return Effect.void
-            }),
+            })
+          })).pipe(
+            // Around the reservation too: whatever happens once it is taken, it is settled.
             Stream.onExit((exit) => {
               if (reservation === undefined) return Effect.void
               if (tally.seen) return settle(reservation, tally.costUsd)

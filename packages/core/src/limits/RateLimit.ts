@@ -37,6 +37,7 @@
 import { Clock, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
 import * as Events from "../Events.ts"
+import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import { LLM, transform } from "../LLM.ts"
 import { type LlmError, RateLimited } from "../LlmError.ts"
@@ -600,15 +601,18 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
           release
         ),
       stream: (request) =>
-        Stream.suspend(() => {
+        Streams.lazy(() => {
           let permit: Permit | undefined
           let finish: LlmResponse | undefined
-          return Stream.fromEffect(Effect.tap(acquire(request), (p) => Effect.sync(() => (permit = p)))).pipe(
-            Stream.flatMap((p) => Stream.unwrap(Effect.as(waitFor(p), inner.stream(request)))),
-            Stream.tap((part) => {
+          const parts = () =>
+            Streams.peek(inner.stream(request), (part) => {
               if (part.type === "finish") finish = part.response
-              return Effect.void
-            }),
+            })
+          return Stream.unwrap(Effect.flatMap(acquire(request), (p) => {
+            permit = p
+            return p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts)
+          })).pipe(
+            // Around the permit too: whatever happens once it is taken, it is released.
             Stream.onExit((exit) =>
               permit === undefined
                 ? Effect.void

@@ -159,6 +159,13 @@ type CountText = (text: string) => number
 
 /** Characters of text whose counts one encoding remembers (about 2 MB of strings). */
 const rememberedChars = 1 << 20
+/**
+ * Texts whose counts one encoding remembers. Each remembered text is kept
+ * alive past the young GC generation, which costs more per entry than
+ * counting a short text does: capping the entries keeps a stream of unique
+ * short prompts from paying that.
+ */
+const rememberedTexts = 1 << 13
 /** Longer texts are counted every time rather than remembered. */
 const longestRemembered = 1 << 15
 
@@ -167,7 +174,8 @@ const longestRemembered = 1 << 15
  * prompt, tool definitions and history on every turn, so most texts a budget
  * or rate limit counts have been counted before.
  *
- * Two generations of about `rememberedChars / 2` characters each: when the
+ * Two generations of about `rememberedChars / 2` characters (at most
+ * `rememberedTexts / 2` texts) each: when the
  * young one fills up it becomes the old one and the previous old one is
  * dropped whole, and a text found in the old generation moves back to the
  * young one. Every step is O(1) — unlike evicting one by one from the front
@@ -178,7 +186,7 @@ const remembering = (bpe: Bpe): CountText => {
   let old = new Map<string, number>()
   let youngChars = 0
   const remember = (text: string, tokens: number) => {
-    if (youngChars + text.length > rememberedChars / 2) {
+    if (youngChars + text.length > rememberedChars / 2 || young.size >= rememberedTexts / 2) {
       old = young
       young = new Map()
       youngChars = 0
@@ -257,6 +265,18 @@ const countRequestWith = (count: CountText, request: LlmRequest): { tokens: numb
   return { tokens, approximate }
 }
 
+/** A request's count in one encoding, before it is marked exact or turned into an estimate. */
+interface Raw {
+  readonly tokens: number
+  readonly approximate: boolean
+}
+
+/** A raw count as a target's count: exact in its own encoding, else the `o200k_base` count × {@link estimateFactor}. */
+const countOf = (raw: Raw, exact: Encoding | undefined): Count =>
+  exact === undefined
+    ? { tokens: Math.ceil(raw.tokens * estimateFactor), estimated: true }
+    : { tokens: raw.tokens, estimated: raw.approximate }
+
 /**
  * The default tokenizer: exact BPE counts for the OpenAI family, estimates
  * elsewhere.
@@ -277,25 +297,24 @@ export const make = (): TokenizerService => {
     })
   }
   // Requests are immutable, so a count is remembered per request object and
-  // encoding: a budget and a rate limit on one call count it once.
-  const counted = new WeakMap<LlmRequest, { o200k_base?: Count; cl100k_base?: Count; estimate?: Count }>()
-  const measure = (request: LlmRequest, encoding: Encoding | undefined, bpe: Bpe): Count => {
-    const { approximate, tokens } = countRequestWith(counterOf(encoding ?? "o200k_base", bpe), request)
-    const count: Count = encoding === undefined
-      ? { tokens: Math.ceil(tokens * estimateFactor), estimated: true }
-      : { tokens, estimated: approximate }
+  // encoding: a budget and a rate limit on one call count it once, and an
+  // estimate for another family reuses the o200k_base count of the same request.
+  const counted = new WeakMap<LlmRequest, { o200k_base?: Raw; cl100k_base?: Raw }>()
+  const rawOf = (request: LlmRequest, encoding: Encoding, bpe: Bpe): Raw => {
+    const raw = countRequestWith(counterOf(encoding, bpe), request)
     const known = counted.get(request)
-    if (known === undefined) counted.set(request, { [encoding ?? "estimate"]: count })
-    else known[encoding ?? "estimate"] = count
-    return count
+    if (known === undefined) counted.set(request, { [encoding]: raw })
+    else known[encoding] = raw
+    return raw
   }
   const countRequest = (request: LlmRequest, target: Target): Effect.Effect<Count> => {
-    const encoding = encodingFor(target)
-    const known = counted.get(request)?.[encoding ?? "estimate"]
-    if (known !== undefined) return Effect.succeed(known)
-    const bpe = loaded[encoding ?? "o200k_base"]
-    if (bpe !== undefined) return Effect.succeed(measure(request, encoding, bpe))
-    return Effect.map(bpeOf(encoding ?? "o200k_base"), (bpe) => measure(request, encoding, bpe))
+    const exact = encodingFor(target)
+    const encoding = exact ?? "o200k_base"
+    const known = counted.get(request)?.[encoding]
+    if (known !== undefined) return Effect.succeed(countOf(known, exact))
+    const bpe = loaded[encoding]
+    if (bpe !== undefined) return Effect.succeed(countOf(rawOf(request, encoding, bpe), exact))
+    return Effect.map(bpeOf(encoding), (bpe) => countOf(rawOf(request, encoding, bpe), exact))
   }
   return { countText, countRequest }
 }

@@ -35,6 +35,7 @@ import type * as Context from "effect/Context"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import { interruptCharge } from "../internal/attempts.ts"
+import * as Streams from "../internal/streams.ts"
 import { type AttemptObserver, AttemptObservers, LLM } from "../LLM.ts"
 import { ContentFiltered, type LlmError, MalformedResponse, NetworkError } from "../LlmError.ts"
 import { check, type Defaults, type LlmRequest, withDefaults } from "../LlmRequest.ts"
@@ -116,21 +117,20 @@ const priced = (response: LlmResponse, pricing: PricingService): LlmResponse => 
  */
 export const requireFinish = (origin: { readonly provider: string; readonly model: string }) =>
 <E, R>(self: Stream.Stream<StreamPart, E, R>): Stream.Stream<StreamPart, E | NetworkError, R> =>
-  Stream.suspend(() => {
+  Streams.lazy(() => {
     let finished = false
-    return self.pipe(
+    return Streams.failAtEnd(
       // Per array, not per part: a provider that hands over a batch of parts keeps it one batch.
-      Stream.mapArray((parts) => {
+      Stream.mapArray(self, (parts) => {
         if (!finished) for (const part of parts) if (part.type === "finish") finished = true
         return parts
       }),
-      Stream.concat(Stream.suspend(() =>
-        finished
-          ? Stream.empty
-          : Stream.fail(new NetworkError({ ...origin, cause: "cut", detail: "the stream ended before its finish part" }))
-      ))
+      () => finished ? undefined : unfinished(origin)
     )
   })
+
+const unfinished = (origin: { readonly provider: string; readonly model: string }) =>
+  new NetworkError({ ...origin, cause: "cut", detail: "the stream ended before its finish part" })
 
 /** Where a leaf's finished attempts go: the ledger and the call's observers. */
 interface Sinks {
@@ -312,16 +312,18 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
           recorded = true
           return Effect.as(settle(sinks, judged.attempts, request), { type: "finish", response: judged })
         }
-        let parts = impl.stream(request, model).pipe(
+        let finished = false
+        let parts = Streams.failAtEnd(
           // Per array, not per part: the batches a provider hands over stay batches.
-          Stream.mapArrayEffect((batch): Effect.Effect<NonEmptyReadonlyArray<StreamPart>, LlmError> => {
+          Stream.mapArrayEffect(impl.stream(request, model), (batch): Effect.Effect<NonEmptyReadonlyArray<StreamPart>, LlmError> => {
             if (!batch.some((part) => part.type === "finish")) return Effect.succeed(batch)
+            finished = true
             // One part out for each part in: the batch stays non-empty.
             return Effect.map(Effect.forEach(batch, finishOf), (out) => out as unknown as NonEmptyReadonlyArray<StreamPart>)
           }),
-          requireFinish({ provider, model }),
-          Deadline.forRequestStream(request, { provider, model })
-        )
+          // A stream that ends without its finish part was cut (what `requireFinish` does, in the same pass).
+          () => finished ? undefined : unfinished({ provider, model })
+        ).pipe(Deadline.forRequestStream(request, { provider, model }))
         if (bus.enabled) {
           parts = Stream.tapError(parts, failedEvent(bus, clock, model, start))
         }

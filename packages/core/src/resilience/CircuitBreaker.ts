@@ -66,7 +66,7 @@ import { DurationInput, IntAtLeast, millisOf } from "../internal/optionSchemas.t
 import { LLM, transform } from "../LLM.ts"
 import { CircuitOpen, type LlmError, type Timeout } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
-import type { LlmResponse, StreamPart } from "../LlmResponse.ts"
+import type { LlmResponse } from "../LlmResponse.ts"
 import * as BreakerStore from "../state/BreakerStore.ts"
 import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
 import * as LoopLag from "./internal/loopLag.ts"
@@ -405,23 +405,20 @@ export const make = (
             )
           }),
         stream: (request) =>
-          Stream.unwrap(Effect.suspend(() => {
+          Stream.unwrap(Effect.withFiber((fiber) => {
             const key = routes.get(request.model ?? "")
             const admitted = key === undefined ? Effect.succeed(unrouted) : admit(key)
             return Effect.map(admitted, (ticket) => {
               let finish: LlmResponse | undefined
-              let at: Since | undefined
-              return Stream.unwrap(Effect.withFiber((fiber) => {
-                const clock = fiber.getRef(Clock.Clock)
-                at = since(fiber, clock.currentTimeMillisUnsafe())
-                return Effect.succeed(inner.stream(request))
-              })).pipe(
-                Stream.tap((part: StreamPart) => {
-                  if (part.type === "finish") finish = part.response
-                  return Effect.void
+              const at = since(fiber, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+              return inner.stream(request).pipe(
+                // Per array, not per part: the finish part is looked for without an effect per part.
+                Stream.mapArray((parts) => {
+                  for (const part of parts) if (part.type === "finish") finish = part.response
+                  return parts
                 }),
                 Stream.onExit((exit) => {
-                  if (at !== undefined) LoopLag.exit()
+                  LoopLag.exit()
                   return Exit.isSuccess(exit)
                     ? finish === undefined
                       ? settleUnfinished(ticket)

@@ -377,8 +377,9 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
             })
           )
         )
-      const run = (i: number, mode: Mode): Stream.Stream<StreamPart, LlmError> =>
-        Stream.suspend(() => {
+      // Called when the stream starts and from a failure's handler, so the child's stream is built
+      // when it is about to run: no suspension of its own.
+      const run = (i: number, mode: Mode): Stream.Stream<StreamPart, LlmError> => {
           const child = children[i]!
           const childRequest: LlmRequest = mode.prefix === undefined
             ? request
@@ -432,8 +433,10 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
             }
           }
           return stream.pipe(
-            Stream.map(shown),
-            Stream.filter((part): part is StreamPart => part !== undefined),
+            Stream.filterMap((part: StreamPart) => {
+              const out = shown(part)
+              return out === undefined ? Result.fail(part) : Result.succeed(out)
+            }),
             Stream.catch(({ attempts, error }: ChildFailure) =>
               Stream.unwrap(Effect.gen(function*() {
                 learn(learned[i]!, error)
@@ -463,7 +466,7 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
               }))
             )
           )
-        })
+      }
       return run(0, plain)
     }))
 

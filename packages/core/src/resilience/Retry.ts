@@ -45,6 +45,7 @@
 import { Clock, Duration, Effect, Random, Result, Schedule, Schema, Stream } from "effect"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
+import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import { attemptsOfFailure, observed, observedStream, prepend, report } from "../internal/attempts.ts"
 import { DurationInput, FiniteAtLeast, FiniteBetween, Fn, IntAtLeast, millisOf, orThrow } from "../internal/optionSchemas.ts"
@@ -268,6 +269,16 @@ const replaying = <A, E, R>(first: E, self: Effect.Effect<A, E, R>): Effect.Effe
   })
 }
 
+/** A stream that fails with `first` on its first run and is `self` after (see {@link replaying}). */
+const replayingStream = <A, E, R>(first: E, self: Stream.Stream<A, E, R>): Stream.Stream<A, E, R> => {
+  let replayed = false
+  return Streams.lazy(() => {
+    if (replayed) return self
+    replayed = true
+    return Stream.fail(first)
+  })
+}
+
 const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM["Service"] => {
   const retrying = policyOf(settings)
   const giveUp = (failed: ReadonlyArray<Attempt>) => report(failed)
@@ -298,7 +309,7 @@ const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM[
     })
 
   const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
-    Stream.suspend(() => {
+    Streams.lazy(() => {
       const failed: Array<Attempt> = []
       let emitted = false
       const once = Stream.unwrap(Effect.map(Clock.currentTimeMillis, (start) => {
@@ -308,17 +319,24 @@ const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM[
             emitted = true
             return part.type === "finish" ? { type: "finish", response: prepend(part.response, failed) } : part
           }),
-          Stream.tapError((error) =>
-            Effect.map(Clock.currentTimeMillis, (now) => {
+          Stream.catch((error) =>
+            Stream.fromEffect(Effect.flatMap(Clock.currentTimeMillis, (now) => {
               failed.push(...attemptsOfFailure(cell, error, request, now - start))
-            })
+              return Effect.fail(error)
+            }))
           )
         )
       }))
-      // Only before the first part: once output reached the caller a retry would repeat it.
-      return Stream.retry(once, Schedule.while(retrying, () => !emitted)).pipe(
-        Stream.catch((error) => Stream.fromEffect(Effect.andThen(giveUp(failed), Effect.fail(error))))
-      )
+      const exhausted = (error: LlmError) => Stream.fromEffect(Effect.andThen(giveUp(failed), Effect.fail(error)))
+      // As for `generate`: the first try runs bare, and only a failure builds the retry series
+      // (its first input the failure already seen). Once output reached the caller a retry
+      // would repeat it, so a failure after the first part ends the call.
+      return Stream.catch(once, (first) =>
+        emitted
+          ? exhausted(first)
+          : Stream.retry(replayingStream(first, once), Schedule.while(retrying, () => !emitted)).pipe(
+            Stream.catch(exhausted)
+          ))
     })
 
   return LLM.of({ generate, stream })

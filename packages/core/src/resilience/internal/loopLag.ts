@@ -6,8 +6,8 @@
  * process than about the provider it was waiting on.
  *
  * Real time (`performance.now`), not the `Clock`: this measures the runtime,
- * which a `TestClock` does not move. Process-wide, and idle when no call is
- * in flight.
+ * which a `TestClock` does not move. Process-wide, and idle (no timer) from
+ * the first tick after the last call in flight ended.
  *
  * @internal
  */
@@ -55,12 +55,10 @@ export const enter = (): number => {
 }
 
 /** A call ended. */
+// The ticker is not cleared when the last call ends: it stops at its next tick if nothing is in
+// flight then. Calls one after another (no overlap) would otherwise set and clear a timer each.
 export const exit = (): void => {
   inFlight = Math.max(0, inFlight - 1)
-  if (inFlight === 0 && timer !== undefined) {
-    clearTimeout(timer)
-    timer = undefined
-  }
 }
 
 /**
