@@ -261,7 +261,8 @@ const isPlainBody = (body: unknown): body is typeof WireBody.Type => {
   return true
 }
 
-const decodeBody = (
+/** A body as the mapping reads it: the fast path when it applies, else the Schema. @internal */
+export const decodeBody = (
   body: unknown,
   origin: { readonly provider: string; readonly model?: string | undefined }
 ): typeof WireBody.Type | LlmError.MalformedResponse => isPlainBody(body) ? body : decodeSchema(body, origin)
@@ -291,7 +292,44 @@ const WireChunk = Schema.Struct({
   }))))
 })
 
-const decodeChunk = Decode.bodyDecoder(WireChunk, "a chat.completion.chunk")
+const decodeChunkSchema = Decode.bodyDecoder(WireChunk, "a chat.completion.chunk")
+
+// The same fast path for the common chunk (text, reasoning or refusal deltas, a finish reason, usage;
+// no tool-call fragments, no `x_groq`): strictly narrower than `WireChunk`, everything else to the Schema.
+const isIndexOrAbsent = (u: unknown): boolean => u === undefined || u === null || (typeof u === "number" && Number.isFinite(u))
+const isPlainChunk = (chunk: unknown): chunk is typeof WireChunk.Type => {
+  if (
+    !isRecord(chunk) || !isTextOrAbsent(chunk["id"]) || !isTextOrAbsent(chunk["model"]) ||
+    !isPlainUsage(chunk["usage"]) || (chunk["x_groq"] !== undefined && chunk["x_groq"] !== null)
+  ) return false
+  const choices = chunk["choices"]
+  if (choices === undefined || choices === null) return true
+  if (!Array.isArray(choices)) return false
+  for (const choice of choices) {
+    if (!isRecord(choice) || !isIndexOrAbsent(choice["index"]) || !isTextOrAbsent(choice["finish_reason"])) return false
+    const delta = choice["delta"]
+    if (delta === undefined || delta === null) continue
+    if (
+      !isRecord(delta) || !isTextOrAbsent(delta["content"]) || !isTextOrAbsent(delta["refusal"]) ||
+      !isTextOrAbsent(delta["reasoning_content"]) || !isTextOrAbsent(delta["reasoning"]) ||
+      (delta["tool_calls"] !== undefined && delta["tool_calls"] !== null)
+    ) return false
+  }
+  return true
+}
+
+/** A chunk as the stream table reads it: the fast path when it applies, else the Schema. @internal */
+export const decodeChunk = (
+  chunk: unknown,
+  origin: { readonly provider: string; readonly model?: string | undefined }
+): typeof WireChunk.Type | LlmError.MalformedResponse => isPlainChunk(chunk) ? chunk : decodeChunkSchema(chunk, origin)
+
+/** {@link decodeChunk} through the Schema alone (the tests hold the fast path to it). @internal */
+export const decodeChunkWithSchema = decodeChunkSchema
+
+/** {@link decodeBody}'s fast path or the Schema, and the Schema alone (for the same test). @internal */
+export const decodeBodyWithSchema = (body: unknown, origin: { readonly provider: string; readonly model?: string | undefined }) =>
+  decodeSchema(body, origin)
 
 /**
  * Maps OpenAI's `finish_reason` (`function_call` is the pre-tools name of
@@ -419,6 +457,15 @@ export const chunkTable = (seen: StreamSeen) =>
 (chunk: unknown, acc: StreamAccumulator.Accumulator): ReadonlyArray<StreamAccumulator.Delta> | LlmError.LlmError => {
   const decoded = decodeChunk(chunk, { provider: acc.provider, model: acc.model })
   if (decoded instanceof LlmError.MalformedResponse) return decoded
+  return readChunk(decoded, seen, acc)
+}
+
+/** The deltas of one decoded chunk (see {@link chunkTable}). @internal */
+export const readChunk = (
+  decoded: typeof WireChunk.Type,
+  seen: StreamSeen,
+  acc: { readonly calls: { readonly size: number } }
+): ReadonlyArray<StreamAccumulator.Delta> => {
   const out: Array<StreamAccumulator.Delta> = []
   if (typeof decoded.id === "string") out.push({ _tag: "meta", id: decoded.id })
   const usage = decoded.usage ?? decoded.x_groq?.usage
