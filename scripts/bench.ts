@@ -16,7 +16,9 @@
  * and 64, whole and streaming (time to first part), `--rounds` interleaved
  * rounds, the median round kept. Then in process (no HTTP): the stack over
  * test providers, a cache hit, the Router micro-benchmark
- * (`scripts/bench/router.ts`), and memory across 1,000,000 calls.
+ * (`scripts/bench/router.ts`), what each combinator adds to a call and a stream
+ * (`scripts/bench/layers.ts`), what the OpenAI leaf adds to its SDK with no
+ * socket (`scripts/bench/leaf.ts`), and memory across 1,000,000 calls.
  *
  * Prints the table and writes `bench/RESULTS.md` and `bench/ratios.svg`.
  *
@@ -163,11 +165,34 @@ const routerRun = spawnSync(process.execPath, [fileURLToPath(new URL("./bench/ro
 const router = routerRun.status === 0 ? routerRun.stdout.trim() : `router.ts failed:\n${routerRun.stderr}`
 console.log(`\n${router}`)
 
+// What each combinator adds (generate and stream) and what the OpenAI leaf adds to its SDK with no socket,
+// in process; their tables kept as printed.
+const micro = (script: string, args: ReadonlyArray<string>): string => {
+  const run = spawnSync(process.execPath, [fileURLToPath(new URL(`./bench/${script}`, import.meta.url)), ...args], {
+    encoding: "utf8",
+    timeout: 600_000
+  })
+  const out = run.status === 0 ? run.stdout.trim() : `${script} ${args.join(" ")} failed:\n${run.stderr}`
+  console.log(`\n${out}`)
+  return out
+}
+const scale = (full: number, short: number) => String(quick ? short : full)
+const layers = [
+  micro("layers.ts", ["--calls", scale(100_000, 20_000), "--rounds", scale(3, 1)]),
+  micro("layers.ts", ["--calls", scale(10_000, 3_000), "--rounds", scale(3, 1), "--stream"])
+].join("\n\n")
+const leaf = [
+  micro("leaf.ts", ["--calls", scale(10_000, 3_000), "--rounds", scale(5, 1)]),
+  micro("leaf.ts", ["--calls", scale(10_000, 3_000), "--rounds", scale(5, 1), "--stream"])
+].join("\n\n")
+
 const { markdown, svg, summary } = render({
   http,
   inProcess,
   rss,
   router,
+  layers,
+  leaf,
   requests,
   rounds,
   simRounds,

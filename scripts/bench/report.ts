@@ -19,6 +19,10 @@ export interface Results {
   }
   /** The Router micro-benchmark's table, as printed. */
   readonly router: string
+  /** `scripts/bench/layers.ts` (generate, then stream), as printed. */
+  readonly layers: string
+  /** `scripts/bench/leaf.ts` (whole, then stream), as printed. */
+  readonly leaf: string
   readonly requests: number
   readonly rounds: number
   readonly simRounds: number
@@ -194,6 +198,23 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
 
 \`\`\`
 ${results.router}
+\`\`\`
+
+## Each combinator alone (\`scripts/bench/layers.ts\`, in process)
+
+Every combinator over the scripted test leaf, unique prompts; a stream is three text parts and its finish.
+
+\`\`\`
+${results.layers}
+\`\`\`
+
+## The OpenAI leaf against its SDK, no socket (\`scripts/bench/leaf.ts\`, in process)
+
+Both given a \`fetch\` that answers at once with the minimal upstream's bodies: what the leaf adds to the SDK's
+own work, with no network, server or second process in the figure.
+
+\`\`\`
+${results.leaf}
 \`\`\`
 `
 

@@ -1,0 +1,115 @@
+/**
+ * What a provider leaf adds to the official SDK, in process: the raw
+ * `openai` SDK and `OpenAI.model` over the same SDK, both given a `fetch`
+ * that answers at once with a canned `chat.completion` (or SSE stream, the
+ * bodies of `scripts/bench/upstream.ts`), so no socket, no server and no
+ * other process blurs the difference. Sequential calls, CPU µs per call, the
+ * median of interleaved rounds; the leaf's overhead is its CPU minus the
+ * SDK's in the same round.
+ *
+ * Usage: `node scripts/bench/leaf.ts [--calls 20000] [--rounds 5] [--stream] [--only sdk|layer]`
+ */
+import { Llm } from "@switchboard/core"
+import { OpenAI } from "@switchboard/openai"
+import { Effect, Layer, ManagedRuntime, Stream } from "effect"
+import OpenAISdk from "openai"
+
+const args = process.argv.slice(2)
+const flag = (name: string): string | undefined => {
+  const at = args.indexOf(name)
+  return at === -1 ? undefined : args[at + 1]
+}
+const calls = Number(flag("--calls") ?? 20_000)
+const rounds = Number(flag("--rounds") ?? 5)
+const streaming = args.includes("--stream")
+// `--only sdk|layer` runs one side (for a profile of it alone).
+const only = flag("--only")
+
+const completion = JSON.stringify({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1_700_000_000,
+  model: "gpt-4o-mini",
+  choices: [{
+    index: 0,
+    message: { role: "assistant", content: "Hello! How can I help you today?", refusal: null },
+    logprobs: null,
+    finish_reason: "stop"
+  }],
+  usage: { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 }
+})
+const chunk = (delta: object, finish: string | null, usage?: object) =>
+  `data: ${
+    JSON.stringify({
+      id: "chatcmpl-bench",
+      object: "chat.completion.chunk",
+      created: 1_700_000_000,
+      model: "gpt-4o-mini",
+      choices: usage === undefined ? [{ index: 0, delta, logprobs: null, finish_reason: finish }] : [],
+      ...(usage === undefined ? {} : { usage })
+    })
+  }\n\n`
+const sse = new TextEncoder().encode(
+  chunk({ role: "assistant", content: "Hello!" }, null) +
+    chunk({ content: " How can I help you today?" }, null) +
+    chunk({}, "stop") +
+    chunk({}, null, { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 }) +
+    "data: [DONE]\n\n"
+)
+
+/** A `fetch` answering every call at once, as a keep-alive upstream would, with no socket. */
+const canned: typeof globalThis.fetch = async (_input, init) => {
+  const stream = typeof init?.body === "string" && init.body.includes(`"stream":true`)
+  return stream
+    ? new Response(sse, { status: 200, headers: { "content-type": "text/event-stream" } })
+    : new Response(completion, { status: 200, headers: { "content-type": "application/json" } })
+}
+
+const baseURL = "http://127.0.0.1:1/v1"
+const prompt = (index: number) => `Benchmark request ${index}: say hello.`
+
+const sdk = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0, fetch: canned })
+const sdkCall = async (index: number) => {
+  const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: prompt(index) }], max_tokens: 64 }
+  if (!streaming) {
+    await sdk.chat.completions.create(body)
+    return
+  }
+  const chunks = await sdk.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } })
+  for await (const _ of chunks) {
+    // drained
+  }
+}
+
+const runtime = ManagedRuntime.make(
+  OpenAI.model("gpt-4o-mini").pipe(Layer.provide(Layer.orDie(OpenAI.layerClient({ apiKey: "sk-bench", baseURL, fetch: canned }))))
+)
+const request = (index: number) => ({ messages: [{ role: "user" as const, content: prompt(index) }], maxTokens: 64 })
+const layerCall = (index: number) =>
+  runtime.runPromise(
+    streaming ? Stream.runDrain(Llm.stream(request(index))) : Effect.asVoid(Llm.generate(request(index)))
+  )
+
+const measure = async (call: (index: number) => Promise<void>, from: number) => {
+  if (only !== undefined && only !== (call === sdkCall ? "sdk" : "layer")) return 0
+  const cpu = process.cpuUsage()
+  for (let i = from; i < from + calls; i++) await call(i)
+  const used = process.cpuUsage(cpu)
+  return (used.user + used.system) / calls
+}
+
+const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+await measure(sdkCall, 0)
+await measure(layerCall, 0)
+const sdkUs: Array<number> = []
+const layerUs: Array<number> = []
+for (let round = 1; round <= rounds; round++) {
+  sdkUs.push(await measure(sdkCall, round * calls))
+  layerUs.push(await measure(layerCall, round * calls))
+}
+console.log(`${calls} sequential ${streaming ? "streams" : "calls"} × ${rounds} rounds, canned fetch, CPU µs per call`)
+console.log(`sdk    ${median(sdkUs).toFixed(1).padStart(7)}   [${sdkUs.map((x) => x.toFixed(1)).join(", ")}]`)
+console.log(`layer  ${median(layerUs).toFixed(1).padStart(7)}   [${layerUs.map((x) => x.toFixed(1)).join(", ")}]`)
+console.log(`added  ${median(layerUs.map((x, i) => x - sdkUs[i]!)).toFixed(1).padStart(7)}`)
+await runtime.dispose()
