@@ -176,7 +176,7 @@ describe("switchboard serve switchboard.yaml", () => {
 })
 
 describe("two gateway processes sharing Redis", () => {
-  it("enforce one per-key budget between them: together they never spend past it", async () => {
+  it("enforce one per-key budget between them: together they never spend past it; /ready says when Redis is gone", async () => {
     const { startRedis } = await import("../packages/redis/test/redisServer.ts")
     const redis = await startRedis()
     const file = join(dir, "shared.yaml")
@@ -212,6 +212,17 @@ describe("two gateway processes sharing Redis", () => {
       assert.isAbove(answered, 0)
       assert.isAbove(refused, 0, "the shared key budget runs out")
       assert.isAtMost(spent, 0.002 + 1e-9, "two gateways together stay within the key's budget")
+
+      // GET /ready pings Redis: ready while it answers, not ready (503) once it is gone.
+      const ready = () => fetch(`${gateways[0]!.url}/ready`).then((response) => response.status)
+      assert.strictEqual(await ready(), 200)
+      await redis.stop()
+      let status = await ready()
+      for (let tries = 0; status === 200 && tries < 50; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        status = await ready()
+      }
+      assert.strictEqual(status, 503, "an instance that cannot reach Redis is not ready")
     } finally {
       for (const gateway of gateways) gateway.child.kill("SIGTERM")
       await Promise.all(gateways.map((gateway) => gateway.exited))

@@ -19,6 +19,7 @@ import { Argument, Command, Flag } from "effect/cli"
 import { SwitchboardConfig } from "@switchboard/config"
 import { type LLM, Pricing, SwitchboardConfigError, Telemetry } from "@switchboard/core"
 import { Otel } from "@switchboard/otel"
+import { Redis } from "@switchboard/redis"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
 import * as Gateway from "./Gateway.ts"
@@ -90,13 +91,20 @@ export const serveConfig = (
     )
     const telemetry = config.blocks.get("telemetry") as TelemetryBlock | undefined
     const serveWith = (metrics: Effect.Effect<string> | undefined) =>
-      Gateway.serve<never, never>({
-        ...block,
-        routes: services,
-        ...(metrics !== undefined ? { metrics } : {}),
-        ...(overrides.port !== undefined ? { port: overrides.port } : {}),
-        ...(overrides.host !== undefined ? { host: overrides.host } : {})
-      })
+      Effect.flatMap(
+        // With `state.redis`, GET /ready also pings Redis: an instance that cannot reach the shared
+        // budget is taken out of the load balancer rather than refusing every budgeted call.
+        Effect.serviceOption(Redis.RedisStores),
+        (redis) =>
+          Gateway.serve<never, never>({
+            ...block,
+            routes: services,
+            ...(metrics !== undefined ? { metrics } : {}),
+            ...(Option.isSome(redis) ? { ready: redis.value.ping } : {}),
+            ...(overrides.port !== undefined ? { port: overrides.port } : {}),
+            ...(overrides.host !== undefined ? { host: overrides.host } : {})
+          })
+      )
     // Per-key budgets keep their state where the routes do: on Redis with `state.redis`, so every gateway
     // instance enforces one budget per key.
     const stores = SwitchboardConfig.layerStores(config)
