@@ -189,7 +189,22 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   every call, raw or not). The connection is reused by both (the upstream's CPU per request is in the table).
 - The full stack's in-process cost is dominated by the Budget's token count of each unique prompt (the
   tokenizer, ~15% of the in-process stack profile; a chat resending its history hits the per-text memory) and
-  by Effect's run loop across the seven combinators.
+  by Effect's run loop across the seven combinators. The per-text memory was capped by texts as well as
+  characters: a remembered text outlives the young GC generation, which cost more per unique short prompt
+  (~1.5–3.7 µs) than counting it (~3 µs); an estimate for another model family reuses the request's
+  \`o200k_base\` count instead of a second pass.
+- Streams paid per call for operators that were cheap to write and dear to run (effect 4.1, four-element
+  stream): \`Stream.suspend\` records each stream in a \`WeakMap\` (~5 µs), \`Stream.concat\` of a suspended
+  tail to fail at the end ~19 µs, \`Stream.tap\` an effect per part, \`Stream.retry\` a schedule driver on every
+  call. The combinators now use \`Stream.unwrap\` of a sync effect, the channel's end mapped to fail
+  (\`Channel.mapDoneEffect\`), a batch-wise \`mapArray\`, and Retry builds its series only after a failure;
+  the OpenAI chunk got the body's fast path (the Schema cost ~8 µs a chunk), held to the Schema by a property
+  test. In process, the full stack's added CPU per stream fell from ~366 µs to ~234–279 µs (wave 1's code in
+  the same run: 281–292 µs); retry 66 → 39, breaker 62 → 37, rate limit 58 → 9, fallback 70 → 31.
+- Wave 1's code, checked out beside this one and measured in the same session with \`layers.ts\` (whole call
+  through the full stack over the scripted leaf, CPU µs, two interleaved runs each): generate 35.3–39.0 here
+  against 35.9–38.6 in wave 1; a stream 362–396 here against 424–431 in wave 1. The leaf itself got cheaper,
+  so "orchestration (miss − bare)" reads 3–5 µs higher than wave 1's while a whole call costs the same.
 - undici's own pooled \`fetch\` through the SDK's \`fetch\` option (\`sdk-undici\`) did not beat Node's global fetch
   (which is undici, pooled, keep-alive) in these runs, and \`undici\` is not a dependency of the workspace, so it
   is not adopted.
