@@ -22,12 +22,9 @@ import {
   Tokenizer
 } from "@switchboard/core"
 import { makeStackFrom } from "../../examples/switchboard.ts"
+import { flag } from "./args.ts"
 
 const args = process.argv.slice(2)
-const flag = (name: string): string | undefined => {
-  const at = args.indexOf(name)
-  return at === -1 ? undefined : args[at + 1]
-}
 const calls = Number(flag("--calls") ?? 100_000)
 const rounds = Number(flag("--rounds") ?? 3)
 const only = flag("--only")?.split(",")

@@ -13,53 +13,21 @@ import { Llm } from "@switchboard/core"
 import { OpenAI } from "@switchboard/openai"
 import { Effect, Layer, ManagedRuntime, Stream } from "effect"
 import OpenAISdk from "openai"
+import { flag } from "./args.ts"
+import { completion, sse as sseText, streamMarker } from "./bodies.ts"
 
 const args = process.argv.slice(2)
-const flag = (name: string): string | undefined => {
-  const at = args.indexOf(name)
-  return at === -1 ? undefined : args[at + 1]
-}
 const calls = Number(flag("--calls") ?? 20_000)
 const rounds = Number(flag("--rounds") ?? 5)
 const streaming = args.includes("--stream")
 // `--only sdk|layer` runs one side (for a profile of it alone).
 const only = flag("--only")
 
-const completion = JSON.stringify({
-  id: "chatcmpl-bench",
-  object: "chat.completion",
-  created: 1_700_000_000,
-  model: "gpt-4o-mini",
-  choices: [{
-    index: 0,
-    message: { role: "assistant", content: "Hello! How can I help you today?", refusal: null },
-    logprobs: null,
-    finish_reason: "stop"
-  }],
-  usage: { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 }
-})
-const chunk = (delta: object, finish: string | null, usage?: object) =>
-  `data: ${
-    JSON.stringify({
-      id: "chatcmpl-bench",
-      object: "chat.completion.chunk",
-      created: 1_700_000_000,
-      model: "gpt-4o-mini",
-      choices: usage === undefined ? [{ index: 0, delta, logprobs: null, finish_reason: finish }] : [],
-      ...(usage === undefined ? {} : { usage })
-    })
-  }\n\n`
-const sse = new TextEncoder().encode(
-  chunk({ role: "assistant", content: "Hello!" }, null) +
-    chunk({ content: " How can I help you today?" }, null) +
-    chunk({}, "stop") +
-    chunk({}, null, { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 }) +
-    "data: [DONE]\n\n"
-)
+const sse = new TextEncoder().encode(sseText)
 
 /** A `fetch` answering every call at once, as a keep-alive upstream would, with no socket. */
 const canned: typeof globalThis.fetch = async (_input, init) => {
-  const stream = typeof init?.body === "string" && init.body.includes(`"stream":true`)
+  const stream = typeof init?.body === "string" && init.body.includes(streamMarker)
   return stream
     ? new Response(sse, { status: 200, headers: { "content-type": "text/event-stream" } })
     : new Response(completion, { status: 200, headers: { "content-type": "application/json" } })

@@ -13,45 +13,16 @@
  * `listening on http://127.0.0.1:<port>` and exits with its parent.
  */
 import { createServer } from "node:http"
+import * as bodies from "./bodies.ts"
 
 const portAt = process.argv.indexOf("--port")
 const port = portAt === -1 ? 0 : Number(process.argv[portAt + 1] ?? 0)
 
-const completion = Buffer.from(JSON.stringify({
-  id: "chatcmpl-bench",
-  object: "chat.completion",
-  created: 1_700_000_000,
-  model: "gpt-4o-mini",
-  choices: [{
-    index: 0,
-    message: { role: "assistant", content: "Hello! How can I help you today?", refusal: null },
-    logprobs: null,
-    finish_reason: "stop"
-  }],
-  usage: { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 }
-}))
-
-const chunk = (delta: object, finish: string | null, usage?: object) =>
-  `data: ${
-    JSON.stringify({
-      id: "chatcmpl-bench",
-      object: "chat.completion.chunk",
-      created: 1_700_000_000,
-      model: "gpt-4o-mini",
-      choices: usage === undefined ? [{ index: 0, delta, logprobs: null, finish_reason: finish }] : [],
-      ...(usage === undefined ? {} : { usage })
-    })
-  }\n\n`
-const sse = Buffer.from(
-  chunk({ role: "assistant", content: "Hello!" }, null) +
-    chunk({ content: " How can I help you today?" }, null) +
-    chunk({}, "stop") +
-    chunk({}, null, { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 }) +
-    "data: [DONE]\n\n"
-)
+const completion = Buffer.from(bodies.completion)
+const sse = Buffer.from(bodies.sse)
 const jsonHeaders = { "content-type": "application/json", "content-length": String(completion.length) }
 const sseHeaders = { "content-type": "text/event-stream", "cache-control": "no-cache", "content-length": String(sse.length) }
-const marker = Buffer.from(`"stream":true`)
+const marker = Buffer.from(bodies.streamMarker)
 
 let requests = 0
 const server = createServer({ keepAlive: true, keepAliveTimeout: 60_000 }, (req, res) => {
