@@ -380,92 +380,92 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
       // Called when the stream starts and from a failure's handler, so the child's stream is built
       // when it is about to run: no suspension of its own.
       const run = (i: number, mode: Mode): Stream.Stream<StreamPart, LlmError> => {
-          const child = children[i]!
-          const childRequest: LlmRequest = mode.prefix === undefined
-            ? request
-            : { ...request, messages: [...request.messages, { role: "assistant", content: mode.prefix }] }
-          const stream = tryStream(child.service.stream(childRequest), childRequest)
-          let skipText = mode.skipText
-          let skipReasoning = mode.skipReasoning
-          const shown = (part: StreamPart): StreamPart | undefined => {
-            switch (part.type) {
-              case "text-delta": {
-                let text = part.text
-                if (skipText > 0) {
-                  const cut = Math.min(skipText, text.length)
-                  skipText -= cut
-                  text = text.slice(cut)
-                  if (text.length === 0) return undefined
-                }
-                emittedText += text
-                emitted = true
-                return text === part.text ? part : { type: "text-delta", text }
+        const child = children[i]!
+        const childRequest: LlmRequest = mode.prefix === undefined
+          ? request
+          : { ...request, messages: [...request.messages, { role: "assistant", content: mode.prefix }] }
+        const stream = tryStream(child.service.stream(childRequest), childRequest)
+        let skipText = mode.skipText
+        let skipReasoning = mode.skipReasoning
+        const shown = (part: StreamPart): StreamPart | undefined => {
+          switch (part.type) {
+            case "text-delta": {
+              let text = part.text
+              if (skipText > 0) {
+                const cut = Math.min(skipText, text.length)
+                skipText -= cut
+                text = text.slice(cut)
+                if (text.length === 0) return undefined
               }
-              case "reasoning-delta": {
-                let text = part.text
-                if (skipReasoning > 0) {
-                  const cut = Math.min(skipReasoning, text.length)
-                  skipReasoning -= cut
-                  text = text.slice(cut)
-                  if (text.length === 0) return undefined
-                }
-                emittedReasoning += text
-                emitted = true
-                return text === part.text ? part : { type: "reasoning-delta", text }
+              emittedText += text
+              emitted = true
+              return text === part.text ? part : { type: "text-delta", text }
+            }
+            case "reasoning-delta": {
+              let text = part.text
+              if (skipReasoning > 0) {
+                const cut = Math.min(skipReasoning, text.length)
+                skipReasoning -= cut
+                text = text.slice(cut)
+                if (text.length === 0) return undefined
               }
-              case "tool-call-delta":
-                toolOpen = true
-                emitted = true
-                return part
-              case "finish": {
-                learn(learned[i]!, part.response)
-                let response = prepend(part.response, failed)
-                if (mode.prefix !== undefined) {
-                  const prefix = mode.prefix
-                  const [first, ...rest] = response.content
-                  const content = first !== undefined && first.type === "text"
-                    ? [{ ...first, text: prefix + first.text }, ...rest]
-                    : [{ type: "text" as const, text: prefix }, ...response.content]
-                  response = { ...response, text: prefix + response.text, content }
-                }
-                return { type: "finish", response }
+              emittedReasoning += text
+              emitted = true
+              return text === part.text ? part : { type: "reasoning-delta", text }
+            }
+            case "tool-call-delta":
+              toolOpen = true
+              emitted = true
+              return part
+            case "finish": {
+              learn(learned[i]!, part.response)
+              let response = prepend(part.response, failed)
+              if (mode.prefix !== undefined) {
+                const prefix = mode.prefix
+                const [first, ...rest] = response.content
+                const content = first !== undefined && first.type === "text"
+                  ? [{ ...first, text: prefix + first.text }, ...rest]
+                  : [{ type: "text" as const, text: prefix }, ...response.content]
+                response = { ...response, text: prefix + response.text, content }
               }
+              return { type: "finish", response }
             }
           }
-          return stream.pipe(
-            Stream.filterMap((part: StreamPart) => {
-              const out = shown(part)
-              return out === undefined ? Result.fail(part) : Result.succeed(out)
-            }),
-            Stream.catch(({ attempts, error }: ChildFailure) =>
-              Stream.unwrap(Effect.gen(function*() {
-                learn(learned[i]!, error)
-                failed.push(...attempts)
-                if (!emitted) {
-                  if (stops(error) || !on(error) || (yield* Effect.withFiber((fiber) => Effect.succeed(deadlinePassed(fiber))))) {
-                    return yield* Effect.andThen(report(failed), Effect.fail(error))
-                  }
-                  need = needOf(error, need)
-                  const next = nextChild(i, need, pricing)
-                  if (next === undefined) return yield* exhausted(request, failed)
-                  yield* switched(request, i, error, next)
-                  return run(next, plain)
+        }
+        return stream.pipe(
+          Stream.filterMap((part: StreamPart) => {
+            const out = shown(part)
+            return out === undefined ? Result.fail(part) : Result.succeed(out)
+          }),
+          Stream.catch(({ attempts, error }: ChildFailure) =>
+            Stream.unwrap(Effect.gen(function*() {
+              learn(learned[i]!, error)
+              failed.push(...attempts)
+              if (!emitted) {
+                if (stops(error) || !on(error) || (yield* Effect.withFiber((fiber) => Effect.succeed(deadlinePassed(fiber))))) {
+                  return yield* Effect.andThen(report(failed), Effect.fail(error))
                 }
-                if (midStream === "fail" || toolOpen || stops(error) || !on(error)) return yield* interrupted(error)
-                const next = midStream === "restart"
-                  ? nextChild(i, undefined, pricing)
-                  : nextChild(i, undefined, pricing, (j) => prefillOf(j, pricing))
-                if (next === undefined) return yield* interrupted(error)
+                need = needOf(error, need)
+                const next = nextChild(i, need, pricing)
+                if (next === undefined) return yield* exhausted(request, failed)
                 yield* switched(request, i, error, next)
-                return run(
-                  next,
-                  midStream === "restart"
-                    ? { skipText: emittedText.length, skipReasoning: emittedReasoning.length, prefix: undefined }
-                    : { skipText: 0, skipReasoning: 0, prefix: emittedText }
-                )
-              }))
-            )
+                return run(next, plain)
+              }
+              if (midStream === "fail" || toolOpen || stops(error) || !on(error)) return yield* interrupted(error)
+              const next = midStream === "restart"
+                ? nextChild(i, undefined, pricing)
+                : nextChild(i, undefined, pricing, (j) => prefillOf(j, pricing))
+              if (next === undefined) return yield* interrupted(error)
+              yield* switched(request, i, error, next)
+              return run(
+                next,
+                midStream === "restart"
+                  ? { skipText: emittedText.length, skipReasoning: emittedReasoning.length, prefix: undefined }
+                  : { skipText: 0, skipReasoning: 0, prefix: emittedText }
+              )
+            }))
           )
+        )
       }
       return run(0, plain)
     }))
