@@ -327,7 +327,7 @@ export const decodeChunk = (
 /** {@link decodeChunk} through the Schema alone (the tests hold the fast path to it). @internal */
 export const decodeChunkWithSchema = decodeChunkSchema
 
-/** {@link decodeBody}'s fast path or the Schema, and the Schema alone (for the same test). @internal */
+/** {@link decodeBody} through the Schema alone (the same test holds the body's fast path to it). @internal */
 export const decodeBodyWithSchema = (body: unknown, origin: { readonly provider: string; readonly model?: string | undefined }) =>
   decodeSchema(body, origin)
 
