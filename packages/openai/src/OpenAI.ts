@@ -251,6 +251,7 @@ export const layerClientConfig = (
  *
  * @example
  * ```ts
+ * const key = Redacted.make(process.env["GROQ_API_KEY"] ?? "")
  * const Groq = OpenAI.compatible({ name: "groq", baseURL: "https://api.groq.com/openai/v1", apiKey: key })
  * const Ollama = OpenAI.compatible({ name: "ollama", baseURL: "http://localhost:11434/v1" })
  * const Llama = OpenAI.model("llama-3.3-70b-versatile").pipe(Layer.provide(Groq))
