@@ -18,11 +18,11 @@
  *
  * @since 0.1.0
  */
-import * as Http from "node:http"
-import * as Http2 from "node:http2"
-import * as Net from "node:net"
+import type * as Http from "node:http"
+import type * as Http2 from "node:http2"
 import type { AddressInfo } from "node:net"
 import { Effect, type Scope } from "effect"
+import * as Port from "./internal/port.ts"
 
 /**
  * What the server answers: a JSON value (`json`), or raw `body` text, with a
@@ -73,9 +73,9 @@ export interface CraftedServer {
  */
 export const serve = (reply: (request: Received) => Reply): Effect.Effect<CraftedServer, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.callback<{ readonly close: (done: () => void) => void; readonly crafted: CraftedServer }>((resume) => {
+    Effect.callback<{ readonly close: () => Promise<void>; readonly crafted: CraftedServer }>((resume) => {
       const received: Array<Received> = []
-      const handler = (req: Http.IncomingMessage | Http2.Http2ServerRequest, res: Http.ServerResponse | Http2.Http2ServerResponse) => {
+      const handler: Port.Handler = (req, res) => {
         const chunks: Array<Buffer> = []
         req.on("data", (chunk: Buffer) => chunks.push(chunk))
         req.on("end", () => {
@@ -96,37 +96,11 @@ export const serve = (reply: (request: Received) => Reply): Effect.Effect<Crafte
           res.end(body)
         })
       }
-      const h1 = Http.createServer(handler)
-      // The Bedrock SDK speaks HTTP/2 with prior knowledge (h2c) to http:// endpoints:
-      // the port sniffs the connection preface and hands the socket to the right server.
-      const h2 = Http2.createServer({}, handler)
-      const sessions = new Set<Http2.ServerHttp2Session>()
-      h2.on("session", (session) => {
-        sessions.add(session)
-        session.once("close", () => sessions.delete(session))
-      })
-      const sockets = new Set<Net.Socket>()
-      const server = Net.createServer((socket) => {
-        sockets.add(socket)
-        socket.once("close", () => sockets.delete(socket))
-        socket.once("data", (first: Buffer) => {
-          socket.pause()
-          socket.unshift(first)
-          const target = first.length >= 3 && first[0] === 0x50 && first[1] === 0x52 && first[2] === 0x49 ? h2 : h1
-          target.emit("connection", socket)
-          process.nextTick(() => socket.resume())
-        })
-      })
-      const close = (done: () => void) => {
-        server.close(() => done())
-        h1.closeAllConnections()
-        for (const session of sessions) session.destroy()
-        for (const socket of sockets) socket.destroy()
-      }
+      const { close, server } = Port.make(handler)
       server.listen(0, "127.0.0.1", () => {
         const port = (server.address() as AddressInfo).port
         resume(Effect.succeed({ close, crafted: { url: `http://127.0.0.1:${port}`, port, received } }))
       })
     }),
-    ({ close }) => Effect.callback<void>((resume) => close(() => resume(Effect.void)))
+    ({ close }) => Effect.promise(close)
   ).pipe(Effect.map(({ crafted }) => crafted))

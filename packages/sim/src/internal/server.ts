@@ -8,9 +8,9 @@
  */
 import * as Http from "node:http"
 import * as Http2 from "node:http2"
-import * as Net from "node:net"
 import type { AddressInfo } from "node:net"
 import { Exit, Schema } from "effect"
+import * as Port from "./port.ts"
 import { type Fault, FaultPlan, type Model, type Protocol, type SimConfig } from "../Config.ts"
 import * as Faults from "../Faults.ts"
 import * as Replay from "../Replay.ts"
@@ -587,27 +587,10 @@ export const listen = (config: SimConfig): Promise<Running> => {
     req.on("end", () => run(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")))
   }
 
-  const h1 = Http.createServer({ keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 0 }, handler)
-  // The Bedrock SDK speaks HTTP/2 with prior knowledge (h2c) to http:// endpoints,
-  // so the port sniffs the connection preface and hands the socket to the right server.
-  const h2 = Http2.createServer({}, handler as unknown as (req: Http2.Http2ServerRequest, res: Http2.Http2ServerResponse) => void)
-  const sessions = new Set<Http2.ServerHttp2Session>()
-  h2.on("session", (s) => {
-    sessions.add(s)
-    s.once("close", () => sessions.delete(s))
-  })
-  const sockets = new Set<Net.Socket>()
-  const server = Net.createServer((socket) => {
-    sockets.add(socket)
-    socket.once("close", () => sockets.delete(socket))
-    socket.once("data", (first: Buffer) => {
-      socket.pause()
-      socket.unshift(first)
-      const target = first.length >= 3 && first[0] === 0x50 && first[1] === 0x52 && first[2] === 0x49 ? h2 : h1
-      target.emit("connection", socket)
-      process.nextTick(() => socket.resume())
-    })
-  })
+  const { close, server } = Port.make(
+    handler as unknown as Port.Handler,
+    { keepAlive: true, keepAliveTimeout: 65_000, requestTimeout: 0 }
+  )
   server.on("error", () => undefined)
   return new Promise((resolve, reject) => {
     server.once("error", reject)
@@ -622,13 +605,7 @@ export const listen = (config: SimConfig): Promise<Running> => {
         setFaults,
         clearFaults,
         reset,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done())
-            h1.closeAllConnections()
-            for (const sess of sessions) sess.destroy()
-            for (const sock of sockets) sock.destroy()
-          })
+        close
       })
     })
   })
