@@ -37,22 +37,14 @@
 import { NodeRedis } from "@effect/platform-node"
 import { BreakerStore, BudgetStore, SwitchboardConfigError } from "@switchboard/core"
 import type { LLM } from "@switchboard/core"
-import { Config, Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Config, Context, Duration, Effect, Layer, Schema } from "effect"
 import { Persistence, RateLimiter, Redis as EffectRedis } from "effect/persistence"
 import * as Guard from "./internal/guard.ts"
+import { PositiveDuration } from "./internal/schemas.ts"
 import * as RedisBreakerStore from "./RedisBreakerStore.ts"
 import * as RedisBudgetStore from "./RedisBudgetStore.ts"
 import * as RedisRateLimiterStore from "./RedisRateLimiterStore.ts"
 import * as RedisResponseCache from "./RedisResponseCache.ts"
-
-const DurationInput = Schema.declare((u: unknown): u is Duration.Input => true).check(
-  Schema.makeFilter((u: Duration.Input) => {
-    const d = Duration.fromInput(u)
-    return Option.isSome(d) && Duration.isFinite(d.value) && Duration.toMillis(d.value) > 0
-      ? undefined
-      : `expected a finite duration > 0, got ${typeof u === "string" ? JSON.stringify(u) : String(u)}`
-  })
-)
 
 const RedisUrl = Schema.String.check(
   Schema.makeFilter((s: string) =>
@@ -100,9 +92,9 @@ export const Options = Schema.Struct({
   url: RedisUrl,
   prefix: Schema.optional(Schema.String),
   policy: Schema.optional(Schema.Union([Policy, Policies])),
-  commandTimeout: Schema.optional(DurationInput),
-  probeLease: Schema.optional(DurationInput),
-  keyTtl: Schema.optional(DurationInput)
+  commandTimeout: Schema.optional(PositiveDuration),
+  probeLease: Schema.optional(PositiveDuration),
+  keyTtl: Schema.optional(PositiveDuration)
 })
 
 /**

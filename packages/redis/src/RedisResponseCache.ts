@@ -27,19 +27,11 @@
  */
 import { Events, LLM, LlmError, LlmResponse, SwitchboardConfigError } from "@switchboard/core"
 import type { LlmRequest } from "@switchboard/core"
-import { Duration, Effect, Exit, Layer, Option, Schema, Stream } from "effect"
+import { Duration, Effect, Exit, Layer, Schema, Stream } from "effect"
 import { Persistable, PersistedCache, Persistence, Redis } from "effect/persistence"
 import { createHash } from "node:crypto"
 import * as Guard from "./internal/guard.ts"
-
-const DurationInput = Schema.declare((u: unknown): u is Duration.Input => true).check(
-  Schema.makeFilter((u: Duration.Input) => {
-    const d = Duration.fromInput(u)
-    return Option.isSome(d) && Duration.isFinite(d.value) && Duration.toMillis(d.value) > 0
-      ? undefined
-      : `expected a finite duration > 0, got ${typeof u === "string" ? JSON.stringify(u) : String(u)}`
-  })
-)
+import { PositiveDuration } from "./internal/schemas.ts"
 
 const PositiveInt = Schema.Number.check(
   Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= 1 ? undefined : `expected an integer ≥ 1, got ${n}`)
@@ -61,12 +53,12 @@ const PositiveInt = Schema.Number.check(
  * @category models
  */
 export const Options = Schema.Struct({
-  ttl: DurationInput,
+  ttl: PositiveDuration,
   when: Schema.optional(Schema.Literals(["deterministic", "always"])),
   maxEntryBytes: Schema.optional(PositiveInt),
-  lockTtl: Schema.optional(DurationInput),
+  lockTtl: Schema.optional(PositiveDuration),
   inMemoryCapacity: Schema.optional(PositiveInt),
-  inMemoryTtl: Schema.optional(DurationInput)
+  inMemoryTtl: Schema.optional(PositiveDuration)
 })
 
 /**
