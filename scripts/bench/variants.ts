@@ -53,6 +53,22 @@ const loadUndici = async (): Promise<{
   return import(new URL(`${dir}/node_modules/undici/index.js`, store).href)
 }
 
+/** A call through the raw SDK `client` (the time to first text part when streaming). */
+const sdkCall = (client: OpenAISdk, stream: boolean): Call => async (index) => {
+  const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: prompt(index, true) }], max_tokens: 64 }
+  if (!stream) {
+    await client.chat.completions.create(body)
+    return
+  }
+  const start = performance.now()
+  let first: number | undefined
+  const chunks = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } })
+  for await (const chunk of chunks) {
+    if (first === undefined && chunk.choices[0]?.delta.content) first = performance.now() - start
+  }
+  return first ?? performance.now() - start
+}
+
 /** Builds one variant's call against the simulator at `url`. */
 export const make = async (name: Name, url: string, stream: boolean): Promise<Call> => {
   const baseURL = `${url}/openai/v1`
@@ -86,20 +102,7 @@ export const make = async (name: Name, url: string, stream: boolean): Promise<Ca
     }
     case "sdk": {
       const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0 })
-      return async (index) => {
-        const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: prompt(index, true) }], max_tokens: 64 }
-        if (!stream) {
-          await client.chat.completions.create(body)
-          return
-        }
-        const start = performance.now()
-        let first: number | undefined
-        const chunks = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } })
-        for await (const chunk of chunks) {
-          if (first === undefined && chunk.choices[0]?.delta.content) first = performance.now() - start
-        }
-        return first ?? performance.now() - start
-      }
+      return sdkCall(client, stream)
     }
     case "sdk-undici": {
       // The SDK's `fetch` option with undici's own pooled fetch (undici is not a dependency of the
@@ -108,20 +111,7 @@ export const make = async (name: Name, url: string, stream: boolean): Promise<Ca
       const dispatcher = new undici.Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 60_000 })
       const pooled: typeof globalThis.fetch = (input, init) => undici.fetch(input, { ...init, dispatcher })
       const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0, fetch: pooled })
-      return async (index) => {
-        const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: prompt(index, true) }], max_tokens: 64 }
-        if (!stream) {
-          await client.chat.completions.create(body)
-          return
-        }
-        const start = performance.now()
-        let first: number | undefined
-        const chunks = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } })
-        for await (const chunk of chunks) {
-          if (first === undefined && chunk.choices[0]?.delta.content) first = performance.now() - start
-        }
-        return first ?? performance.now() - start
-      }
+      return sdkCall(client, stream)
     }
     case "router": {
       // A Router (priority, fallback on) over two OpenAI-protocol leaves on the same upstream.
