@@ -6,12 +6,13 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Sim } from "@switchboard/sim"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import OpenAISdk from "openai"
+import { type GatewayProcess, startGateway } from "./gatewayProcess.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const node = process.execPath
@@ -102,34 +103,7 @@ describe("switchboard check / models", () => {
   })
 })
 
-interface Served {
-  readonly url: string
-  readonly child: ChildProcess
-  readonly exited: Promise<number | null>
-}
-
-const serve = (file: string): Promise<Served> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(node, [bin, "serve", file, "--port", "0"], {
-      cwd: root,
-      env: process.env,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let output = ""
-    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output}`)), 20_000)
-    const onData = (data: Buffer) => {
-      output += data.toString()
-      const match = /"url":"(http:\/\/[^"]+)"/.exec(output)
-      if (match !== null) {
-        clearTimeout(timer)
-        resolve({ url: match[1]!, child, exited })
-      }
-    }
-    child.stdout!.on("data", onData)
-    child.stderr!.on("data", onData)
-    exited.then((code) => reject(new Error(`gateway exited with ${code}:\n${output}`)))
-  })
+const serve = (file: string): Promise<GatewayProcess> => startGateway(["serve", file, "--port", "0"])
 
 describe("switchboard serve switchboard.yaml", () => {
   it("serves the file's routes with its keys, and reloads it while serving", async () => {

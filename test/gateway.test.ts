@@ -6,12 +6,9 @@
 import AnthropicSdk from "@anthropic-ai/sdk"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Sim } from "@switchboard/sim"
-import { type ChildProcess, spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import OpenAISdk from "openai"
+import { type GatewayProcess, startGateway } from "./gatewayProcess.ts"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
-const node = process.execPath
 
 const simConfig = {
   providers: {
@@ -25,39 +22,11 @@ const simConfig = {
   }
 }
 
-interface Served {
-  readonly url: string
-  readonly child: ChildProcess
-  readonly output: () => string
-  readonly exited: Promise<number | null>
-}
-
-/** Starts `switchboard serve` and resolves with its URL once it logs that it listens. */
-const serve = (simUrl: string): Promise<Served> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(node, ["packages/gateway/bin/switchboard.ts", "serve", "test/fixtures/gateway-server.ts", "--port", "0"], {
-      cwd: root,
-      env: { ...process.env, SWITCHBOARD_SIM_URL: simUrl },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let output = ""
-    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output}`)), 20_000)
-    const onData = (data: Buffer) => {
-      output += data.toString()
-      const match = /"url":"(http:\/\/[^"]+)"/.exec(output)
-      if (match !== null) {
-        clearTimeout(timer)
-        resolve({ url: match[1]!, child, output: () => output, exited })
-      }
-    }
-    child.stdout!.on("data", onData)
-    child.stderr!.on("data", onData)
-    exited.then((code) => reject(new Error(`gateway exited with ${code}:\n${output}`)))
-  })
+const serve = (simUrl: string): Promise<GatewayProcess> =>
+  startGateway(["serve", "test/fixtures/gateway-server.ts", "--port", "0"], { ...process.env, SWITCHBOARD_SIM_URL: simUrl })
 
 let sim: Sim.SimPromiseHandle
-let gateway: Served
+let gateway: GatewayProcess
 
 beforeAll(async () => {
   sim = await Sim.startPromise(simConfig)
