@@ -112,12 +112,24 @@ const cl100kModel = /^(?:ft:)?(?:gpt-4|gpt-3\.5|gpt-35|text-embedding-3|text-emb
  * @category getters
  */
 export const encodingFor = (target: Target): Encoding | undefined => {
-  const model = target.model.startsWith("openai/") ? target.model.slice(7) : target.model
+  const known = encodings.get(target.model)
+  if (known !== undefined) return known === "none" ? undefined : known
+  const encoding = encodingOfModel(target.model)
+  if (encodings.size < rememberedModels) encodings.set(target.model, encoding ?? "none")
+  return encoding
+}
+
+const encodingOfModel = (name: string): Encoding | undefined => {
+  const model = name.startsWith("openai/") ? name.slice(7) : name
   if (model.includes("/")) return undefined
   if (o200kModel.test(model)) return "o200k_base"
   if (cl100kModel.test(model)) return "cl100k_base"
   return undefined
 }
+
+/** Model names whose encoding is remembered (a deployment has a handful; the cap bounds a caller that sends many). */
+const rememberedModels = 1024
+const encodings = new Map<string, Encoding | "none">()
 
 interface Bpe {
   readonly countTokens: (text: string, options?: { readonly disallowedSpecial?: Set<string> }) => number
@@ -159,20 +171,22 @@ type CountText = (text: string) => number
 
 /** Characters of text whose counts one encoding remembers (about 2 MB of strings). */
 const rememberedChars = 1 << 20
-/**
- * Texts whose counts one encoding remembers. Each remembered text is kept
- * alive past the young GC generation, which costs more per entry than
- * counting a short text does: capping the entries keeps a stream of unique
- * short prompts from paying that.
- */
+/** Texts whose counts one encoding remembers. */
 const rememberedTexts = 1 << 13
+/**
+ * Shorter texts are counted every time rather than remembered: a remembered
+ * text outlives the young GC generation, which costs more than counting a
+ * short text again (~0.03 µs a character), so only a text worth remembering
+ * — a system prompt, a tool list, a turn of history — is kept.
+ */
+const shortestRemembered = 256
 /** Longer texts are counted every time rather than remembered. */
 const longestRemembered = 1 << 15
 
 /**
  * `bpe`'s count of a text, remembered by content: chats resend the same system
- * prompt, tool definitions and history on every turn, so most texts a budget
- * or rate limit counts have been counted before.
+ * prompt, tool definitions and history on every turn, so most long texts a
+ * budget or rate limit counts have been counted before.
  *
  * Two generations of about `rememberedChars / 2` characters (at most
  * `rememberedTexts / 2` texts) each: when the
@@ -195,16 +209,16 @@ const remembering = (bpe: Bpe): CountText => {
     youngChars += text.length
   }
   return (text) => {
-    if (text.length === 0) return 0
+    if (text.length < shortestRemembered || text.length > longestRemembered) return countWith(bpe, text)
     const known = young.get(text)
     if (known !== undefined) return known
     const aged = old.get(text)
     if (aged !== undefined) {
-      if (text.length <= longestRemembered) remember(text, aged)
+      remember(text, aged)
       return aged
     }
     const tokens = countWith(bpe, text)
-    if (text.length <= longestRemembered) remember(text, tokens)
+    remember(text, tokens)
     return tokens
   }
 }
@@ -277,6 +291,9 @@ const countOf = (raw: Raw, exact: Encoding | undefined): Count =>
     ? { tokens: Math.ceil(raw.tokens * estimateFactor), estimated: true }
     : { tokens: raw.tokens, estimated: raw.approximate }
 
+/** How many of the latest request objects keep their counts. */
+const recentSlots = 16
+
 /**
  * The default tokenizer: exact BPE counts for the OpenAI family, estimates
  * elsewhere.
@@ -296,21 +313,32 @@ export const make = (): TokenizerService => {
         : { tokens, estimated: false }
     })
   }
-  // Requests are immutable, so a count is remembered per request object and
-  // encoding: a budget and a rate limit on one call count it once, and an
-  // estimate for another family reuses the o200k_base count of the same request.
-  const counted = new WeakMap<LlmRequest, { o200k_base?: Raw; cl100k_base?: Raw }>()
+  // Requests are immutable, so the counts of the last few request objects are
+  // kept (by identity, no WeakMap for the GC to trace): a budget and a rate
+  // limit on one call count it once, and an estimate for another family
+  // reuses the o200k_base count of the same request.
+  const recentRequests: Array<LlmRequest | undefined> = new Array(recentSlots).fill(undefined)
+  const recentCounts: Array<{ o200k_base?: Raw; cl100k_base?: Raw }> = new Array(recentSlots)
+  let nextSlot = 0
+  const recentOf = (request: LlmRequest): { o200k_base?: Raw; cl100k_base?: Raw } | undefined => {
+    for (let i = 0; i < recentSlots; i++) if (recentRequests[i] === request) return recentCounts[i]
+    return undefined
+  }
   const rawOf = (request: LlmRequest, encoding: Encoding, bpe: Bpe): Raw => {
     const raw = countRequestWith(counterOf(encoding, bpe), request)
-    const known = counted.get(request)
-    if (known === undefined) counted.set(request, { [encoding]: raw })
-    else known[encoding] = raw
+    const known = recentOf(request)
+    if (known !== undefined) known[encoding] = raw
+    else {
+      recentRequests[nextSlot] = request
+      recentCounts[nextSlot] = { [encoding]: raw }
+      nextSlot = (nextSlot + 1) % recentSlots
+    }
     return raw
   }
   const countRequest = (request: LlmRequest, target: Target): Effect.Effect<Count> => {
     const exact = encodingFor(target)
     const encoding = exact ?? "o200k_base"
-    const known = counted.get(request)?.[encoding]
+    const known = recentOf(request)?.[encoding]
     if (known !== undefined) return Effect.succeed(countOf(known, exact))
     const bpe = loaded[encoding]
     if (bpe !== undefined) return Effect.succeed(countOf(rawOf(request, encoding, bpe), exact))
