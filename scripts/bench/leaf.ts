@@ -7,7 +7,10 @@
  * median of interleaved rounds; the leaf's overhead is its CPU minus the
  * SDK's in the same round.
  *
- * Usage: `node scripts/bench/leaf.ts [--calls 20000] [--rounds 5] [--stream] [--only sdk|layer]`
+ * `--concurrency N` keeps N calls in flight (as the HTTP bench's c=64 does), and
+ * `--latency MS` has the canned `fetch` answer after a timer, so they stay in flight.
+ *
+ * Usage: `node scripts/bench/leaf.ts [--calls 20000] [--rounds 5] [--concurrency 1] [--stream] [--only sdk|layer]`
  */
 import { Llm } from "@switchboard/core"
 import { OpenAI } from "@switchboard/openai"
@@ -22,11 +25,14 @@ const rounds = Number(flag("--rounds") ?? 5)
 const streaming = args.includes("--stream")
 // `--only sdk|layer` runs one side (for a profile of it alone).
 const only = flag("--only")
+const concurrency = Number(flag("--concurrency") ?? 1)
+const latencyMs = Number(flag("--latency") ?? 0)
 
 const sse = new TextEncoder().encode(sseText)
 
 /** A `fetch` answering every call at once, as a keep-alive upstream would, with no socket. */
 const canned: typeof globalThis.fetch = async (_input, init) => {
+  if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs))
   const stream = typeof init?.body === "string" && init.body.includes(streamMarker)
   return stream
     ? new Response(sse, { status: 200, headers: { "content-type": "text/event-stream" } })
@@ -61,7 +67,11 @@ const layerCall = (index: number) =>
 const measure = async (call: (index: number) => Promise<void>, from: number) => {
   if (only !== undefined && only !== (call === sdkCall ? "sdk" : "layer")) return 0
   const cpu = process.cpuUsage()
-  for (let i = from; i < from + calls; i++) await call(i)
+  let next = from
+  const worker = async () => {
+    while (next < from + calls) await call(next++)
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
   const used = process.cpuUsage(cpu)
   return (used.user + used.system) / calls
 }
@@ -76,7 +86,9 @@ for (let round = 1; round <= rounds; round++) {
   sdkUs.push(await measure(sdkCall, round * calls))
   layerUs.push(await measure(layerCall, round * calls))
 }
-console.log(`${calls} sequential ${streaming ? "streams" : "calls"} × ${rounds} rounds, canned fetch, CPU µs per call`)
+console.log(
+  `${calls} ${concurrency === 1 ? "sequential" : `(${concurrency} in flight)`} ${streaming ? "streams" : "calls"} × ${rounds} rounds, canned fetch, CPU µs per call`
+)
 console.log(`sdk    ${median(sdkUs).toFixed(1).padStart(7)}   [${sdkUs.map((x) => x.toFixed(1)).join(", ")}]`)
 console.log(`layer  ${median(layerUs).toFixed(1).padStart(7)}   [${layerUs.map((x) => x.toFixed(1)).join(", ")}]`)
 console.log(`added  ${median(layerUs.map((x, i) => x - sdkUs[i]!)).toFixed(1).padStart(7)}`)
