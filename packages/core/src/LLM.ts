@@ -110,7 +110,7 @@ export const AttemptObservers = Context.Reference<ReadonlyArray<AttemptObserver>
  */
 export const observeAttempts = (observer: AttemptObserver) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(AttemptObservers, (observers) => Effect.provideService(self, AttemptObservers, [...observers, observer]))
+  Effect.updateService(self, AttemptObservers, (observers) => [...observers, observer])
 
 /**
  * {@link observeAttempts} for a stream.

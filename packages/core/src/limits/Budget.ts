@@ -60,7 +60,7 @@ import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse } from "../LlmResponse.ts"
 import { Pricing, type PricingService } from "../money/Pricing.ts"
-import { Tokenizer } from "../prompt/Tokenizer.ts"
+import { type Count, Tokenizer } from "../prompt/Tokenizer.ts"
 import * as BudgetStore from "../state/BudgetStore.ts"
 import { fn, Fraction, NonNegativeFinite, NonNegativeInt, PositiveDuration, PositiveInt } from "../state/options.ts"
 import { decode, type SwitchboardConfigError } from "../SwitchboardConfigError.ts"
@@ -566,15 +566,69 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     return settle(reservation, error === undefined ? 0 : spentOnFailure(error.error))
   }
 
+  /**
+   * The reservation taken in this very step when nothing in it needs to wait
+   * (the memory store, the tokenizer loaded, no event subscriber): a
+   * reservation, the refusal, or `undefined` when {@link reserve} must run.
+   */
+  const reserveNow = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    request: LlmRequest
+  ): Reservation | Effect.Effect<never, BudgetExceeded> | undefined => {
+    if (memory === undefined || fiber.getRef(Events.LlmEvents).enabled) return undefined
+    const tokenizer = fiber.getRef(Tokenizer)
+    const targets: ReadonlyArray<PriceTarget> = request.model !== undefined
+      ? [{ provider: options.price?.provider ?? "", model: request.model }]
+      : fixedTargets
+    const tokens: Array<number> = []
+    for (const target of targets) {
+      // A count that is ready is an `Exit` already: read it here rather than run it.
+      const count: Effect.Effect<Count> = tokenizer.countRequest(request, target)
+      if (!Exit.isExit(count)) return undefined
+      const ready = count as Exit.Exit<Count>
+      if (!Exit.isSuccess(ready)) return undefined
+      tokens.push(ready.value.tokens)
+    }
+    const worst = worstOf(fiber.getRef(Pricing), request, targets, (index) => tokens[index]!)
+    const scope = scopeOf(request)
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    const key = keyOf(scope)
+    const id = String(nextId++)
+    const result = memory.reserveSync({
+      key,
+      windowId: windowIdOf(windowOf(now)),
+      reservationId: id,
+      amountUsd: worst.requestedUsd,
+      limitUsd,
+      expiresAt: now + reservationTtlMs,
+      now
+    })
+    Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
+    if (!result.reserved) {
+      return exceeded(scope, worst.requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
+    }
+    return { scope, key, id, amount: worst.requestedUsd }
+  }
+
   const wrap = (inner: LLM["Service"]): LLM["Service"] =>
     LLM.of({
       generate: (request) =>
-        Effect.suspend(() => {
+        Effect.withFiber((fiber) => {
           const tally = newTally()
-          return Effect.acquireUseRelease(
-            reserve(request),
-            () => observeAttempts(tally.observe)(inner.generate(request)),
-            (reservation, exit) => tally.seen ? settle(reservation, tally.costUsd) : settleExit(reservation, exit)
+          const now = reserveNow(fiber, request)
+          if (now === undefined) {
+            return Effect.acquireUseRelease(
+              reserve(request),
+              () => observeAttempts(tally.observe)(inner.generate(request)),
+              (reservation, exit) => tally.seen ? settle(reservation, tally.costUsd) : settleExit(reservation, exit)
+            )
+          }
+          if (Effect.isEffect(now)) return now
+          // Reserved in this same step, so nothing can interrupt between the reservation and
+          // the finalizer that settles it: no `acquireUseRelease` needed.
+          return Effect.onExit(
+            observeAttempts(tally.observe)(inner.generate(request)),
+            (exit) => tally.seen ? settle(now, tally.costUsd) : settleExit(now, exit)
           )
         }),
       stream: (request) =>

@@ -43,7 +43,7 @@ import { LLM, transform } from "../LLM.ts"
 import { type LlmError, RateLimited } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, RateLimitInfo } from "../LlmResponse.ts"
-import { Tokenizer } from "../prompt/Tokenizer.ts"
+import { type Count, Tokenizer } from "../prompt/Tokenizer.ts"
 import * as BoundedMap from "../state/BoundedMap.ts"
 import {
   fn,
@@ -592,14 +592,47 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
       })
     )
 
+  /**
+   * The permit taken in this very step when nothing in it needs to wait (the
+   * in-memory counter, the tokenizer loaded): a permit, the refusal, or
+   * `undefined` when {@link acquire} must run.
+   */
+  const acquireNow = (fiber: Fiber.Fiber<unknown, unknown>, request: LlmRequest): Permit | RateLimited | undefined => {
+    if (counter._tag !== "Local") return undefined
+    let reserved = 0
+    if (tokens !== undefined) {
+      const target = request.model !== undefined
+        ? { provider: options.model?.provider ?? "", model: request.model }
+        : options.model ?? { provider: "", model: "" }
+      // A count that is ready is an `Exit` already: read it here rather than run it.
+      const count: Effect.Effect<Count> = fiber.getRef(Tokenizer).countRequest(request, target)
+      if (!Exit.isExit(count)) return undefined
+      const ready = count as Exit.Exit<Count>
+      if (!Exit.isSuccess(ready)) return undefined
+      reserved = ready.value.tokens + (request.maxTokens ?? outputReserve)
+    }
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    return runLocal(counter.consume, admit(keysFor(request), reserved, now), now)
+  }
+
   const wrap = (inner: LLM["Service"]): LLM["Service"] =>
     LLM.of({
       generate: (request) =>
-        Effect.acquireUseRelease(
-          acquire(request),
-          (permit) => permit.delay <= noWait ? inner.generate(request) : Effect.andThen(waitFor(permit), inner.generate(request)),
-          release
-        ),
+        Effect.withFiber((fiber) => {
+          const now = acquireNow(fiber, request)
+          if (now === undefined) {
+            return Effect.acquireUseRelease(
+              acquire(request),
+              (permit) => permit.delay <= noWait ? inner.generate(request) : Effect.andThen(waitFor(permit), inner.generate(request)),
+              release
+            )
+          }
+          if (now instanceof RateLimited) return Effect.fail(now)
+          // Taken in this same step, so nothing can interrupt between the permit and the
+          // finalizer that releases it: no `acquireUseRelease` needed.
+          const call = now.delay <= noWait ? inner.generate(request) : Effect.andThen(waitFor(now), inner.generate(request))
+          return Effect.onExit(call, (exit) => release(now, exit))
+        }),
       stream: (request) =>
         Streams.lazy(() => {
           let permit: Permit | undefined
