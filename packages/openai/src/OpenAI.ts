@@ -315,6 +315,14 @@ const fixedOf = (client: OpenAIClient["Service"]) => ({
   url: `${client.sdk.baseURL.replace(/\/+$/, "")}/chat/completions`
 })
 
+/**
+ * The SDK's options for one call: the caller's signal, and a timeout only when
+ * the call's deadline makes it shorter than the client's own (the SDK arms
+ * the client's timeout itself; passing it again costs a header per call).
+ */
+const requestOptions = (client: OpenAIClient["Service"], signal: AbortSignal, timeoutMs: number) =>
+  timeoutMs === client.timeoutMs ? { signal } : { signal, timeout: timeoutMs }
+
 /** What every call needs before it goes out: the parameters, the timeout, the error context. */
 const prepareWith = (
   client: OpenAIClient["Service"],
@@ -353,7 +361,7 @@ const generateWith = (client: OpenAIClient["Service"]) => {
       const { context, now: start, params } = prepared
       return Effect.flatMap(
         Effect.tryPromise({
-          try: (signal) => client.sdk.chat.completions.create(params, { signal, timeout: context.timeoutMs }).withResponse(),
+          try: (signal) => client.sdk.chat.completions.create(params, requestOptions(client, signal, context.timeoutMs)).withResponse(),
           catch: (error) => fromSdkError(error, context)
         }),
         ({ data, response }) => {
@@ -385,7 +393,7 @@ const streamWith = (client: OpenAIClient["Service"]) =>
               stream: true,
               ...(client.streamUsage ? { stream_options: { include_usage: true } } : {})
             },
-            { signal, timeout: context.timeoutMs }
+            requestOptions(client, signal, context.timeoutMs)
           ).withResponse(),
         catch: (error) => fromSdkError(error, context)
       }).pipe(Effect.flatMap(({ data, response }) =>
