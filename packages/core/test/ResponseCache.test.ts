@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
+import { createHash } from "node:crypto"
 import { Effect, Fiber, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { LLM, Llm, LlmError, ResponseCache } from "../src/index.ts"
+import { Events, LLM, Llm, LlmError, ResponseCache } from "../src/index.ts"
 import { canonicalRequest } from "../src/internal/canonical.ts"
 
 const gpt = { provider: "openai", model: "gpt-4o" }
@@ -122,6 +123,25 @@ describe("ResponseCache", () => {
       assert.strictEqual((yield* llm.generate(ask())).text, "ok")
       assert.strictEqual((yield* test.requests).length, 2)
     }))
+
+  it.effect("a CacheHit event names the request by its SHA-256 digest, never by its text, short or long", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "a" }, { text: "b" }] })
+      const llm = yield* cached(test)
+      const keys: Array<string> = []
+      yield* Effect.forkChild(Stream.runForEach(Events.stream, (e) => Effect.sync(() => e._tag === "CacheHit" && keys.push(e.key))))
+      yield* Effect.yieldNow
+      const short = ask("the secret word is hunter2")
+      const long = ask(`the secret word is hunter2 ${"and more words ".repeat(100)}`)
+      for (const request of [short, long]) {
+        yield* llm.generate(request)
+        assert.isTrue((yield* llm.generate(request)).cached)
+      }
+      yield* Effect.yieldNow
+      const digest = (request: typeof short) => createHash("sha256").update(canonicalRequest(request, "")).digest("base64url")
+      assert.deepStrictEqual(keys, [digest(short), digest(long)])
+      assert.isFalse(keys.some((key) => key.includes("hunter2")))
+    }).pipe(Effect.provide(Events.layer())))
 
   it.effect("a hit costs microseconds", () =>
     Effect.gen(function*() {

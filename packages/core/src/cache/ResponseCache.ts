@@ -35,7 +35,7 @@
 import { Array as Arr, Cache, Cause, Duration, Effect, Exit, Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
-import { requestKey } from "../internal/canonical.ts"
+import { memoryKey, shownKey } from "../internal/canonical.ts"
 import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -203,15 +203,15 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
     const decoded = yield* decode("ResponseCache", Options, options)
     const when = decoded.when ?? "deterministic"
     const ttl = Duration.fromInputUnsafe(decoded.ttl)
-    // Keys are the request digests (string keys are the fast path of Effect's
-    // cache); a miss leaves its request, and the service to send it to, here
+    // Keys are the requests' `memoryKey`s (string keys are the fast path of
+    // Effect's cache; events show them as digests); a miss leaves its request, and the service to send it to, here
     // for the lookup.
     const pending = new Map<string, { readonly request: LlmRequest; readonly inner: LLM["Service"] }>()
     const cache = yield* Cache.makeWith(
       (key: string) =>
         Effect.suspend(() => {
           const miss = pending.get(key)
-          if (miss === undefined) return Effect.die(new Error(`ResponseCache: no request for key ${key}`))
+          if (miss === undefined) return Effect.die(new Error(`ResponseCache: no request for key ${shownKey(key)}`))
           return miss.inner.generate(miss.request).pipe(
             Effect.map((response) => entryOf(response)),
             Effect.ensuring(Effect.sync(() => {
@@ -229,7 +229,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
     const hit = (key: string, entry: Entry) =>
       Events.publish(() => ({
         _tag: "CacheHit",
-        key,
+        key: shownKey(key),
         provider: entry.response.provider,
         model: entry.response.model
       }))
@@ -237,21 +237,22 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
     const wrapService = (inner: LLM["Service"]): LLM["Service"] => {
       const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
         if (!isCacheable(request, when)) return inner.generate(request)
-        const key = requestKey(request)
-        return Effect.flatMap(Cache.getOption(cache, key), (found) => {
-          if (Option.isSome(found)) {
-            const entry = found.value
-            return Effect.withFiber((fiber) => {
-              Telemetry.recordCacheUnsafe(fiber.context, "hit")
-              const response = asHit(entry)
-              const bus = fiber.getRef(Events.LlmEvents)
-              if (!bus.enabled) return Effect.succeed(response)
-              return Effect.as(
-                bus.publish({ _tag: "CacheHit", key, provider: entry.response.provider, model: entry.response.model }),
-                response
-              )
-            })
-          }
+        const key = memoryKey(request)
+        const answer = (entry: Entry) =>
+          Effect.withFiber((fiber) => {
+            Telemetry.recordCacheUnsafe(fiber.context, "hit")
+            const response = asHit(entry)
+            const bus = fiber.getRef(Events.LlmEvents)
+            if (!bus.enabled) return Effect.succeed(response)
+            return Effect.as(
+              bus.publish({ _tag: "CacheHit", key: shownKey(key), provider: entry.response.provider, model: entry.response.model }),
+              response
+            )
+          })
+        // A settled entry is read without awaiting it; an entry still in flight is joined below.
+        return Effect.flatMap(Cache.getSuccess(cache, key), (settled) =>
+          Option.isSome(settled) ? answer(settled.value) : Effect.flatMap(Cache.getOption(cache, key), (found) => {
+          if (Option.isSome(found)) return answer(found.value)
           const miss = { request, inner }
           pending.set(key, miss)
           return Effect.andThen(Telemetry.recordCache("miss"), Cache.get(cache, key)).pipe(
@@ -260,7 +261,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
               if (pending.get(key) === miss) pending.delete(key)
             }))
           )
-        })
+        }))
       }
 
       /** Starts the provider stream for `key` in its own fiber; its parts go to every waiter. */
@@ -330,7 +331,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
 
       const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
         if (!isCacheable(request, when)) return inner.stream(request)
-        const key = requestKey(request)
+        const key = memoryKey(request)
         return Stream.unwrap(Effect.map(Cache.getOption(cache, key), (found) => {
           if (Option.isSome(found)) {
             return Stream.fromEffect(Effect.andThen(Telemetry.recordCache("hit"), hit(key, found.value))).pipe(

@@ -133,4 +133,36 @@ export const canonicalRequest = (request: LlmRequest, namespace = ""): string =>
  * @internal
  */
 export const requestKey = (request: LlmRequest, namespace = ""): string =>
-  hash("sha256", canonicalRequest(request, namespace), "base64url")
+  digestOf(canonicalRequest(request, namespace))
+
+/**
+ * The digest {@link requestKey} makes of a canonical encoding.
+ *
+ * @internal
+ */
+export const digestOf = (canonical: string): string => hash("sha256", canonical, "base64url")
+
+/** Canonical encodings up to this length are their own in-memory key: no digest on the hot path. */
+const longestPlainKey = 512
+
+/**
+ * A key for an in-memory map of requests: the canonical encoding itself
+ * (behind a `~`, which no digest has) when it is short — exact, so no two
+ * requests share it, and ~1 µs cheaper than a SHA-256 — else its
+ * {@link requestKey} digest, so a long prompt is not kept twice. Never shown:
+ * {@link shownKey} turns it into the digest.
+ *
+ * @internal
+ */
+export const memoryKey = (request: LlmRequest): string => {
+  const canonical = canonicalRequest(request, "")
+  return canonical.length <= longestPlainKey ? "~" + canonical : digestOf(canonical)
+}
+
+/**
+ * The key a {@link memoryKey} is shown as (in events): always the digest,
+ * never the request's text.
+ *
+ * @internal
+ */
+export const shownKey = (key: string): string => key.startsWith("~") ? digestOf(key.slice(1)) : key
