@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Duration, Effect, Layer, Stream } from "effect"
+import * as Streams from "./internal/streams.ts"
 import { LLM, make } from "./LLM.ts"
 import { type LlmError, NetworkError } from "./LlmError.ts"
 import type { LlmRequest, ToolCallPart } from "./LlmRequest.ts"
@@ -206,7 +207,7 @@ export const makeTest = (script: TestScript): Effect.Effect<TestLlm> =>
           )
           return deltas.pipe(Stream.concat(tools), Stream.concat(finish))
         })).pipe(
-          Stream.onExit((exit) =>
+          Streams.onExit((exit) =>
             Effect.sync(() => {
               if (exit._tag === "Success") completed++
               else if (exit.cause.reasons.some((reason) => reason._tag === "Interrupt")) interrupted++

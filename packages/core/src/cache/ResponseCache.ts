@@ -33,6 +33,7 @@
  * @since 0.1.0
  */
 import { Array as Arr, Cache, Cause, Duration, Effect, Exit, Fiber, Function, Layer, Option, Schema, Stream } from "effect"
+import * as Streams from "../internal/streams.ts"
 import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import { memoryKey, shownKey } from "../internal/canonical.ts"
@@ -343,11 +344,11 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
             const running = flights.get(key)
             if (running !== undefined) {
               running.waiters++
-              return Effect.succeed(follow(running, true).pipe(Stream.ensuring(leave(key, running))))
+              return Effect.succeed(follow(running, true).pipe(Streams.onExit(() => leave(key, running))))
             }
             const flight: Flight = { parts: [], exit: undefined, waiters: 1, listeners: new Set(), fiber: undefined }
             flights.set(key, flight)
-            return Effect.as(start(key, request, flight), follow(flight, false).pipe(Stream.ensuring(leave(key, flight))))
+            return Effect.as(start(key, request, flight), follow(flight, false).pipe(Streams.onExit(() => leave(key, flight))))
           })))
         }))
       }

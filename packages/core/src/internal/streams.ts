@@ -12,7 +12,7 @@
  *
  * @internal
  */
-import { Channel, Effect, Stream } from "effect"
+import { type Cause, Channel, Effect, Exit, Function, Pull, Scope, Stream } from "effect"
 
 /**
  * `Stream.suspend` without its `WeakMap`: `make` runs once per run of the
@@ -43,3 +43,35 @@ export const peek = <A, E, R>(self: Stream.Stream<A, E, R>, see: (part: A) => vo
     for (let i = 0; i < parts.length; i++) see(parts[i]!)
     return parts
   })
+
+/**
+ * `Stream.onExit` for the combinators' hot paths: `finalizer` runs once,
+ * with the stream's exit, when it ends, fails, or is dropped or interrupted
+ * before its end (then when the scope running it closes, as
+ * `Stream.onExit` does). `Stream.onExit` forks a scope per run and closes it
+ * (~8 µs on a four-element stream); this watches the pull for its end and
+ * puts one finalizer on the run's scope for the early cases. @internal
+ */
+export const onExit: {
+  <E>(finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>): <A, R>(self: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
+  <A, E, R>(self: Stream.Stream<A, E, R>, finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>): Stream.Stream<A, E, R>
+} = Function.dual(2, <A, E, R>(
+  self: Stream.Stream<A, E, R>,
+  finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
+): Stream.Stream<A, E, R> =>
+  Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) => {
+    let ended = false
+    const end = (exit: Exit.Exit<unknown, E>): Effect.Effect<void> => {
+      if (ended) return Effect.void
+      ended = true
+      return finalizer(exit)
+    }
+    return Effect.andThen(
+      Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E>)),
+      Effect.map(
+        Channel.toTransform(Stream.toChannel(self))(upstream as never, scope),
+        (pull) =>
+          Effect.onError(pull, (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E>)))
+      )
+    )
+  })))

@@ -332,7 +332,13 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
   }
 
   const state = (scope: string = globalScope): Effect.Effect<State> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => readAt(scope, now))
+    Effect.withFiber((fiber) => {
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      if (memory === undefined) return readAt(scope, now)
+      // The budget's own memory store answers in this same step.
+      const window = windowOf(now)
+      return Effect.succeed(toState(scope, window, memory.readSync({ key: keyOf(scope), windowId: windowIdOf(window), now })))
+    })
 
   const states = Effect.flatMap(Clock.currentTimeMillis, (now) =>
     store.keys(now).pipe(
@@ -643,7 +649,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
             })
           })).pipe(
             // Around the reservation too: whatever happens once it is taken, it is settled.
-            Stream.onExit((exit) => {
+            Streams.onExit((exit) => {
               if (reservation === undefined) return Effect.void
               if (tally.seen) return settle(reservation, tally.costUsd)
               if (Exit.isSuccess(exit) && finish !== undefined) return settle(reservation, spentBy(finish))

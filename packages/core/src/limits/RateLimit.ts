@@ -646,7 +646,7 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
             return p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts)
           })).pipe(
             // Around the permit too: whatever happens once it is taken, it is released.
-            Stream.onExit((exit) =>
+            Streams.onExit((exit) =>
               permit === undefined
                 ? Effect.void
                 : release(permit, Exit.isSuccess(exit) ? Exit.succeed(finish) : exit as Exit.Exit<never, LlmError>)

@@ -329,7 +329,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
         }
         if (silent) return parts
         return parts.pipe(
-          Stream.onExit((exit) =>
+          Streams.onExit((exit) =>
             recorded || exit._tag === "Success"
               ? Effect.void
               : settleFailure(sinks, billed, { provider, model, clock, start, charge: interruptCharge(fiber) }, exit.cause, request)

@@ -59,6 +59,7 @@
  * @since 0.1.0
  */
 import { Clock, Duration, Effect, Exit, type Fiber, Layer, PubSub, Schema, Stream } from "effect"
+import * as Streams from "../internal/streams.ts"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
@@ -417,7 +418,7 @@ export const make = (
                   for (const part of parts) if (part.type === "finish") finish = part.response
                   return parts
                 }),
-                Stream.onExit((exit) => {
+                Streams.onExit((exit) => {
                   LoopLag.exit()
                   return Exit.isSuccess(exit)
                     ? finish === undefined

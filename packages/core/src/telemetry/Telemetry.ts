@@ -32,6 +32,7 @@
  * @since 0.1.0
  */
 import { type Cause, Clock, Context, Effect, Exit, Fiber, Layer, Metric, References, Schema, Stream, Tracer } from "effect"
+import * as Streams from "../internal/streams.ts"
 import * as Events from "../Events.ts"
 import { isTraced } from "../internal/attempts.ts"
 import { LLM, transform } from "../LLM.ts"
@@ -779,7 +780,7 @@ export const attemptStream = (provider: string, model: string) =>
           for (const part of batch) if (part.type === "finish") response = part.response
           return batch
         }),
-        Stream.onExit((exit) => {
+        Streams.onExit((exit) => {
           const now = clock.currentTimeNanosUnsafe()
           call?.attemptEnded(Number(now) / 1e6)
           const latencyMs = Number(now - start) / 1e6
@@ -1109,7 +1110,7 @@ export const wrap = (options: Options = {}) => (llm: LLM["Service"]): LLM["Servi
           for (const part of batch) if (part.type === "finish") response = part.response
           return batch
         }),
-        Stream.onExit((exit) =>
+        Streams.onExit((exit) =>
           Effect.sync(() => end(Exit.isSuccess(exit) ? Exit.succeed(response) : exit, fiber.context))
         ),
         Stream.updateContext(update)
