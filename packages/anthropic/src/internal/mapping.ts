@@ -307,11 +307,15 @@ const decodeMessageWithSchema = Decode.bodyDecoder(WireMessage, "the message")
 // `WireMessage`, so a body it accepts is one the Schema accepts too, read the same way (the mapping reads
 // only the Schema's fields). Everything else (tool use, thinking, any doubt), and every error message,
 // goes to the Schema. `test/fastpath.test.ts` holds it to the Schema.
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+/** @internal */
+export const isRecord = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
 const isCountOrAbsent = (u: unknown): boolean =>
   u === undefined || u === null || (typeof u === "number" && Number.isSafeInteger(u) && u >= 0)
-const isTextOrAbsent = (u: unknown): boolean => u === undefined || u === null || typeof u === "string"
-const isPlainUsage = (u: unknown): boolean => {
+/** @internal */
+export const isTextOrAbsent = (u: unknown): boolean => u === undefined || u === null || typeof u === "string"
+/** A usage object (message or delta) the Schema accepts, by a check narrower than it. @internal */
+export const isPlainUsage = (u: unknown): boolean => {
   if (u === undefined || u === null) return true
   if (!isRecord(u)) return false
   if (

@@ -352,21 +352,23 @@ const decodeOutputWithSchema = Decode.bodyDecoder(WireOutput, "the Converse outp
 // `WireOutput`, so an output it accepts is one the Schema accepts too, read the same way (the mapping reads
 // only the Schema's fields). Everything else (tool use, reasoning blocks, a `BigInt` count, any doubt), and
 // every error message, goes to the Schema. `test/fastpath.test.ts` holds it to the Schema.
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-const isAbsent = (u: unknown): boolean => u === undefined || u === null
+/** @internal */
+export const isRecord = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+/** @internal */
+export const isAbsent = (u: unknown): boolean => u === undefined || u === null
+/** @internal */
+export const isTextOrAbsent = (u: unknown): boolean => isAbsent(u) || typeof u === "string"
 const isCountOrAbsent = (u: unknown): boolean =>
   isAbsent(u) || (typeof u === "number" && Number.isSafeInteger(u) && u >= 0)
+/** A `usage` (absent, `null` or plain counts) the Schema accepts, by a check narrower than it. @internal */
+export const isPlainUsage = (usage: unknown): boolean =>
+  isAbsent(usage) ||
+  (isRecord(usage) && isCountOrAbsent(usage["inputTokens"]) && isCountOrAbsent(usage["outputTokens"]) &&
+    isCountOrAbsent(usage["totalTokens"]) && isCountOrAbsent(usage["cacheReadInputTokens"]) &&
+    isCountOrAbsent(usage["cacheWriteInputTokens"]))
 const isPlainOutput = (body: unknown): body is typeof WireOutput.Type => {
-  if (!isRecord(body)) return false
-  const stop = body["stopReason"]
-  if (!isAbsent(stop) && typeof stop !== "string") return false
-  const usage = body["usage"]
-  if (
-    !isAbsent(usage) &&
-    !(isRecord(usage) && isCountOrAbsent(usage["inputTokens"]) && isCountOrAbsent(usage["outputTokens"]) &&
-      isCountOrAbsent(usage["totalTokens"]) && isCountOrAbsent(usage["cacheReadInputTokens"]) &&
-      isCountOrAbsent(usage["cacheWriteInputTokens"]))
-  ) return false
+  if (!isRecord(body) || !isTextOrAbsent(body["stopReason"]) || !isPlainUsage(body["usage"])) return false
   const output = body["output"]
   if (!isRecord(output)) return false
   const message = output["message"]
