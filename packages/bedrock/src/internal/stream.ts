@@ -20,7 +20,8 @@ import { finishReason, isAbsent, isPlainUsage, isRecord, isTextOrAbsent, usageOf
 /** What the table needs to know about the call. */
 export interface StreamContext {
   readonly formatTool: string | undefined
-  readonly secrets: ReadonlyArray<string | undefined>
+  /** The secrets to scrub from an error, read only when an event proves one. */
+  readonly secrets: () => ReadonlyArray<string | undefined>
   readonly timeoutMs: number | undefined
 }
 
@@ -128,7 +129,7 @@ export const table = (context: StreamContext): StreamAccumulator.Table<ConverseS
       if (exception !== undefined && exception !== null) {
         return toLlmError({ name: upper(key), message: exception.message ?? key }, {
           ...origin,
-          secrets: context.secrets,
+          secrets: context.secrets(),
           timeoutMs: context.timeoutMs
         })
       }
