@@ -12,7 +12,12 @@
  * `sdk-undici` (the SDK with undici's pooled `fetch`), `layer` (`OpenAI.model`
  * alone), `router` (a priority `Router` over two leaves), `stack-miss` /
  * `stack-hit` (the demo's full stack — cache, budget, rate limit, fallback,
- * breaker, retry — every request a cache miss / hit). Each at concurrency 1
+ * breaker, retry — every request a cache miss / hit); and, against the
+ * minimal upstream only, the other three providers' leaves each beside its own
+ * SDK (`anthropic-sdk` / `anthropic-layer`, `google-sdk` / `google-layer`,
+ * `bedrock-sdk` / `bedrock-layer`: the raw SDK, retries off, and
+ * `Anthropic.model`, `Google.model`, `Bedrock.model` alone), their ratios to
+ * their own SDK. Each at concurrency 1
  * and 64, whole and streaming (time to first part), `--rounds` interleaved
  * rounds, the median round kept. Then in process (no HTTP): the stack over
  * test providers, a cache hit, the Router micro-benchmark
@@ -30,7 +35,7 @@ import { cpus, loadavg } from "node:os"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import type { Measurement } from "./bench/measure.ts"
-import { render } from "./bench/report.ts"
+import { providerLeaves, render } from "./bench/report.ts"
 
 const { values } = parseArgs({
   options: {
@@ -99,6 +104,8 @@ const median = (runs: ReadonlyArray<Measurement>): Measurement => {
 // `fetch` and `sdk-undici` are reference lines, measured whole only; `--quick` keeps the minimal upstream.
 const views = [
   { upstream: "minimal", url: upstreamUrl, rounds, variants: ["fetch", "sdk", "sdk-undici", "layer", "router", "stack-miss"] },
+  // The other providers' leaves, each pair interleaved with the others in every round (ratios to each one's own SDK).
+  { upstream: "minimal", url: upstreamUrl, rounds, variants: providerLeaves.flatMap((p) => [p.sdk, p.layer]) },
   ...(quick ? [] : [{ upstream: "sim", url: simUrl, rounds: simRounds, variants: ["sdk", "layer", "stack-miss", "stack-hit"] }])
 ] as const
 const referenceOnly = new Set(["fetch", "sdk-undici"])
@@ -130,7 +137,7 @@ for (const view of views) {
         const m = median(runs.get(variant)!)
         http.push(m)
         console.log(
-          `  ${view.upstream.padEnd(7)} ${variant.padEnd(10)} c=${String(concurrency).padEnd(2)} ${stream ? "stream" : "whole "}  ${
+          `  ${view.upstream.padEnd(7)} ${variant.padEnd(15)} c=${String(concurrency).padEnd(2)} ${stream ? "stream" : "whole "}  ${
             m.rps.toFixed(0).padStart(6)
           } req/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  cpu ${m.cpuUsPerRequest.toFixed(0)} µs/req  rss ${
             m.peakRssMb.toFixed(0)

@@ -39,6 +39,19 @@ interface Target {
   readonly met: boolean
 }
 
+/**
+ * The other three providers' leaves measured against the minimal upstream, each beside its own SDK (the
+ * baseline of its ratios), in table order.
+ */
+export const providerLeaves = [
+  { provider: "anthropic", leaf: "Anthropic.model", sdkName: "@anthropic-ai/sdk", sdk: "anthropic-sdk", layer: "anthropic-layer" },
+  { provider: "google", leaf: "Google.model", sdkName: "@google/genai", sdk: "google-sdk", layer: "google-layer" },
+  { provider: "bedrock", leaf: "Bedrock.model", sdkName: "@aws-sdk/client-bedrock-runtime", sdk: "bedrock-sdk", layer: "bedrock-layer" }
+] as const
+
+const providerVariants = new Set<string>(providerLeaves.flatMap((p) => [p.sdk, p.layer]))
+const providerOf = (variant: string) => providerLeaves.find((p) => p.sdk === variant || p.layer === variant)
+
 const f = (n: number, digits = 2) => n.toFixed(digits)
 const signed = (n: number, digits = 0) => `${n >= 0 ? "+" : "−"}${Math.abs(n).toFixed(digits)}`
 
@@ -56,7 +69,7 @@ export const render = (results: Results) => {
   const inProc = (variant: string) => results.inProcess.find((m) => m.variant === variant)!
 
   const table = (upstream: string) =>
-    results.http.filter((m) => upstreamOf(m) === upstream).map((m) => {
+    results.http.filter((m) => upstreamOf(m) === upstream && !providerVariants.has(m.variant)).map((m) => {
       const b = baseline(m)
       return `| ${m.variant} | ${m.concurrency} | ${m.stream ? "stream (time to first part)" : "whole"} | ${f(m.rps, 0)} | ${
         f(m.p50Ms)
@@ -87,6 +100,36 @@ export const render = (results: Results) => {
   }
   const x = (n: number) => `${f(n)}×`
   const us = (n: number) => `${signed(n)} µs`
+  // The other providers' leaves: ratios to their own SDK, same concurrency, mode and run.
+  const ownSdk = (m: Measurement) => {
+    const p = providerOf(m.variant)
+    return p === undefined ? undefined : find(p.sdk, m.concurrency, m.stream)
+  }
+  const leafRatio = (layer: string, of: "p50" | "cpu") => {
+    const m = find(layer, 64, false)
+    const b = m === undefined ? undefined : ownSdk(m)
+    if (m === undefined || b === undefined) return Number.NaN
+    return of === "p50" ? m.p50Ms / b.p50Ms : m.cpuUsPerRequest - b.cpuUsPerRequest
+  }
+  const providerRows = results.http.filter((m) => upstreamOf(m) === "minimal" && providerVariants.has(m.variant)).flatMap(
+    (m) => {
+      const b = ownSdk(m)
+      if (b === undefined) return []
+      return [
+        `| ${providerOf(m.variant)!.provider} | ${m.variant} | ${m.concurrency} | ${m.stream ? "stream (time to first part)" : "whole"} | ${
+          f(m.rps, 0)
+        } | ${f(m.p50Ms)} | ${f(m.p99Ms)} | ${f(m.cpuUsPerRequest, 0)} | ${signed(m.cpuUsPerRequest - b.cpuUsPerRequest)} | ${
+          f(m.peakRssMb, 0)
+        } | ${m.upstreamCpuUsPerRequest === undefined ? "–" : f(m.upstreamCpuUsPerRequest, 0)} | ${f(m.p50Ms / b.p50Ms)}× | ${
+          f(m.rps / b.rps)
+        }× |${m.failures > 0 ? ` ${m.failures} failed` : ""}`
+      ]
+    }
+  )
+  const providerTargets = providerLeaves.flatMap((p) => [
+    [`${p.provider} leaf (\`${p.leaf}\`) p50 vs its SDK, c=64`, leafRatio(p.layer, "p50"), "≤ 1.05×", (n: number) => n <= 1.05, x],
+    [`${p.provider} leaf added CPU per request vs its SDK, c=64`, leafRatio(p.layer, "cpu"), "≤ +30 µs", (n: number) => n <= 30, us]
+  ] as const)
   const targets: ReadonlyArray<Target> = [
     ["full stack p50 vs raw SDK, c=64", ratio("stack-miss", 64, false, "p50"), "≤ 1.10×", (n: number) => n <= 1.10, x],
     ["full stack throughput vs raw SDK, c=64", ratio("stack-miss", 64, false, "rps"), "≥ 0.90×", (n: number) => n >= 0.90, x],
@@ -113,7 +156,8 @@ export const render = (results: Results) => {
       "flat (≤ +5 MB)",
       (n: number) => n <= 5,
       (n: number) => `${f(results.rss.heapBaselineMb, 1)} → ${f(results.rss.heapFinalMb, 1)} MB (${signed(n, 1)} MB)`
-    ]
+    ],
+    ...providerTargets
   ].map(([name, value, target, ok, show]) => ({
     name: name as string,
     value: Number.isNaN(value as number) ? "not measured" : (show as (n: number) => string)(value as number),
@@ -151,6 +195,18 @@ client itself costs. The last column is what the upstream spent per request serv
 ${header} upstream CPU µs/req |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 ${table("minimal").join("\n")}
+
+## Other providers' leaves (minimal upstream)
+
+Each provider's leaf alone (\`Anthropic.model\`, \`Google.model\`, \`Bedrock.model\` over their client layers) beside the
+official SDK it wraps, called directly with retries off (\`${providerLeaves.map((p) => p.sdkName).join("\`, \`")}\`), against
+the same minimal upstream answering that protocol with a recorded body (Anthropic Messages JSON and SSE, Gemini
+\`generateContent\` and \`streamGenerateContent?alt=sse\`, Bedrock \`converse\` and \`converse-stream\` in AWS event-stream
+framing over h2c), interleaved in the same rounds. Ratios are to **its own SDK** at the same concurrency and mode.
+
+| provider | variant | concurrency | mode | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs its SDK | peak RSS MB | upstream CPU µs/req | p50 vs its SDK | req/s vs its SDK |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+${providerRows.join("\n")}
 
 ## Over HTTP: the simulator
 
@@ -234,7 +290,7 @@ ${results.leaf}
 `
 
   // A bar chart of the p50 and throughput ratios to the raw SDK (minimal upstream).
-  const bars = results.http.filter((m) => m.variant !== "sdk" && upstreamOf(m) === "minimal")
+  const bars = results.http.filter((m) => m.variant !== "sdk" && upstreamOf(m) === "minimal" && !providerVariants.has(m.variant))
   const width = 760
   const rowHeight = 22
   const left = 230

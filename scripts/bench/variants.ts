@@ -3,15 +3,34 @@
  * against the simulator (or in process) and resolves when it is done — with
  * the time to first part for streaming calls.
  */
+import AnthropicSdk from "@anthropic-ai/sdk"
+import { Anthropic } from "@switchboard/anthropic"
+import { Bedrock } from "@switchboard/bedrock"
 import { Llm, type LlmRequest, Router } from "@switchboard/core"
+import { Google } from "@switchboard/google"
 import { OpenAI } from "@switchboard/openai"
 import { Effect, Layer, ManagedRuntime, Stream } from "effect"
+import { createRequire } from "node:module"
 import OpenAISdk from "openai"
 import { makeStack, makeStackFrom } from "../../examples/switchboard.ts"
 import type { Call } from "./measure.ts"
 
 /** Every variant's name, in table order. */
-export const names = ["fetch", "sdk", "sdk-undici", "layer", "router", "stack-miss", "stack-hit"] as const
+export const names = [
+  "fetch",
+  "sdk",
+  "sdk-undici",
+  "layer",
+  "router",
+  "stack-miss",
+  "stack-hit",
+  "anthropic-sdk",
+  "anthropic-layer",
+  "google-sdk",
+  "google-layer",
+  "bedrock-sdk",
+  "bedrock-layer"
+] as const
 /** A variant name. */
 export type Name = typeof names[number]
 
@@ -67,6 +86,95 @@ const sdkCall = (client: OpenAISdk, stream: boolean): Call => async (index) => {
     if (first === undefined && chunk.choices[0]?.delta.content) first = performance.now() - start
   }
   return first ?? performance.now() - start
+}
+
+const anthropicModel = "claude-haiku-4-5"
+const googleModel = "gemini-2.5-flash"
+const bedrockModel = "us.amazon.nova-micro-v1:0"
+const awsCredentials = { accessKeyId: "AKIDBENCH", secretAccessKey: "bench-secret-access-key" }
+
+/** A call through the raw `@anthropic-ai/sdk` (retries off). */
+const anthropicSdkCall = (baseURL: string, stream: boolean): Call => {
+  const client = new AnthropicSdk({ apiKey: "sk-ant-bench", baseURL, maxRetries: 0 })
+  return async (index) => {
+    const body = { model: anthropicModel, max_tokens: 64, messages: [{ role: "user" as const, content: prompt(index, true) }] }
+    if (!stream) {
+      await client.messages.create(body)
+      return
+    }
+    const start = performance.now()
+    let first: number | undefined
+    const events = await client.messages.create({ ...body, stream: true })
+    for await (const event of events) {
+      if (first === undefined && event.type === "content_block_delta" && event.delta.type === "text_delta") {
+        first = performance.now() - start
+      }
+    }
+    return first ?? performance.now() - start
+  }
+}
+
+/**
+ * A call through the raw `@google/genai` SDK: the `GoogleGenAI` instance `Google.makeClient` builds
+ * (`new GoogleGenAI({ apiKey, httpOptions: { baseUrl } })`, no retry options: one attempt), called directly.
+ */
+const googleSdkCall = (baseURL: string, stream: boolean): Call => {
+  const { sdk } = Google.makeClient({ apiKey: "AIza-bench", baseURL })
+  return async (index) => {
+    const params = {
+      model: googleModel,
+      contents: [{ role: "user", parts: [{ text: prompt(index, true) }] }],
+      config: { maxOutputTokens: 64 }
+    }
+    if (!stream) {
+      await sdk.models.generateContent(params)
+      return
+    }
+    const start = performance.now()
+    let first: number | undefined
+    for await (const chunk of await sdk.models.generateContentStream(params)) {
+      if (first === undefined && chunk.candidates?.[0]?.content?.parts?.[0]?.text) first = performance.now() - start
+    }
+    return first ?? performance.now() - start
+  }
+}
+
+/** The part of `@aws-sdk/client-bedrock-runtime` the raw variant uses. */
+interface BedrockSdk {
+  readonly BedrockRuntimeClient: new(config: Record<string, unknown>) => { send(command: unknown): Promise<unknown> }
+  readonly ConverseCommand: new(input: Record<string, unknown>) => unknown
+  readonly ConverseStreamCommand: new(input: Record<string, unknown>) => unknown
+}
+
+/**
+ * A call through the raw `@aws-sdk/client-bedrock-runtime` (`maxAttempts: 1`, fixed dummy credentials),
+ * loaded from `@switchboard/bedrock`'s own dependencies (it is not a dependency of the workspace root).
+ */
+const bedrockSdkCall = (endpoint: string, stream: boolean): Call => {
+  const sdk = createRequire(new URL("../../packages/bedrock/package.json", import.meta.url))(
+    "@aws-sdk/client-bedrock-runtime"
+  ) as BedrockSdk
+  const client = new sdk.BedrockRuntimeClient({ region: "us-east-1", endpoint, credentials: awsCredentials, maxAttempts: 1 })
+  return async (index) => {
+    const input = {
+      modelId: bedrockModel,
+      messages: [{ role: "user", content: [{ text: prompt(index, true) }] }],
+      inferenceConfig: { maxTokens: 64 }
+    }
+    if (!stream) {
+      await client.send(new sdk.ConverseCommand(input))
+      return
+    }
+    const start = performance.now()
+    let first: number | undefined
+    const output = await client.send(new sdk.ConverseStreamCommand(input)) as {
+      readonly stream: AsyncIterable<{ readonly contentBlockDelta?: { readonly delta?: { readonly text?: string } } }>
+    }
+    for await (const event of output.stream) {
+      if (first === undefined && event.contentBlockDelta?.delta?.text) first = performance.now() - start
+    }
+    return first ?? performance.now() - start
+  }
 }
 
 /** Builds one variant's call against the simulator at `url`. */
@@ -126,6 +234,26 @@ export const make = async (name: Name, url: string, stream: boolean): Promise<Ca
     case "layer": {
       const layer = OpenAI.model("gpt-4o-mini").pipe(Layer.provide(Layer.orDie(OpenAI.layerClient({ apiKey: "sk-bench", baseURL }))))
       return effectCall(ManagedRuntime.make(layer), stream, true)
+    }
+    case "anthropic-sdk":
+      return anthropicSdkCall(`${url}/anthropic`, stream)
+    case "anthropic-layer": {
+      const client = Layer.orDie(Anthropic.layerClient({ apiKey: "sk-ant-bench", baseURL: `${url}/anthropic` }))
+      return effectCall(ManagedRuntime.make(Anthropic.model(anthropicModel).pipe(Layer.provide(client))), stream, true)
+    }
+    case "google-sdk":
+      return googleSdkCall(`${url}/gemini`, stream)
+    case "google-layer": {
+      const client = Layer.orDie(Google.layerClient({ apiKey: "AIza-bench", baseURL: `${url}/gemini` }))
+      return effectCall(ManagedRuntime.make(Google.model(googleModel).pipe(Layer.provide(client))), stream, true)
+    }
+    case "bedrock-sdk":
+      return bedrockSdkCall(`${url}/bedrock`, stream)
+    case "bedrock-layer": {
+      const client = Layer.orDie(
+        Bedrock.layerClient({ region: "us-east-1", endpoint: `${url}/bedrock`, credentials: awsCredentials })
+      )
+      return effectCall(ManagedRuntime.make(Bedrock.model(bedrockModel).pipe(Layer.provide(client))), stream, true)
     }
     case "stack-miss":
     case "stack-hit": {

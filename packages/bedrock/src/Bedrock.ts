@@ -306,7 +306,6 @@ const generateWith = (client: BedrockClient["Service"]) =>
     const prepared = toConverseInput(request, origin)
     if (prepared instanceof LlmError.InvalidRequest) return yield* prepared
     const timeoutMs = yield* requestTimeout(client)
-    const context: ErrorContext = { ...origin, timeoutMs, secrets: secretsOf(client) }
     const command = new ConverseCommand(prepared.input)
     const captured = captureHeaders(command)
     const start = yield* Clock.currentTimeMillis
@@ -316,7 +315,8 @@ const generateWith = (client: BedrockClient["Service"]) =>
           abortSignal: signal,
           ...(timeoutMs !== undefined ? { requestTimeout: timeoutMs } : {})
         }),
-      catch: (cause) => toLlmError(cause, context)
+      // The secrets are read out of their `Redacted` only when a call fails.
+      catch: (cause) => toLlmError(cause, { ...origin, timeoutMs, secrets: secretsOf(client) })
     })
     const now = yield* Clock.currentTimeMillis
     const response = fromConverseOutput(output, {
@@ -337,8 +337,9 @@ const streamWith = (client: BedrockClient["Service"]) =>
     const prepared = toConverseInput(request, origin)
     if (prepared instanceof LlmError.InvalidRequest) return yield* prepared
     const timeoutMs = yield* requestTimeout(client)
-    const secrets = secretsOf(client)
-    const context: ErrorContext = { ...origin, timeoutMs, secrets }
+    // The secrets are read out of their `Redacted` only when the stream fails.
+    const secrets = () => secretsOf(client)
+    const context = (): ErrorContext => ({ ...origin, timeoutMs, secrets: secrets() })
     // The HTTP/2 stream outlives the promise of `send`: one controller aborts it
     // when the stream is dropped before its end.
     const controller = new AbortController()
@@ -353,7 +354,7 @@ const streamWith = (client: BedrockClient["Service"]) =>
             ...(timeoutMs !== undefined ? { requestTimeout: timeoutMs } : {})
           })
         },
-        catch: (cause) => toLlmError(cause, context)
+        catch: (cause) => toLlmError(cause, context())
       })
       const events = output?.stream
       if (events === undefined) {
@@ -366,7 +367,7 @@ const streamWith = (client: BedrockClient["Service"]) =>
       ...origin,
       open,
       table: table({ formatTool: prepared.formatTool, secrets, timeoutMs }),
-      onError: (cause) => toLlmError(cause, context),
+      onError: (cause) => toLlmError(cause, context()),
       unfinished: "the ConverseStream ended before its messageStop and metadata events",
       raw: (acc) => ({ stopReason: acc.finishRaw ?? null, usage: acc.usage })
     }).pipe(Stream.map((part) =>

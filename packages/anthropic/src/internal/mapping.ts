@@ -301,7 +301,53 @@ const WireMessage = Schema.Struct({
 /** A decoded `message` body. */
 export type WireMessage = typeof WireMessage.Type
 
-const decodeMessage = Decode.bodyDecoder(WireMessage, "the message")
+const decodeMessageWithSchema = Decode.bodyDecoder(WireMessage, "the message")
+
+// The fast path of the common answer (text blocks only): a hand-written check strictly narrower than
+// `WireMessage`, so a body it accepts is one the Schema accepts too, read the same way (the mapping reads
+// only the Schema's fields). Everything else (tool use, thinking, any doubt), and every error message,
+// goes to the Schema. `test/fastpath.test.ts` holds it to the Schema.
+/** @internal */
+export const isRecord = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+const isCountOrAbsent = (u: unknown): boolean =>
+  u === undefined || u === null || (typeof u === "number" && Number.isSafeInteger(u) && u >= 0)
+/** @internal */
+export const isTextOrAbsent = (u: unknown): boolean => u === undefined || u === null || typeof u === "string"
+/** A usage object (message or delta) the Schema accepts, by a check narrower than it. @internal */
+export const isPlainUsage = (u: unknown): boolean => {
+  if (u === undefined || u === null) return true
+  if (!isRecord(u)) return false
+  if (
+    !isCountOrAbsent(u["input_tokens"]) || !isCountOrAbsent(u["output_tokens"]) ||
+    !isCountOrAbsent(u["cache_read_input_tokens"]) || !isCountOrAbsent(u["cache_creation_input_tokens"])
+  ) return false
+  const details = u["output_tokens_details"]
+  return details === undefined || details === null || (isRecord(details) && isCountOrAbsent(details["thinking_tokens"]))
+}
+const isPlainMessage = (body: unknown): body is WireMessage => {
+  if (
+    !isRecord(body) || !isTextOrAbsent(body["id"]) || !isTextOrAbsent(body["model"]) ||
+    !isTextOrAbsent(body["stop_reason"]) || !isPlainUsage(body["usage"])
+  ) return false
+  const content = body["content"]
+  if (!Array.isArray(content)) return false
+  for (const block of content) {
+    if (
+      !isRecord(block) || block["type"] !== "text" || typeof block["text"] !== "string" ||
+      block["thinking"] !== undefined || block["id"] !== undefined || block["name"] !== undefined
+    ) return false
+  }
+  return true
+}
+
+/** A `message` body as the mapping reads it: the fast path when it applies, else the Schema. @internal */
+export const decodeMessage = (body: unknown, origin: Origin): WireMessage | LlmError.MalformedResponse =>
+  isPlainMessage(body) ? body : decodeMessageWithSchema(body, origin)
+
+/** {@link decodeMessage} through the Schema alone (`test/fastpath.test.ts` holds the fast path to it). @internal */
+export const decodeMessageSchemaOnly = (body: unknown, origin: Origin): WireMessage | LlmError.MalformedResponse =>
+  decodeMessageWithSchema(body, origin)
 
 /** What the response builder needs besides the message. */
 export interface Origin {

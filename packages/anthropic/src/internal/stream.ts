@@ -20,7 +20,19 @@
 import { LlmError, type LlmResponse } from "@switchboard/core"
 import { Decode, StreamAccumulator } from "@switchboard/core/provider"
 import { Schema } from "effect"
-import { finishReasonOf, type JsonTool, type Origin, parseToolInput, type RawUsage, usageOf, WireBlock, WireUsage } from "./mapping.ts"
+import {
+  finishReasonOf,
+  isPlainUsage,
+  isRecord,
+  isTextOrAbsent,
+  type JsonTool,
+  type Origin,
+  parseToolInput,
+  type RawUsage,
+  usageOf,
+  WireBlock,
+  WireUsage
+} from "./mapping.ts"
 
 type StreamPart = LlmResponse.StreamPart
 
@@ -43,7 +55,44 @@ const WireEvent = Schema.Struct({
   usage: Schema.optional(Schema.NullOr(WireUsage))
 })
 
-const decodeEvent = Decode.bodyDecoder(WireEvent, "a stream event")
+const decodeEventWithSchema = Decode.bodyDecoder(WireEvent, "a stream event")
+
+// The fast path of every common event: a hand-written check strictly narrower than `WireEvent` (an index
+// is a safe integer, a content block a record of strings), so an event it accepts is one the Schema accepts
+// too, read the same way (the table reads only the Schema's fields). Anything else, and every error message,
+// goes to the Schema. `test/fastpath.test.ts` holds it to the Schema.
+const isPlainEvent = (raw: unknown): raw is typeof WireEvent.Type => {
+  if (!isRecord(raw) || typeof raw["type"] !== "string" || !isPlainUsage(raw["usage"])) return false
+  const index = raw["index"]
+  if (index !== undefined && !Number.isSafeInteger(index)) return false
+  const message = raw["message"]
+  if (
+    message !== undefined &&
+    !(isRecord(message) && isTextOrAbsent(message["id"]) && isTextOrAbsent(message["model"]) && isPlainUsage(message["usage"]))
+  ) return false
+  const block = raw["content_block"]
+  if (
+    block !== undefined &&
+    !(isRecord(block) && typeof block["type"] === "string" && isTextOrAbsent(block["text"]) &&
+      isTextOrAbsent(block["thinking"]) && isTextOrAbsent(block["id"]) && isTextOrAbsent(block["name"]))
+  ) return false
+  const delta = raw["delta"]
+  return delta === undefined ||
+    (isRecord(delta) && (delta["type"] === undefined || typeof delta["type"] === "string") &&
+      isTextOrAbsent(delta["text"]) && isTextOrAbsent(delta["thinking"]) && isTextOrAbsent(delta["partial_json"]) &&
+      isTextOrAbsent(delta["stop_reason"]))
+}
+
+/** A stream event as the table reads it: the fast path when it applies, else the Schema. @internal */
+export const decodeEvent = (raw: unknown, origin: Origin): typeof WireEvent.Type | LlmError.MalformedResponse =>
+  isPlainEvent(raw) ? raw : decodeEventWithSchema(raw, origin)
+
+/** {@link decodeEvent} through the Schema alone (`test/fastpath.test.ts` holds the fast path to it). @internal */
+export const decodeEventSchemaOnly = (raw: unknown, origin: Origin): typeof WireEvent.Type | LlmError.MalformedResponse =>
+  decodeEventWithSchema(raw, origin)
+
+/** A decoded stream event. @internal */
+export type WireEvent = typeof WireEvent.Type
 
 interface Block {
   readonly kind: "text" | "thinking" | "tool" | "json" | "other"

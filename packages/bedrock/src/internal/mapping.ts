@@ -346,7 +346,51 @@ const WireOutput = Schema.Struct({
   usage: Schema.optional(Schema.NullOr(WireUsage))
 })
 
-const decodeOutput = Decode.bodyDecoder(WireOutput, "the Converse output")
+const decodeOutputWithSchema = Decode.bodyDecoder(WireOutput, "the Converse output")
+
+// The fast path of the common output (text blocks only): a hand-written check strictly narrower than
+// `WireOutput`, so an output it accepts is one the Schema accepts too, read the same way (the mapping reads
+// only the Schema's fields). Everything else (tool use, reasoning blocks, a `BigInt` count, any doubt), and
+// every error message, goes to the Schema. `test/fastpath.test.ts` holds it to the Schema.
+/** @internal */
+export const isRecord = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+/** @internal */
+export const isAbsent = (u: unknown): boolean => u === undefined || u === null
+/** @internal */
+export const isTextOrAbsent = (u: unknown): boolean => isAbsent(u) || typeof u === "string"
+const isCountOrAbsent = (u: unknown): boolean =>
+  isAbsent(u) || (typeof u === "number" && Number.isSafeInteger(u) && u >= 0)
+/** A `usage` (absent, `null` or plain counts) the Schema accepts, by a check narrower than it. @internal */
+export const isPlainUsage = (usage: unknown): boolean =>
+  isAbsent(usage) ||
+  (isRecord(usage) && isCountOrAbsent(usage["inputTokens"]) && isCountOrAbsent(usage["outputTokens"]) &&
+    isCountOrAbsent(usage["totalTokens"]) && isCountOrAbsent(usage["cacheReadInputTokens"]) &&
+    isCountOrAbsent(usage["cacheWriteInputTokens"]))
+const isPlainOutput = (body: unknown): body is typeof WireOutput.Type => {
+  if (!isRecord(body) || !isTextOrAbsent(body["stopReason"]) || !isPlainUsage(body["usage"])) return false
+  const output = body["output"]
+  if (!isRecord(output)) return false
+  const message = output["message"]
+  if (!isRecord(message)) return false
+  const content = message["content"]
+  if (!Array.isArray(content)) return false
+  for (const block of content) {
+    if (!isRecord(block) || typeof block["text"] !== "string" || block["toolUse"] !== undefined) return false
+  }
+  return true
+}
+
+/** A Converse output as the mapping reads it: the fast path when it applies, else the Schema. @internal */
+export const decodeOutput = (body: unknown, origin: Origin): typeof WireOutput.Type | LlmError.MalformedResponse =>
+  isPlainOutput(body) ? body : decodeOutputWithSchema(body, origin)
+
+/** {@link decodeOutput} through the Schema alone (`test/fastpath.test.ts` holds the fast path to it). @internal */
+export const decodeOutputSchemaOnly = (body: unknown, origin: Origin): typeof WireOutput.Type | LlmError.MalformedResponse =>
+  decodeOutputWithSchema(body, origin)
+
+/** A decoded Converse output. @internal */
+export type WireOutput = typeof WireOutput.Type
 
 /** What the response mapping needs besides the SDK output. */
 export interface ResponseContext extends Origin {

@@ -15,12 +15,13 @@ import { LlmError } from "@switchboard/core"
 import { Decode, type StreamAccumulator } from "@switchboard/core/provider"
 import { Schema } from "effect"
 import { toLlmError } from "./errors.ts"
-import { finishReason, usageOf, WireUsage } from "./mapping.ts"
+import { finishReason, isAbsent, isPlainUsage, isRecord, isTextOrAbsent, usageOf, WireUsage } from "./mapping.ts"
 
 /** What the table needs to know about the call. */
 export interface StreamContext {
   readonly formatTool: string | undefined
-  readonly secrets: ReadonlyArray<string | undefined>
+  /** The secrets to scrub from an error, read only when an event proves one. */
+  readonly secrets: () => ReadonlyArray<string | undefined>
   readonly timeoutMs: number | undefined
 }
 
@@ -53,7 +54,47 @@ const WireEvent = Schema.Struct({
   modelStreamErrorException: Exception
 })
 
-const decodeEvent = Decode.bodyDecoder(WireEvent, "a ConverseStream event")
+const decodeEventWithSchema = Decode.bodyDecoder(WireEvent, "a ConverseStream event")
+
+// The fast path of the common events (message start, text and reasoning deltas, block stop, message
+// stop, metadata): a hand-written check strictly narrower than `WireEvent`, so an event it accepts is one
+// the Schema accepts too, read the same way (the table reads only the Schema's fields). A block start, a
+// tool-use delta, an exception, anything else, and every error message, go to the Schema.
+// `test/fastpath.test.ts` holds it to the Schema.
+const isIndexOrAbsent = (u: unknown): boolean => isAbsent(u) || Number.isSafeInteger(u)
+const isPlainEvent = (raw: unknown): raw is typeof WireEvent.Type => {
+  if (!isRecord(raw) || raw["contentBlockStart"] !== undefined) return false
+  for (const key of exceptionKeys) if (raw[key] !== undefined) return false
+  const block = raw["contentBlockDelta"]
+  if (!isAbsent(block)) {
+    if (!isRecord(block) || !isIndexOrAbsent(block["contentBlockIndex"])) return false
+    const delta = block["delta"]
+    if (!isAbsent(delta)) {
+      if (!isRecord(delta) || !isTextOrAbsent(delta["text"]) || delta["toolUse"] !== undefined) return false
+      const reasoning = delta["reasoningContent"]
+      if (!isAbsent(reasoning) && !(isRecord(reasoning) && isTextOrAbsent(reasoning["text"]))) return false
+    }
+  }
+  const stop = raw["messageStop"]
+  if (!isAbsent(stop) && !(isRecord(stop) && isTextOrAbsent(stop["stopReason"]))) return false
+  const metadata = raw["metadata"]
+  return isAbsent(metadata) || (isRecord(metadata) && isPlainUsage(metadata["usage"]))
+}
+
+/** A stream event as the table reads it: the fast path when it applies, else the Schema. @internal */
+export const decodeEvent = (
+  raw: unknown,
+  origin: { readonly provider: string; readonly model?: string | undefined }
+): typeof WireEvent.Type | LlmError.MalformedResponse => isPlainEvent(raw) ? raw : decodeEventWithSchema(raw, origin)
+
+/** {@link decodeEvent} through the Schema alone (`test/fastpath.test.ts` holds the fast path to it). @internal */
+export const decodeEventSchemaOnly = (
+  raw: unknown,
+  origin: { readonly provider: string; readonly model?: string | undefined }
+): typeof WireEvent.Type | LlmError.MalformedResponse => decodeEventWithSchema(raw, origin)
+
+/** A decoded ConverseStream event. @internal */
+export type WireEvent = typeof WireEvent.Type
 
 const exceptionKeys = [
   "throttlingException",
@@ -88,7 +129,7 @@ export const table = (context: StreamContext): StreamAccumulator.Table<ConverseS
       if (exception !== undefined && exception !== null) {
         return toLlmError({ name: upper(key), message: exception.message ?? key }, {
           ...origin,
-          secrets: context.secrets,
+          secrets: context.secrets(),
           timeoutMs: context.timeoutMs
         })
       }

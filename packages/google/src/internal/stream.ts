@@ -54,7 +54,61 @@ const WireResponse = Schema.Struct({
   usageMetadata: Schema.optional(Schema.NullOr(WireUsage))
 })
 
-const decodeResponse = Decode.bodyDecoder(WireResponse, "the Gemini response")
+const decodeResponseWithSchema = Decode.bodyDecoder(WireResponse, "the Gemini response")
+
+// The fast path of the common response or chunk (text parts only, no prompt feedback): a hand-written
+// check strictly narrower than `WireResponse`, so a response it accepts is one the Schema accepts too,
+// read the same way (the table reads only the Schema's fields). Everything else (function calls, a blocked
+// prompt, any doubt), and every error message, goes to the Schema. `test/fastpath.test.ts` holds it to it.
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+const isAbsent = (u: unknown): boolean => u === undefined || u === null
+const isCountOrAbsent = (u: unknown): boolean =>
+  isAbsent(u) || (typeof u === "number" && Number.isSafeInteger(u) && u >= 0)
+const isTextOrAbsent = (u: unknown): boolean => isAbsent(u) || typeof u === "string"
+const isPlainUsage = (u: unknown): boolean =>
+  isAbsent(u) || (isRecord(u) && isCountOrAbsent(u["promptTokenCount"]) && isCountOrAbsent(u["toolUsePromptTokenCount"]) &&
+    isCountOrAbsent(u["candidatesTokenCount"]) && isCountOrAbsent(u["thoughtsTokenCount"]) &&
+    isCountOrAbsent(u["cachedContentTokenCount"]) && isCountOrAbsent(u["totalTokenCount"]))
+const isPlainPart = (u: unknown): boolean =>
+  isRecord(u) && isTextOrAbsent(u["text"]) && (isAbsent(u["thought"]) || typeof u["thought"] === "boolean") &&
+  isTextOrAbsent(u["thoughtSignature"]) && u["functionCall"] === undefined
+const isPlainCandidate = (u: unknown): boolean => {
+  if (!isRecord(u) || !isTextOrAbsent(u["finishReason"])) return false
+  const content = u["content"]
+  if (isAbsent(content)) return true
+  if (!isRecord(content)) return false
+  const parts = content["parts"]
+  if (isAbsent(parts)) return true
+  if (!Array.isArray(parts)) return false
+  for (const part of parts) if (!isPlainPart(part)) return false
+  return true
+}
+const isPlainResponse = (body: unknown): body is typeof WireResponse.Type => {
+  if (
+    !isRecord(body) || !isTextOrAbsent(body["responseId"]) || body["promptFeedback"] !== undefined ||
+    !isPlainUsage(body["usageMetadata"])
+  ) return false
+  const candidates = body["candidates"]
+  if (isAbsent(candidates)) return true
+  if (!Array.isArray(candidates)) return false
+  for (const candidate of candidates) if (!isPlainCandidate(candidate)) return false
+  return true
+}
+
+/** A response or chunk as the table reads it: the fast path when it applies, else the Schema. @internal */
+export const decodeResponse = (
+  body: unknown,
+  origin: { readonly provider: string; readonly model?: string | undefined }
+): typeof WireResponse.Type | LlmError.MalformedResponse => isPlainResponse(body) ? body : decodeResponseWithSchema(body, origin)
+
+/** {@link decodeResponse} through the Schema alone (`test/fastpath.test.ts` holds the fast path to it). @internal */
+export const decodeResponseSchemaOnly = (
+  body: unknown,
+  origin: { readonly provider: string; readonly model?: string | undefined }
+): typeof WireResponse.Type | LlmError.MalformedResponse => decodeResponseWithSchema(body, origin)
+
+/** A decoded Gemini response (or chunk). @internal */
+export type WireResponse = typeof WireResponse.Type
 
 /** What the table needs to know about the call. */
 export interface CallContext {
