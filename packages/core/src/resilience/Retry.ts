@@ -298,13 +298,17 @@ const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM[
       })
       // The first try runs bare, so a call that succeeds first time builds no schedule at all;
       // its error is then handed to `Effect.retry` as the series' first input, without a new call.
-      return Effect.matchEffect(once, {
-        onSuccess: (response) => Effect.succeed(response),
-        onFailure: (first) =>
-          Effect.matchEffect(Effect.retry(replaying(first, once), retrying), {
+      const start = clock.currentTimeMillisUnsafe()
+      const { cell, effect } = observed(inner.generate(request))
+      return Effect.matchEffect(effect, {
+        onSuccess: Effect.succeed,
+        onFailure: (first) => {
+          failed.push(...attemptsOfFailure(cell, first, request, clock.currentTimeMillisUnsafe() - start))
+          return Effect.matchEffect(Effect.retry(replaying(first, once), retrying), {
             onSuccess: (response) => Effect.succeed(prepend(response, failed)),
             onFailure: (error) => Effect.andThen(giveUp(failed), Effect.fail(error))
           })
+        }
       })
     })
 
