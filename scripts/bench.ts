@@ -9,7 +9,8 @@
  *
  * Variants, each in a fresh worker process so CPU time and peak RSS are its
  * own: `fetch` (a bare POST), `sdk` (the raw `openai` SDK, the baseline),
- * `sdk-undici` (the SDK with undici's pooled `fetch`), `layer` (`OpenAI.model`
+ * `sdk-signal` (the SDK given an abort signal per call), `sdk-undici` (the SDK
+ * with undici's pooled `fetch`), `layer` (`OpenAI.model`
  * alone), `router` (a priority `Router` over two leaves), `stack-miss` /
  * `stack-hit` (the demo's full stack — cache, budget, rate limit, fallback,
  * breaker, retry — every request a cache miss / hit); and, against the
@@ -101,14 +102,14 @@ const median = (runs: ReadonlyArray<Measurement>): Measurement => {
   const sorted = [...runs].sort((a, b) => a.p50Ms - b.p50Ms)
   return sorted[Math.floor(sorted.length / 2)]!
 }
-// `fetch` and `sdk-undici` are reference lines, measured whole only; `--quick` keeps the minimal upstream.
+// `fetch`, `sdk-signal` and `sdk-undici` are reference lines, measured whole only; `--quick` keeps the minimal upstream.
 const views = [
-  { upstream: "minimal", url: upstreamUrl, rounds, variants: ["fetch", "sdk", "sdk-undici", "layer", "router", "stack-miss"] },
+  { upstream: "minimal", url: upstreamUrl, rounds, variants: ["fetch", "sdk", "sdk-signal", "sdk-undici", "layer", "router", "stack-miss"] },
   // The other providers' leaves, each pair interleaved with the others in every round (ratios to each one's own SDK).
   { upstream: "minimal", url: upstreamUrl, rounds, variants: providerLeaves.flatMap((p) => [p.sdk, p.layer]) },
   ...(quick ? [] : [{ upstream: "sim", url: simUrl, rounds: simRounds, variants: ["sdk", "layer", "stack-miss", "stack-hit"] }])
 ] as const
-const referenceOnly = new Set(["fetch", "sdk-undici"])
+const referenceOnly = new Set(["fetch", "sdk-signal", "sdk-undici"])
 // `sdk-undici` loads undici from the package store (it is not a dependency of the workspace): without
 // it there, the line is left out rather than the run failing.
 const store = fileURLToPath(new URL("../node_modules/.pnpm/", import.meta.url))

@@ -176,7 +176,8 @@ ${results.cores} cores shared with other work — **load average ${results.load.
 client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the same concurrency, mode and upstream, in the same run.
 ![ratios](ratios.svg)
 
-- \`fetch\`: a bare \`fetch\` POST · \`sdk\`: the raw \`openai\` SDK · \`sdk-undici\`: the SDK with undici's pooled
+- \`fetch\`: a bare \`fetch\` POST · \`sdk\`: the raw \`openai\` SDK · \`sdk-signal\`: the raw SDK given an
+  \`AbortSignal\` per call, as a caller that cancels must (the leaf does) · \`sdk-undici\`: the SDK with undici's pooled
   \`fetch\` · \`layer\`: \`OpenAI.model\` alone · \`router\`: a priority \`Router\` over two OpenAI leaves
 - \`stack-miss\`: the demo's full stack (cache → budget → rate limit → spend router → fallback over
   breaker → retry → provider), every request a cache miss · \`stack-hit\`: the same stack, every request a cache hit

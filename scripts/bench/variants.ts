@@ -19,6 +19,7 @@ import type { Call } from "./measure.ts"
 export const names = [
   "fetch",
   "sdk",
+  "sdk-signal",
   "sdk-undici",
   "layer",
   "router",
@@ -72,11 +73,15 @@ const loadUndici = async (): Promise<{
   return import(new URL(`${dir}/node_modules/undici/index.js`, store).href)
 }
 
-/** A call through the raw SDK `client` (the time to first text part when streaming). */
-const sdkCall = (client: OpenAISdk, stream: boolean): Call => async (index) => {
+/**
+ * A call through the raw SDK `client` (the time to first text part when streaming); with `signal`, each
+ * call gets its own `AbortSignal`, as a caller that can cancel it must pass (the SDK then composes it with
+ * its own controller's).
+ */
+const sdkCall = (client: OpenAISdk, stream: boolean, signal = false): Call => async (index) => {
   const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: prompt(index, true) }], max_tokens: 64 }
   if (!stream) {
-    await client.chat.completions.create(body)
+    await client.chat.completions.create(body, signal ? { signal: new AbortController().signal } : undefined)
     return
   }
   const start = performance.now()
@@ -211,6 +216,10 @@ export const make = async (name: Name, url: string, stream: boolean): Promise<Ca
     case "sdk": {
       const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0 })
       return sdkCall(client, stream)
+    }
+    case "sdk-signal": {
+      const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0 })
+      return sdkCall(client, stream, true)
     }
     case "sdk-undici": {
       // The SDK's `fetch` option with undici's own pooled fetch (undici is not a dependency of the
