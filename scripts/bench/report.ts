@@ -240,10 +240,16 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   the Schema parser (~2% of the leaf's CPU, ~10 µs a body) — now a hand-written guard strictly narrower than the
   Schema accepts it, and everything else (tool calls, content parts, every error message) still goes through
   the Schema.
-- Kept, with why: the caller's abort signal per call (the SDK composes it with its own controller through
-  \`AbortSignal.any\`, ~1% — interrupting a fiber must abort its request); the rate-limit headers read in one walk
-  (\`response.rateLimit\` is part of every answer); the SDK's own per-call timeout timer (the SDK arms one in
-  every call, raw or not). The connection is reused by both (the upstream's CPU per request is in the table).
+- Kept, with why: the caller's abort signal per call — interrupting a fiber must abort its request, and the SDK
+  composes a caller's signal with its own controller through \`AbortSignal.any\` (weak references and a
+  finalization registry per call, which the GC then traces: ~10–30 µs a call with 64 in flight). \`sdk-signal\`
+  is the raw SDK given a signal per call, so the leaf's distance to it is what Switchboard itself adds. A subclass
+  of the client that follows the caller's signal with a plain listener instead measured within the noise
+  (766 against 776 µs of CPU per request, c=64, four interleaved runs) and would tie the leaf to an SDK
+  internal, so it is not adopted. Also kept: the rate-limit headers read in one walk (\`response.rateLimit\` is
+  part of every answer) and the SDK's own timeout timer (armed in every call, raw or not); the leaf now passes a
+  per-call \`timeout\` only when a deadline shortens the client's. The connection is reused by both (the
+  upstream's CPU per request is in the table).
 - The full stack's in-process cost is dominated by the Budget's token count of each unique prompt (the
   tokenizer, ~15% of the in-process stack profile; a chat resending its history hits the per-text memory) and
   by Effect's run loop across the seven combinators. The per-text memory was capped by texts as well as
@@ -262,6 +268,32 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   through the full stack over the scripted leaf, CPU µs, two interleaved runs each): generate 35.3–39.0 here
   against 35.9–38.6 in wave 1; a stream 362–396 here against 424–431 in wave 1. The leaf itself got cheaper,
   so "orchestration (miss − bare)" reads 3–5 µs higher than wave 1's while a whole call costs the same.
+- The token count costs far more under load than in a tight loop: at c=64 over HTTP the BPE rank lookups of a
+  40-character prompt took ~10–20 µs a request (the \`o200k_base\` table's lookups miss the CPU caches once
+  other work runs between counts), against ~2 µs in process. Texts under 256 characters are now counted
+  rather than remembered (remembering a unique short text cost more in GC than counting it), a model's encoding
+  is remembered, and the counts of the latest 16 request objects are kept by identity instead of in a
+  \`WeakMap\` (which the GC traces as ephemerons). The Budget alone over the test leaf went 14 → 6–9 µs.
+- The Budget and the RateLimit take their reservation or permit in the call's first step when the memory store
+  and the loaded tokenizer can answer at once (a ready count is an \`Exit\` already), so a plain \`onExit\`
+  settles it, with nothing between taking and the finalizer that an interruption could hit — instead of
+  \`acquireUseRelease\` (~1.1 µs); \`Llm.observeAttempts\` is one context update instead of a read and a
+  provide; the Budget's \`state\` reads its own memory store in one step; Retry's first try has no suspend
+  or tap of its own.
+- \`Stream.onExit\` (and \`Stream.ensuring\`) fork and close a scope per run: ~9 µs on a four-element stream,
+  against ~3 µs for a finalizer that watches the pull's end and sits on the run's scope for an early drop or
+  an interruption (\`internal/streams.ts\`). It replaced them in the budget, rate limit, breaker, leaf,
+  telemetry, cache and test leaf streams.
+- A cache hit spent ~0.8 µs of its ~1 µs key in SHA-256 (the native call, not the bytes): requests whose
+  canonical form is at most 512 characters are keyed by that form in memory (exact, so no collision; longer
+  ones by the digest, so a long prompt is not kept twice), and \`CacheHit\` events still carry the digest,
+  never the text; a settled entry is read without awaiting it (\`Cache.getSuccess\`). In process a hit went
+  3.4 → 2.1–2.4 µs.
+- The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
+  6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
+  narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
+  same error text, same fields read); tool use, exceptions and every error message still go through the
+  Schema. Their remaining cost is core's stream reader and Effect's \`Stream\`, as for OpenAI.
 - undici's own pooled \`fetch\` through the SDK's \`fetch\` option (\`sdk-undici\`) did not beat Node's global fetch
   (which is undici, pooled, keep-alive) in these runs, and \`undici\` is not a dependency of the workspace, so it
   is not adopted.
