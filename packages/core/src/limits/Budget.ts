@@ -53,6 +53,7 @@
  */
 import { Clock, Context, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
+import { readyValue } from "../internal/ready.ts"
 import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import { LLM, observeAttempts, observeAttemptsStream, transform } from "../LLM.ts"
@@ -60,7 +61,7 @@ import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse } from "../LlmResponse.ts"
 import { Pricing, type PricingService } from "../money/Pricing.ts"
-import { type Count, Tokenizer } from "../prompt/Tokenizer.ts"
+import { Tokenizer } from "../prompt/Tokenizer.ts"
 import * as BudgetStore from "../state/BudgetStore.ts"
 import { fn, Fraction, NonNegativeFinite, NonNegativeInt, PositiveDuration, PositiveInt } from "../state/options.ts"
 import { decode, type SwitchboardConfigError } from "../SwitchboardConfigError.ts"
@@ -424,23 +425,31 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
   }
 
   /** Reserves `requestedUsd` in `scope` if it fits next to what is spent and reserved: one store operation. */
+  /** Who a request is priced as: its own model, else the budget's `price` or `models`. */
+  const targetsOf = (request: LlmRequest): ReadonlyArray<PriceTarget> =>
+    request.model !== undefined ? [{ provider: options.price?.provider ?? "", model: request.model }] : fixedTargets
+
+  /** The store operation that reserves `amountUsd` in `scope` now, under a fresh reservation id. */
+  const reserveInput = (fiber: Fiber.Fiber<unknown, unknown>, scope: string, amountUsd: number): BudgetStore.ReserveInput => {
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    return {
+      key: keyOf(scope),
+      windowId: windowIdOf(windowOf(now)),
+      reservationId: String(nextId++),
+      amountUsd,
+      limitUsd,
+      expiresAt: now + reservationTtlMs,
+      now
+    }
+  }
+
   const take = (
     scope: string,
     worst: { readonly requestedUsd: number; readonly target: PriceTarget }
   ): Effect.Effect<Reservation, BudgetExceeded> =>
     Effect.withFiber((fiber) => {
-      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-      const key = keyOf(scope)
-      const id = String(nextId++)
-      const input: BudgetStore.ReserveInput = {
-        key,
-        windowId: windowIdOf(windowOf(now)),
-        reservationId: id,
-        amountUsd: worst.requestedUsd,
-        limitUsd,
-        expiresAt: now + reservationTtlMs,
-        now
-      }
+      const input = reserveInput(fiber, scope, worst.requestedUsd)
+      const { key, reservationId: id } = input
       // The budget's own memory store answers in this same step (no store effects on the hot path).
       if (memory !== undefined) return reserved(fiber, scope, key, id, worst, memory.reserveSync(input))
       return Effect.matchEffect(store.reserve(input), {
@@ -460,9 +469,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
       const scope = scopeOf(request)
       const pricing = fiber.getRef(Pricing)
       const tokenizer = fiber.getRef(Tokenizer)
-      const targets: ReadonlyArray<PriceTarget> = request.model !== undefined
-        ? [{ provider: options.price?.provider ?? "", model: request.model }]
-        : fixedTargets
+      const targets = targetsOf(request)
       if (targets.length === 1) {
         return Effect.flatMap(
           tokenizer.countRequest(request, targets[0]!),
@@ -583,37 +590,22 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
   ): Reservation | Effect.Effect<never, BudgetExceeded> | undefined => {
     if (memory === undefined || fiber.getRef(Events.LlmEvents).enabled) return undefined
     const tokenizer = fiber.getRef(Tokenizer)
-    const targets: ReadonlyArray<PriceTarget> = request.model !== undefined
-      ? [{ provider: options.price?.provider ?? "", model: request.model }]
-      : fixedTargets
+    const targets = targetsOf(request)
     const tokens: Array<number> = []
     for (const target of targets) {
-      // A count that is ready is an `Exit` already: read it here rather than run it.
-      const count: Effect.Effect<Count> = tokenizer.countRequest(request, target)
-      if (!Exit.isExit(count)) return undefined
-      const ready = count as Exit.Exit<Count>
-      if (!Exit.isSuccess(ready)) return undefined
-      tokens.push(ready.value.tokens)
+      const count = readyValue(tokenizer.countRequest(request, target))
+      if (count === undefined) return undefined
+      tokens.push(count.tokens)
     }
     const worst = worstOf(fiber.getRef(Pricing), request, targets, (index) => tokens[index]!)
     const scope = scopeOf(request)
-    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-    const key = keyOf(scope)
-    const id = String(nextId++)
-    const result = memory.reserveSync({
-      key,
-      windowId: windowIdOf(windowOf(now)),
-      reservationId: id,
-      amountUsd: worst.requestedUsd,
-      limitUsd,
-      expiresAt: now + reservationTtlMs,
-      now
-    })
+    const input = reserveInput(fiber, scope, worst.requestedUsd)
+    const result = memory.reserveSync(input)
     Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
     if (!result.reserved) {
       return exceeded(scope, worst.requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
     }
-    return { scope, key, id, amount: worst.requestedUsd }
+    return { scope, key: input.key, id: input.reservationId, amount: worst.requestedUsd }
   }
 
   const wrap = (inner: LLM["Service"]): LLM["Service"] =>

@@ -37,13 +37,14 @@
 import { Clock, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
 import * as Events from "../Events.ts"
+import { readyValue } from "../internal/ready.ts"
 import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import { LLM, transform } from "../LLM.ts"
 import { type LlmError, RateLimited } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { LlmResponse, RateLimitInfo } from "../LlmResponse.ts"
-import { type Count, Tokenizer } from "../prompt/Tokenizer.ts"
+import { Tokenizer } from "../prompt/Tokenizer.ts"
 import * as BoundedMap from "../state/BoundedMap.ts"
 import {
   fn,
@@ -553,15 +554,18 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
       : Effect.flatMap(runLimiter(counter.limiter, admit(keys, reserved, now)), permitOf)
   }
 
+  /** Who a request's tokens are counted as: its own model, else the `model` option. */
+  const targetOf = (request: LlmRequest): { readonly provider: string; readonly model: string } =>
+    request.model !== undefined
+      ? { provider: options.model?.provider ?? "", model: request.model }
+      : options.model ?? { provider: "", model: "" }
+
   const acquire = (request: LlmRequest): Effect.Effect<Permit, RateLimited> =>
     Effect.withFiber((fiber) => {
       const keys = keysFor(request)
       if (tokens === undefined) return admitted(fiber, keys, 0)
-      const target = request.model !== undefined
-        ? { provider: options.model?.provider ?? "", model: request.model }
-        : options.model ?? { provider: "", model: "" }
       return Effect.flatMap(
-        fiber.getRef(Tokenizer).countRequest(request, target),
+        fiber.getRef(Tokenizer).countRequest(request, targetOf(request)),
         (input) => admitted(fiber, keys, input.tokens + (request.maxTokens ?? outputReserve))
       )
     })
@@ -601,15 +605,9 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
     if (counter._tag !== "Local") return undefined
     let reserved = 0
     if (tokens !== undefined) {
-      const target = request.model !== undefined
-        ? { provider: options.model?.provider ?? "", model: request.model }
-        : options.model ?? { provider: "", model: "" }
-      // A count that is ready is an `Exit` already: read it here rather than run it.
-      const count: Effect.Effect<Count> = fiber.getRef(Tokenizer).countRequest(request, target)
-      if (!Exit.isExit(count)) return undefined
-      const ready = count as Exit.Exit<Count>
-      if (!Exit.isSuccess(ready)) return undefined
-      reserved = ready.value.tokens + (request.maxTokens ?? outputReserve)
+      const count = readyValue(fiber.getRef(Tokenizer).countRequest(request, targetOf(request)))
+      if (count === undefined) return undefined
+      reserved = count.tokens + (request.maxTokens ?? outputReserve)
     }
     const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
     return runLocal(counter.consume, admit(keysFor(request), reserved, now), now)
