@@ -119,6 +119,9 @@ export const makeStackFrom = <E, R>(providers: Providers<E, R>, limits: Limits) 
       limitUsd: limits.budgetUsd,
       window: "day",
       softAt: limits.softAt,
+      // The day's budget is large next to one call: reserve each prompt at its byte length, and
+      // count its tokens only when that bound does not fit (no tokenizer pass on the hot path).
+      count: "bound",
       // A request that names no model is reserved at the dearest model behind the budget.
       models: [
         { provider: "openai", model: providers.openai.model },

@@ -155,6 +155,7 @@ const broken: ReadonlyArray<readonly [string, string, string, string?]> = [
   ["weighted negative weight", base.replace("strategy: leastCost, candidates: [fast, claude, cheap]", "strategy: weighted, candidates: [{ name: fast, weight: -1 }, { name: claude, weight: 1 }]"), "routes.smart.router.candidates[0].weight"],
   ["route of no kind", base.replace("default: { fallback: [fast, claude], midStream: fail }", "default: { models: [fast] }"), "routes.default", "expected one of fallback, router, model"],
   ["onSoft names a missing route", `${base}\nlimits: { budget: { limitUsd: 1, window: day, softAt: 0.8, onSoft: cheapest } }\n`, "limits.budget.onSoft", "known: default, smart"],
+  ["budget count unknown", `${base}\nlimits: { budget: { limitUsd: 1, window: day, count: approximate } }\n`, "limits.budget.count"],
   ["onSoft without softAt", `${base}\nlimits: { budget: { limitUsd: 1, window: day, onSoft: smart } }\n`, "limits.budget.softAt"],
   ["gateway key names a missing route", `${base}\ngateway: { keys: [ { key: team-a-key, tenant: a, routes: [default, dumb] } ] }\n`, "gateway.keys[0].routes[1]"],
   ["gateway duplicate key", `${base}\ngateway: { keys: [ { key: same-key, tenant: a }, { key: same-key, tenant: b } ] }\n`, "gateway.keys[1].key"],

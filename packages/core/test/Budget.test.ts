@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Arbitrary, Effect, Fiber, Ref, Schema, Stream } from "effect"
+import { Arbitrary, Effect, Fiber, Layer, Ref, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Budget, Hedge, Llm, LlmError, Pricing } from "../src/index.ts"
+import * as fc from "fast-check"
+import { Budget, Events, Hedge, Llm, LlmError, Pricing, Tokenizer } from "../src/index.ts"
 
 const mini = { provider: "openai", model: "gpt-4o-mini" }
 const ask = (content = "q", maxTokens = 200) => ({ messages: [{ role: "user" as const, content }], maxTokens })
@@ -259,5 +260,111 @@ describe("Budget over attempts in other fibers", () => {
       // the loser's prompt, "q" = 8 tokens, is billed by a real provider: charged as an estimate
       assert.closeTo(state.spentUsd, costOf(2000, 100) + costOf(8, 0), 1e-15)
       assert.strictEqual(state.reservedUsd, 0)
+    }))
+})
+
+describe("Budget with count: \"bound\"", () => {
+  const tokenizer = Tokenizer.make()
+  /** The default tokenizer, counting how often a request is counted. */
+  const counting = Effect.gen(function*() {
+    const counted = yield* Ref.make(0)
+    const layer = Tokenizer.layer({
+      countText: tokenizer.countText,
+      countRequest: (request, target) => Effect.andThen(Ref.update(counted, (n) => n + 1), tokenizer.countRequest(request, target))
+    })
+    return { counted, layer }
+  })
+  // About 1,000 bytes of English, about 200 tokens: the bound is well above the count.
+  const long = ask("the quick brown fox jumps over the lazy dog ".repeat(23))
+  const exactWorst = (tokens: number) => pricing.worstCase("openai", "gpt-4o-mini", tokens, 200).costUsd
+
+  it.effect("reserves the UTF-8 bound without counting, and settles to the real cost", () =>
+    Effect.gen(function*() {
+      const { counted, layer } = yield* counting
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hi", delay: "1 second", usage: { inputTokens: 210, outputTokens: 50 } }] })
+      const budget = yield* Budget.make({ limitUsd: 1, window: "day", price: mini, count: "bound" })
+      const fiber = yield* Effect.forkChild(budget.wrap(test.service).generate(long).pipe(Effect.provide(layer)))
+      yield* TestClock.adjust("10 millis")
+      const bound = Tokenizer.boundRequest(long, mini).tokens
+      const exact = (yield* tokenizer.countRequest(long, mini)).tokens
+      assert.isAbove(bound, exact * 4)
+      assert.closeTo((yield* budget.state()).reservedUsd, exactWorst(bound), 1e-15)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      const state = yield* budget.state()
+      assert.deepStrictEqual([state.reservedUsd, yield* Ref.get(counted)], [0, 0])
+      assert.closeTo(state.spentUsd, costOf(210, 50), 1e-15)
+    }))
+
+  // With an event subscriber the budget takes its general path (not the one-step one): both decide alike.
+  for (const events of [false, true]) {
+    it.effect(`when the bound does not fit, reserves or refuses on the exact count${events ? " (with events)" : ""}`, () =>
+      Effect.gen(function*() {
+        const { counted, layer } = yield* counting
+        const exact = (yield* tokenizer.countRequest(long, mini)).tokens
+        const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hi", delay: "1 second" }] })
+        // Room for the counted worst case, not for the bound's.
+        const fits = yield* Budget.make({ limitUsd: exactWorst(exact) * 1.01, window: "day", price: mini, count: "bound" })
+        const fiber = yield* Effect.forkChild(fits.wrap(test.service).generate(long).pipe(Effect.provide(layer)))
+        yield* TestClock.adjust("10 millis")
+        assert.closeTo((yield* fits.state()).reservedUsd, exactWorst(exact), 1e-15)
+        assert.strictEqual(yield* Ref.get(counted), 1)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(fiber)
+
+        const tight = yield* Budget.make({ limitUsd: exactWorst(exact) * 0.99, window: "day", price: mini, count: "bound" })
+        const error = yield* Effect.flip(tight.wrap(test.service).generate(long).pipe(Effect.provide(layer)))
+        assert.strictEqual(error._tag, "BudgetExceeded")
+        if (error._tag === "BudgetExceeded") assert.closeTo(error.requestedUsd!, exactWorst(exact), 1e-15)
+        assert.strictEqual((yield* test.requests).length, 1)
+        assert.strictEqual((yield* tight.state()).reservedUsd, 0)
+      }).pipe(Effect.provide(events ? Events.layer() : Layer.empty)))
+  }
+
+  it.effect("a stream reserves the bound at start and settles from its finish part", () =>
+    Effect.gen(function*() {
+      const { counted, layer } = yield* counting
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hello", chunks: ["hel", "lo"], usage: { inputTokens: 210, outputTokens: 2 } }] })
+      const budget = yield* Budget.make({ limitUsd: 1, window: "day", price: mini, count: "bound" })
+      let reserved = 0
+      yield* budget.wrap(test.service).stream(long).pipe(
+        Stream.tap(() => Effect.map(budget.state(), (s) => void (reserved = Math.max(reserved, s.reservedUsd)))),
+        Stream.runDrain,
+        Effect.provide(layer)
+      )
+      assert.closeTo(reserved, exactWorst(Tokenizer.boundRequest(long, mini).tokens), 1e-15)
+      const state = yield* budget.state()
+      assert.deepStrictEqual([state.reservedUsd, yield* Ref.get(counted)], [0, 0])
+      assert.closeTo(state.spentUsd, costOf(210, 2), 1e-15)
+    }))
+})
+
+describe("Tokenizer.boundRequest", () => {
+  const tokenizer = Tokenizer.make()
+  const anthropic = { provider: "anthropic", model: "claude-haiku-4-5" }
+  // Any UTF-16 code units, lone surrogates included.
+  const text = fc.oneof(
+    fc.string({ unit: "grapheme", maxLength: 300 }),
+    fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 200 }).map((units) => String.fromCharCode(...units)),
+    fc.array(fc.constantFrom("a", " ", "1", ".", "é", "中", "👋", "\n", "<|endoftext|>"), { maxLength: 200 }).map((parts) => parts.join(""))
+  )
+
+  it.effect("is never below the tokenizer's count, exact or estimated, for any text", () =>
+    Effect.gen(function*() {
+      yield* Tokenizer.preload
+      const samples = fc.sample(fc.tuple(text, text), { numRuns: 2000, seed: 7 })
+      for (const [system, content] of samples) {
+        const request = { system, messages: [{ role: "user" as const, content }, { role: "assistant" as const, content: system }] }
+        for (const target of [mini, { provider: "openai", model: "gpt-4" }, anthropic]) {
+          const counted = (yield* tokenizer.countRequest(request, target)).tokens
+          const bound = Tokenizer.boundRequest(request, target)
+          assert.isAtLeast(bound.tokens, counted, JSON.stringify({ system, content, target }))
+          assert.isTrue(bound.estimated)
+        }
+      }
+      assert.deepStrictEqual(Tokenizer.boundRequest({ messages: [{ role: "user", content: "hello world" }] }, mini), {
+        tokens: 18,
+        estimated: true
+      })
     }))
 })

@@ -30,7 +30,8 @@ describe("bad options are refused at build, naming the option", () => {
         [{ limitUsd: 1, window: "day", reservationTtl: "-1 seconds" }, "Budget.reservationTtl"],
         [{ limitUsd: 1, window: "day", maxScopes: 0 }, "Budget.maxScopes: expected an integer ≥ 1, got 0"],
         [{ limitUsd: 1, window: "day", scope: "tenant" as never }, "Budget.scope: expected a function"],
-        [{ limitUsd: 1, window: "day", price: { provider: "openai" } as never }, "Budget.price.model"]
+        [{ limitUsd: 1, window: "day", price: { provider: "openai" } as never }, "Budget.price.model"],
+        [{ limitUsd: 1, window: "day", count: "approximate" as never }, "Budget.count"]
       ]
       for (const [options, expected] of cases) {
         const summary = yield* buildError(leaf.pipe(Budget.layer(options)))

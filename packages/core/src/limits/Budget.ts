@@ -17,6 +17,14 @@
  * `attempts[].costUsd` (or an `AllProvidersFailed`'s) are charged instead.
  * Streams reserve when they start and settle the same way when they end.
  *
+ * With `count: "bound"` the input is not counted but bounded: its UTF-8
+ * length (`Tokenizer.boundRequest`; a token is at least one byte), which
+ * spares every call the BPE. Only when that bound does not fit is the input
+ * counted, and the call reserved (or refused) on the count, so a call is
+ * never refused that the exact count would admit; calls in flight hold
+ * larger reservations until they settle (up to ~4× the input's cost for
+ * English text), and the settled spend is the same.
+ *
  * Which price reserves: `request.model` when set; else the `price` option;
  * else the dearest of `models`; else the unknown-model rule of `Pricing`
  * (deliberately expensive). Set `price` or `models` to the models behind the
@@ -61,7 +69,7 @@ import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse } from "../LlmResponse.ts"
 import { Pricing, type PricingService } from "../money/Pricing.ts"
-import { Tokenizer } from "../prompt/Tokenizer.ts"
+import { boundRequest, encodingFor, Tokenizer } from "../prompt/Tokenizer.ts"
 import * as BudgetStore from "../state/BudgetStore.ts"
 import { fn, Fraction, NonNegativeFinite, NonNegativeInt, PositiveDuration, PositiveInt } from "../state/options.ts"
 import { decode, type SwitchboardConfigError } from "../SwitchboardConfigError.ts"
@@ -117,6 +125,7 @@ const PriceTargetSchema = Schema.Struct({ provider: Schema.String, model: Schema
  * | `reservationTtl` | finite `Duration` > 0 | `"1 hour"` |
  * | `maxScopes` | integer ≥ 1 (memory store) | 10,000 |
  * | `onStoreError` | `"failOpen"` \| `"failClosed"` | `"failClosed"` |
+ * | `count` | `"exact"` \| `"bound"` | `"exact"` |
  *
  * @since 0.1.0
  * @category models
@@ -149,7 +158,13 @@ export const Options = Schema.Struct({
   /** Scopes the budget's own memory store keeps (default 10,000; least recently used first out). */
   maxScopes: Schema.optional(PositiveInt),
   /** When the store fails: refuse the call (`"failClosed"`, default) or let it through unbudgeted. */
-  onStoreError: Schema.optional(Schema.Literals(["failOpen", "failClosed"]))
+  onStoreError: Schema.optional(Schema.Literals(["failOpen", "failClosed"])),
+  /**
+   * How the input of the worst case is reckoned: `"exact"` (default) counts it with the tokenizer;
+   * `"bound"` takes its UTF-8 length (`Tokenizer.boundRequest`: no BPE on the hot path) and counts
+   * only when that bound does not fit.
+   */
+  count: Schema.optional(Schema.Literals(["exact", "bound"]))
 })
 
 /**
@@ -283,6 +298,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     ? options.models
     : unpriced
   const memory = BudgetStore.isMemoryStore(store) ? store : undefined
+  const bounded = options.count === "bound"
   let anchor: number | undefined
   let nextId = 0
 
@@ -401,18 +417,24 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     )
   }
 
-  /** What a reserve answered, as the call's outcome: a reservation, or `BudgetExceeded`. */
+  /**
+   * What a reserve answered, as the call's outcome: a reservation, or (when
+   * it did not fit) `orElse` — the exact count after a bound — else
+   * `BudgetExceeded`.
+   */
   const reserved = (
     fiber: Fiber.Fiber<unknown, unknown>,
     scope: string,
     key: string,
     id: string,
     worst: { readonly requestedUsd: number; readonly target: PriceTarget },
-    result: BudgetStore.ReserveResult
+    result: BudgetStore.ReserveResult,
+    orElse: (() => Effect.Effect<Reservation, BudgetExceeded>) | undefined
   ): Effect.Effect<Reservation, BudgetExceeded> => {
     const { requestedUsd } = worst
     Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
     if (!result.reserved) {
+      if (orElse !== undefined) return orElse()
       return exceeded(scope, requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
     }
     const reservation: Reservation = { scope, key, id, amount: requestedUsd }
@@ -424,10 +446,25 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     )
   }
 
-  /** Reserves `requestedUsd` in `scope` if it fits next to what is spent and reserved: one store operation. */
   /** Who a request is priced as: its own model, else the budget's `price` or `models`. */
   const targetsOf = (request: LlmRequest): ReadonlyArray<PriceTarget> =>
     request.model !== undefined ? [{ provider: options.price?.provider ?? "", model: request.model }] : fixedTargets
+
+  /**
+   * The input bound of `request` for each of `targets` ({@link Tokenizer.boundRequest}): the
+   * same for every target priced alike, so computed at most once for exact and once for
+   * estimated encodings.
+   */
+  const boundsOf = (request: LlmRequest, targets: ReadonlyArray<PriceTarget>): (index: number) => number => {
+    let exact: number | undefined
+    let estimated: number | undefined
+    return (index) => {
+      const target = targets[index]!
+      return encodingFor(target) === undefined
+        ? estimated ??= boundRequest(request, target).tokens
+        : exact ??= boundRequest(request, target).tokens
+    }
+  }
 
   /** The store operation that reserves `amountUsd` in `scope` now, under a fresh reservation id. */
   const reserveInput = (fiber: Fiber.Fiber<unknown, unknown>, scope: string, amountUsd: number): BudgetStore.ReserveInput => {
@@ -443,15 +480,20 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     }
   }
 
+  /**
+   * Reserves `worst` in `scope` if it fits next to what is spent and reserved (one store
+   * operation); when it does not, `orElse` if given, else `BudgetExceeded`.
+   */
   const take = (
     scope: string,
-    worst: { readonly requestedUsd: number; readonly target: PriceTarget }
+    worst: { readonly requestedUsd: number; readonly target: PriceTarget },
+    orElse?: () => Effect.Effect<Reservation, BudgetExceeded>
   ): Effect.Effect<Reservation, BudgetExceeded> =>
     Effect.withFiber((fiber) => {
       const input = reserveInput(fiber, scope, worst.requestedUsd)
       const { key, reservationId: id } = input
       // The budget's own memory store answers in this same step (no store effects on the hot path).
-      if (memory !== undefined) return reserved(fiber, scope, key, id, worst, memory.reserveSync(input))
+      if (memory !== undefined) return reserved(fiber, scope, key, id, worst, memory.reserveSync(input), orElse)
       return Effect.matchEffect(store.reserve(input), {
         onFailure: (error) =>
           Effect.andThen(
@@ -460,7 +502,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
               ? Effect.succeed<Reservation>({ scope, key, id: undefined, amount: 0 })
               : exceeded(scope, worst.requestedUsd, worst.target, 0, 0)
           ),
-        onSuccess: (result) => reserved(fiber, scope, key, id, worst, result)
+        onSuccess: (result) => reserved(fiber, scope, key, id, worst, result, orElse)
       })
     })
 
@@ -470,16 +512,19 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
       const pricing = fiber.getRef(Pricing)
       const tokenizer = fiber.getRef(Tokenizer)
       const targets = targetsOf(request)
-      if (targets.length === 1) {
+      const counted = (): Effect.Effect<Reservation, BudgetExceeded> => {
+        if (targets.length === 1) {
+          return Effect.flatMap(
+            tokenizer.countRequest(request, targets[0]!),
+            (input) => take(scope, worstOf(pricing, request, targets, () => input.tokens))
+          )
+        }
         return Effect.flatMap(
-          tokenizer.countRequest(request, targets[0]!),
-          (input) => take(scope, worstOf(pricing, request, targets, () => input.tokens))
+          Effect.forEach(targets, (target) => tokenizer.countRequest(request, target)),
+          (inputs) => take(scope, worstOf(pricing, request, targets, (index) => inputs[index]!.tokens))
         )
       }
-      return Effect.flatMap(
-        Effect.forEach(targets, (target) => tokenizer.countRequest(request, target)),
-        (inputs) => take(scope, worstOf(pricing, request, targets, (index) => inputs[index]!.tokens))
-      )
+      return bounded ? take(scope, worstOf(pricing, request, targets, boundsOf(request, targets)), counted) : counted()
     })
 
   const softReached = (crossed: State): Effect.Effect<void> =>
@@ -589,16 +634,27 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     request: LlmRequest
   ): Reservation | Effect.Effect<never, BudgetExceeded> | undefined => {
     if (memory === undefined || fiber.getRef(Events.LlmEvents).enabled) return undefined
-    const tokenizer = fiber.getRef(Tokenizer)
     const targets = targetsOf(request)
+    const pricing = fiber.getRef(Pricing)
+    const scope = scopeOf(request)
+    if (bounded) {
+      const worst = worstOf(pricing, request, targets, boundsOf(request, targets))
+      const input = reserveInput(fiber, scope, worst.requestedUsd)
+      const result = memory.reserveSync(input)
+      if (result.reserved) {
+        Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
+        return { scope, key: input.key, id: input.reservationId, amount: worst.requestedUsd }
+      }
+      // The bound does not fit: the exact count decides, as without `count: "bound"`.
+    }
+    const tokenizer = fiber.getRef(Tokenizer)
     const tokens: Array<number> = []
     for (const target of targets) {
       const count = readyValue(tokenizer.countRequest(request, target))
       if (count === undefined) return undefined
       tokens.push(count.tokens)
     }
-    const worst = worstOf(fiber.getRef(Pricing), request, targets, (index) => tokens[index]!)
-    const scope = scopeOf(request)
+    const worst = worstOf(pricing, request, targets, (index) => tokens[index]!)
     const input = reserveInput(fiber, scope, worst.requestedUsd)
     const result = memory.reserveSync(input)
     Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)

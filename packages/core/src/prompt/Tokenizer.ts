@@ -375,6 +375,46 @@ export const Tokenizer: Context.Reference<TokenizerService> = Context.Reference<
 )
 
 /**
+ * An upper bound of a text's token count in any byte-level encoding, without
+ * the BPE: its UTF-8 length (every token is at least one byte). Code units
+ * from U+0800 up, surrogates included, are taken as 3 bytes, so a lone
+ * surrogate (sent as U+FFFD) is covered too.
+ */
+const utf8Bound = (text: string): number => {
+  let bytes = text.length
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit >= 0x80) bytes += unit >= 0x800 ? 2 : 1
+  }
+  return bytes
+}
+
+/**
+ * An upper bound of what {@link make}'s tokenizer counts for `request`,
+ * without running the BPE (so without loading it): every text is taken at
+ * its UTF-8 length, a token being at least one byte in `o200k_base`,
+ * `cl100k_base` and every byte-level BPE the providers use; framing, images
+ * and tools as {@link countRequest} counts them; × {@link estimateFactor}
+ * where the count would be an estimate. Always marked `estimated`. A budget
+ * with `count: "bound"` reserves this, and counts only when it does not fit.
+ *
+ * @example
+ * ```ts
+ * import { Tokenizer } from "@switchboard/core"
+ *
+ * const bound = Tokenizer.boundRequest({ messages: [{ role: "user", content: "hello world" }] }, { provider: "openai", model: "gpt-4o" })
+ * // { tokens: 18, estimated: true }: 11 bytes + 4 of framing + 3 of reply priming
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const boundRequest = (request: LlmRequest, target: Target): Count => ({
+  tokens: countOf(countRequestWith(utf8Bound, request), encodingFor(target)).tokens,
+  estimated: true
+})
+
+/**
  * Counts a piece of text with the tokenizer in context.
  *
  * @since 0.1.0
