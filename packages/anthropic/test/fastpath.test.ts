@@ -8,24 +8,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { LlmError } from "@switchboard/core"
 import fc from "fast-check"
+import { assertAgreement, wire } from "../../../test/support/fastpath.ts"
 import * as Mapping from "../src/internal/mapping.ts"
 import * as Events from "../src/internal/stream.ts"
 
 const origin = { provider: "anthropic", model: "claude-haiku-4-5" }
 
-/** A JSON value with sorted keys and `undefined` members dropped, to compare two readings. */
-const canonical = (u: unknown): string =>
-  JSON.stringify(u, (_, value: unknown) =>
-    typeof value === "object" && value !== null && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)))
-      : value)
-
-// Field values around what the wire allows: mostly absent, null or the right type, sometimes a near miss.
-const anything = fc.constantFrom<unknown>(undefined, null, "", "text", 0, 7, -1, 1.5, 1e308, "12", true, {}, [])
-const mostly = <A>(valid: fc.Arbitrary<A>) =>
-  fc.oneof({ weight: 12, arbitrary: valid as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: anything })
-const text = mostly(fc.oneof(fc.constantFrom<unknown>(undefined, null), fc.string({ maxLength: 4 })))
-const count = mostly(fc.oneof(fc.constantFrom<unknown>(undefined, null), fc.nat()))
+const { anything, mostly, text, count } = wire()
 
 const usage = mostly(
   fc.record({
@@ -144,37 +133,19 @@ const read = (message: Mapping.WireMessage) => ({
 
 describe("Anthropic decoding fast paths", () => {
   it("a message body: the fast path and the Schema agree on outcome, detail and every field read", () => {
-    fc.assert(
-      fc.property(body, (value) => {
-        const fast = Mapping.decodeMessage(value, origin)
-        const slow = Mapping.decodeMessageSchemaOnly(value, origin)
-        if (slow instanceof LlmError.MalformedResponse) {
-          assert.instanceOf(fast, LlmError.MalformedResponse, `the fast path accepted what the Schema refuses: ${slow.detail}`)
-          assert.strictEqual((fast as LlmError.MalformedResponse).detail, slow.detail)
-          return
-        }
-        assert.notInstanceOf(fast, LlmError.MalformedResponse, "the fast path refused what the Schema accepts")
-        assert.strictEqual(canonical(read(fast as Mapping.WireMessage)), canonical(read(slow)))
-      }),
-      { numRuns: 5_000 }
-    )
+    assertAgreement(body, {
+      fast: (value) => Mapping.decodeMessage(value, origin),
+      slow: (value) => Mapping.decodeMessageSchemaOnly(value, origin),
+      read
+    })
   })
 
   it("a stream event: the fast path and the Schema agree on outcome, detail and every field read", () => {
-    fc.assert(
-      fc.property(event, (value) => {
-        const fast = Events.decodeEvent(value, origin)
-        const slow = Events.decodeEventSchemaOnly(value, origin)
-        if (slow instanceof LlmError.MalformedResponse) {
-          assert.instanceOf(fast, LlmError.MalformedResponse, `the fast path accepted what the Schema refuses: ${slow.detail}`)
-          assert.strictEqual((fast as LlmError.MalformedResponse).detail, slow.detail)
-          return
-        }
-        assert.notInstanceOf(fast, LlmError.MalformedResponse, "the fast path refused what the Schema accepts")
-        assert.strictEqual(canonical(readEvent(fast as Events.WireEvent)), canonical(readEvent(slow)))
-      }),
-      { numRuns: 5_000 }
-    )
+    assertAgreement(event, {
+      fast: (value) => Events.decodeEvent(value, origin),
+      slow: (value) => Events.decodeEventSchemaOnly(value, origin),
+      read: readEvent
+    })
   })
 
   it("the common shapes take the fast path (the same object back, no Schema copy)", () => {

@@ -4,9 +4,10 @@
  * naming what was wrong — never a success with nonsense, never a defect.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CostLedger, type LLM, Llm, LlmError, type LlmRequest, SwitchboardConfigError } from "@switchboard/core"
+import { type LLM, Llm, LlmError, type LlmRequest, SwitchboardConfigError } from "@switchboard/core"
 import { Crafted } from "@switchboard/sim"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Layer } from "effect"
+import { assertMalformed, assertNoSdkRetries, assertRefused, generateAgainst } from "../../../test/support/crafted.ts"
 import { Anthropic } from "../src/index.ts"
 
 const user: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "hi" }], maxTokens: 10 }
@@ -26,24 +27,7 @@ const modelAt = (url: string, options?: { readonly contentFilter?: "fail" | "ret
     Layer.provide(Layer.orDie(Anthropic.layerClient({ apiKey: "sk-ant-test", baseURL: url })))
   )
 
-const against = (json: unknown) =>
-  Effect.gen(function*() {
-    const server = yield* Crafted.serve(() => ({ json }))
-    return yield* Effect.gen(function*() {
-      const exit = yield* Effect.exit(Llm.generate(user))
-      const totals = (yield* CostLedger.snapshot).total
-      return { exit, totals }
-    }).pipe(Effect.provide(Layer.merge(modelAt(server.url), CostLedger.layer)))
-  })
-
-const malformed = (exit: Exit.Exit<unknown, LlmError.LlmError>, mentions: string) => {
-  assert.isTrue(Exit.isFailure(exit), "expected a failure")
-  const reason = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
-  assert.strictEqual(reason?._tag, "Fail", "a typed failure, not a defect")
-  const failure = (reason as { error: LlmError.LlmError }).error
-  assert.instanceOf(failure, LlmError.MalformedResponse)
-  assert.include((failure as LlmError.MalformedResponse).detail, mentions)
-}
+const against = (json: unknown) => generateAgainst(modelAt, user)({ json })
 
 const text = [{ type: "text", text: "hi" }]
 
@@ -51,7 +35,7 @@ describe("Anthropic over a crafted server: garbage is MalformedResponse", () => 
   it.live("negative usage never credits the ledger; the attempt is still recorded", () =>
     Effect.gen(function*() {
       const { exit, totals } = yield* against(message(text, { input_tokens: -50, output_tokens: 5 }))
-      malformed(exit, "input_tokens")
+      assertMalformed(exit, "input_tokens")
       assert.isAtLeast(totals.costUsd, 0)
       assert.strictEqual(totals.attempts, 1)
     }))
@@ -60,7 +44,7 @@ describe("Anthropic over a crafted server: garbage is MalformedResponse", () => 
     Effect.gen(function*() {
       for (const bad of [1e308, 2.5, "12"]) {
         const { exit, totals } = yield* against(message(text, { input_tokens: 10, output_tokens: bad }))
-        malformed(exit, "output_tokens")
+        assertMalformed(exit, "output_tokens")
         assert.isTrue(Number.isFinite(totals.costUsd) && totals.costUsd >= 0)
       }
     }))
@@ -68,7 +52,7 @@ describe("Anthropic over a crafted server: garbage is MalformedResponse", () => 
   it.live("a text block whose text is not a string is MalformedResponse, not text \"\"", () =>
     Effect.gen(function*() {
       const { exit } = yield* against(message([{ type: "text", text: 42 }], { input_tokens: 1, output_tokens: 1 }))
-      malformed(exit, "text")
+      assertMalformed(exit, "text")
     }))
 
   it.live("a tool_use block without a name is MalformedResponse, never a lost call", () =>
@@ -76,13 +60,13 @@ describe("Anthropic over a crafted server: garbage is MalformedResponse", () => 
       const { exit } = yield* against(
         message([{ type: "tool_use", id: "toolu_1", input: {} }], { input_tokens: 1, output_tokens: 1 }, "tool_use")
       )
-      malformed(exit, "no name")
+      assertMalformed(exit, "no name")
     }))
 
   it.live("a body of null is MalformedResponse", () =>
     Effect.gen(function*() {
       const { exit } = yield* against(null)
-      malformed(exit, "")
+      assertMalformed(exit, "")
     }))
 
   it.live("a refusal fails with ContentFiltered by default, and is returned with contentFilter: return", () =>
@@ -99,24 +83,17 @@ describe("Anthropic over a crafted server: garbage is MalformedResponse", () => 
 describe("Anthropic client: network, configuration, SDK retries", () => {
   it.live("SDK retries are off: a 500 and a 429 with retry-after reach the server once each", () =>
     Effect.gen(function*() {
-      for (const status of [500, 429, 529]) {
-        const server = yield* Crafted.serve(() => ({
-          status,
-          headers: { "retry-after": "0", "x-should-retry": "true" },
-          json: { type: "error", error: { type: "api_error", message: "boom" } }
-        }))
-        yield* Effect.flip(Llm.generate(user).pipe(Effect.provide(modelAt(server.url))))
-        assert.strictEqual(server.received.length, 1, `status ${status}`)
-      }
+      yield* assertNoSdkRetries(modelAt, user, [500, 429, 529].map((status) => ({
+        status,
+        headers: { "retry-after": "0", "x-should-retry": "true" },
+        json: { type: "error", error: { type: "api_error", message: "boom" } }
+      })))
     }))
 
   it.live("a refused port is NetworkError { cause: refused, url }", () =>
     Effect.gen(function*() {
-      const server = yield* Effect.scoped(Crafted.serve(() => ({ json: {} })))
-      const error = yield* Effect.flip(Llm.generate(user).pipe(Effect.provide(modelAt(server.url))))
-      assert.instanceOf(error, LlmError.NetworkError)
-      assert.strictEqual(error.cause, "refused")
-      assert.strictEqual(error.url, `${server.url}/v1/messages`)
+      const { error, url } = yield* assertRefused(modelAt, user)
+      assert.strictEqual(error.url, `${url}/v1/messages`)
     }))
 
   it.effect("a baseURL that is not an absolute http(s) URL fails the client layer at build, naming Anthropic.baseURL", () =>

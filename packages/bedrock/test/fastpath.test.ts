@@ -8,28 +8,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { LlmError } from "@switchboard/core"
 import fc from "fast-check"
+import { assertAgreement, wire } from "../../../test/support/fastpath.ts"
 import * as Mapping from "../src/internal/mapping.ts"
 import * as Events from "../src/internal/stream.ts"
 
 const origin = { provider: "bedrock", model: "us.amazon.nova-micro-v1:0" }
 
-/** A JSON value with sorted keys and `undefined` members dropped, to compare two readings. */
-const canonical = (u: unknown): string =>
-  JSON.stringify(u, (_, value: unknown) =>
-    typeof value === "object" && value !== null && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)))
-      : typeof value === "bigint"
-      ? `${value}n`
-      : value)
-
-// Field values around what the SDK hands over: mostly absent, null or the right type, sometimes a near
-// miss (a `BigInt` is what the SDK parses from a huge number).
-const anything = fc.constantFrom<unknown>(undefined, null, "", "text", 0, 7, -1, 1.5, 1e308, 10n ** 20n, "12", true, {}, [])
-const mostly = <A>(valid: fc.Arbitrary<A>) =>
-  fc.oneof({ weight: 12, arbitrary: valid as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: anything })
-const text = mostly(fc.oneof(fc.constantFrom<unknown>(undefined, null), fc.string({ maxLength: 4 })))
-const count = mostly(fc.oneof(fc.constantFrom<unknown>(undefined, null), fc.nat()))
-const rare = <A>(arb: fc.Arbitrary<A>) => fc.option(arb, { nil: undefined, freq: 5 })
+const { anything, mostly, text, count, rare } = wire([10n ** 20n])
 
 const usage = mostly(
   fc.record({
@@ -131,37 +116,19 @@ const read = (o: Mapping.WireOutput) => ({
 
 describe("Bedrock decoding fast paths", () => {
   it("a Converse output: the fast path and the Schema agree on outcome, detail and every field read", () => {
-    fc.assert(
-      fc.property(output, (value) => {
-        const fast = Mapping.decodeOutput(value, origin)
-        const slow = Mapping.decodeOutputSchemaOnly(value, origin)
-        if (slow instanceof LlmError.MalformedResponse) {
-          assert.instanceOf(fast, LlmError.MalformedResponse, `the fast path accepted what the Schema refuses: ${slow.detail}`)
-          assert.strictEqual((fast as LlmError.MalformedResponse).detail, slow.detail)
-          return
-        }
-        assert.notInstanceOf(fast, LlmError.MalformedResponse, "the fast path refused what the Schema accepts")
-        assert.strictEqual(canonical(read(fast as Mapping.WireOutput)), canonical(read(slow)))
-      }),
-      { numRuns: 5_000 }
-    )
+    assertAgreement(output, {
+      fast: (value) => Mapping.decodeOutput(value, origin),
+      slow: (value) => Mapping.decodeOutputSchemaOnly(value, origin),
+      read
+    })
   })
 
   it("a stream event: the fast path and the Schema agree on outcome, detail and every field read", () => {
-    fc.assert(
-      fc.property(event, (value) => {
-        const fast = Events.decodeEvent(value, origin)
-        const slow = Events.decodeEventSchemaOnly(value, origin)
-        if (slow instanceof LlmError.MalformedResponse) {
-          assert.instanceOf(fast, LlmError.MalformedResponse, `the fast path accepted what the Schema refuses: ${slow.detail}`)
-          assert.strictEqual((fast as LlmError.MalformedResponse).detail, slow.detail)
-          return
-        }
-        assert.notInstanceOf(fast, LlmError.MalformedResponse, "the fast path refused what the Schema accepts")
-        assert.strictEqual(canonical(readEvent(fast as Events.WireEvent)), canonical(readEvent(slow)))
-      }),
-      { numRuns: 5_000 }
-    )
+    assertAgreement(event, {
+      fast: (value) => Events.decodeEvent(value, origin),
+      slow: (value) => Events.decodeEventSchemaOnly(value, origin),
+      read: readEvent
+    })
   })
 
   it("the common shapes take the fast path (the same object back, no Schema copy)", () => {

@@ -5,9 +5,10 @@
  * with nonsense, never a defect (the BigInt `TypeError` included).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CostLedger, type LLM, Llm, LlmError, type LlmRequest, SwitchboardConfigError } from "@switchboard/core"
+import { type LLM, Llm, LlmError, type LlmRequest, SwitchboardConfigError } from "@switchboard/core"
 import { Crafted } from "@switchboard/sim"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Layer } from "effect"
+import { assertMalformed, assertNoSdkRetries, assertRefused, generateAgainst } from "../../../test/support/crafted.ts"
 import { Bedrock } from "../src/index.ts"
 
 const user: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "hi" }], maxTokens: 10 }
@@ -29,24 +30,7 @@ const modelAt = (url: string, options?: { readonly contentFilter?: "fail" | "ret
     })))
   )
 
-const against = (reply: Crafted.Reply) =>
-  Effect.gen(function*() {
-    const server = yield* Crafted.serve(() => reply)
-    return yield* Effect.gen(function*() {
-      const exit = yield* Effect.exit(Llm.generate(user))
-      const totals = (yield* CostLedger.snapshot).total
-      return { exit, totals }
-    }).pipe(Effect.provide(Layer.merge(modelAt(server.url), CostLedger.layer)))
-  })
-
-const malformed = (exit: Exit.Exit<unknown, LlmError.LlmError>, mentions: string) => {
-  assert.isTrue(Exit.isFailure(exit), "expected a failure")
-  const reason = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
-  assert.strictEqual(reason?._tag, "Fail", `a typed failure, not a defect: ${String(reason)}`)
-  const failure = (reason as { error: LlmError.LlmError }).error
-  assert.strictEqual(failure._tag, "MalformedResponse", String(failure))
-  assert.include((failure as LlmError.MalformedResponse).detail, mentions)
-}
+const against = generateAgainst(modelAt, user)
 
 const text = [{ text: "hi" }]
 
@@ -54,7 +38,7 @@ describe("Bedrock over a crafted server: garbage is MalformedResponse", () => {
   it.live("negative usage never credits the ledger; the attempt is still recorded", () =>
     Effect.gen(function*() {
       const { exit, totals } = yield* against({ json: converse(text, { inputTokens: -50, outputTokens: 5, totalTokens: 5 }) })
-      malformed(exit, "inputTokens")
+      assertMalformed(exit, "inputTokens")
       assert.isAtLeast(totals.costUsd, 0)
       assert.strictEqual(totals.attempts, 1)
     }))
@@ -64,7 +48,7 @@ describe("Bedrock over a crafted server: garbage is MalformedResponse", () => {
       const body = JSON.stringify(converse(text, { inputTokens: 10, outputTokens: 1, totalTokens: 11 }))
         .replace("\"outputTokens\":1", "\"outputTokens\":123456789012345678901234567890")
       const { exit, totals } = yield* against({ body, headers: { "content-type": "application/json" } })
-      malformed(exit, "outputTokens")
+      assertMalformed(exit, "outputTokens")
       assert.isTrue(Number.isFinite(totals.costUsd) && totals.costUsd >= 0)
     }))
 
@@ -72,7 +56,7 @@ describe("Bedrock over a crafted server: garbage is MalformedResponse", () => {
     Effect.gen(function*() {
       for (const bad of [1e308, 2.5, "12"]) {
         const { exit } = yield* against({ json: converse(text, { inputTokens: 10, outputTokens: bad, totalTokens: 11 }) })
-        malformed(exit, "outputTokens")
+        assertMalformed(exit, "outputTokens")
       }
     }))
 
@@ -81,17 +65,17 @@ describe("Bedrock over a crafted server: garbage is MalformedResponse", () => {
       const { exit } = yield* against({
         json: converse([{ toolUse: { toolUseId: "t1", input: {} } }], { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, "tool_use")
       })
-      malformed(exit, "no name")
+      assertMalformed(exit, "no name")
     }))
 
   it.live("bodies {}, [], null and one without output are a missing answer, never an empty charged one", () =>
     Effect.gen(function*() {
       for (const json of [{}, [], { stopReason: "end_turn", usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }]) {
         const { exit } = yield* against({ json })
-        malformed(exit, "")
+        assertMalformed(exit, "")
       }
       const { exit } = yield* against({ body: "null", headers: { "content-type": "application/json" } })
-      malformed(exit, "")
+      assertMalformed(exit, "")
     }))
 
   it.live("a guardrail stop fails with ContentFiltered by default, and is returned with contentFilter: return", () =>
@@ -109,23 +93,17 @@ describe("Bedrock over a crafted server: garbage is MalformedResponse", () => {
 describe("Bedrock client: network, configuration, SDK retries", () => {
   it.live("SDK retries are off: a 500, a 429 and a 503 reach the server once each", () =>
     Effect.gen(function*() {
-      for (const [status, type] of [[500, "InternalServerException"], [429, "ThrottlingException"], [503, "ServiceUnavailableException"]] as const) {
-        const server = yield* Crafted.serve(() => ({
-          status,
-          headers: { "x-amzn-errortype": `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` },
-          json: { message: "boom" }
-        }))
-        yield* Effect.flip(Llm.generate(user).pipe(Effect.provide(modelAt(server.url))))
-        assert.strictEqual(server.received.length, 1, `status ${status}`)
-      }
+      const errors = [[500, "InternalServerException"], [429, "ThrottlingException"], [503, "ServiceUnavailableException"]] as const
+      yield* assertNoSdkRetries(modelAt, user, errors.map(([status, type]) => ({
+        status,
+        headers: { "x-amzn-errortype": `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` },
+        json: { message: "boom" }
+      })))
     }))
 
   it.live("a refused port is NetworkError { cause: refused }", () =>
     Effect.gen(function*() {
-      const server = yield* Effect.scoped(Crafted.serve(() => ({ json: {} })))
-      const error = yield* Effect.flip(Llm.generate(user).pipe(Effect.provide(modelAt(server.url))))
-      assert.instanceOf(error, LlmError.NetworkError)
-      assert.strictEqual(error.cause, "refused")
+      yield* assertRefused(modelAt, user)
     }))
 
   it.effect("an endpoint that is not an absolute http(s) URL fails the client layer at build, naming Bedrock.endpoint", () =>

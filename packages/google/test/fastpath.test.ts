@@ -8,25 +8,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { LlmError } from "@switchboard/core"
 import fc from "fast-check"
+import { assertAgreement, wire } from "../../../test/support/fastpath.ts"
 import * as Stream from "../src/internal/stream.ts"
 
 const origin = { provider: "google", model: "gemini-2.5-flash" }
 
-/** A JSON value with sorted keys and `undefined` members dropped, to compare two readings. */
-const canonical = (u: unknown): string =>
-  JSON.stringify(u, (_, value: unknown) =>
-    typeof value === "object" && value !== null && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)))
-      : value)
+const { anything, mostly, text, count, rare } = wire()
 
-// Field values around what the wire allows: mostly absent, null or the right type, sometimes a near miss.
-const anything = fc.constantFrom<unknown>(undefined, null, "", "text", 0, 7, -1, 1.5, 1e308, "12", true, {}, [])
-const mostly = <A>(valid: fc.Arbitrary<A>) =>
-  fc.oneof({ weight: 12, arbitrary: valid as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: anything })
-const text = mostly(fc.oneof(fc.constantFrom<unknown>(undefined, null), fc.string({ maxLength: 4 })))
-const count = mostly(fc.oneof(fc.constantFrom<unknown>(undefined, null), fc.nat()))
 const flag = mostly(fc.constantFrom<unknown>(undefined, null, true, false))
-const rare = <A>(arb: fc.Arbitrary<A>) => fc.option(arb, { nil: undefined, freq: 5 })
 
 const usage = mostly(
   fc.record({
@@ -98,20 +87,11 @@ const read = (r: Stream.WireResponse) => ({
 
 describe("Gemini decoding fast path", () => {
   it("a response or chunk: the fast path and the Schema agree on outcome, detail and every field read", () => {
-    fc.assert(
-      fc.property(body, (value) => {
-        const fast = Stream.decodeResponse(value, origin)
-        const slow = Stream.decodeResponseSchemaOnly(value, origin)
-        if (slow instanceof LlmError.MalformedResponse) {
-          assert.instanceOf(fast, LlmError.MalformedResponse, `the fast path accepted what the Schema refuses: ${slow.detail}`)
-          assert.strictEqual((fast as LlmError.MalformedResponse).detail, slow.detail)
-          return
-        }
-        assert.notInstanceOf(fast, LlmError.MalformedResponse, "the fast path refused what the Schema accepts")
-        assert.strictEqual(canonical(read(fast as Stream.WireResponse)), canonical(read(slow)))
-      }),
-      { numRuns: 5_000 }
-    )
+    assertAgreement(body, {
+      fast: (value) => Stream.decodeResponse(value, origin),
+      slow: (value) => Stream.decodeResponseSchemaOnly(value, origin),
+      read
+    })
   })
 
   it("the common shapes take the fast path (the same object back, no Schema copy)", () => {

@@ -4,9 +4,10 @@
  * naming what was wrong — never a success with nonsense, never a defect.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CostLedger, type LLM, Llm, LlmError, type LlmRequest, SwitchboardConfigError } from "@switchboard/core"
+import { type LLM, Llm, LlmError, type LlmRequest, SwitchboardConfigError } from "@switchboard/core"
 import { Crafted } from "@switchboard/sim"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Layer } from "effect"
+import { assertMalformed, assertNoSdkRetries, assertRefused, generateAgainst } from "../../../test/support/crafted.ts"
 import { Google } from "../src/index.ts"
 
 const user: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "hi" }], maxTokens: 10 }
@@ -23,24 +24,7 @@ const modelAt = (url: string, options?: { readonly contentFilter?: "fail" | "ret
     Layer.provide(Layer.orDie(Google.layerClient({ apiKey: "AIza-test", baseURL: url })))
   )
 
-const against = (json: unknown) =>
-  Effect.gen(function*() {
-    const server = yield* Crafted.serve(() => ({ json }))
-    return yield* Effect.gen(function*() {
-      const exit = yield* Effect.exit(Llm.generate(user))
-      const totals = (yield* CostLedger.snapshot).total
-      return { exit, totals }
-    }).pipe(Effect.provide(Layer.merge(modelAt(server.url), CostLedger.layer)))
-  })
-
-const malformed = (exit: Exit.Exit<unknown, LlmError.LlmError>, mentions: string) => {
-  assert.isTrue(Exit.isFailure(exit), "expected a failure")
-  const reason = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
-  assert.strictEqual(reason?._tag, "Fail", "a typed failure, not a defect")
-  const failure = (reason as { error: LlmError.LlmError }).error
-  assert.strictEqual(failure._tag, "MalformedResponse", String(failure))
-  assert.include((failure as LlmError.MalformedResponse).detail, mentions)
-}
+const against = (json: unknown) => generateAgainst(modelAt, user)({ json })
 
 const text = [{ text: "hi" }]
 
@@ -48,7 +32,7 @@ describe("Gemini over a crafted server: garbage is MalformedResponse", () => {
   it.live("negative usage never credits the ledger; the attempt is still recorded", () =>
     Effect.gen(function*() {
       const { exit, totals } = yield* against(answer(text, { promptTokenCount: -50, candidatesTokenCount: 5 }))
-      malformed(exit, "promptTokenCount")
+      assertMalformed(exit, "promptTokenCount")
       assert.isAtLeast(totals.costUsd, 0)
       assert.strictEqual(totals.attempts, 1)
     }))
@@ -57,7 +41,7 @@ describe("Gemini over a crafted server: garbage is MalformedResponse", () => {
     Effect.gen(function*() {
       for (const bad of [1e308, 2.5, "12"]) {
         const { exit, totals } = yield* against(answer(text, { promptTokenCount: 10, candidatesTokenCount: bad }))
-        malformed(exit, "candidatesTokenCount")
+        assertMalformed(exit, "candidatesTokenCount")
         assert.isTrue(Number.isFinite(totals.costUsd) && totals.costUsd >= 0)
       }
     }))
@@ -65,25 +49,25 @@ describe("Gemini over a crafted server: garbage is MalformedResponse", () => {
   it.live("a part whose text is not a string is MalformedResponse, not text \"\"", () =>
     Effect.gen(function*() {
       const { exit } = yield* against(answer([{ text: 7 }], { promptTokenCount: 1, candidatesTokenCount: 1 }))
-      malformed(exit, "text")
+      assertMalformed(exit, "text")
     }))
 
   it.live("a candidate without content is a missing answer, not an empty one", () =>
     Effect.gen(function*() {
       const { exit } = yield* against({ candidates: [{ finishReason: "STOP" }], usageMetadata: { promptTokenCount: 1 } })
-      malformed(exit, "content")
+      assertMalformed(exit, "content")
     }))
 
   it.live("a function call without a name is MalformedResponse", () =>
     Effect.gen(function*() {
       const { exit } = yield* against(answer([{ functionCall: { args: {} } }], { promptTokenCount: 1 }))
-      malformed(exit, "name")
+      assertMalformed(exit, "name")
     }))
 
   it.live("a body of null is MalformedResponse", () =>
     Effect.gen(function*() {
       const { exit } = yield* against(null)
-      malformed(exit, "")
+      assertMalformed(exit, "")
     }))
 
   it.live("a SAFETY finish fails with ContentFiltered by default, and is returned with contentFilter: return", () =>
@@ -100,23 +84,16 @@ describe("Gemini over a crafted server: garbage is MalformedResponse", () => {
 describe("Gemini client: network, configuration, SDK retries", () => {
   it.live("SDK retries are off: a 500, a 429 and a 503 reach the server once each", () =>
     Effect.gen(function*() {
-      for (const status of [500, 429, 503]) {
-        const server = yield* Crafted.serve(() => ({
-          status,
-          headers: { "retry-after": "0" },
-          json: { error: { code: status, message: "boom", status: "UNAVAILABLE" } }
-        }))
-        yield* Effect.flip(Llm.generate(user).pipe(Effect.provide(modelAt(server.url))))
-        assert.strictEqual(server.received.length, 1, `status ${status}`)
-      }
+      yield* assertNoSdkRetries(modelAt, user, [500, 429, 503].map((status) => ({
+        status,
+        headers: { "retry-after": "0" },
+        json: { error: { code: status, message: "boom", status: "UNAVAILABLE" } }
+      })))
     }))
 
   it.live("a refused port is NetworkError { cause: refused }", () =>
     Effect.gen(function*() {
-      const server = yield* Effect.scoped(Crafted.serve(() => ({ json: {} })))
-      const error = yield* Effect.flip(Llm.generate(user).pipe(Effect.provide(modelAt(server.url))))
-      assert.instanceOf(error, LlmError.NetworkError)
-      assert.strictEqual(error.cause, "refused")
+      yield* assertRefused(modelAt, user)
     }))
 
   it.effect("a baseURL that is not an absolute http(s) URL fails the client layer at build, naming Google.baseURL", () =>

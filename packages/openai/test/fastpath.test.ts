@@ -6,26 +6,14 @@
  * error detail and what is read.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { LlmError } from "@switchboard/core"
 import fc from "fast-check"
+import { assertAgreement, wire } from "../../../test/support/fastpath.ts"
 import * as Mapping from "../src/internal/mapping.ts"
 
 const origin = { provider: "openai", model: "gpt-4o-mini" }
 
-/** A JSON value with sorted keys and `undefined` members dropped, to compare two readings. */
-const canonical = (u: unknown): string =>
-  JSON.stringify(u, (_, value: unknown) =>
-    typeof value === "object" && value !== null && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)))
-      : value)
+const { mostly, text, count } = wire()
 
-// Field values around what the wire allows: mostly absent, null or the right type, sometimes a near
-// miss, so that most generated values are valid but for one field.
-const anything = fc.constantFrom<unknown>(undefined, null, "", "text", 0, 7, -1, 1.5, 1e308, "12", true, {}, [])
-const mostly = <A>(valid: fc.Arbitrary<A>) =>
-  fc.oneof({ weight: 12, arbitrary: valid as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: anything })
-const text = mostly(fc.oneof(fc.constantFrom<unknown>(undefined, null), fc.string({ maxLength: 4 })))
-const count = mostly(fc.oneof(fc.constantFrom<unknown>(undefined, null), fc.nat()))
 const field = <A>(arb: fc.Arbitrary<A>) => fc.option(arb, { nil: undefined, freq: 3 })
 
 const usage = mostly(
@@ -91,34 +79,21 @@ const body = mostly(
   }, { requiredKeys: [] })
 )
 
-const agree = (fast: unknown, slow: unknown, read: (decoded: never) => unknown) => {
-  if (slow instanceof LlmError.MalformedResponse) {
-    assert.instanceOf(fast, LlmError.MalformedResponse, `the fast path accepted what the Schema refuses: ${slow.detail}`)
-    assert.strictEqual((fast as LlmError.MalformedResponse).detail, slow.detail)
-    return
-  }
-  assert.notInstanceOf(fast, LlmError.MalformedResponse, "the fast path refused what the Schema accepts")
-  assert.strictEqual(canonical(read(fast as never)), canonical(read(slow as never)))
-}
-
 describe("OpenAI decoding fast paths", () => {
   it("a chunk: the fast path and the Schema agree on outcome, detail and deltas", () => {
-    fc.assert(
-      fc.property(chunk, (value) =>
-        agree(
-          Mapping.decodeChunk(value, origin),
-          Mapping.decodeChunkWithSchema(value, origin),
-          (decoded) => Mapping.readChunk(decoded, { usage: false }, { calls: new Map() })
-        )),
-      { numRuns: 5_000 }
-    )
+    assertAgreement(chunk, {
+      fast: (value) => Mapping.decodeChunk(value, origin),
+      slow: (value) => Mapping.decodeChunkWithSchema(value, origin),
+      read: (decoded) => Mapping.readChunk(decoded, { usage: false }, { calls: new Map() })
+    })
   })
 
   it("a body: the fast path and the Schema agree on outcome, detail and every field read", () => {
-    fc.assert(
-      fc.property(body, (value) => agree(Mapping.decodeBody(value, origin), Mapping.decodeBodyWithSchema(value, origin), (decoded) => decoded)),
-      { numRuns: 5_000 }
-    )
+    assertAgreement(body, {
+      fast: (value) => Mapping.decodeBody(value, origin),
+      slow: (value) => Mapping.decodeBodyWithSchema(value, origin),
+      read: (decoded) => decoded
+    })
   })
 
   it("the common shapes take the fast path (the same object back, no Schema copy)", () => {

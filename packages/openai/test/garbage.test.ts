@@ -5,9 +5,10 @@
  * never a defect — and the ledger keeps only what can be trusted.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CostLedger, type LLM, Llm, LlmError, type LlmRequest, SwitchboardConfigError } from "@switchboard/core"
+import { type LLM, Llm, LlmError, type LlmRequest, SwitchboardConfigError } from "@switchboard/core"
 import { Crafted, Sim } from "@switchboard/sim"
-import { Effect, Exit, Layer, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
+import { assertMalformed, assertRefused, generateAgainst } from "../../../test/support/crafted.ts"
 import { OpenAI } from "../src/index.ts"
 
 const user: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "hi" }], maxTokens: 10 }
@@ -29,30 +30,13 @@ const modelAt = (url: string): Layer.Layer<LLM> =>
   OpenAI.model("gpt-4o-mini").pipe(Layer.provide(Layer.orDie(OpenAI.layerClient({ apiKey: "sk-test", baseURL: `${url}/v1` }))))
 
 /** Generates once against a server answering `json`, with a ledger; the exit and the ledger's totals. */
-const against = (json: unknown) =>
-  Effect.gen(function*() {
-    const server = yield* Crafted.serve(() => ({ json }))
-    return yield* Effect.gen(function*() {
-      const exit = yield* Effect.exit(Llm.generate(user))
-      const totals = (yield* CostLedger.snapshot).total
-      return { exit, totals }
-    }).pipe(Effect.provide(Layer.merge(modelAt(server.url), CostLedger.layer)))
-  })
-
-const malformed = (exit: Exit.Exit<unknown, LlmError.LlmError>, mentions: string) => {
-  assert.isTrue(Exit.isFailure(exit), "expected a failure")
-  const error = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
-  assert.strictEqual(error?._tag, "Fail", "a typed failure, not a defect")
-  const failure = (error as { error: LlmError.LlmError }).error
-  assert.instanceOf(failure, LlmError.MalformedResponse)
-  assert.include((failure as LlmError.MalformedResponse).detail, mentions)
-}
+const against = (json: unknown) => generateAgainst(modelAt, user)({ json })
 
 describe("OpenAI over a crafted server: garbage is MalformedResponse", () => {
   it.live("negative usage never credits the ledger", () =>
     Effect.gen(function*() {
       const { exit, totals } = yield* against(completion({ content: "hi" }, usage(-50, 5)))
-      malformed(exit, "prompt_tokens")
+      assertMalformed(exit, "prompt_tokens")
       assert.isAtLeast(totals.costUsd, 0)
       assert.isAtLeast(totals.inputTokens, 0)
       assert.strictEqual(totals.attempts, 1, "the attempt is still recorded")
@@ -62,7 +46,7 @@ describe("OpenAI over a crafted server: garbage is MalformedResponse", () => {
     Effect.gen(function*() {
       for (const bad of [1e308, 2.5, "12"]) {
         const { exit, totals } = yield* against(completion({ content: "hi" }, usage(10, bad)))
-        malformed(exit, "completion_tokens")
+        assertMalformed(exit, "completion_tokens")
         assert.isTrue(Number.isFinite(totals.costUsd) && totals.costUsd >= 0)
         assert.isTrue(Number.isFinite(totals.outputTokens))
       }
@@ -71,7 +55,7 @@ describe("OpenAI over a crafted server: garbage is MalformedResponse", () => {
   it.live("wrong-typed text is MalformedResponse, not text \"\"", () =>
     Effect.gen(function*() {
       const { exit } = yield* against(completion({ content: 12345 }, usage(10, 5)))
-      malformed(exit, "content")
+      assertMalformed(exit, "content")
     }))
 
   it.live("a tool call without a name is MalformedResponse, not a call named \"\"", () =>
@@ -79,13 +63,13 @@ describe("OpenAI over a crafted server: garbage is MalformedResponse", () => {
       const { exit } = yield* against(
         completion({ content: null, tool_calls: [{ id: "call_1", type: "function", function: { arguments: "{}" } }] }, usage(10, 5), "tool_calls")
       )
-      malformed(exit, "name")
+      assertMalformed(exit, "name")
     }))
 
   it.live("a body of null is MalformedResponse", () =>
     Effect.gen(function*() {
       const { exit } = yield* against(null)
-      malformed(exit, "")
+      assertMalformed(exit, "")
     }))
 
   it.live("a stream chunk with negative usage fails the stream with MalformedResponse", () =>
@@ -107,12 +91,8 @@ describe("OpenAI over a crafted server: garbage is MalformedResponse", () => {
 describe("OpenAI network errors and client configuration", () => {
   it.live("a refused port is NetworkError { cause: refused, url }", () =>
     Effect.gen(function*() {
-      const server = yield* Effect.scoped(Crafted.serve(() => ({ json: {} })))
-      // The scope closed: nothing listens on that port any more.
-      const error = yield* Effect.flip(Llm.generate(user).pipe(Effect.provide(modelAt(server.url))))
-      assert.instanceOf(error, LlmError.NetworkError)
-      assert.strictEqual(error.cause, "refused")
-      assert.strictEqual(error.url, `${server.url}/v1/chat/completions`)
+      const { error, url } = yield* assertRefused(modelAt, user)
+      assert.strictEqual(error.url, `${url}/v1/chat/completions`)
     }))
 
   it.live("an unknown host is NetworkError { cause: dns }", () =>
