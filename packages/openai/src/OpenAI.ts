@@ -23,8 +23,9 @@ import {
 } from "@switchboard/core"
 import { Provider, StreamAccumulator } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
-import OpenAISdk from "openai"
+import OpenAISdk, { type ClientOptions as SdkClientOptions } from "openai"
 import { type ErrorContext, fromSdkError } from "./internal/errors.ts"
+import * as Cancel from "./internal/cancel.ts"
 import * as Mapping from "./internal/mapping.ts"
 
 /**
@@ -151,7 +152,8 @@ const makeClient = (options: {
     // The SDK logs to the console (e.g. malformed SSE); failures reach the caller as typed errors instead.
     logLevel: "off",
     ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {}),
-    ...(options.fetch !== undefined ? { fetch: options.fetch } : {})
+    // Calls cancel through a handle in their fetchOptions, not a signal the SDK must compose (internal/cancel.ts).
+    fetch: Cancel.cancellable(options.fetch ?? globalThis.fetch)
   })
   return OpenAIClient.of({
     sdk,
@@ -320,8 +322,11 @@ const fixedOf = (client: OpenAIClient["Service"]) => ({
  * the call's deadline makes it shorter than the client's own (the SDK arms
  * the client's timeout itself; passing it again costs a header per call).
  */
-const requestOptions = (client: OpenAIClient["Service"], signal: AbortSignal, timeoutMs: number) =>
-  timeoutMs === client.timeoutMs ? { signal } : { signal, timeout: timeoutMs }
+const requestOptions = (client: OpenAIClient["Service"], handle: Cancel.FetchOptions, timeoutMs: number) => {
+  // The SDK's `fetchOptions` type lists `RequestInit`'s fields; the handle rides under a symbol beside them.
+  const fetchOptions = handle as unknown as NonNullable<SdkClientOptions["fetchOptions"]>
+  return timeoutMs === client.timeoutMs ? { fetchOptions } : { fetchOptions, timeout: timeoutMs }
+}
 
 /** What every call needs before it goes out: the parameters, the timeout, the error context. */
 const prepareWith = (
@@ -360,10 +365,10 @@ const generateWith = (client: OpenAIClient["Service"]) => {
       if (!("params" in prepared)) return Effect.fail(prepared)
       const { context, now: start, params } = prepared
       return Effect.flatMap(
-        Effect.tryPromise({
-          try: (signal) => client.sdk.chat.completions.create(params, requestOptions(client, signal, context.timeoutMs)).withResponse(),
-          catch: (error) => fromSdkError(error, context)
-        }),
+        Cancel.call(
+          (fetchOptions) => client.sdk.chat.completions.create(params, requestOptions(client, fetchOptions, context.timeoutMs)).withResponse(),
+          (error) => fromSdkError(error, context)
+        ),
         ({ data, response }) => {
           const end = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
           const result = Mapping.toResponse(data, {
@@ -385,18 +390,18 @@ const streamWith = (client: OpenAIClient["Service"]) =>
     return StreamAccumulator.stream({
       provider: client.provider,
       model,
-      open: Effect.tryPromise({
-        try: (signal) =>
+      open: Cancel.call(
+        (fetchOptions) =>
           client.sdk.chat.completions.create(
             {
               ...params,
               stream: true,
               ...(client.streamUsage ? { stream_options: { include_usage: true } } : {})
             },
-            requestOptions(client, signal, context.timeoutMs)
+            requestOptions(client, fetchOptions, context.timeoutMs)
           ).withResponse(),
-        catch: (error) => fromSdkError(error, context)
-      }).pipe(Effect.flatMap(({ data, response }) =>
+        (error) => fromSdkError(error, context)
+      ).pipe(Effect.flatMap(({ data, response }) =>
         StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
       )),
       table: Mapping.chunkTable(seen),

@@ -137,6 +137,29 @@ layer(SimLayer, { excludeTestServices: true })("OpenAI clients", (it) => {
       assert.deepStrictEqual(seen, { aborted: 1 })
     }))
 
+  it.effect("interrupting a stream before its response arrives aborts its HTTP request at once", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.SimServer
+      yield* sim.reset
+      // The server holds the response (headers too) for 5 s; the abort must not wait for it.
+      const model = llm(client(sim, { headers: { "x-sim-fault": "stall-ms=5000" } }), "gpt-4o")
+      const fiber = yield* Effect.forkChild(Stream.runDrain(Llm.stream(user("hi"))).pipe(Effect.provide(model)))
+      yield* eventually(sim.stats, (s) => (s.providers["openai"]?.models["gpt-4o"]?.requests ?? 0) === 1)
+      yield* Effect.forkChild(Fiber.interrupt(fiber))
+      const seen = yield* eventually(outcomes(sim, "openai", "gpt-4o"), (o) => o["aborted"] === 1)
+      assert.deepStrictEqual(seen, { aborted: 1 })
+    }))
+
+  it.effect("a request the client's SDK makes directly (no Switchboard call) goes through its fetch unchanged", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.SimServer
+      const service = yield* Effect.provide(OpenAI.OpenAIClient, client(sim))
+      const completion = yield* Effect.promise(() =>
+        service.sdk.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] })
+      )
+      assert.isString(completion.choices[0]!.message.content)
+    }))
+
   it.effect("dropping a stream early aborts its HTTP request", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.SimServer

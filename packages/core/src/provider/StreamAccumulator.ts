@@ -441,6 +441,7 @@ export const opened = <A>(
 export const stream = <A, R>(options: {
   readonly provider: string
   readonly model: string
+  /** Opens the call; interrupted before it opens, it must abort its request (an SDK signal, a canceler). */
   readonly open: Effect.Effect<Opened<A>, LlmError, R>
   readonly table: Table<A>
   readonly onError: (error: unknown) => LlmError
@@ -455,7 +456,9 @@ export const stream = <A, R>(options: {
     const clock = yield* Clock.Clock
     const start = clock.currentTimeMillisUnsafe()
     let read: Reader<StreamPart, LlmError> | undefined
-    const opened = yield* Effect.acquireRelease(options.open, (opened) =>
+    // The open stays interruptible (a hedge's loser, a deadline waiting for the response's headers):
+    // an interrupted open aborts its own request; once opened, the release aborts it.
+    const opened = yield* Effect.acquireRelease(Effect.interruptible(options.open), (opened) =>
       Effect.sync(() => {
         read?.stop()
         if (read === undefined || !read.ended()) opened.abort()

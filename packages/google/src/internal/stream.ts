@@ -217,7 +217,8 @@ export const toStream = (
   return StreamAccumulator.stream<GenerateContentResponse, never>({
     provider: ctx.provider,
     model: ctx.model,
-    open: Effect.map(open, (events) => ({ events, abort })),
+    // Interrupted before it opens, the request is aborted too (the SDK holds no signal of the fiber's).
+    open: Effect.map(Effect.onInterrupt(open, () => Effect.sync(abort)), (events) => ({ events, abort })),
     table: (chunk, acc) => {
       if (first) {
         first = false
