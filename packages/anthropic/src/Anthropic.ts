@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import AnthropicSdk from "@anthropic-ai/sdk"
+import AnthropicSdk, { type ClientOptions as SdkClientOptions } from "@anthropic-ai/sdk"
 import {
   Deadline,
   LlmError,
@@ -35,7 +35,7 @@ import {
   SwitchboardConfigError
 } from "@switchboard/core"
 import type { LlmResponse } from "@switchboard/core"
-import { Provider, StreamAccumulator } from "@switchboard/core/provider"
+import { Cancel, Provider, StreamAccumulator } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { answerOf, checkMessage, JSON_INSTRUCTION, type Prepared, toParams, usageOf } from "./internal/mapping.ts"
@@ -129,7 +129,8 @@ export const makeClient = (options: ClientOptions): AnthropicClient["Service"] =
     // Failures surface as typed errors; the SDK's own console logging stays off.
     logLevel: "off",
     ...(options.headers !== undefined ? { defaultHeaders: { ...options.headers } } : {}),
-    ...(options.fetch !== undefined ? { fetch: options.fetch } : {})
+    // Calls cancel through a handle in their fetchOptions, not a signal the SDK must tie to its own.
+    fetch: Cancel.cancellable(options.fetch ?? globalThis.fetch)
   })
   return AnthropicClient.of({ sdk, provider: options.provider ?? "anthropic", apiKey, timeoutMs })
 }
@@ -209,16 +210,26 @@ const prepare = Effect.fnUntraced(function*(client: AnthropicClient["Service"], 
   return { prepared, timeoutMs, context }
 })
 
+/**
+ * The SDK's options for one call: the cancel handle, and a timeout only when the call's deadline makes
+ * it shorter than the client's own (the SDK arms the client's timeout itself).
+ */
+const requestOptions = (client: AnthropicClient["Service"], handle: Cancel.FetchOptions, timeoutMs: number) => {
+  // The SDK's `fetchOptions` type lists `RequestInit`'s fields; the handle rides under a symbol beside them.
+  const fetchOptions = handle as unknown as NonNullable<SdkClientOptions["fetchOptions"]>
+  return timeoutMs === client.timeoutMs ? { fetchOptions } : { fetchOptions, timeout: timeoutMs }
+}
+
 const generateWith = (client: AnthropicClient["Service"]) =>
   Effect.fnUntraced(function*(request: Request, model: string) {
     const start = yield* Clock.currentTimeMillis
     const { prepared, timeoutMs, context } = yield* prepare(client, request, model)
-    const { data, response } = yield* Effect.tryPromise({
-      try: (signal) =>
-        client.sdk.messages.create({ ...prepared.params, stream: false }, { signal, timeout: timeoutMs })
+    const { data, response } = yield* Cancel.call(
+      (handle) =>
+        client.sdk.messages.create({ ...prepared.params, stream: false }, requestOptions(client, handle, timeoutMs))
           .withResponse(),
-      catch: (cause) => toLlmError(cause, context())
-    })
+      (cause) => toLlmError(cause, context())
+    )
     const origin = { provider: client.provider, model }
     const message = checkMessage(data, origin)
     if (message instanceof LlmError.MalformedResponse) return yield* message
@@ -248,12 +259,12 @@ const streamWith = (client: AnthropicClient["Service"]) =>
     StreamAccumulator.stream({
       provider: client.provider,
       model,
-      open: Effect.tryPromise({
-        try: (signal) =>
-          client.sdk.messages.create({ ...prepared.params, stream: true }, { signal, timeout: timeoutMs })
+      open: Cancel.call(
+        (handle) =>
+          client.sdk.messages.create({ ...prepared.params, stream: true }, requestOptions(client, handle, timeoutMs))
             .withResponse(),
-        catch: (cause) => toLlmError(cause, context())
-      }).pipe(Effect.flatMap(({ data, response }) =>
+        (cause) => toLlmError(cause, context())
+      ).pipe(Effect.flatMap(({ data, response }) =>
         StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
       )),
       table: table({ jsonTool: prepared.jsonTool }),

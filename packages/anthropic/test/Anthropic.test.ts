@@ -514,6 +514,25 @@ layer(Sim.layer(simConfig), { excludeTestServices: true })("Anthropic over the s
         assert.strictEqual(seen.aborted, 1)
       }))
 
+    it.effect("interrupting a stream before its response arrives aborts the HTTP request at once", () =>
+      Effect.gen(function*() {
+        const sim = yield* Sim.SimServer
+        const before = (yield* outcomes("anthropic", "claude-sonnet-4-5")).aborted ?? 0
+        // The server holds the response (headers too) for 5 s; the abort must not wait for it.
+        const layer = llm(sim.url, { headers: { "x-sim-fault": "stall-ms=5000" }, model: "claude-sonnet-4-5" })
+        const fiber = yield* Stream.runDrain(Llm.stream(user("cancel me before the headers"))).pipe(
+          Effect.provide(layer),
+          Effect.forkChild
+        )
+        yield* eventually(
+          Effect.map(sim.stats, (s) => s.providers.anthropic?.models["claude-sonnet-4-5"]?.requests ?? 0),
+          (n) => n >= 1
+        )
+        yield* Effect.forkChild(Fiber.interrupt(fiber))
+        const seen = yield* eventually(outcomes("anthropic", "claude-sonnet-4-5"), (o) => (o.aborted ?? 0) > before)
+        assert.strictEqual(seen.aborted, before + 1)
+      }))
+
     it.effect("interrupting a stream mid-answer aborts the HTTP request", () =>
       Effect.gen(function*() {
         const sim = yield* Sim.SimServer

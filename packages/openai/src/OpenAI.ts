@@ -21,11 +21,10 @@ import {
   ProviderError,
   SwitchboardConfigError
 } from "@switchboard/core"
-import { Provider, StreamAccumulator } from "@switchboard/core/provider"
+import { Cancel, Provider, StreamAccumulator } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import OpenAISdk, { type ClientOptions as SdkClientOptions } from "openai"
 import { type ErrorContext, fromSdkError } from "./internal/errors.ts"
-import * as Cancel from "./internal/cancel.ts"
 import * as Mapping from "./internal/mapping.ts"
 
 /**
@@ -152,7 +151,7 @@ const makeClient = (options: {
     // The SDK logs to the console (e.g. malformed SSE); failures reach the caller as typed errors instead.
     logLevel: "off",
     ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {}),
-    // Calls cancel through a handle in their fetchOptions, not a signal the SDK must compose (internal/cancel.ts).
+    // Calls cancel through a handle in their fetchOptions, not a signal the SDK must compose (`Cancel` of the provider toolkit).
     fetch: Cancel.cancellable(options.fetch ?? globalThis.fetch)
   })
   return OpenAIClient.of({

@@ -16,3 +16,5 @@ export * as Provider from "./Provider.ts"
 export * as StreamAccumulator from "./StreamAccumulator.ts"
 /** @since 0.1.0 */
 export * as Decode from "./Decode.ts"
+/** @since 0.1.0 */
+export * as Cancel from "./Cancel.ts"
