@@ -45,6 +45,17 @@ export const peek = <A, E, R>(self: Stream.Stream<A, E, R>, see: (part: A) => vo
   })
 
 /**
+ * {@link onExit} that also shows `each` every part as it passes (by batch,
+ * no effect per part): one channel layer where a `peek` and an `onExit`
+ * would be two. @internal
+ */
+export const watch = <A, E, R>(
+  self: Stream.Stream<A, E, R>,
+  each: (part: A) => void,
+  finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
+): Stream.Stream<A, E, R> => watching(self, each, finalizer)
+
+/**
  * `Stream.onExit` for the combinators' hot paths: `finalizer` runs once,
  * with the stream's exit, when it ends, fails, or is dropped or interrupted
  * before its end (then when the scope running it closes, as
@@ -58,6 +69,12 @@ export const onExit: {
 } = Function.dual(2, <A, E, R>(
   self: Stream.Stream<A, E, R>,
   finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
+): Stream.Stream<A, E, R> => watching(self, undefined, finalizer))
+
+const watching = <A, E, R>(
+  self: Stream.Stream<A, E, R>,
+  each: ((part: A) => void) | undefined,
+  finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
 ): Stream.Stream<A, E, R> =>
   Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) => {
     let ended = false
@@ -70,8 +87,17 @@ export const onExit: {
       Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E>)),
       Effect.map(
         Channel.toTransform(Stream.toChannel(self))(upstream as never, scope),
-        (pull) =>
-          Effect.onError(pull, (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E>)))
+        (pull) => {
+          const watched = Effect.onError(
+            pull,
+            (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E>))
+          )
+          if (each === undefined) return watched
+          return Effect.map(watched, (parts) => {
+            for (let i = 0; i < parts.length; i++) each(parts[i]!)
+            return parts
+          })
+        }
       )
     )
-  })))
+  }))

@@ -690,14 +690,21 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
           const tally = newTally()
           let reservation: Reservation | undefined
           let finish: LlmResponse | undefined
-          return Stream.unwrap(Effect.map(reserve(request), (r) => {
-            reservation = r
-            return Streams.peek(observeAttemptsStream(tally.observe)(inner.stream(request)), (part) => {
+          const run = (taken: Reservation) => {
+            reservation = taken
+            return observeAttemptsStream(tally.observe)(inner.stream(request))
+          }
+          return Streams.watch(
+            Stream.unwrap(Effect.withFiber((fiber) => {
+              const now = reserveNow(fiber, request)
+              if (now === undefined) return Effect.map(reserve(request), run)
+              return Effect.isEffect(now) ? now : Effect.succeed(run(now))
+            })),
+            (part) => {
               if (part.type === "finish") finish = part.response
-            })
-          })).pipe(
+            },
             // Around the reservation too: whatever happens once it is taken, it is settled.
-            Streams.onExit((exit) => {
+            (exit) => {
               if (reservation === undefined) return Effect.void
               if (tally.seen) return settle(reservation, tally.costUsd)
               if (Exit.isSuccess(exit) && finish !== undefined) return settle(reservation, spentBy(finish))
@@ -707,7 +714,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
               // A stream that fails after its finish part still cost what the finish part says.
               const partial = finish !== undefined ? spentBy(finish) : 0
               return settle(reservation, partial + (error === undefined ? 0 : spentOnFailure(error.error)))
-            })
+            }
           )
         })
     })

@@ -412,21 +412,17 @@ export const make = (
             return Effect.map(admitted, (ticket) => {
               let finish: LlmResponse | undefined
               const at = since(fiber, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-              return inner.stream(request).pipe(
-                // Per array, not per part: the finish part is looked for without an effect per part.
-                Stream.mapArray((parts) => {
-                  for (const part of parts) if (part.type === "finish") finish = part.response
-                  return parts
-                }),
-                Streams.onExit((exit) => {
-                  LoopLag.exit()
-                  return Exit.isSuccess(exit)
-                    ? finish === undefined
-                      ? settleUnfinished(ticket)
-                      : settleExit(ticket, request, Exit.succeed(finish), at)
-                    : settleExit(ticket, request, Exit.failCause(exit.cause), at)
-                })
-              )
+              // One layer that looks for the finish part (no effect per part) and settles at the end.
+              return Streams.watch(inner.stream(request), (part) => {
+                if (part.type === "finish") finish = part.response
+              }, (exit) => {
+                LoopLag.exit()
+                return Exit.isSuccess(exit)
+                  ? finish === undefined
+                    ? settleUnfinished(ticket)
+                    : settleExit(ticket, request, Exit.succeed(finish), at)
+                  : settleExit(ticket, request, Exit.failCause(exit.cause), at)
+              })
             })
           }))
       })

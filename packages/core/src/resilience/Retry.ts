@@ -42,7 +42,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Random, Result, Schedule, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, Random, Result, Schedule, Schema, Stream } from "effect"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import * as Streams from "../internal/streams.ts"
@@ -316,19 +316,24 @@ const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM[
     Streams.lazy(() => {
       const failed: Array<Attempt> = []
       let emitted = false
-      const once = Stream.unwrap(Effect.map(Clock.currentTimeMillis, (start) => {
+      const once = Stream.unwrap(Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const start = clock.currentTimeMillisUnsafe()
         const { cell, stream } = observedStream(inner.stream(request))
-        return stream.pipe(
-          Stream.map((part): StreamPart => {
-            emitted = true
-            return part.type === "finish" ? { type: "finish", response: prepend(part.response, failed) } : part
-          }),
-          Stream.catch((error) =>
-            Stream.fromEffect(Effect.flatMap(Clock.currentTimeMillis, (now) => {
-              failed.push(...attemptsOfFailure(cell, error, request, now - start))
-              return Effect.fail(error)
-            }))
-          )
+        // One layer: it marks the output as emitted, puts earlier failed tries in front of the finish
+        // part's attempts, and records this try's failure (before the failure reaches the catch below).
+        const watched = Streams.watch(stream, () => {
+          emitted = true
+        }, (exit) => {
+          const reason = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
+          if (reason !== undefined && reason._tag === "Fail") {
+            failed.push(...attemptsOfFailure(cell, reason.error, request, clock.currentTimeMillisUnsafe() - start))
+          }
+          return Effect.void
+        })
+        return Effect.succeed(
+          failed.length === 0 ? watched : Stream.map(watched, (part): StreamPart =>
+            part.type === "finish" ? { type: "finish", response: prepend(part.response, failed) } : part)
         )
       }))
       const exhausted = (error: LlmError) => Stream.fromEffect(Effect.andThen(giveUp(failed), Effect.fail(error)))
