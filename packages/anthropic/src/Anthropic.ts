@@ -195,20 +195,27 @@ const errorContext = (client: AnthropicClient["Service"], model: string, timeout
   url: `${client.sdk.baseURL.replace(/\/+$/, "")}/v1/messages`
 })
 
-const prepare = Effect.fnUntraced(function*(client: AnthropicClient["Service"], request: Request, model: string) {
-  const pricing = yield* Pricing.Pricing
+/** What a call needs before it goes out, read from its fiber in one step: the parameters, the timeout, the error context. */
+const prepareWith = (
+  client: AnthropicClient["Service"],
+  request: Request,
+  model: string,
+  fiber: { readonly getRef: <A>(ref: Context.Reference<A>) => A }
+) => {
+  const pricing = fiber.getRef(Pricing.Pricing)
   const maxTokens = request.maxTokens ?? pricing.lookup(client.provider, model)?.maxOutput ??
     pricing.lookup("anthropic", model)?.maxOutput ?? fallbackMaxTokens
-  const remaining = yield* Deadline.remaining
-  const timeoutMs = remaining === undefined
+  const clock = fiber.getRef(Clock.Clock)
+  const now = clock.currentTimeMillisUnsafe()
+  const deadline = fiber.getRef(Deadline.CurrentDeadline)
+  const timeoutMs = deadline === undefined
     ? client.timeoutMs
-    : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Duration.toMillis(remaining))))
+    : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Math.max(0, deadline - now))))
   const prepared: Prepared = toParams(request, model, maxTokens)
-  const clock = yield* Clock.Clock
   // Errors are built when the call fails: read the Clock then (HTTP-date Retry-After).
   const context = (): ErrorContext => errorContext(client, model, timeoutMs, clock.currentTimeMillisUnsafe())
-  return { prepared, timeoutMs, context }
-})
+  return { prepared, timeoutMs, context, now }
+}
 
 /**
  * The SDK's options for one call: the cancel handle, and a timeout only when the call's deadline makes
@@ -220,43 +227,49 @@ const requestOptions = (client: AnthropicClient["Service"], handle: Cancel.Fetch
   return timeoutMs === client.timeoutMs ? { fetchOptions } : { fetchOptions, timeout: timeoutMs }
 }
 
+// The hot path: no generator, the fiber's refs read synchronously (as the OpenAI leaf does).
 const generateWith = (client: AnthropicClient["Service"]) =>
-  Effect.fnUntraced(function*(request: Request, model: string) {
-    const start = yield* Clock.currentTimeMillis
-    const { prepared, timeoutMs, context } = yield* prepare(client, request, model)
-    const { data, response } = yield* Cancel.call(
-      (handle) =>
-        client.sdk.messages.create({ ...prepared.params, stream: false }, requestOptions(client, handle, timeoutMs))
-          .withResponse(),
-      (cause) => toLlmError(cause, context())
+(request: Request, model: string): Effect.Effect<LlmResponse.LlmResponse, LlmError.LlmError> =>
+  Effect.withFiber((fiber) => {
+    const { context, now: start, prepared, timeoutMs } = prepareWith(client, request, model, fiber)
+    return Effect.flatMap(
+      Cancel.call(
+        (handle) =>
+          client.sdk.messages.create({ ...prepared.params, stream: false }, requestOptions(client, handle, timeoutMs))
+            .withResponse(),
+        (cause) => toLlmError(cause, context())
+      ),
+      ({ data, response }) => {
+        const origin = { provider: client.provider, model }
+        const message = checkMessage(data, origin)
+        if (message instanceof LlmError.MalformedResponse) return Effect.fail(message)
+        const end = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        const answer = answerOf(message.content, message.stop_reason, prepared.jsonTool, origin)
+        if (answer instanceof LlmError.MalformedResponse) return Effect.fail(answer)
+        const rateLimit = ProviderError.rateLimitInfo(response.headers, end)
+        const result: LlmResponse.LlmResponse = {
+          id: message.id ?? "",
+          provider: client.provider,
+          model: typeof message.model === "string" && message.model.length > 0 ? message.model : model,
+          ...answer,
+          usage: usageOf(message.usage),
+          costUsd: 0,
+          latencyMs: Math.max(0, end - start),
+          cached: false,
+          attempts: [],
+          ...(rateLimit !== undefined ? { rateLimit } : {}),
+          raw: data
+        }
+        return Effect.succeed(result)
+      }
     )
-    const origin = { provider: client.provider, model }
-    const message = checkMessage(data, origin)
-    if (message instanceof LlmError.MalformedResponse) return yield* message
-    const end = yield* Clock.currentTimeMillis
-    const answer = answerOf(message.content, message.stop_reason, prepared.jsonTool, origin)
-    if (answer instanceof LlmError.MalformedResponse) return yield* answer
-    const rateLimit = ProviderError.rateLimitInfo(response.headers, end)
-    const result: LlmResponse.LlmResponse = {
-      id: message.id ?? "",
-      provider: client.provider,
-      model: typeof message.model === "string" && message.model.length > 0 ? message.model : model,
-      ...answer,
-      usage: usageOf(message.usage),
-      costUsd: 0,
-      latencyMs: Math.max(0, end - start),
-      cached: false,
-      attempts: [],
-      ...(rateLimit !== undefined ? { rateLimit } : {}),
-      raw: data
-    }
-    return result
   })
 
 const streamWith = (client: AnthropicClient["Service"]) =>
 (request: Request, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
-  Stream.unwrap(Effect.map(prepare(client, request, model), ({ context, prepared, timeoutMs }) =>
-    StreamAccumulator.stream({
+  Stream.unwrap(Effect.withFiber((fiber) => {
+    const { context, prepared, timeoutMs } = prepareWith(client, request, model, fiber)
+    return Effect.succeed(StreamAccumulator.stream({
       provider: client.provider,
       model,
       open: Cancel.call(
@@ -271,8 +284,8 @@ const streamWith = (client: AnthropicClient["Service"]) =>
       onError: (cause) => toLlmError(cause, context()),
       unfinished: "the stream ended before message_stop",
       raw: rawOf
-    })
-  ))
+    }))
+  }))
 
 /**
  * An `LLM` for one Anthropic model. `defaults` fill what a request leaves out
