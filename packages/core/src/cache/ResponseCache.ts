@@ -270,9 +270,10 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
         Effect.asVoid(Effect.tap(
           Effect.forkDetach(
             inner.stream(request).pipe(
-              Stream.runForEach((part) =>
+              // A batch at a time: the followers wake once per batch the provider hands over, not per part.
+              Stream.runForEachArray((parts) =>
                 Effect.sync(() => {
-                  flight.parts.push(part)
+                  for (let i = 0; i < parts.length; i++) flight.parts.push(parts[i]!)
                   notify(flight)
                 })
               ),

@@ -749,16 +749,18 @@ export const make = Effect.fnUntraced(function*(
               const { cell, stream } = observedStream(candidates[i]!.service.stream(request))
               let emitted = false
               return stream.pipe(
-                Stream.tap((part) => {
-                  if (emitted && part.type !== "finish") return Effect.void
+                // Per batch, not an effect per part: the first batch times the first part, a finish part
+                // records the candidate's health.
+                Stream.mapArrayEffect((parts) => {
+                  if (emitted && health === undefined) return Effect.succeed(parts)
                   const now = clock.currentTimeMillisUnsafe()
                   if (!emitted) {
                     emitted = true
                     observe(i, now - start, now)
                   }
-                  if (part.type !== "finish" || health === undefined) return Effect.void
+                  if (health === undefined || !parts.some((part) => part.type === "finish")) return Effect.succeed(parts)
                   const moved = health.record(names[i]!, { ok: true, latencyMs: now - start }, now)
-                  return moved === undefined ? Effect.void : health.publish(moved)
+                  return moved === undefined ? Effect.succeed(parts) : Effect.as(health.publish(moved), parts)
                 }),
                 Stream.catch((error: LlmError) =>
                   Stream.unwrap(Effect.suspend(() => {
