@@ -323,15 +323,22 @@ export const layerVertexConfig = (options: VertexConfigOptions = {}): Layer.Laye
 
 const secretsOf = (client: GoogleClient["Service"]): ReadonlyArray<string> => client.secrets.map(Redacted.value)
 
+/** The SDK timeout for a call at `now` under `deadline` (epoch ms): the client's, bounded by the time left. */
+const timeoutAt = (client: GoogleClient["Service"], deadline: number | undefined, now: number): number | undefined => {
+  const own = client.timeout === undefined ? undefined : Duration.toMillis(client.timeout)
+  const left = deadline === undefined ? undefined : Math.max(0, deadline - now)
+  const ms = own === undefined ? left : left === undefined ? own : Math.min(own, left)
+  // 0 would mean "no timeout" to the SDK.
+  return ms === undefined || !Number.isFinite(ms) ? undefined : Math.max(1, Math.ceil(ms))
+}
+
 /** The SDK timeout for this call: the client's, bounded by the deadline's time left. */
 const timeoutFor = (client: GoogleClient["Service"]): Effect.Effect<number | undefined> =>
-  Effect.map(Deadline.remaining, (left) => {
-    const own = client.timeout === undefined ? undefined : Duration.toMillis(client.timeout)
-    const deadline = left === undefined ? undefined : Duration.toMillis(left)
-    const ms = own === undefined ? deadline : deadline === undefined ? own : Math.min(own, deadline)
-    // 0 would mean "no timeout" to the SDK.
-    return ms === undefined || !Number.isFinite(ms) ? undefined : Math.max(1, Math.ceil(ms))
-  })
+  Effect.withFiber((fiber) =>
+    Effect.succeed(
+      timeoutAt(client, fiber.getRef(Deadline.CurrentDeadline), fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+    )
+  )
 
 let counter = 0
 const fallbackId = (now: number) => `gemini-${now.toString(36)}-${(counter++).toString(36)}`
@@ -343,10 +350,13 @@ const paramsOf = (client: GoogleClient["Service"], request: LlmRequest.LlmReques
   return { model, contents, config }
 }
 
+// The hot path: no generator, the fiber's refs read synchronously (as the OpenAI leaf does).
 const generateWith = (client: GoogleClient["Service"]) =>
-  Effect.fnUntraced(function*(request: LlmRequest.LlmRequest, model: string) {
-    const start = yield* Clock.currentTimeMillis
-    const timeoutMs = yield* timeoutFor(client)
+(request: LlmRequest.LlmRequest, model: string): Effect.Effect<LlmResponse.LlmResponse, LlmError.LlmError> =>
+  Effect.withFiber((fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const start = clock.currentTimeMillisUnsafe()
+    const timeoutMs = timeoutAt(client, fiber.getRef(Deadline.CurrentDeadline), start)
     const params = paramsOf(client, request, model, timeoutMs)
     let signal: AbortSignal | undefined
     const context = (): ErrorContext => ({
@@ -357,23 +367,25 @@ const generateWith = (client: GoogleClient["Service"]) =>
       aborted: signal?.aborted === true,
       vertex: client.backend === "vertex"
     })
-    const response = yield* Effect.tryPromise({
-      try: (abortSignal) => {
-        signal = abortSignal
-        return client.sdk.models.generateContent({ ...params, config: { ...params.config, abortSignal } })
-      },
-      catch: (cause) => toLlmError(cause, context())
-    })
-    const end = yield* Clock.currentTimeMillis
-    const ctx: CallContext = {
-      provider: client.provider,
-      model,
-      signatures: client.signatures,
-      fallbackId: fallbackId(start)
-    }
-    const result = toResponse(response, ctx, start, end)
-    if ("_tag" in result) return yield* Effect.fail(result)
-    return result
+    return Effect.flatMap(
+      Effect.tryPromise({
+        try: (abortSignal) => {
+          signal = abortSignal
+          return client.sdk.models.generateContent({ ...params, config: { ...params.config, abortSignal } })
+        },
+        catch: (cause) => toLlmError(cause, context())
+      }),
+      (response) => {
+        const ctx: CallContext = {
+          provider: client.provider,
+          model,
+          signatures: client.signatures,
+          fallbackId: fallbackId(start)
+        }
+        const result = toResponse(response, ctx, start, clock.currentTimeMillisUnsafe())
+        return "_tag" in result ? Effect.fail(result) : Effect.succeed(result)
+      }
+    )
   })
 
 const streamWith = (client: GoogleClient["Service"]) =>
