@@ -247,7 +247,7 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   \`Cancel.cancellable\`, \`@switchboard/core/provider\`; the OpenAI and Anthropic leaves) gives the real
   \`fetch\` one controller that follows the SDK's own signal with a plain listener and the handle's abort. In
   process the OpenAI leaf's added CPU went 45 → 16 µs with 64 in flight, 31 → 21 sequential, 138 → 113 a
-  stream; over HTTP at c=64, interleaved A/B, +100–126 → +55–90 µs. Interrupting a call still aborts its
+  stream; over HTTP at c=64, interleaved runs after it read +55–90 µs (session 4's full run: +126). Interrupting a call still aborts its
   request (tests over real HTTP), now also while a stream waits for its headers (its open was uninterruptible
   before). Also kept: the rate-limit headers read in one walk (\`response.rateLimit\` is part of every answer)
   and the SDK's own timeout timer (armed in every call, raw or not); the leaf passes a per-call \`timeout\`
