@@ -207,10 +207,7 @@ const prepareWith = (
     pricing.lookup("anthropic", model)?.maxOutput ?? fallbackMaxTokens
   const clock = fiber.getRef(Clock.Clock)
   const now = clock.currentTimeMillisUnsafe()
-  const deadline = fiber.getRef(Deadline.CurrentDeadline)
-  const timeoutMs = deadline === undefined
-    ? client.timeoutMs
-    : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Math.max(0, deadline - now))))
+  const timeoutMs = Deadline.sdkTimeout(client.timeoutMs, fiber.getRef(Deadline.CurrentDeadline), now)
   const prepared: Prepared = toParams(request, model, maxTokens)
   // Errors are built when the call fails: read the Clock then (HTTP-date Retry-After).
   const context = (): ErrorContext => errorContext(client, model, timeoutMs, clock.currentTimeMillisUnsafe())

@@ -269,12 +269,13 @@ const secretsOf = (client: BedrockClient["Service"]): ReadonlyArray<string> => c
 
 /** The request timeout: the configured one, shortened to the deadline's time left. */
 const requestTimeout = (client: BedrockClient["Service"]): Effect.Effect<number | undefined> =>
-  Effect.map(Deadline.remaining, (left) => {
-    const configured = client.timeout === undefined ? undefined : Duration.toMillis(client.timeout)
-    const deadline = left === undefined ? undefined : Duration.toMillis(left)
-    const ms = configured === undefined ? deadline : deadline === undefined ? configured : Math.min(configured, deadline)
-    return ms === undefined ? undefined : Math.max(1, Math.ceil(ms))
-  })
+  Effect.withFiber((fiber) =>
+    Effect.succeed(Deadline.sdkTimeout(
+      client.timeout === undefined ? undefined : Duration.toMillis(client.timeout),
+      fiber.getRef(Deadline.CurrentDeadline),
+      fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    ))
+  )
 
 /** Adds a middleware capturing the raw response headers of one command. */
 interface HeaderStack {

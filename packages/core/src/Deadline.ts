@@ -40,6 +40,32 @@ export const remaining: Effect.Effect<Duration.Duration | undefined> = Effect.wi
   return Effect.succeed(Duration.millis(Math.max(0, deadline - now)))
 })
 
+/**
+ * The timeout a provider hands its SDK for a call at `now` (epoch ms): the
+ * client's own `clientMs`, or the time left before `deadline` when that is
+ * sooner, in whole milliseconds and at least 1 (several SDKs read 0 as "no
+ * timeout"); `undefined` when there is neither.
+ *
+ * @example
+ * ```ts
+ * import { Deadline } from "@switchboard/core"
+ *
+ * Deadline.sdkTimeout(600_000, 1_000_250, 1_000_000) // 250: the deadline is sooner
+ * Deadline.sdkTimeout(600_000, undefined, 1_000_000) // 600_000: the client's own
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const sdkTimeout: {
+  (clientMs: number, deadline: number | undefined, now: number): number
+  (clientMs: number | undefined, deadline: number | undefined, now: number): number | undefined
+} = (clientMs: number | undefined, deadline: number | undefined, now: number): number => {
+  const left = deadline === undefined ? undefined : Math.max(0, deadline - now)
+  const ms = clientMs === undefined ? left : left === undefined ? clientMs : Math.min(clientMs, left)
+  return (ms === undefined || !Number.isFinite(ms) ? undefined : Math.max(1, Math.ceil(ms))) as number
+}
+
 interface Origin {
   readonly provider?: string | undefined
   readonly model?: string | undefined

@@ -7,6 +7,16 @@ const server = (provider = "a") => new LlmError.ServerError({ provider, model: "
 const ask = { messages: [{ role: "user" as const, content: "hi" }] }
 
 describe("Deadline", () => {
+  it("sdkTimeout: the client's timeout, or the time left when sooner, whole milliseconds, at least 1", () => {
+    assert.strictEqual(Deadline.sdkTimeout(600_000, undefined, 1_000), 600_000)
+    assert.strictEqual(Deadline.sdkTimeout(600_000, 1_250.2, 1_000), 251)
+    assert.strictEqual(Deadline.sdkTimeout(600_000, 900, 1_000), 1)
+    assert.strictEqual(Deadline.sdkTimeout(100, 5_000, 1_000), 100)
+    assert.strictEqual(Deadline.sdkTimeout(undefined, 1_500, 1_000), 500)
+    assert.strictEqual(Deadline.sdkTimeout(undefined, undefined, 1_000), undefined)
+    assert.strictEqual(Deadline.sdkTimeout(Number.POSITIVE_INFINITY, undefined, 1_000), undefined)
+  })
+
   it.effect("Llm.withDeadline bounds the whole call: expiry fails with Timeout and cancels the provider call", () =>
     Effect.gen(function*() {
       const test = yield* Llm.makeTest([{ text: "late", delay: "5 seconds" }])

@@ -324,13 +324,8 @@ export const layerVertexConfig = (options: VertexConfigOptions = {}): Layer.Laye
 const secretsOf = (client: GoogleClient["Service"]): ReadonlyArray<string> => client.secrets.map(Redacted.value)
 
 /** The SDK timeout for a call at `now` under `deadline` (epoch ms): the client's, bounded by the time left. */
-const timeoutAt = (client: GoogleClient["Service"], deadline: number | undefined, now: number): number | undefined => {
-  const own = client.timeout === undefined ? undefined : Duration.toMillis(client.timeout)
-  const left = deadline === undefined ? undefined : Math.max(0, deadline - now)
-  const ms = own === undefined ? left : left === undefined ? own : Math.min(own, left)
-  // 0 would mean "no timeout" to the SDK.
-  return ms === undefined || !Number.isFinite(ms) ? undefined : Math.max(1, Math.ceil(ms))
-}
+const timeoutAt = (client: GoogleClient["Service"], deadline: number | undefined, now: number): number | undefined =>
+  Deadline.sdkTimeout(client.timeout === undefined ? undefined : Duration.toMillis(client.timeout), deadline, now)
 
 /** The SDK timeout for this call: the client's, bounded by the deadline's time left. */
 const timeoutFor = (client: GoogleClient["Service"]): Effect.Effect<number | undefined> =>

@@ -293,7 +293,7 @@ const secretsOf = (client: OpenAIClient["Service"]): ReadonlyArray<string> =>
 
 /** The SDK timeout for a call at `now` under `deadline` (epoch ms): the client's, or the time left if sooner. */
 const timeoutAt = (client: OpenAIClient["Service"], deadline: number | undefined, now: number): number =>
-  deadline === undefined ? client.timeoutMs : Math.max(1, Math.min(client.timeoutMs, Math.ceil(Math.max(0, deadline - now))))
+  Deadline.sdkTimeout(client.timeoutMs, deadline, now)
 
 /** The SDK timeout for this call: the client's, or the time left before the deadline if sooner. */
 const timeoutFor = (client: OpenAIClient["Service"]) =>

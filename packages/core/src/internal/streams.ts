@@ -7,8 +7,8 @@
  * each stream it makes in a `WeakMap` (~5 µs), where `Stream.unwrap` of a
  * sync effect (~3 µs) gives the same per-run laziness; `Stream.concat` with a
  * suspended tail to fail at the end costs ~19 µs, where mapping the channel's
- * end costs ~3 µs; `Stream.tap` with `Effect.void` per part costs more than a
- * `Stream.mapArray` that only looks at each batch.
+ * end costs ~3 µs; `Stream.tap` with `Effect.void` per part costs more than a look at
+ * each batch inside the layer that is there anyway ({@link watch}).
  *
  * @internal
  */
@@ -33,16 +33,6 @@ export const failAtEnd = <A, E, R, E2>(
     const error = check()
     return error === undefined ? Effect.void : Effect.fail(error)
   }))
-
-/**
- * Calls `see` with each part as it passes, by batch, without an effect per
- * part. @internal
- */
-export const peek = <A, E, R>(self: Stream.Stream<A, E, R>, see: (part: A) => void): Stream.Stream<A, E, R> =>
-  Stream.mapArray(self, (parts) => {
-    for (let i = 0; i < parts.length; i++) see(parts[i]!)
-    return parts
-  })
 
 /**
  * {@link onExit} that also shows `each` every part as it passes (by batch,

@@ -637,14 +637,16 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     const targets = targetsOf(request)
     const pricing = fiber.getRef(Pricing)
     const scope = scopeOf(request)
-    if (bounded) {
-      const worst = worstOf(pricing, request, targets, boundsOf(request, targets))
+    /** Reserves `worst` in the memory store now: the reservation, or the store's refusal. */
+    const takeNow = (worst: { readonly requestedUsd: number }): Reservation | BudgetStore.ReserveResult => {
       const input = reserveInput(fiber, scope, worst.requestedUsd)
       const result = memory.reserveSync(input)
-      if (result.reserved) {
-        Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
-        return { scope, key: input.key, id: input.reservationId, amount: worst.requestedUsd }
-      }
+      Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
+      return result.reserved ? { scope, key: input.key, id: input.reservationId, amount: worst.requestedUsd } : result
+    }
+    if (bounded) {
+      const taken = takeNow(worstOf(pricing, request, targets, boundsOf(request, targets)))
+      if (!("reserved" in taken)) return taken
       // The bound does not fit: the exact count decides, as without `count: "bound"`.
     }
     const tokenizer = fiber.getRef(Tokenizer)
@@ -655,13 +657,9 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
       tokens.push(count.tokens)
     }
     const worst = worstOf(pricing, request, targets, (index) => tokens[index]!)
-    const input = reserveInput(fiber, scope, worst.requestedUsd)
-    const result = memory.reserveSync(input)
-    Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
-    if (!result.reserved) {
-      return exceeded(scope, worst.requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
-    }
-    return { scope, key: input.key, id: input.reservationId, amount: worst.requestedUsd }
+    const taken = takeNow(worst)
+    if (!("reserved" in taken)) return taken
+    return exceeded(scope, worst.requestedUsd, worst.target, taken.state.spentUsd, taken.state.reservedUsd)
   }
 
   const wrap = (inner: LLM["Service"]): LLM["Service"] =>

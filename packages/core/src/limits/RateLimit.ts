@@ -635,20 +635,20 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
         Streams.lazy(() => {
           let permit: Permit | undefined
           let finish: LlmResponse | undefined
-          const parts = () =>
-            Streams.peek(inner.stream(request), (part) => {
+          const parts = () => inner.stream(request)
+          return Streams.watch(
+            Stream.unwrap(Effect.flatMap(acquire(request), (p) => {
+              permit = p
+              return p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts)
+            })),
+            (part) => {
               if (part.type === "finish") finish = part.response
-            })
-          return Stream.unwrap(Effect.flatMap(acquire(request), (p) => {
-            permit = p
-            return p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts)
-          })).pipe(
+            },
             // Around the permit too: whatever happens once it is taken, it is released.
-            Streams.onExit((exit) =>
+            (exit) =>
               permit === undefined
                 ? Effect.void
                 : release(permit, Exit.isSuccess(exit) ? Exit.succeed(finish) : exit as Exit.Exit<never, LlmError>)
-            )
           )
         })
     })
