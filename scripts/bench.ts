@@ -9,8 +9,8 @@
  *
  * Variants, each in a fresh worker process so CPU time and peak RSS are its
  * own: `fetch` (a bare POST), `sdk` (the raw `openai` SDK, the baseline),
- * `sdk-signal` (the SDK given an abort signal per call), `sdk-undici` (the SDK
- * with undici's pooled `fetch`), `layer` (`OpenAI.model`
+ * `sdk-signal` (the SDK given an abort signal per call), `sdk-undicifetch` (the
+ * SDK over `UndiciFetch`, the transport the leaf uses), `layer` (`OpenAI.model`
  * alone), `router` (a priority `Router` over two leaves), `stack-miss` /
  * `stack-hit` (the demo's full stack — cache, budget, rate limit, fallback,
  * breaker, retry — every request a cache miss / hit); and, against the
@@ -31,7 +31,7 @@
  *   pnpm bench [--requests 2000] [--rounds 3] [--sim-rounds 1] [--rss-requests 1000000] [--quick]
  */
 import { spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
@@ -102,25 +102,19 @@ const median = (runs: ReadonlyArray<Measurement>): Measurement => {
   const sorted = [...runs].sort((a, b) => a.p50Ms - b.p50Ms)
   return sorted[Math.floor(sorted.length / 2)]!
 }
-// `fetch`, `sdk-signal` and `sdk-undici` are reference lines, measured whole only; `--quick` keeps the minimal upstream.
+// `fetch` and `sdk-signal` are reference lines, measured whole only; `--quick` keeps the minimal upstream.
 const views = [
-  { upstream: "minimal", url: upstreamUrl, rounds, variants: ["fetch", "sdk", "sdk-signal", "sdk-undici", "layer", "router", "stack-miss"] },
+  { upstream: "minimal", url: upstreamUrl, rounds, variants: ["fetch", "sdk", "sdk-signal", "sdk-undicifetch", "layer", "router", "stack-miss"] },
   // The other providers' leaves, each pair interleaved with the others in every round (ratios to each one's own SDK).
   { upstream: "minimal", url: upstreamUrl, rounds, variants: providerLeaves.flatMap((p) => [p.sdk, p.layer]) },
   ...(quick ? [] : [{ upstream: "sim", url: simUrl, rounds: simRounds, variants: ["sdk", "layer", "stack-miss", "stack-hit"] }])
 ] as const
-const referenceOnly = new Set(["fetch", "sdk-signal", "sdk-undici"])
-// `sdk-undici` loads undici from the package store (it is not a dependency of the workspace): without
-// it there, the line is left out rather than the run failing.
-const store = fileURLToPath(new URL("../node_modules/.pnpm/", import.meta.url))
-const undiciThere = existsSync(store) && readdirSync(store).some((name) => /^undici@\d/.test(name))
-if (!undiciThere) console.log("  (sdk-undici left out: no undici in node_modules/.pnpm)")
-const present = (variant: string) => variant !== "sdk-undici" || undiciThere
+const referenceOnly = new Set(["fetch", "sdk-signal"])
 for (const view of views) {
   for (const stream of [false, true]) {
     for (const concurrency of [1, 64]) {
       const variants = view.variants.filter((v) =>
-        present(v) && !(stream && referenceOnly.has(v)) && !(quick && referenceOnly.has(v))
+        !(stream && referenceOnly.has(v)) && !(quick && referenceOnly.has(v))
       )
       const runs = new Map<string, Array<Measurement>>(variants.map((v) => [v, []]))
       for (let round = 0; round < view.rounds; round++) {

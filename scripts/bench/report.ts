@@ -177,8 +177,8 @@ client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the same concurr
 ![ratios](ratios.svg)
 
 - \`fetch\`: a bare \`fetch\` POST · \`sdk\`: the raw \`openai\` SDK · \`sdk-signal\`: the raw SDK given an
-  \`AbortSignal\` per call, as a caller that cancels must (the leaf does) · \`sdk-undici\`: the SDK with undici's pooled
-  \`fetch\` · \`layer\`: \`OpenAI.model\` alone · \`router\`: a priority \`Router\` over two OpenAI leaves
+  \`AbortSignal\` per call, as a caller that cancels must · \`sdk-undicifetch\`: the raw SDK over
+  \`UndiciFetch\`, the transport the leaves use by default · \`layer\`: \`OpenAI.model\` alone · \`router\`: a priority \`Router\` over two OpenAI leaves
 - \`stack-miss\`: the demo's full stack (cache → budget with \`count: "bound"\` → rate limit → spend router → fallback over
   breaker → retry → provider), every request a cache miss · \`stack-hit\`: the same stack, every request a cache hit
 
@@ -230,10 +230,19 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
 
 ## What the profiles showed (\`--cpu-prof\`, leaf and full stack, c=1 and c=64, minimal upstream)
 
-- The SDK is the floor: in the leaf's profile at c=64, Node's fetch (undici), the SDK's request building
-  (\`makeRequest\`, \`buildHeaders\`, its logger's header scan), the body's \`tee\` (undici clones every request
-  body for a possible redirect, in the raw SDK too) and GC take the bulk of the CPU; Effect's run loop and
-  Switchboard's own code are under a tenth of it.
+- Node's \`fetch\` was the floor, not the SDK (session 6). In the leaf's profile at c=64 Node's fetch (undici
+  behind WHATWG \`Request\`, \`Headers\` and body streams; the request body is even \`tee\`d for a possible
+  redirect), the SDK's request building and GC took the bulk of the CPU; Effect's run loop and Switchboard's own
+  code were under a tenth. The SDKs take a \`fetch\` option, so the leaves now default to \`UndiciFetch\`
+  (\`@switchboard/core/provider\`): a \`fetch\` over undici's \`request\`, the same client Node's fetch is built
+  on, that reads a JSON body whole, streams any other, follows redirects, decodes a compressed body, and fails
+  as \`fetch\` fails (\`TypeError("fetch failed")\` with undici's error as cause; an abort with the signal's
+  reason) — held to Node's fetch by a test that sends the same replies through both. The SDK still builds the
+  request, parses the answer and raises its own errors. Interleaved, the raw \`openai\` SDK over it against the
+  SDK over Node's fetch (c=64, CPU µs a call): whole 399–461 against 556–623, a stream 536–603 against
+  677–814; c=1 whole 509–598 against 793–828; about 1.3× the calls a second. undici's own \`fetch\` (the same
+  WHATWG layer over a pool of its own) was no cheaper than Node's (562 against 556). The \`sdk-undicifetch\` line
+  is the raw SDK over it: the leaf's own cost is the gap between that line and \`layer\`.
 - Removed from the leaf: the \`Llm.attempt\` span captured a stack trace (\`new Error()\`) per call — ~2% of the
   leaf's CPU, the largest single item of Switchboard's own; the OpenAI call ran as a generator with the endpoint
   URL (a regex replace) and the secrets array rebuilt per call; the common chat.completion body went through
@@ -309,9 +318,6 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
   same error text, same fields read); tool use, exceptions and every error message still go through the
   Schema. Their remaining cost is core's stream reader and Effect's \`Stream\`, as for OpenAI.
-- undici's own pooled \`fetch\` through the SDK's \`fetch\` option (\`sdk-undici\`) did not beat Node's global fetch
-  (which is undici, pooled, keep-alive) in these runs, and \`undici\` is not a dependency of the workspace, so it
-  is not adopted.
 
 ## The Router (\`scripts/bench/router.ts\`, in process)
 

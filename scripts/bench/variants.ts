@@ -7,6 +7,7 @@ import AnthropicSdk from "@anthropic-ai/sdk"
 import { Anthropic } from "@switchboard/anthropic"
 import { Bedrock } from "@switchboard/bedrock"
 import { Llm, type LlmRequest, Router } from "@switchboard/core"
+import { UndiciFetch } from "@switchboard/core/provider"
 import { Google } from "@switchboard/google"
 import { OpenAI } from "@switchboard/openai"
 import { Effect, Layer, ManagedRuntime, Stream } from "effect"
@@ -20,7 +21,7 @@ export const names = [
   "fetch",
   "sdk",
   "sdk-signal",
-  "sdk-undici",
+  "sdk-undicifetch",
   "layer",
   "router",
   "stack-miss",
@@ -59,18 +60,6 @@ const effectCall = (
         if (first === undefined && part.type === "text-delta") first = performance.now() - start
       }))).then(() => first ?? performance.now() - start)
   }
-}
-
-/** undici from the pnpm store (Node's own fetch is undici inside, but its module is not exposed). */
-const loadUndici = async (): Promise<{
-  readonly fetch: (input: unknown, init: unknown) => Promise<Response>
-  readonly Agent: new(options: Record<string, unknown>) => unknown
-}> => {
-  const { readdirSync } = await import("node:fs")
-  const store = new URL("../../node_modules/.pnpm/", import.meta.url)
-  const dir = readdirSync(store).find((name) => /^undici@\d/.test(name))
-  if (dir === undefined) throw new Error("undici is not in node_modules/.pnpm")
-  return import(new URL(`${dir}/node_modules/undici/index.js`, store).href)
 }
 
 /**
@@ -221,13 +210,9 @@ export const make = async (name: Name, url: string, stream: boolean): Promise<Ca
       const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0 })
       return sdkCall(client, stream, true)
     }
-    case "sdk-undici": {
-      // The SDK's `fetch` option with undici's own pooled fetch (undici is not a dependency of the
-      // workspace: it is loaded from the store, for this measurement only).
-      const undici = await loadUndici()
-      const dispatcher = new undici.Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 60_000 })
-      const pooled: typeof globalThis.fetch = (input, init) => undici.fetch(input, { ...init, dispatcher })
-      const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0, fetch: pooled })
+    case "sdk-undicifetch": {
+      // The SDK's \`fetch\` option given the transport the leaf uses by default: the leaf's own cost beside it.
+      const client = new OpenAISdk({ apiKey: "sk-bench", baseURL, maxRetries: 0, fetch: UndiciFetch.shared })
       return sdkCall(client, stream)
     }
     case "router": {

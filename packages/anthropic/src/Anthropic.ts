@@ -35,7 +35,7 @@ import {
   SwitchboardConfigError
 } from "@switchboard/core"
 import type { LlmResponse } from "@switchboard/core"
-import { Cancel, Provider, StreamAccumulator } from "@switchboard/core/provider"
+import { Cancel, Provider, StreamAccumulator, UndiciFetch } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { answerOf, checkMessage, JSON_INSTRUCTION, type Prepared, toParams, usageOf } from "./internal/mapping.ts"
@@ -66,7 +66,7 @@ export class AnthropicClient extends Context.Service<AnthropicClient, {
  * | `timeout` | `"10 minutes"` | per-request timeout; a call's deadline shortens it |
  * | `headers` | none | headers sent with every request |
  * | `provider` | `"anthropic"` | the name reported in responses, errors and pricing |
- * | `fetch` | `globalThis.fetch` | the `fetch` the SDK uses (proxies, recording) |
+ * | `fetch` | `UndiciFetch.shared` | the `fetch` the SDK uses (proxies, recording; `globalThis.fetch` for Node's own) |
  *
  * @since 0.1.0
  * @category models
@@ -129,8 +129,9 @@ export const makeClient = (options: ClientOptions): AnthropicClient["Service"] =
     // Failures surface as typed errors; the SDK's own console logging stays off.
     logLevel: "off",
     ...(options.headers !== undefined ? { defaultHeaders: { ...options.headers } } : {}),
-    // Calls cancel through a handle in their fetchOptions, not a signal the SDK must tie to its own.
-    fetch: Cancel.cancellable(options.fetch ?? globalThis.fetch)
+    // Calls cancel through a handle in their fetchOptions, not a signal the SDK must tie to its own
+    // (`Cancel`); by default over undici's request instead of Node's `fetch` (`UndiciFetch`).
+    fetch: Cancel.cancellable(options.fetch ?? UndiciFetch.shared)
   })
   return AnthropicClient.of({ sdk, provider: options.provider ?? "anthropic", apiKey, timeoutMs })
 }

@@ -24,7 +24,7 @@ import {
   ProviderError,
   SwitchboardConfigError
 } from "@switchboard/core"
-import { Provider } from "@switchboard/core/provider"
+import { Provider, UndiciFetch } from "@switchboard/core/provider"
 import { Clock, Config, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { SignatureStore, toConfig, toContents } from "./internal/mapping.ts"
@@ -73,6 +73,8 @@ export interface ClientOptions {
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** The provider name reported in responses, errors and prices (default `"google"`). */
   readonly name?: string | undefined
+  /** A `fetch` to use instead of the default (`UndiciFetch.shared`): proxies, recording, tests. */
+  readonly fetch?: typeof globalThis.fetch | undefined
 }
 
 /** The credentials google-auth-library accepts (a service-account key, an external account…). */
@@ -129,6 +131,8 @@ export interface VertexOptions {
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** The provider name reported in responses, errors and prices (default `"google"`). */
   readonly name?: string | undefined
+  /** A `fetch` to use instead of the default (`UndiciFetch.shared`): proxies, recording, tests. */
+  readonly fetch?: typeof globalThis.fetch | undefined
 }
 
 const secret = (value: string | Redacted.Redacted<string>): Redacted.Redacted<string> =>
@@ -141,10 +145,14 @@ const httpOptions = (options: {
   readonly baseURL?: string | undefined
   readonly apiVersion?: string | undefined
   readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly fetch?: typeof globalThis.fetch | undefined
 }): NonNullable<GoogleGenAIOptions["httpOptions"]> => ({
   ...(options.baseURL !== undefined ? { baseUrl: options.baseURL } : {}),
   ...(options.apiVersion !== undefined ? { apiVersion: options.apiVersion } : {}),
-  ...(options.headers !== undefined ? { headers: { ...options.headers } } : {})
+  ...(options.headers !== undefined ? { headers: { ...options.headers } } : {}),
+  // By default over undici's request instead of Node's `fetch` (`UndiciFetch`); like the SDK's own
+  // default dispatcher, it sets no transport timeout, so a call's deadline alone bounds it.
+  fetch: options.fetch ?? UndiciFetch.shared
   // No `retryOptions`: without them the SDK sends each request exactly once.
 })
 

@@ -21,7 +21,7 @@ import {
   ProviderError,
   SwitchboardConfigError
 } from "@switchboard/core"
-import { Cancel, Provider, StreamAccumulator } from "@switchboard/core/provider"
+import { Cancel, Provider, StreamAccumulator, UndiciFetch } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import OpenAISdk, { type ClientOptions as SdkClientOptions } from "openai"
 import { type ErrorContext, fromSdkError } from "./internal/errors.ts"
@@ -88,7 +88,7 @@ export interface ClientOptions {
   readonly headers?: Record<string, string> | undefined
   /** Default `"auto"`, see {@link MaxTokensParameter}. */
   readonly maxTokensParameter?: MaxTokensParameter | undefined
-  /** A `fetch` to use instead of the global one (proxies, tests). */
+  /** A `fetch` to use instead of the default (`UndiciFetch.shared`): proxies, recording, tests. */
   readonly fetch?: typeof globalThis.fetch | undefined
 }
 
@@ -151,8 +151,9 @@ const makeClient = (options: {
     // The SDK logs to the console (e.g. malformed SSE); failures reach the caller as typed errors instead.
     logLevel: "off",
     ...(options.headers !== undefined ? { defaultHeaders: options.headers } : {}),
-    // Calls cancel through a handle in their fetchOptions, not a signal the SDK must compose (`Cancel` of the provider toolkit).
-    fetch: Cancel.cancellable(options.fetch ?? globalThis.fetch)
+    // Calls cancel through a handle in their fetchOptions, not a signal the SDK must tie to its own
+    // (`Cancel`); by default over undici's request instead of Node's `fetch` (`UndiciFetch`).
+    fetch: Cancel.cancellable(options.fetch ?? UndiciFetch.shared)
   })
   return OpenAIClient.of({
     sdk,

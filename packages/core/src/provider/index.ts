@@ -18,3 +18,5 @@ export * as StreamAccumulator from "./StreamAccumulator.ts"
 export * as Decode from "./Decode.ts"
 /** @since 0.1.0 */
 export * as Cancel from "./Cancel.ts"
+/** @since 0.2.0 */
+export * as UndiciFetch from "./UndiciFetch.ts"
