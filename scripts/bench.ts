@@ -130,7 +130,7 @@ for (const view of views) {
       }
       for (const variant of variants) {
         const m = median(runs.get(variant)!)
-        http.push(m)
+        http.push({ ...m, rounds: runs.get(variant)! })
         console.log(
           `  ${view.upstream.padEnd(7)} ${variant.padEnd(15)} c=${String(concurrency).padEnd(2)} ${stream ? "stream" : "whole "}  ${
             m.rps.toFixed(0).padStart(6)

@@ -9,13 +9,16 @@
  *
  * `--concurrency N` keeps N calls in flight (as the HTTP bench's c=64 does), and
  * `--latency MS` has the canned `fetch` answer after a timer, so they stay in flight.
+ * `--stack` measures the demo's full stack over such leaves instead of one leaf
+ * (what the combinators add under the same load, without a socket).
  *
- * Usage: `node scripts/bench/leaf.ts [--calls 20000] [--rounds 5] [--concurrency 1] [--stream] [--only sdk|layer]`
+ * Usage: `node scripts/bench/leaf.ts [--calls 20000] [--rounds 5] [--concurrency 1] [--stream] [--stack] [--only sdk|layer]`
  */
 import { Llm } from "@switchboard/core"
 import { OpenAI } from "@switchboard/openai"
 import { Effect, Layer, ManagedRuntime, Stream } from "effect"
 import OpenAISdk from "openai"
+import { makeStackFrom } from "../../examples/switchboard.ts"
 import { flag } from "./args.ts"
 import { completion, sse as sseText, streamMarker } from "./bodies.ts"
 
@@ -55,8 +58,17 @@ const sdkCall = async (index: number) => {
   }
 }
 
+const leaf = (model: string) =>
+  OpenAI.model(model).pipe(Layer.provide(Layer.orDie(OpenAI.layerClient({ apiKey: "sk-bench", baseURL, fetch: canned }))))
+const stackLimits = { budgetUsd: 1e9, softAt: 0.99, requestsPerSecond: 1e9 }
 const runtime = ManagedRuntime.make(
-  OpenAI.model("gpt-4o-mini").pipe(Layer.provide(Layer.orDie(OpenAI.layerClient({ apiKey: "sk-bench", baseURL, fetch: canned }))))
+  args.includes("--stack")
+    ? (await Effect.runPromise(makeStackFrom({
+      openai: { model: "gpt-4o-mini", layer: leaf("gpt-4o-mini") },
+      anthropic: { model: "gpt-4o-mini", layer: leaf("gpt-4o-mini") },
+      cheap: { name: "groq", model: "gpt-4o-mini", layer: leaf("gpt-4o-mini") }
+    }, stackLimits))).layer
+    : leaf("gpt-4o-mini")
 )
 const request = (index: number) => ({ messages: [{ role: "user" as const, content: prompt(index) }], maxTokens: 64 })
 const layerCall = (index: number) =>

@@ -21,6 +21,8 @@ export interface Measurement {
   readonly upstream?: string | undefined
   /** What the minimal upstream spent per request serving this variant (µs of its CPU). */
   readonly upstreamCpuUsPerRequest?: number | undefined
+  /** Every interleaved round's measurement, in round order (this one is their median), set by `scripts/bench.ts`. */
+  readonly rounds?: ReadonlyArray<Measurement> | undefined
 }
 
 /**
