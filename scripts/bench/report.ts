@@ -217,7 +217,7 @@ client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the same concurr
 
 ## Targets (minimal upstream unless said)
 
-Each value is the median round's; in brackets, the lowest and highest of the same figure round by round (round i
+Each value compares the two sides' median rounds; in brackets, the lowest and highest of the same figure round by round (round i
 of the variant against round i of its SDK, which ran beside it).
 
 | measure | value | target | met |
