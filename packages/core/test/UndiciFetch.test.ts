@@ -4,13 +4,16 @@ import type { AddressInfo } from "node:net"
 import * as Zlib from "node:zlib"
 import { UndiciFetch } from "../src/provider/index.ts"
 
-/** A loopback server for one test; `close` ends it and its connections. */
+/** A loopback server for one test, counting the connections it accepted; `close` ends it and its connections. */
 const serve = async (handler: Http.RequestListener) => {
   const server = Http.createServer(handler)
+  let connections = 0
+  server.on("connection", () => connections++)
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return {
     url,
+    connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()
@@ -132,6 +135,28 @@ describe("UndiciFetch", () => {
       const second = await reader.read()
       assert.strictEqual(new TextDecoder().decode(second.value), event(2))
       assert.isTrue((await reader.read()).done)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("a stream its reader cancels at its last event keeps the connection for the next call", async () => {
+    const server = await serve((_request, response) => {
+      response.writeHead(200, { "content-type": "text/event-stream" })
+      response.write(event(1) + "data: [DONE]\n\n")
+      // The body's terminator comes a moment after the last event, as over a real network.
+      setTimeout(() => response.end(), 20)
+    })
+    try {
+      const fetch = UndiciFetch.make()
+      for (let call = 0; call < 2; call++) {
+        const reader = (await fetch(`${server.url}/`, { method: "POST", body: "{}" })).body!.getReader()
+        assert.include(new TextDecoder().decode((await reader.read()).value), "[DONE]")
+        await reader.cancel()
+        // Past the terminator: the connection is idle again, unless the cancel dropped it.
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      assert.strictEqual(server.connections(), 1)
     } finally {
       await server.close()
     }

@@ -115,21 +115,54 @@ const fetchFailed = (cause: unknown): TypeError => new TypeError("fetch failed",
 /**
  * A body as the `ReadableStream` a `Response` reads, failing as `fetch`'s
  * does: with the signal's reason on an abort, `TypeError("terminated")` with
- * undici's error as cause on a cut. Cancelling it stops the download.
+ * undici's error as cause on a cut. Cancelled before its end, it discards
+ * the rest: a body whose end is on its way (an SDK stops reading at its
+ * `[DONE]` event, before the body's terminator) ends and keeps its
+ * connection for the next call, where Node's `fetch` would close it; one
+ * still going after {@link endGraceMs} is destroyed.
  */
+/** How long a cancelled body may take to end before its connection is dropped. */
+const endGraceMs = 100
+
 const webStream = (decoded: Readable, body: Readable, signal: AbortSignal | undefined): ReadableStream<Uint8Array> => {
-  const chunks = decoded[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  let settled = false
   return new ReadableStream<Uint8Array>({
-    pull: (controller) =>
-      chunks.next().then(
-        (next) => next.done === true ? controller.close() : controller.enqueue(next.value),
-        (error: unknown) => controller.error(signal?.aborted ? signal.reason : new TypeError("terminated", { cause: error }))
-      ),
+    start: (controller) => {
+      decoded.on("data", (chunk: Buffer) => {
+        if (settled) return
+        controller.enqueue(chunk)
+        if ((controller.desiredSize ?? 0) <= 0) decoded.pause()
+      })
+      decoded.on("end", () => {
+        if (settled) return
+        settled = true
+        controller.close()
+      })
+      decoded.on("error", (error) => {
+        if (settled) return
+        settled = true
+        controller.error(signal?.aborted ? signal.reason : new TypeError("terminated", { cause: error }))
+      })
+      decoded.pause()
+    },
+    pull: () => {
+      decoded.resume()
+    },
     cancel: () => {
-      decoded.destroy()
-      body.destroy()
+      if (settled) return
+      settled = true
+      if (decoded.readableEnded) return
+      // Cancelled by a reader that has what it wants (an SDK at its `[DONE]` event; an abort goes through the
+      // signal instead): the rest is discarded, and the connection serves the next call once the body ends.
+      decoded.resume()
+      const drop = setTimeout(() => {
+        decoded.destroy()
+        body.destroy()
+      }, endGraceMs)
+      drop.unref()
+      decoded.once("end", () => clearTimeout(drop))
     }
-  }, { highWaterMark: 0 })
+  }, { highWaterMark: 1 })
 }
 
 /**
