@@ -43,8 +43,6 @@ const canned: typeof globalThis.fetch = async (input, init) => {
     : [bodies.googleResponse, "application/json"]
   return new Response(text, { status: 200, headers: { "content-type": type } })
 }
-// @google/genai calls the global `fetch`.
-globalThis.fetch = canned
 
 /** The part of `@aws-sdk/client-bedrock-runtime` used here (loaded from `@switchboard/bedrock`'s dependencies). */
 interface BedrockSdk {
@@ -107,7 +105,7 @@ const anthropic = (): readonly [Call, Call] => {
 }
 
 const google = (): readonly [Call, Call] => {
-  const { sdk } = Google.makeClient({ apiKey: "AIza-bench", baseURL: "http://127.0.0.1:1" })
+  const { sdk } = Google.makeClient({ apiKey: "AIza-bench", baseURL: "http://127.0.0.1:1", fetch: canned })
   const sdkCall: Call = async (index) => {
     const params = {
       model: "gemini-2.5-flash",
@@ -122,7 +120,7 @@ const google = (): readonly [Call, Call] => {
       // drained
     }
   }
-  const client = Layer.orDie(Google.layerClient({ apiKey: "AIza-bench", baseURL: "http://127.0.0.1:1" }))
+  const client = Layer.orDie(Google.layerClient({ apiKey: "AIza-bench", baseURL: "http://127.0.0.1:1", fetch: canned }))
   return [sdkCall, layerCall(Google.model("gemini-2.5-flash").pipe(Layer.provide(client)))]
 }
 

@@ -108,12 +108,20 @@ const anthropicSdkCall = (baseURL: string, stream: boolean): Call => {
   }
 }
 
+/** The part of `@google/genai` the raw variant uses. */
+interface GoogleSdk {
+  readonly GoogleGenAI: new(options: Record<string, unknown>) => ReturnType<typeof Google.makeClient>["sdk"]
+}
+
 /**
- * A call through the raw `@google/genai` SDK: the `GoogleGenAI` instance `Google.makeClient` builds
- * (`new GoogleGenAI({ apiKey, httpOptions: { baseUrl } })`, no retry options: one attempt), called directly.
+ * A call through the raw `@google/genai` SDK (`new GoogleGenAI({ apiKey, httpOptions: { baseUrl } })`, Node's
+ * `fetch`, no retry options: one attempt), loaded from `@switchboard/google`'s own dependencies.
  */
 const googleSdkCall = (baseURL: string, stream: boolean): Call => {
-  const { sdk } = Google.makeClient({ apiKey: "AIza-bench", baseURL })
+  const { GoogleGenAI } = createRequire(new URL("../../packages/google/package.json", import.meta.url))(
+    "@google/genai"
+  ) as GoogleSdk
+  const sdk = new GoogleGenAI({ apiKey: "AIza-bench", httpOptions: { baseUrl: baseURL } })
   return async (index) => {
     const params = {
       model: googleModel,
