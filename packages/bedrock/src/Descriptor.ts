@@ -29,6 +29,7 @@ export const ClientOptions = Schema.Struct({
   endpoint: Schema.optional(Url),
   controlPlaneEndpoint: Schema.optional(Url),
   timeout: Schema.optional(Duration),
+  httpVersion: Schema.optional(Schema.Literals(["1.1", "2"])),
   headers: Schema.optional(Schema.Record(Schema.String, Schema.String)),
   name: Schema.optional(Schema.String)
 })

@@ -1,11 +1,13 @@
 /**
- * Cancellation, credentials and configuration: interrupting a call closes the
- * HTTP/2 stream the simulator is holding, the secret never leaks, and
- * `layerClientConfig` reads the standard AWS variables.
+ * Cancellation, credentials, configuration and transport: interrupting a
+ * call closes the request the simulator is holding, the secret never leaks,
+ * `layerClientConfig` reads the standard AWS variables, and calls share one
+ * kept-alive HTTP/1.1 connection unless `httpVersion: "2"` asks for the SDK's
+ * own handler.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Llm } from "@switchboard/core"
-import { Sim } from "@switchboard/sim"
+import { Crafted, Sim } from "@switchboard/sim"
 import { ConfigProvider, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { Bedrock } from "../src/index.ts"
 import { fault, modelLayer, NOVA, SECRET, user } from "./helpers.ts"
@@ -31,7 +33,7 @@ const closed = (sim: Sim.SimHandle, model: string) =>
 describe("cancellation", () => {
   // The simulator counts an exchange's outcome when its connection closes. With a
   // 5 s stall, a count within the first second can only come from the client
-  // closing the HTTP/2 stream. (The sim labels it "stall" rather than "aborted"
+  // closing the request. (The sim labels it "stall" rather than "aborted"
   // over HTTP/2: node's compat layer emits 'finish' before 'close' on a peer
   // reset — see the package report.)
   it.live("interrupting generate aborts the HTTP request and the simulator sees the stream close", () =>
@@ -50,7 +52,7 @@ describe("cancellation", () => {
       assert.isBelow(Date.now() - start, 2500)
     }))
 
-  it.live("interrupting a stream mid-way closes the HTTP/2 stream", () =>
+  it.live("interrupting a stream mid-way closes its request", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.start()
       const start = Date.now()
@@ -221,4 +223,37 @@ describe("layerClientConfig", () => {
       )
       assert.include(String(error), "BEDROCK_ENDPOINT")
     }))
+})
+
+describe("transport", () => {
+  const converse = {
+    output: { message: { role: "assistant", content: [{ text: "Hello." }] } },
+    stopReason: "end_turn",
+    usage: { inputTokens: 3, outputTokens: 2, totalTokens: 5 },
+    metrics: { latencyMs: 1 }
+  }
+  const modelAt = (url: string, httpVersion?: "1.1" | "2") =>
+    Bedrock.model(NOVA).pipe(Layer.provide(Layer.orDie(Bedrock.layerClient({
+      region: "us-east-1",
+      endpoint: url,
+      credentials: { accessKeyId: "AKIDTEST", secretAccessKey: SECRET },
+      ...(httpVersion !== undefined ? { httpVersion } : {})
+    }))))
+
+  it.live("calls one after another share one kept-alive HTTP/1.1 connection; httpVersion \"2\" is the SDK's HTTP/2", () =>
+    Effect.gen(function*() {
+      for (const httpVersion of [undefined, "2"] as const) {
+        const server = yield* Crafted.serve(() => ({ json: converse }))
+        const answers = yield* Effect.scoped(Effect.gen(function*() {
+          const texts: Array<string> = []
+          for (let i = 0; i < 3; i++) texts.push((yield* Llm.generate(user("Hi"))).text)
+          return texts
+        }).pipe(Effect.provide(modelAt(server.url, httpVersion))))
+        assert.deepStrictEqual(answers, ["Hello.", "Hello.", "Hello."])
+        assert.deepStrictEqual(server.received.map((r) => r.httpVersion), httpVersion === "2" ? ["2.0", "2.0", "2.0"] : ["1.1", "1.1", "1.1"])
+        if (httpVersion === undefined) {
+          assert.strictEqual(new Set(server.received.map((r) => r.remotePort)).size, 1, "one connection for the three calls")
+        }
+      }
+    }).pipe(Effect.scoped))
 })

@@ -49,6 +49,10 @@ export interface Received {
   readonly url: string
   readonly headers: Http.IncomingHttpHeaders | Http2.IncomingHttpHeaders
   readonly body: string
+  /** `"1.1"` or `"2.0"` (h2c). */
+  readonly httpVersion: string
+  /** The client's port: the requests that came over one connection share it. */
+  readonly remotePort: number | undefined
 }
 
 /**
@@ -83,7 +87,9 @@ export const serve = (reply: (request: Received) => Reply): Effect.Effect<Crafte
             method: req.method ?? "GET",
             url: req.url ?? "/",
             headers: req.headers,
-            body: Buffer.concat(chunks).toString("utf8")
+            body: Buffer.concat(chunks).toString("utf8"),
+            httpVersion: req.httpVersion,
+            remotePort: req.socket.remotePort
           }
           received.push(request)
           const answer = reply(request)
