@@ -278,7 +278,23 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   SDK over Node's fetch (c=64, CPU µs a call): whole 399–461 against 556–623, a stream 536–603 against
   677–814; c=1 whole 509–598 against 793–828; about 1.3× the calls a second. undici's own \`fetch\` (the same
   WHATWG layer over a pool of its own) was no cheaper than Node's (562 against 556). The \`sdk-undicifetch\` line
-  is the raw SDK over it: the leaf's own cost is the gap between that line and \`layer\`.
+  is the raw SDK over it: the leaf's own cost is the gap between that line and \`layer\`. Much of Node's
+  fetch's cost follows the \`signal\` every Stainless SDK passes (its fetch keeps each request's signal in a
+  finalization registry); the Gemini SDK passes none unless asked, and over \`UndiciFetch\` its calls cost
+  233–305 µs against 435–506 over Node's fetch. The OpenAI, Anthropic and Gemini leaves use it by default; the
+  \`*-sdk\` lines stay the raw SDKs over Node's fetch.
+- A stream cancelled at its \`[DONE]\` (the SDKs stop reading there and cancel the body) destroyed its undici
+  body, which builds an abort error with its stack (~25 µs a stream in the leaf's profile) and, over a network
+  where the body's terminator comes a read later, drops the connection. \`UndiciFetch\` now drains the end
+  and keeps the connection (a test: two such streams, one connection); an abort still goes through the signal
+  at once. Time to first part of the full stack over HTTP went 1.31× → ~0.92× at c=1 in interleaved runs.
+- Bedrock's floor was its transport: the SDK's default handler for Bedrock Runtime is HTTP/2 with
+  \`disableConcurrentStreams\`, a new session (a new connection; over the network a TLS handshake) for every
+  request. The raw SDK at c=64 over it: 1,220–1,330 µs a call; over kept-alive HTTP/1.1 (\`NodeHttpHandler\`):
+  820–875; over one multiplexed HTTP/2 session: 770–807. Converse and ConverseStream need no HTTP/2, so the
+  leaf now uses kept-alive HTTP/1.1 (\`httpVersion: "2"\` keeps the SDK's handler); the leaf's own cost over
+  the same client in process is +40–80 µs a call (\`leaves.ts\`: the SDK's own middleware, signing and
+  serde are ~400 µs a call).
 - Removed from the leaf: the \`Llm.attempt\` span captured a stack trace (\`new Error()\`) per call — ~2% of the
   leaf's CPU, the largest single item of Switchboard's own; the OpenAI call ran as a generator with the endpoint
   URL (a regex replace) and the secrets array rebuilt per call; the common chat.completion body went through
@@ -349,6 +365,16 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   ones by the digest, so a long prompt is not kept twice), and \`CacheHit\` events still carry the digest,
   never the text; a settled entry is read without awaiting it (\`Cache.getSuccess\`). In process a hit went
   3.4 → 2.1–2.4 µs.
+- What is left of a cache hit (2.7 µs in process, session 6): Effect's \`Cache.getSuccess\` ~1.1 µs of it (its
+  LRU touches the key's entry with a delete and a set in a \`Map\` on every hit; the same three \`Map\`
+  operations on a fresh key string cost ~0.6 µs alone), the canonical key ~0.3 µs, the call's dispatch through
+  \`Llm.generate\` and the response copy the rest. 2 µs would take a hit path outside Effect's \`Cache\` (a
+  second cache beside it), which this project does not want.
+- A stream still costs the leaf far more than a whole call (over the same transport at c=64, +150–300 µs a
+  stream against ~+20 µs a call): each \`Stream\` layer is ~1.5–2 µs in process on a short stream (\`unwrap\`,
+  \`watch\`, \`mapArrayEffect\`), a leaf has six to eight of them and the full stack about twenty-five, and
+  under load the same work costs about four times its in-process figure. Fusing a leaf's layers into one
+  transform is the next step for streams; the time to first part is within its target already.
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
