@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Zlib from "node:zlib"
+import { SwitchboardConfigError } from "../src/index.ts"
 import { UndiciFetch } from "../src/provider/index.ts"
 
 /** A loopback server for one test, counting the connections it accepted; `close` ends it and its connections. */
@@ -282,5 +283,23 @@ describe("UndiciFetch", () => {
     } finally {
       await server.close()
     }
+  })
+
+  it("a bad option fails when the fetch is made, naming each option", () => {
+    const error = (() => {
+      try {
+        UndiciFetch.make({ connections: 0, keepAliveTimeoutMs: 1.5, maxRedirections: -1 })
+      } catch (error) {
+        return error
+      }
+    })()
+    assert.isTrue(SwitchboardConfigError.isSwitchboardConfigError(error))
+    assert.deepStrictEqual(
+      ((error as SwitchboardConfigError.SwitchboardConfigError).issues ?? []).map((issue) => issue.path),
+      ["UndiciFetch.connections", "UndiciFetch.keepAliveTimeoutMs", "UndiciFetch.maxRedirections"]
+    )
+    // The defaults and a zero redirect limit are fine.
+    UndiciFetch.make()
+    UndiciFetch.make({ connections: 8, keepAliveTimeoutMs: 1, maxRedirections: 0 })
   })
 })

@@ -36,6 +36,7 @@
 import type { Readable } from "node:stream"
 import * as Zlib from "node:zlib"
 import type * as Undici from "undici"
+import * as SwitchboardConfigError from "../SwitchboardConfigError.ts"
 
 /**
  * How {@link make}'s connection pool behaves.
@@ -112,6 +113,9 @@ const readAll = async (stream: Readable): Promise<Uint8Array> => {
 
 const fetchFailed = (cause: unknown): TypeError => new TypeError("fetch failed", { cause })
 
+/** How long a cancelled body may take to end before its connection is dropped. */
+const endGraceMs = 100
+
 /**
  * A body as the `ReadableStream` a `Response` reads, failing as `fetch`'s
  * does: with the signal's reason on an abort, `TypeError("terminated")` with
@@ -121,9 +125,6 @@ const fetchFailed = (cause: unknown): TypeError => new TypeError("fetch failed",
  * connection for the next call, where Node's `fetch` would close it; one
  * still going after {@link endGraceMs} is destroyed.
  */
-/** How long a cancelled body may take to end before its connection is dropped. */
-const endGraceMs = 100
-
 const webStream = (decoded: Readable, body: Readable, signal: AbortSignal | undefined): ReadableStream<Uint8Array> => {
   let settled = false
   return new ReadableStream<Uint8Array>({
@@ -166,7 +167,8 @@ const webStream = (decoded: Readable, body: Readable, signal: AbortSignal | unde
 }
 
 /**
- * A `fetch` with a connection pool of its own.
+ * A `fetch` with a connection pool of its own. A bad option throws
+ * `SwitchboardConfigError` naming it, here rather than on the first call.
  *
  * @example
  * ```ts
@@ -179,6 +181,16 @@ const webStream = (decoded: Readable, body: Readable, signal: AbortSignal | unde
  * @category constructors
  */
 export const make = (options: Options = {}): typeof globalThis.fetch => {
+  const issues = [
+    ["connections", options.connections, 1],
+    ["keepAliveTimeoutMs", options.keepAliveTimeoutMs, 1],
+    ["maxRedirections", options.maxRedirections, 0]
+  ].flatMap(([name, value, least]) =>
+    value === undefined || (Number.isSafeInteger(value) && (value as number) >= (least as number))
+      ? []
+      : [{ path: `UndiciFetch.${name}`, message: `expected an integer of at least ${least}, got ${String(value)}` }]
+  )
+  if (issues.length > 0) throw SwitchboardConfigError.fromIssues(issues)
   let dispatcher: Undici.Dispatcher | undefined
   const dispatcherOf = (module: UndiciModule): Undici.Dispatcher => {
     if (dispatcher !== undefined) return dispatcher
