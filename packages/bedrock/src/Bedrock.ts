@@ -69,7 +69,10 @@ export interface ClientOptions {
   readonly endpoint?: string | undefined
   /** The control-plane endpoint for {@link listModels}; default `endpoint`, else `https://bedrock.{region}.amazonaws.com`. */
   readonly controlPlaneEndpoint?: string | undefined
-  /** Request timeout (an inactivity bound of the connection); a request deadline that leaves less time wins. */
+  /**
+   * Request timeout: the longest wait for an answer's headers, and the longest silence of the connection after
+   * them; a request deadline that leaves less time wins.
+   */
   readonly timeout?: Duration.Input | undefined
   /**
    * The HTTP version of the runtime calls. `"1.1"` (default): kept-alive
@@ -158,8 +161,12 @@ export const make = (options: ClientOptions) =>
           requestHandler: new NodeHttpHandler({
             httpAgent: new Http.Agent({ keepAlive: true }),
             httpsAgent: new Https.Agent({ keepAlive: true }),
-            // A call's timeout fails it (`Timeout`), as the HTTP/2 handler's does, instead of logging a warning.
-            throwOnRequestTimeout: true
+            // A call's timeout (to the answer's headers) fails it (`Timeout`), as the HTTP/2 handler's does,
+            // instead of logging a warning; the client's timeout also bounds a silence of the connection after them.
+            throwOnRequestTimeout: true,
+            ...(options.timeout !== undefined
+              ? { socketTimeout: Duration.toMillis(Duration.fromInputUnsafe(options.timeout)) }
+              : {})
           })
         }
       )

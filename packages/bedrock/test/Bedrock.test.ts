@@ -206,4 +206,16 @@ layer(Sim.layer(), { excludeTestServices: true })("Bedrock against the simulator
       assert.strictEqual(error._tag, "Timeout")
       if (error._tag === "Timeout") assert.strictEqual(Duration.toMillis(error.after), 200)
     }))
+
+  it.effect("the client timeout also bounds a stream that goes silent after its first event", () =>
+    Effect.gen(function*() {
+      const sim = yield* Sim.SimServer
+      // Without the bound the stream would finish once the stall ends, and this would not fail.
+      const error = yield* Effect.flip(
+        Stream.runDrain(Llm.stream(user("x"))).pipe(
+          Effect.provide(modelLayer(sim, { ...fault("stall-mid-ms=5000;stall-after=1"), timeout: "300 millis" }))
+        )
+      )
+      assert.strictEqual(error._tag, "Timeout", String(error))
+    }))
 })
