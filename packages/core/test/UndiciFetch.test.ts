@@ -285,6 +285,27 @@ describe("UndiciFetch", () => {
     }
   })
 
+  it("with NODE_USE_ENV_PROXY=1 it goes through HTTP_PROXY, as Node's fetch does", async () => {
+    // The proxy answers itself: a request that reached it names the target in absolute form.
+    const proxy = await serve((request, response) => {
+      response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ via: request.url }))
+    })
+    const saved = { use: process.env["NODE_USE_ENV_PROXY"], proxy: process.env["HTTP_PROXY"], no: process.env["NO_PROXY"] }
+    process.env["NODE_USE_ENV_PROXY"] = "1"
+    process.env["HTTP_PROXY"] = proxy.url
+    delete process.env["NO_PROXY"]
+    try {
+      const answer = await (await UndiciFetch.make()("http://models.invalid/v1/chat", { method: "POST", body: "{}" })).json()
+      assert.deepStrictEqual(answer, { via: "http://models.invalid/v1/chat" })
+    } finally {
+      for (const [name, value] of [["NODE_USE_ENV_PROXY", saved.use], ["HTTP_PROXY", saved.proxy], ["NO_PROXY", saved.no]] as const) {
+        if (value === undefined) delete process.env[name]
+        else process.env[name] = value
+      }
+      await proxy.close()
+    }
+  })
+
   it("a bad option fails when the fetch is made, naming each option", () => {
     const error = (() => {
       try {

@@ -15,7 +15,9 @@
  * `cause`. A JSON body is read whole before the `Response` is handed over;
  * any other body (an event stream, audio) streams. A request this `fetch`
  * does not carry itself (a `Request` object, a streamed or form body) goes to
- * the global `fetch` unchanged. It sets no timeout of its own (Node's `fetch`
+ * the global `fetch` unchanged. With `NODE_USE_ENV_PROXY=1` it goes through
+ * the proxies of `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`, as Node's `fetch`
+ * does. It sets no timeout of its own (Node's `fetch`
  * gives up after 300 s without headers, which cuts a long generation): the
  * SDK's timeout and the call's deadline bound each call. undici is loaded on
  * the first call.
@@ -58,6 +60,10 @@ type UndiciModule = typeof Undici
 let undici: UndiciModule | undefined
 let loading: Promise<UndiciModule> | undefined
 const load = (): Promise<UndiciModule> => loading ??= import("undici").then((module) => undici = module)
+
+/** Whether Node's own `fetch` would go through the proxies the environment names. */
+const usesEnvProxy = (): boolean =>
+  globalThis.process?.env?.["NODE_USE_ENV_PROXY"] === "1" || (globalThis.process?.execArgv ?? []).includes("--use-env-proxy")
 
 /** Statuses whose response has no body (`new Response` refuses one). */
 const nullBodyStatus = (status: number): boolean =>
@@ -194,7 +200,10 @@ export const make = (options: Options = {}): typeof globalThis.fetch => {
   let dispatcher: Undici.Dispatcher | undefined
   const dispatcherOf = (module: UndiciModule): Undici.Dispatcher => {
     if (dispatcher !== undefined) return dispatcher
-    const agent = new module.Agent({
+    // As Node's `fetch`: the proxies of HTTP_PROXY, HTTPS_PROXY and NO_PROXY when NODE_USE_ENV_PROXY=1 (or
+    // --use-env-proxy) asks for them.
+    const Agent = usesEnvProxy() ? module.EnvHttpProxyAgent : module.Agent
+    const agent = new Agent({
       ...(options.connections !== undefined ? { connections: options.connections } : {}),
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 4_000,
       // No transport timeouts of its own: undici's default (300 s to the headers) would cut a long generation
