@@ -288,7 +288,7 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   where the body's terminator comes a read later, drops the connection. \`UndiciFetch\` now drains the end
   and keeps the connection (a test: two such streams, one connection); an abort still goes through the signal
   at once. The full stack's time to first part at c=1 read 0.92–0.93× in interleaved runs on a quiet machine
-  after it (the previous full run: 1.31×); the full run below, under other load, reads 1.10× [0.85×–1.83×].
+  after it (the previous full run: 1.31×); this session's two full runs, under other load, read 1.10× and 1.16×.
 - Bedrock's floor was its transport: the SDK's default handler for Bedrock Runtime is HTTP/2 with
   \`disableConcurrentStreams\`, a new session (a new connection; over the network a TLS handshake) for every
   request. The raw SDK at c=64 over it: 1,220–1,330 µs a call; over kept-alive HTTP/1.1 (\`NodeHttpHandler\`):

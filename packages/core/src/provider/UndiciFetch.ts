@@ -10,9 +10,10 @@
  * still builds the request, reads the `Response` and raises its own error
  * classes; only the transport under it changes. What `fetch` promises is
  * kept: redirects are followed (up to 20), a compressed body is decompressed,
- * an abort rejects with the signal's reason, a failure to connect or a cut
- * rejects with `TypeError("fetch failed")` and undici's error as its
- * `cause`. A JSON body is read whole before the `Response` is handed over;
+ * an abort rejects with the signal's reason, a failure before the answer
+ * rejects with `TypeError("fetch failed")` and a body cut on its way errors
+ * with `TypeError("terminated")`, each with undici's error as its `cause`.
+ * A JSON body is read whole before the `Response` is handed over;
  * any other body (an event stream, audio) streams. A request this `fetch`
  * does not carry itself (a `Request` object, a streamed or form body) goes to
  * the global `fetch` unchanged. With `NODE_USE_ENV_PROXY=1` it goes through
