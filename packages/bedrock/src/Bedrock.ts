@@ -132,6 +132,7 @@ export const make = (options: ClientOptions) =>
       const apiKey = options.apiKey === undefined ? undefined : redacted(options.apiKey)
       const endpoint = options.endpoint === undefined ? undefined : trimSlash(options.endpoint)
       const accessKeyId = options.credentials?.accessKeyId
+      const timeout = options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout)
       const config: BedrockRuntimeClientConfig = {
         region: options.region,
         maxAttempts: 1,
@@ -164,9 +165,7 @@ export const make = (options: ClientOptions) =>
             // A call's timeout (to the answer's headers) fails it (`Timeout`), as the HTTP/2 handler's does,
             // instead of logging a warning; the client's timeout also bounds a silence of the connection after them.
             throwOnRequestTimeout: true,
-            ...(options.timeout !== undefined
-              ? { socketTimeout: Duration.toMillis(Duration.fromInputUnsafe(options.timeout)) }
-              : {})
+            ...(timeout !== undefined ? { socketTimeout: Duration.toMillis(timeout) } : {})
           })
         }
       )
@@ -192,7 +191,7 @@ export const make = (options: ClientOptions) =>
         secret: secret ?? apiKey,
         secrets: [secret, session, apiKey].filter((s): s is Redacted.Redacted => s !== undefined),
         apiKey,
-        timeout: options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout),
+        timeout,
         headers
       })
     }),

@@ -66,9 +66,8 @@ const load = (): Promise<UndiciModule> => loading ??= import("undici").then((mod
 const usesEnvProxy = (): boolean =>
   globalThis.process?.env?.["NODE_USE_ENV_PROXY"] === "1" || (globalThis.process?.execArgv ?? []).includes("--use-env-proxy")
 
-/** Statuses whose response has no body (`new Response` refuses one). */
-const nullBodyStatus = (status: number): boolean =>
-  status === 101 || status === 103 || status === 204 || status === 205 || status === 304
+/** Statuses whose response has no body (`new Response` refuses one); undici's `request` hands over no 1xx. */
+const nullBodyStatus = (status: number): boolean => status === 204 || status === 205 || status === 304
 
 const isJson = (contentType: string | Array<string> | undefined): boolean => {
   if (typeof contentType !== "string") return false
@@ -188,15 +187,15 @@ const webStream = (decoded: Readable, body: Readable, signal: AbortSignal | unde
  * @category constructors
  */
 export const make = (options: Options = {}): typeof globalThis.fetch => {
-  const issues = [
-    ["connections", options.connections, 1],
-    ["keepAliveTimeoutMs", options.keepAliveTimeoutMs, 1],
-    ["maxRedirections", options.maxRedirections, 0]
-  ].flatMap(([name, value, least]) =>
-    value === undefined || (Number.isSafeInteger(value) && (value as number) >= (least as number))
-      ? []
-      : [{ path: `UndiciFetch.${name}`, message: `expected an integer of at least ${least}, got ${String(value)}` }]
-  )
+  const issues: Array<SwitchboardConfigError.ConfigIssue> = []
+  const atLeast = (name: keyof Options, least: number) => {
+    const value = options[name]
+    if (value === undefined || (Number.isSafeInteger(value) && value >= least)) return
+    issues.push({ path: `UndiciFetch.${name}`, message: `expected an integer of at least ${least}, got ${String(value)}` })
+  }
+  atLeast("connections", 1)
+  atLeast("keepAliveTimeoutMs", 1)
+  atLeast("maxRedirections", 0)
   if (issues.length > 0) throw SwitchboardConfigError.fromIssues(issues)
   let dispatcher: Undici.Dispatcher | undefined
   const dispatcherOf = (module: UndiciModule): Undici.Dispatcher => {
