@@ -81,8 +81,14 @@ export const render = (results: Results) => {
     })
 
   const leaf = inProc("test-leaf").cpuUsPerRequest
-  const orchestration = inProc("test-stack-miss").cpuUsPerRequest - leaf
+  const cpuRounds = (variant: string) => (inProc(variant).rounds ?? [inProc(variant)]).map((m) => m.cpuUsPerRequest)
+  const middle = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+  const range = (values: ReadonlyArray<number>) => values.length < 2 ? undefined : [Math.min(...values), Math.max(...values)] as const
+  // Round by round (each round runs the three in a row), so a busy moment weighs on both sides of the difference.
+  const orchestrationRounds = cpuRounds("test-stack-miss").map((miss, i) => miss - (cpuRounds("test-leaf")[i] ?? leaf))
+  const orchestration = middle(orchestrationRounds)
   const hit = inProc("test-stack-hit").cpuUsPerRequest
+  const spreadText = (values: readonly [number, number] | undefined) => values === undefined ? "–" : `${f(values[0])} – ${f(values[1])}`
   const ratio = (variant: string, concurrency: number, stream: boolean, of: "p50" | "rps" | "cpu" | "rss") => {
     const m = find(variant, concurrency, stream)
     if (m === undefined) return Number.NaN
@@ -172,9 +178,17 @@ export const render = (results: Results) => {
       orchestration,
       "≤ 10 µs",
       (n: number) => n <= 10,
-      (n: number) => `${f(n, 1)} µs`
+      (n: number) => `${f(n, 1)} µs`,
+      range(orchestrationRounds)
     ],
-    ["cache hit through the full stack (in process)", hit, "≤ 2 µs", (n: number) => n <= 2, (n: number) => `${f(n, 1)} µs`],
+    [
+      "cache hit through the full stack (in process)",
+      hit,
+      "≤ 2 µs",
+      (n: number) => n <= 2,
+      (n: number) => `${f(n, 1)} µs`,
+      range(cpuRounds("test-stack-hit"))
+    ],
     [
       `live heap after GC across ${results.rss.requests.toLocaleString("en")} in-process calls`,
       results.rss.heapFinalMb - results.rss.heapBaselineMb,
@@ -253,12 +267,12 @@ ${table("sim").join("\n")}
 
 ## In process (no HTTP): the combinators' own cost
 
-| variant | CPU µs per call |
-|---|---|
-| bare test provider (\`Llm.layerTest\`) | ${f(leaf)} |
-| full stack over test providers, cache miss | ${f(inProc("test-stack-miss").cpuUsPerRequest)} |
-| full stack over test providers, cache hit | ${f(hit)} |
-| orchestration (miss − bare) | ${f(orchestration)} |
+| variant | CPU µs per call (median round) | lowest – highest round |
+|---|---|---|
+| bare test provider (\`Llm.layerTest\`) | ${f(leaf)} | ${spreadText(range(cpuRounds("test-leaf")))} |
+| full stack over test providers, cache miss | ${f(inProc("test-stack-miss").cpuUsPerRequest)} | ${spreadText(range(cpuRounds("test-stack-miss")))} |
+| full stack over test providers, cache hit | ${f(hit)} | ${spreadText(range(cpuRounds("test-stack-hit")))} |
+| orchestration (miss − bare, round by round) | ${f(orchestration)} | ${spreadText(range(orchestrationRounds))} |
 
 Memory across ${results.rss.requests.toLocaleString("en")} in-process calls through the full stack (cache capacity 1,000, every
 request unique): RSS ${f(results.rss.baselineMb, 1)} MB → ${f(results.rss.finalMb, 1)} MB; live heap after a full GC

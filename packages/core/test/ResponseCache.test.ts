@@ -32,6 +32,28 @@ describe("ResponseCache", () => {
       assert.strictEqual((yield* test.requests).length, 1)
     }))
 
+  it.effect("a shared whole call outlives the caller that started it, and stops when every caller has left", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "first", delay: "100 millis" }, { text: "second", delay: "100 millis" }, { text: "third" }] })
+      const llm = yield* cached(test)
+      const starter = yield* Effect.forkChild(llm.generate(ask()))
+      yield* Effect.yieldNow
+      const joiner = yield* Effect.forkChild(llm.generate(ask()))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(starter)
+      yield* TestClock.adjust("100 millis")
+      const joined = yield* Fiber.join(joiner)
+      assert.deepStrictEqual([joined.text, joined.cached, (yield* test.requests).length], ["first", true, 1])
+      // Alone, a caller that leaves cancels its call: the next identical request starts a new one.
+      const alone = yield* Effect.forkChild(llm.generate(ask("b")))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(alone)
+      const again = yield* Effect.forkChild(llm.generate(ask("b")))
+      yield* TestClock.adjust("100 millis")
+      const answer = yield* Fiber.join(again)
+      assert.deepStrictEqual([answer.text, answer.cached, (yield* test.requests).length], ["third", false, 3])
+    }))
+
   it.effect("entries expire after the TTL, and the least recently used goes past capacity", () =>
     Effect.gen(function*() {
       const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })

@@ -1,5 +1,7 @@
 /**
- * Answers repeated requests from memory, on Effect's `Cache`.
+ * Answers repeated requests from memory. Calls in flight are shared through
+ * Effect's `Cache`; settled answers are kept in a least-recently-used map, so
+ * a hit is a map read in the caller's step (about a microsecond in process).
  *
  * The key is a SHA-256 of the canonical request: messages, model, system,
  * sampling parameters, stop, seed, tools, tool choice, response format and
@@ -32,11 +34,12 @@
  *
  * @since 0.1.0
  */
-import { Array as Arr, Cache, Cause, Duration, Effect, Exit, Fiber, Function, Layer, Option, Schema, Stream } from "effect"
+import { Array as Arr, Cache, Cause, Clock, Duration, Effect, Exit, Fiber, Function, Layer, Option, Schema, Stream } from "effect"
 import * as Streams from "../internal/streams.ts"
 import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import { memoryKey, shownKey } from "../internal/canonical.ts"
+import { Lru } from "../internal/lru.ts"
 import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -94,6 +97,12 @@ export interface ResponseCache {
   /** Streams in flight now (each one provider call, whatever the number of callers). */
   readonly streamsInFlight: Effect.Effect<number>
   readonly options: Options
+}
+
+/** A settled answer and when it expires (milliseconds, by the `Clock`). */
+interface Settled {
+  readonly entry: Entry
+  readonly expiresAt: number
 }
 
 interface Entry {
@@ -203,27 +212,45 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
   function*(options: Options) {
     const decoded = yield* decode("ResponseCache", Options, options)
     const when = decoded.when ?? "deterministic"
-    const ttl = Duration.fromInputUnsafe(decoded.ttl)
-    // Keys are the requests' `memoryKey`s (string keys are the fast path of
-    // Effect's cache; events show them as digests); a miss leaves its request, and the service to send it to, here
-    // for the lookup.
+    const ttlMillis = Duration.toMillis(Duration.fromInputUnsafe(decoded.ttl))
+    // Settled answers, least recently used first out. A hit is read in the
+    // caller's step: no fiber, no `Option`, no effect to run.
+    const settled = new Lru<Settled>(decoded.capacity)
+    const read = (key: string, now: number): Entry | undefined => {
+      const found = settled.get(key)
+      if (found === undefined) return undefined
+      if (now < found.expiresAt) return found.entry
+      settled.delete(key)
+      return undefined
+    }
+    const store = (key: string, entry: Entry, now: number): void =>
+      settled.set(key, { entry, expiresAt: now + ttlMillis })
+    const storeEffect = (key: string, entry: Entry) =>
+      Effect.withFiber((fiber) => {
+        store(key, entry, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+        return Effect.void
+      })
+    // Calls in flight, on Effect's `Cache` (it keeps none once settled): one
+    // provider call per key, every identical caller joins it, and it is
+    // cancelled when the last caller leaves. Keys are the requests'
+    // `memoryKey`s (events show them as digests); a miss leaves its request,
+    // and the service to send it to, here for the lookup.
     const pending = new Map<string, { readonly request: LlmRequest; readonly inner: LLM["Service"] }>()
-    const cache = yield* Cache.makeWith(
+    const calls = yield* Cache.makeWith(
       (key: string) =>
         Effect.suspend(() => {
           const miss = pending.get(key)
           if (miss === undefined) return Effect.die(new Error(`ResponseCache: no request for key ${shownKey(key)}`))
           return miss.inner.generate(miss.request).pipe(
             Effect.map((response) => entryOf(response)),
+            // Stored before the call settles, so a caller never finds neither.
+            Effect.tap((entry) => storeEffect(key, entry)),
             Effect.ensuring(Effect.sync(() => {
               if (pending.get(key) === miss) pending.delete(key)
             }))
           )
         }),
-      {
-        capacity: decoded.capacity,
-        timeToLive: (exit: Exit.Exit<Entry, LlmError>) => Exit.isSuccess(exit) ? ttl : Duration.zero
-      }
+      { capacity: Number.POSITIVE_INFINITY, timeToLive: () => Duration.zero }
     )
     const flights = new Map<string, Flight>()
 
@@ -239,30 +266,32 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
       const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> => {
         if (!isCacheable(request, when)) return inner.generate(request)
         const key = memoryKey(request)
-        const answer = (entry: Entry) =>
-          Effect.withFiber((fiber) => {
-            Telemetry.recordCacheUnsafe(fiber.context, "hit")
-            const response = asHit(entry)
-            const bus = fiber.getRef(Events.LlmEvents)
-            if (!bus.enabled) return Effect.succeed(response)
-            return Effect.as(
-              bus.publish({ _tag: "CacheHit", key: shownKey(key), provider: entry.response.provider, model: entry.response.model }),
-              response
+        const answer = (fiber: Fiber.Fiber<unknown, unknown>, entry: Entry) => {
+          Telemetry.recordCacheUnsafe(fiber.context, "hit")
+          const response = asHit(entry)
+          const bus = fiber.getRef(Events.LlmEvents)
+          if (!bus.enabled) return Effect.succeed(response)
+          return Effect.as(
+            bus.publish({ _tag: "CacheHit", key: shownKey(key), provider: entry.response.provider, model: entry.response.model }),
+            response
+          )
+        }
+        return Effect.withFiber((fiber) => {
+          const entry = read(key, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+          if (entry !== undefined) return answer(fiber, entry)
+          // Not settled: join the identical call in flight, or start it.
+          return Effect.flatMap(Cache.getOption(calls, key), (found) => {
+            if (Option.isSome(found)) return answer(fiber, found.value)
+            const miss = { request, inner }
+            pending.set(key, miss)
+            return Effect.andThen(Telemetry.recordCache("miss"), Cache.get(calls, key)).pipe(
+              Effect.map((entry) => entry.response),
+              Effect.ensuring(Effect.sync(() => {
+                if (pending.get(key) === miss) pending.delete(key)
+              }))
             )
           })
-        // A settled entry is read without awaiting it; an entry still in flight is joined below.
-        return Effect.flatMap(Cache.getSuccess(cache, key), (settled) =>
-          Option.isSome(settled) ? answer(settled.value) : Effect.flatMap(Cache.getOption(cache, key), (found) => {
-          if (Option.isSome(found)) return answer(found.value)
-          const miss = { request, inner }
-          pending.set(key, miss)
-          return Effect.andThen(Telemetry.recordCache("miss"), Cache.get(cache, key)).pipe(
-            Effect.map((entry) => entry.response),
-            Effect.ensuring(Effect.sync(() => {
-              if (pending.get(key) === miss) pending.delete(key)
-            }))
-          )
-        }))
+        })
       }
 
       /** Starts the provider stream for `key` in its own fiber; its parts go to every waiter. */
@@ -284,7 +313,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
                   notify(flight)
                   const last = flight.parts[flight.parts.length - 1]
                   return Exit.isSuccess(exit) && last?.type === "finish"
-                    ? Cache.set(cache, key, entryOf(last.response, flight.parts))
+                    ? storeEffect(key, entryOf(last.response, flight.parts))
                     : Effect.void
                 })
               ),
@@ -334,14 +363,15 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
       const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
         if (!isCacheable(request, when)) return inner.stream(request)
         const key = memoryKey(request)
-        return Stream.unwrap(Effect.map(Cache.getOption(cache, key), (found) => {
-          if (Option.isSome(found)) {
-            return Stream.fromEffect(Effect.andThen(Telemetry.recordCache("hit"), hit(key, found.value))).pipe(
+        return Stream.unwrap(Effect.withFiber((fiber) => {
+          const found = read(key, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+          if (found !== undefined) {
+            return Effect.succeed(Stream.fromEffect(Effect.andThen(Telemetry.recordCache("hit"), hit(key, found))).pipe(
               Stream.drain,
-              Stream.concat(Stream.fromIterable(hitParts(found.value)))
-            )
+              Stream.concat(Stream.fromIterable(hitParts(found)))
+            ))
           }
-          return Stream.unwrap(Effect.andThen(Telemetry.recordCache("miss"), Effect.suspend(() => {
+          return Effect.andThen(Telemetry.recordCache("miss"), Effect.suspend(() => {
             const running = flights.get(key)
             if (running !== undefined) {
               running.waiters++
@@ -350,7 +380,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
             const flight: Flight = { parts: [], exit: undefined, waiters: 1, listeners: new Set(), fiber: undefined }
             flights.set(key, flight)
             return Effect.as(start(key, request, flight), follow(flight, false).pipe(Streams.onExit(() => leave(key, flight))))
-          })))
+          }))
         }))
       }
 
@@ -360,7 +390,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
     const self: ResponseCache = {
       wrap: wrapService,
       layer: (inner) => transform(wrapService)(inner),
-      size: Cache.size(cache),
+      size: Effect.sync(() => settled.size),
       streamsInFlight: Effect.sync(() => flights.size),
       options: decoded
     }

@@ -99,7 +99,9 @@ const encodeMessages = (messages: ReadonlyArray<Message>): string => {
   return out + "]"
 }
 
-const field = (value: unknown): string => typeof value === "object" ? canonicalJson(value) : str(value)
+// A finite number spells the same through `String` as through `JSON.stringify`, at a fraction of the cost.
+const field = (value: unknown): string =>
+  typeof value === "number" && Number.isFinite(value) ? String(value) : typeof value === "object" ? canonicalJson(value) : str(value)
 
 /**
  * The parts of a request that decide its answer, canonically encoded. The
