@@ -291,7 +291,17 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     ? 3_600_000
     : Duration.toMillis(Duration.fromInputUnsafe(options.reservationTtl))
   const prefix = `${name}:`
-  const keyOf = (scope: string) => prefix + scope
+  // The last scope's key kept: one key object for the common case of one scope, so the store's map
+  // finds it by its cached hash instead of hashing a fresh string on every call.
+  let lastScope: string | undefined
+  let lastKey = ""
+  const keyOf = (scope: string) => {
+    if (scope !== lastScope) {
+      lastScope = scope
+      lastKey = prefix + scope
+    }
+    return lastKey
+  }
   const fixedTargets: ReadonlyArray<PriceTarget> = options.price !== undefined
     ? [options.price]
     : options.models !== undefined && options.models.length > 0

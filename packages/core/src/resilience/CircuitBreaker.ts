@@ -286,6 +286,14 @@ export const make = (
       if (key === undefined) remember(byModel, name, key = `${provider}/${name}`, 1024)
       return key
     }
+    // The store's key for a circuit key, built once: a fresh string would be hashed afresh on every lookup.
+    const storeKeys = new Map<string, string>()
+    const storeKeyOf = (key: string): string => {
+      if (prefix === "") return key
+      let stored = storeKeys.get(key)
+      if (stored === undefined) remember(storeKeys, key, stored = prefix + key, 1024)
+      return stored
+    }
     const split = (key: string) => {
       const at = key.indexOf("/")
       return { provider: key.slice(0, at), model: key.slice(at + 1) }
@@ -319,7 +327,7 @@ export const make = (
 
     const admit = (key: string): Effect.Effect<Ticket, CircuitOpen> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        store.admit(prefix + key, now, policy).pipe(
+        store.admit(storeKeyOf(key), now, policy).pipe(
           Effect.matchEffect({
             onFailure: (error): Effect.Effect<BreakerStore.Admission> =>
               Effect.as(degraded(error), failClosed ? { _tag: "Refused", until: now } : { _tag: "Admitted", probe: false }),
@@ -335,9 +343,9 @@ export const make = (
 
     const record = (ticket: Ticket, key: string, now: number, outcome: BreakerStore.Outcome): Effect.Effect<void> =>
       // the success path of a quiet closed circuit: nothing to change, no store round trip
-      outcome._tag === "Success" && !ticket.probe && store.isQuietUnsafe?.(prefix + key, now) === true
+      outcome._tag === "Success" && !ticket.probe && store.isQuietUnsafe?.(storeKeyOf(key), now) === true
         ? Effect.void
-        : store.record(prefix + key, now, policy, ticket.probe, outcome).pipe(
+        : store.record(storeKeyOf(key), now, policy, ticket.probe, outcome).pipe(
           Effect.matchEffect({ onFailure: degraded, onSuccess: (change) => emit(key, change) })
         )
 
@@ -386,7 +394,7 @@ export const make = (
             const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
             const key = routes.get(request.model ?? "")
             const clock = fiber.getRef(Clock.Clock)
-            if (key === undefined || store.isQuietUnsafe?.(prefix + key, now) === true) {
+            if (key === undefined || store.isQuietUnsafe?.(storeKeyOf(key), now) === true) {
               // A quiet closed (or unknown) circuit admits without a probe slot, so there is
               // nothing to hand back if the call never starts: settling on exit is enough.
               const ticket: Ticket = key === undefined ? unrouted : { key, probe: false }
