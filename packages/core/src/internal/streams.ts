@@ -61,6 +61,57 @@ export const onExit: {
   finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
 ): Stream.Stream<A, E, R> => watching(self, undefined, finalizer))
 
+/**
+ * What {@link guarded} runs for one run of its stream: `open` makes the
+ * stream (it may take a resource first — a reservation, a permit), `each`
+ * sees every part, and `close` gets the run's exit once.
+ *
+ * @internal
+ */
+export interface Guard<A, E, R, E2, R2> {
+  readonly open: Effect.Effect<Stream.Stream<A, E, R>, E2, R2>
+  readonly each?: ((part: A) => void) | undefined
+  readonly close: (exit: Exit.Exit<unknown, E | E2>) => Effect.Effect<void>
+}
+
+/**
+ * {@link lazy}, `Stream.unwrap` and {@link watch} in one channel layer: per
+ * run, `setup` makes a {@link Guard}; its `close` is put on the run's scope
+ * before `open` runs, so a resource `open` takes is released whatever
+ * happens next (a failure, an interruption, the caller dropping the stream).
+ * The three separately cost three channel layers on every run and every
+ * pull. @internal
+ */
+export const guarded = <A, E, R, E2, R2>(setup: () => Guard<A, E, R, E2, R2>): Stream.Stream<A, E | E2, R | R2> =>
+  Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) => {
+    const guard = setup()
+    let ended = false
+    const end = (exit: Exit.Exit<unknown, E | E2>): Effect.Effect<void> => {
+      if (ended) return Effect.void
+      ended = true
+      return guard.close(exit)
+    }
+    return Effect.andThen(
+      Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E | E2>)),
+      Effect.flatMap(guard.open, (stream) =>
+        Effect.map(
+          Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope),
+          (pull) => {
+            const watched = Effect.onError(
+              pull,
+              (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E>))
+            )
+            const each = guard.each
+            if (each === undefined) return watched
+            return Effect.map(watched, (parts) => {
+              for (let i = 0; i < parts.length; i++) each(parts[i]!)
+              return parts
+            })
+          }
+        ))
+    )
+  }))
+
 const watching = <A, E, R>(
   self: Stream.Stream<A, E, R>,
   each: ((part: A) => void) | undefined,

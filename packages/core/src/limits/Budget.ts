@@ -64,7 +64,7 @@ import * as Events from "../Events.ts"
 import { readyValue } from "../internal/ready.ts"
 import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
-import { LLM, observeAttempts, observeAttemptsStream, transform } from "../LLM.ts"
+import { AttemptObservers, LLM, observeAttempts, transform } from "../LLM.ts"
 import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse } from "../LlmResponse.ts"
@@ -694,25 +694,26 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
           )
         }),
       stream: (request) =>
-        Streams.lazy(() => {
+        // One layer: the settling finalizer is on the run's scope before the reservation is taken.
+        Streams.guarded(() => {
           const tally = newTally()
           let reservation: Reservation | undefined
           let finish: LlmResponse | undefined
-          const run = (taken: Reservation) => {
-            reservation = taken
-            return observeAttemptsStream(tally.observe)(inner.stream(request))
-          }
-          return Streams.watch(
-            Stream.unwrap(Effect.withFiber((fiber) => {
+          return {
+            open: Effect.withFiber((fiber) => {
+              const observers = [...fiber.getRef(AttemptObservers), tally.observe]
+              const run = (taken: Reservation) => {
+                reservation = taken
+                return Stream.provideService(inner.stream(request), AttemptObservers, observers)
+              }
               const now = reserveNow(fiber, request)
               if (now === undefined) return Effect.map(reserve(request), run)
               return Effect.isEffect(now) ? now : Effect.succeed(run(now))
-            })),
-            (part) => {
+            }),
+            each: (part) => {
               if (part.type === "finish") finish = part.response
             },
-            // Around the reservation too: whatever happens once it is taken, it is settled.
-            (exit) => {
+            close: (exit) => {
               if (reservation === undefined) return Effect.void
               if (tally.seen) return settle(reservation, tally.costUsd)
               if (Exit.isSuccess(exit) && finish !== undefined) return settle(reservation, spentBy(finish))
@@ -723,7 +724,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
               const partial = finish !== undefined ? spentBy(finish) : 0
               return settle(reservation, partial + (error === undefined ? 0 : spentOnFailure(error.error)))
             }
-          )
+          }
         })
     })
 

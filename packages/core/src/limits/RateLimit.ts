@@ -34,7 +34,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema } from "effect"
 import { RateLimiter } from "effect/persistence"
 import * as Events from "../Events.ts"
 import { readyValue } from "../internal/ready.ts"
@@ -632,24 +632,24 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
           return Effect.onExit(call, (exit) => release(now, exit))
         }),
       stream: (request) =>
-        Streams.lazy(() => {
+        // One layer: the releasing finalizer is on the run's scope before the permit is taken.
+        Streams.guarded(() => {
           let permit: Permit | undefined
           let finish: LlmResponse | undefined
           const parts = () => inner.stream(request)
-          return Streams.watch(
-            Stream.unwrap(Effect.flatMap(acquire(request), (p) => {
+          return {
+            open: Effect.flatMap(acquire(request), (p) => {
               permit = p
               return p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts)
-            })),
-            (part) => {
+            }),
+            each: (part) => {
               if (part.type === "finish") finish = part.response
             },
-            // Around the permit too: whatever happens once it is taken, it is released.
-            (exit) =>
+            close: (exit) =>
               permit === undefined
                 ? Effect.void
                 : release(permit, Exit.isSuccess(exit) ? Exit.succeed(finish) : exit as Exit.Exit<never, LlmError>)
-          )
+          }
         })
     })
 

@@ -414,25 +414,34 @@ export const make = (
             )
           }),
         stream: (request) =>
-          Stream.unwrap(Effect.withFiber((fiber) => {
-            const key = routes.get(request.model ?? "")
-            const admitted = key === undefined ? Effect.succeed(unrouted) : admit(key)
-            return Effect.map(admitted, (ticket) => {
-              let finish: LlmResponse | undefined
-              const at = since(fiber, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-              // One layer that looks for the finish part (no effect per part) and settles at the end.
-              return Streams.watch(inner.stream(request), (part) => {
+          // One layer that looks for the finish part (no effect per part) and settles at the end; its
+          // finalizer is on the run's scope before the admission (a probe slot) is taken.
+          Streams.guarded(() => {
+            let admitted: { readonly ticket: Ticket; readonly at: Since } | undefined
+            let finish: LlmResponse | undefined
+            return {
+              open: Effect.withFiber((fiber) => {
+                const key = routes.get(request.model ?? "")
+                return Effect.map(key === undefined ? Effect.succeed(unrouted) : admit(key), (ticket) => {
+                  admitted = { ticket, at: since(fiber, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()) }
+                  return inner.stream(request)
+                })
+              }),
+              each: (part) => {
                 if (part.type === "finish") finish = part.response
-              }, (exit) => {
+              },
+              close: (exit) => {
+                if (admitted === undefined) return Effect.void
                 LoopLag.exit()
+                const { at, ticket } = admitted
                 return Exit.isSuccess(exit)
                   ? finish === undefined
                     ? settleUnfinished(ticket)
                     : settleExit(ticket, request, Exit.succeed(finish), at)
                   : settleExit(ticket, request, Exit.failCause(exit.cause), at)
-              })
-            })
-          }))
+              }
+            }
+          })
       })
 
     const state = (provider: string, model: string): Effect.Effect<State, BreakerStore.BreakerStoreError> =>
