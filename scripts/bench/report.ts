@@ -380,16 +380,30 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   ones by the digest, so a long prompt is not kept twice), and \`CacheHit\` events still carry the digest,
   never the text; a settled entry is read without awaiting it (\`Cache.getSuccess\`). In process a hit went
   3.4 → 2.1–2.4 µs.
-- What is left of a cache hit (2.7 µs in process, session 6): Effect's \`Cache.getSuccess\` ~1.1 µs of it (its
-  LRU touches the key's entry with a delete and a set in a \`Map\` on every hit; the same three \`Map\`
-  operations on a fresh key string cost ~0.6 µs alone), the canonical key ~0.3 µs, the call's dispatch through
-  \`Llm.generate\` and the response copy the rest. 2 µs would take a hit path outside Effect's \`Cache\` (a
-  second cache beside it), which this project does not want.
-- A stream still costs the leaf far more than a whole call (over the same transport at c=64, +150–300 µs a
-  stream against ~+20 µs a call): each \`Stream\` layer is ~1.5–2 µs in process on a short stream (\`unwrap\`,
-  \`watch\`, \`mapArrayEffect\`), a leaf has six to eight of them and the full stack about twenty-five, and
-  under load the same work costs about four times its in-process figure. Fusing a leaf's layers into one
-  transform is the next step for streams; the time to first part is within its target already.
+- What was left of a cache hit (2.7 µs in process, session 6) was Effect's \`Cache\` (~1.1–1.4 µs: an effect
+  to look up, an \`Option\`, and an LRU that deletes and re-sets the key's \`Map\` entry on every hit, which
+  leaves a hole the table is later rehashed to drop). Settled answers now sit in a least-recently-used map of
+  their own (a \`Map\` for lookup beside a linked list for recency: a hit is one \`Map\` read and a few
+  pointer writes, checked against a recency-ordered \`Map\` by a property test) read in the caller's step;
+  Effect's \`Cache\` still shares the calls in flight (single flight, cancelled when the last caller leaves).
+  A hit through the demo stack went ~2.4 → ~1.2 µs in a side-by-side loop; what remains is hashing the fresh
+  key string (~0.4 µs: every request is a new object, so its key is a new string), building that key
+  (~0.25 µs), and \`Llm.generate\`'s dispatch.
+- A \`Map\` lookup with a key built per call hashes that new string every time, and in the running stack that
+  cost ~2.5–3.5 µs a lookup (cold caches between calls), not the ~0.1 µs of a tight loop: the Budget looked
+  its record up under \`"budget:" + scope\` on every reservation and settlement (126 profile ticks per 40,000
+  streams → 10). The Budget and the CircuitBreaker (with a named, shared store) now keep one key object per
+  scope or circuit.
+- Streams: the Budget, the RateLimit and the CircuitBreaker each ran three to five \`Stream\` layers around
+  their resource (\`lazy\`, \`unwrap\`, \`watch\`, and for the Budget's attempt observers \`unwrap\` +
+  \`provideService\`); each is now one guarded channel layer (\`internal/streams.ts\`) whose finalizer is on the
+  run's scope before the reservation, permit or admission is taken — which also closed a window in the breaker
+  where an interruption between its admission and its watch leaked a half-open probe slot. In process the
+  Budget's added CPU per stream read 40 → 33 µs (noisy: most of it is the token count and Effect's run loop,
+  not layers). A stream still costs the leaf far more than a whole call (+150–300 µs over the same transport at
+  c=64, ~+20 µs a call), spread thinly over core's reader, the SDK's SSE iterator and Effect's \`Stream\`; the
+  time to first part is within its target on a quiet machine (1.00× at c=1 against the minimal upstream in an
+  interleaved run this session).
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
