@@ -707,7 +707,8 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
                 return Stream.provideService(inner.stream(request), AttemptObservers, observers)
               }
               const now = reserveNow(fiber, request)
-              if (now === undefined) return Effect.map(reserve(request), run)
+              // Uninterruptible from the store's reservation to the one kept here, as `generate`'s acquire is.
+              if (now === undefined) return Effect.uninterruptible(Effect.map(reserve(request), run))
               return Effect.isEffect(now) ? now : Effect.succeed(run(now))
             }),
             each: (part) => {

@@ -638,10 +638,10 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
           let finish: LlmResponse | undefined
           const parts = () => inner.stream(request)
           return {
-            open: Effect.flatMap(acquire(request), (p) => {
-              permit = p
-              return p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts)
-            }),
+            // Uninterruptible from the counter's answer to the permit kept here, as `generate`'s acquire is;
+            // the wait for the permit's delay stays interruptible.
+            open: Effect.flatMap(Effect.uninterruptible(Effect.map(acquire(request), (p) => (permit = p))), (p) =>
+              p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts)),
             each: (part) => {
               if (part.type === "finish") finish = part.response
             },

@@ -422,10 +422,11 @@ export const make = (
             return {
               open: Effect.withFiber((fiber) => {
                 const key = routes.get(request.model ?? "")
-                return Effect.map(key === undefined ? Effect.succeed(unrouted) : admit(key), (ticket) => {
+                // Uninterruptible from the store's admission to the ticket kept here, as `generate`'s acquire is.
+                return Effect.uninterruptible(Effect.map(key === undefined ? Effect.succeed(unrouted) : admit(key), (ticket) => {
                   admitted = { ticket, at: since(fiber, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()) }
                   return inner.stream(request)
-                })
+                }))
               }),
               each: (part) => {
                 if (part.type === "finish") finish = part.response
