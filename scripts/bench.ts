@@ -32,6 +32,7 @@
  */
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
+import * as Http from "node:http"
 import { cpus, loadavg } from "node:os"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
@@ -90,9 +91,21 @@ const runWorker = (args: ReadonlyArray<string>): Measurement & Record<string, un
   return JSON.parse(last)
 }
 
-/** The minimal upstream's CPU time and request count so far. */
-const upstreamStats = async (): Promise<{ readonly cpuUs: number; readonly requests: number }> =>
-  (await fetch(`${upstreamUrl}/stats`)).json() as Promise<{ cpuUs: number; requests: number }>
+/**
+ * The minimal upstream's CPU time, request count and connections accepted so
+ * far (this one included: each read is on a connection of its own, closed
+ * after it, so two reads bracket exactly the connections the client opened
+ * in between, plus the second read's own).
+ */
+const upstreamStats = (): Promise<{ readonly cpuUs: number; readonly requests: number; readonly connections: number }> =>
+  new Promise((resolve, reject) => {
+    Http.get(`${upstreamUrl}/stats`, { agent: false }, (res) => {
+      const parts: Array<Buffer> = []
+      res.on("data", (part: Buffer) => parts.push(part))
+      res.on("end", () => resolve(JSON.parse(Buffer.concat(parts).toString("utf8"))))
+      res.on("error", reject)
+    }).on("error", reject)
+  })
 
 console.log(
   `bench: ${requests} requests per variant; minimal upstream ${upstreamUrl}, simulator ${simUrl}; ${cpus().length} cores; node ${process.version}; load average ${loadAtStart}`
@@ -125,7 +138,16 @@ for (const view of views) {
           const upstreamCpuUsPerRequest = before !== undefined && after !== undefined && after.requests > before.requests + 1
             ? (after.cpuUs - before.cpuUs) / (after.requests - before.requests - 1)
             : undefined
-          runs.get(variant)!.push({ ...m, upstream: view.upstream, ...(upstreamCpuUsPerRequest !== undefined ? { upstreamCpuUsPerRequest } : {}) })
+          // Connections the client opened (the second read's own taken off): a pool that keeps them opens ~c.
+          const upstreamConnections = before !== undefined && after !== undefined
+            ? after.connections - before.connections - 1
+            : undefined
+          runs.get(variant)!.push({
+            ...m,
+            upstream: view.upstream,
+            ...(upstreamCpuUsPerRequest !== undefined ? { upstreamCpuUsPerRequest } : {}),
+            ...(upstreamConnections !== undefined ? { upstreamConnections } : {})
+          })
         }
       }
       for (const variant of variants) {
@@ -137,6 +159,8 @@ for (const view of views) {
           } req/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  cpu ${m.cpuUsPerRequest.toFixed(0)} µs/req  rss ${
             m.peakRssMb.toFixed(0)
           } MB${m.upstreamCpuUsPerRequest !== undefined ? `  upstream cpu ${m.upstreamCpuUsPerRequest.toFixed(0)} µs/req` : ""}${
+            m.upstreamConnections !== undefined ? `  connections ${m.upstreamConnections}` : ""
+          }${
             m.failures > 0 ? `  FAILURES ${m.failures}` : ""
           }`
         )

@@ -21,6 +21,8 @@ export interface Measurement {
   readonly upstream?: string | undefined
   /** What the minimal upstream spent per request serving this variant (µs of its CPU). */
   readonly upstreamCpuUsPerRequest?: number | undefined
+  /** Connections the minimal upstream accepted from this variant's run (a client that keeps them: about its concurrency). */
+  readonly upstreamConnections?: number | undefined
   /** Every interleaved round's measurement, in round order (this one is their median), set by `scripts/bench.ts`. */
   readonly rounds?: ReadonlyArray<Measurement> | undefined
 }

@@ -75,7 +75,11 @@ export const render = (results: Results) => {
         f(m.p50Ms)
       } | ${f(m.p99Ms)} | ${f(m.cpuUsPerRequest, 0)} | ${signed(m.cpuUsPerRequest - b.cpuUsPerRequest)} | ${f(m.peakRssMb, 0)} | ${
         f(m.p50Ms / b.p50Ms)
-      }× | ${f(m.rps / b.rps)}× |${upstream === "minimal" ? ` ${m.upstreamCpuUsPerRequest === undefined ? "–" : f(m.upstreamCpuUsPerRequest, 0)} |` : ""}${
+      }× | ${f(m.rps / b.rps)}× |${
+        upstream === "minimal"
+          ? ` ${m.upstreamCpuUsPerRequest === undefined ? "–" : f(m.upstreamCpuUsPerRequest, 0)} | ${m.upstreamConnections ?? "–"} |`
+          : ""
+      }${
         m.failures > 0 ? ` ${m.failures} failed` : ""
       }`
     })
@@ -151,7 +155,9 @@ export const render = (results: Results) => {
           f(m.rps, 0)
         } | ${f(m.p50Ms)} | ${f(m.p99Ms)} | ${f(m.cpuUsPerRequest, 0)} | ${signed(m.cpuUsPerRequest - b.cpuUsPerRequest)} | ${
           f(m.peakRssMb, 0)
-        } | ${m.upstreamCpuUsPerRequest === undefined ? "–" : f(m.upstreamCpuUsPerRequest, 0)} | ${f(m.p50Ms / b.p50Ms)}× | ${
+        } | ${m.upstreamCpuUsPerRequest === undefined ? "–" : f(m.upstreamCpuUsPerRequest, 0)} | ${m.upstreamConnections ?? "–"} | ${
+          f(m.p50Ms / b.p50Ms)
+        }× | ${
           f(m.rps / b.rps)
         }× |${m.failures > 0 ? ` ${m.failures} failed` : ""}`
       ]
@@ -241,10 +247,12 @@ ${targets.map((t) => `| ${t.name} | ${t.value} | ${t.target} | ${t.met ? "yes" :
 ## Over HTTP: the minimal upstream (\`scripts/bench/upstream.ts\`)
 
 A tiny \`node:http\` server answering one fixed chat.completion (or SSE stream), keep-alive, in its own process: what the
-client itself costs. The last column is what the upstream spent per request serving that client.
+client itself costs. The last columns are what the upstream spent per request serving that client, and how many
+connections it accepted during the median round (its ${results.requests.toLocaleString("en")} requests and their warm-up: a
+client that keeps its connections opens about as many as it has calls in flight).
 
-${header} upstream CPU µs/req |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+${header} upstream CPU µs/req | connections |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${table("minimal").join("\n")}
 
 ## Other providers' leaves (minimal upstream)
@@ -255,8 +263,8 @@ the same minimal upstream answering that protocol with a recorded body (Anthropi
 \`generateContent\` and \`streamGenerateContent?alt=sse\`, Bedrock \`converse\` and \`converse-stream\` in AWS event-stream
 framing over h2c), interleaved in the same rounds. Ratios are to **its own SDK** at the same concurrency and mode.
 
-| provider | variant | concurrency | mode | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs its SDK | peak RSS MB | upstream CPU µs/req | p50 vs its SDK | req/s vs its SDK |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| provider | variant | concurrency | mode | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs its SDK | peak RSS MB | upstream CPU µs/req | connections | p50 vs its SDK | req/s vs its SDK |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${providerRows.join("\n")}
 
 ## Over HTTP: the simulator

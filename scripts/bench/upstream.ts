@@ -83,11 +83,12 @@ interface Response {
 }
 
 let requests = 0
+let connections = 0
 const handler = (req: Http.IncomingMessage | Http2.Http2ServerRequest, res: Response) => {
   if (req.method === "GET" && req.url === "/stats") {
     const cpu = process.cpuUsage()
     res.writeHead(200, { "content-type": "application/json" })
-    res.end(JSON.stringify({ cpuUs: cpu.user + cpu.system, requests }))
+    res.end(JSON.stringify({ cpuUs: cpu.user + cpu.system, requests, connections }))
     return
   }
   const parts: Array<Buffer> = []
@@ -112,6 +113,7 @@ h1.keepAliveTimeout = 60_000
 h1.headersTimeout = 61_000
 const h2 = Http2.createServer({}, handler)
 const server = Net.createServer((socket) => {
+  connections++
   socket.once("data", (first: Buffer) => {
     socket.pause()
     socket.unshift(first)
