@@ -638,10 +638,19 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
           let finish: LlmResponse | undefined
           const parts = () => inner.stream(request)
           return {
-            // Uninterruptible from the counter's answer to the permit kept here, as `generate`'s acquire is;
-            // the wait for the permit's delay stays interruptible.
-            open: Effect.flatMap(Effect.uninterruptible(Effect.map(acquire(request), (p) => (permit = p))), (p) =>
-              p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts)),
+            open: Effect.withFiber((fiber) => {
+              // Taken in this step when the in-memory counter can answer at once, as `generate` does.
+              const now = acquireNow(fiber, request)
+              if (now instanceof RateLimited) return Effect.fail(now)
+              if (now !== undefined) {
+                permit = now
+                return now.delay <= noWait ? Effect.succeed(parts()) : Effect.map(waitFor(now), parts)
+              }
+              // Uninterruptible from the counter's answer to the permit kept here, as `generate`'s acquire is;
+              // the wait for the permit's delay stays interruptible.
+              return Effect.flatMap(Effect.uninterruptible(Effect.map(acquire(request), (p) => (permit = p))), (p) =>
+                p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts))
+            }),
             each: (part) => {
               if (part.type === "finish") finish = part.response
             },

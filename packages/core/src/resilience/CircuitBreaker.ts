@@ -422,8 +422,14 @@ export const make = (
             return {
               open: Effect.withFiber((fiber) => {
                 const key = routes.get(request.model ?? "")
+                const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+                if (key === undefined || store.isQuietUnsafe?.(storeKeyOf(key), now) === true) {
+                  // A quiet closed (or unknown) circuit admits without a probe slot, as in `generate`.
+                  admitted = { ticket: key === undefined ? unrouted : { key, probe: false }, at: since(fiber, now) }
+                  return Effect.succeed(inner.stream(request))
+                }
                 // Uninterruptible from the store's admission to the ticket kept here, as `generate`'s acquire is.
-                return Effect.uninterruptible(Effect.map(key === undefined ? Effect.succeed(unrouted) : admit(key), (ticket) => {
+                return Effect.uninterruptible(Effect.map(admit(key), (ticket) => {
                   admitted = { ticket, at: since(fiber, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()) }
                   return inner.stream(request)
                 }))
