@@ -116,29 +116,4 @@ const watching = <A, E, R>(
   self: Stream.Stream<A, E, R>,
   each: ((part: A) => void) | undefined,
   finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
-): Stream.Stream<A, E, R> =>
-  Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) => {
-    let ended = false
-    const end = (exit: Exit.Exit<unknown, E>): Effect.Effect<void> => {
-      if (ended) return Effect.void
-      ended = true
-      return finalizer(exit)
-    }
-    return Effect.andThen(
-      Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E>)),
-      Effect.map(
-        Channel.toTransform(Stream.toChannel(self))(upstream as never, scope),
-        (pull) => {
-          const watched = Effect.onError(
-            pull,
-            (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E>))
-          )
-          if (each === undefined) return watched
-          return Effect.map(watched, (parts) => {
-            for (let i = 0; i < parts.length; i++) each(parts[i]!)
-            return parts
-          })
-        }
-      )
-    )
-  }))
+): Stream.Stream<A, E, R> => guarded(() => ({ open: Effect.succeed(self), each, close: finalizer }))
