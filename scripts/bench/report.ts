@@ -249,7 +249,9 @@ ${targets.map((t) => `| ${t.name} | ${t.value} | ${t.target} | ${t.met ? "yes" :
 A tiny \`node:http\` server answering one fixed chat.completion (or SSE stream), keep-alive, in its own process: what the
 client itself costs. The last columns are what the upstream spent per request serving that client, and how many
 connections it accepted during the median round (its ${results.requests.toLocaleString("en")} requests and their warm-up: a
-client that keeps its connections opens about as many as it has calls in flight).
+client that keeps its connections opens about as many as it has calls in flight, or twice that: undici opens a second
+one when the next call is sent in the same tick its previous response ended, then uses both; a connection per call would
+read in the thousands, as Bedrock's SDK does over HTTP/2).
 
 ${header} upstream CPU µs/req | connections |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|
@@ -409,9 +411,17 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   where an interruption between its admission and its watch leaked a half-open probe slot. In process the
   Budget's added CPU per stream read 40 → 33 µs (noisy: most of it is the token count and Effect's run loop,
   not layers). A stream still costs the leaf far more than a whole call (+150–300 µs over the same transport at
-  c=64, ~+20 µs a call), spread thinly over core's reader, the SDK's SSE iterator and Effect's \`Stream\`; the
-  time to first part is within its target on a quiet machine (1.00× at c=1 against the minimal upstream in an
-  interleaved run this session).
+  c=64, ~+20 µs a call), spread thinly over core's reader, the SDK's SSE iterator and Effect's \`Stream\`.
+- The time to first part at c=1 is the one target the stack misses over HTTP (1.47× [1.00–1.71] and 1.59× [1.13–1.75] in this
+  session's two full runs; 1.00–1.18× in quiet interleaved runs). Marks on the way to the first
+  part, in process with a canned \`fetch\` (medians of 3,000 sequential streams, µs from the call): the raw SDK
+  calls \`fetch\` at 63 and has its first chunk at 153; the leaf enters the provider at 19, calls the SDK at 39,
+  \`fetch\` at 105, first part 213; the full stack reaches the provider at 61–66 — each combinator's stream setup
+  costs 8–15 µs before the request leaves (budget → rate limit 14, → fallback 8, → breaker 15, → retry 9,
+  → provider 9) — and has its first part at 278–289. Under load that setup costs two to four times as much, which
+  is the gap at c=1 (at c=64 it is hidden behind the queue: 0.93×). Closing it means a stream's setup without a
+  \`Stream\` channel per combinator — a pull of their own that the combinators compose, turned into a
+  \`Stream\` once at the edge.
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
