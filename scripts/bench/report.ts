@@ -396,9 +396,11 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   their own (a \`Map\` for lookup beside a linked list for recency: a hit is one \`Map\` read and a few
   pointer writes, checked against a recency-ordered \`Map\` by a property test) read in the caller's step;
   Effect's \`Cache\` still shares the calls in flight (single flight, cancelled when the last caller leaves).
-  A hit through the demo stack went ~2.4 → ~1.2 µs in a side-by-side loop; what remains is hashing the fresh
-  key string (~0.4 µs: every request is a new object, so its key is a new string), building that key
-  (~0.25 µs), and \`Llm.generate\`'s dispatch.
+  The cache over a test leaf went ~2.2 → ~1.2 µs a hit in a side-by-side loop; through the bench's demo stack
+  the in-process hit read 3.0 µs last session and 2.3–2.4 µs in this session's full runs (the machine's speed
+  moved the bare test leaf itself from 4.4 to 6.2 µs between runs). What remains is hashing the fresh key
+  string (~0.4 µs: every request is a new object, so its key is a new string), building that key (~0.25 µs),
+  and \`Llm.generate\`'s dispatch.
 - A \`Map\` lookup with a key built per call hashes that new string every time, and in the running stack that
   cost ~2.5–3.5 µs a lookup (cold caches between calls), not the ~0.1 µs of a tight loop: the Budget looked
   its record up under \`"budget:" + scope\` on every reservation and settlement (126 profile ticks per 40,000
