@@ -93,39 +93,39 @@ export const render = (results: Results) => {
   const orchestration = middle(orchestrationRounds)
   const hit = inProc("test-stack-hit").cpuUsPerRequest
   const spreadText = (values: readonly [number, number] | undefined) => values === undefined ? "–" : `${f(values[0])} – ${f(values[1])}`
-  const ratio = (variant: string, concurrency: number, stream: boolean, of: "p50" | "rps" | "cpu" | "rss") => {
+  type Figure = "p50" | "rps" | "cpu" | "rss"
+  const figure = (m: Measurement, b: Measurement, of: Figure) =>
+    of === "p50"
+      ? m.p50Ms / b.p50Ms
+      : of === "rps"
+      ? m.rps / b.rps
+      : of === "cpu"
+      ? m.cpuUsPerRequest - b.cpuUsPerRequest
+      : m.peakRssMb / b.peakRssMb
+  /** A figure round by round over the interleaved rounds (round i of each side together), when both have them. */
+  const paired = (m: Measurement | undefined, b: Measurement | undefined, of: Figure) =>
+    m?.rounds === undefined || b?.rounds === undefined || m.rounds.length !== b.rounds.length || m.rounds.length < 2
+      ? undefined
+      : m.rounds.map((r, i) => figure(r, b.rounds![i]!, of))
+  /**
+   * A target's value: the median of the figure round by round (so it always lies within its bracket), or,
+   * without rounds, the figure of the two median rounds.
+   */
+  const valueOf = (m: Measurement | undefined, b: Measurement | undefined, of: Figure) => {
+    if (m === undefined || b === undefined) return Number.NaN
+    const rounds = paired(m, b, of)
+    return rounds === undefined ? figure(m, b, of) : middle(rounds)
+  }
+  const ratio = (variant: string, concurrency: number, stream: boolean, of: Figure) => {
     const m = find(variant, concurrency, stream)
-    if (m === undefined) return Number.NaN
-    const b = baseline(m)
-    switch (of) {
-      case "p50":
-        return m.p50Ms / b.p50Ms
-      case "rps":
-        return m.rps / b.rps
-      case "cpu":
-        return m.cpuUsPerRequest - b.cpuUsPerRequest
-      case "rss":
-        return m.peakRssMb / b.peakRssMb
-    }
+    return valueOf(m, m === undefined ? undefined : baseline(m), of)
   }
-  /** The lowest and highest of a per-round figure over the interleaved rounds (round i of each side together). */
-  const spread = (m: Measurement | undefined, b: Measurement | undefined, of: "p50" | "rps" | "cpu" | "rss") => {
-    if (m?.rounds === undefined || b?.rounds === undefined || m.rounds.length !== b.rounds.length || m.rounds.length < 2) {
-      return undefined
-    }
-    const values = m.rounds.map((r, i) => {
-      const s = b.rounds![i]!
-      return of === "p50"
-        ? r.p50Ms / s.p50Ms
-        : of === "rps"
-        ? r.rps / s.rps
-        : of === "cpu"
-        ? r.cpuUsPerRequest - s.cpuUsPerRequest
-        : r.peakRssMb / s.peakRssMb
-    })
-    return [Math.min(...values), Math.max(...values)] as const
+  /** The lowest and highest of a figure round by round. */
+  const spread = (m: Measurement | undefined, b: Measurement | undefined, of: Figure) => {
+    const rounds = paired(m, b, of)
+    return rounds === undefined ? undefined : range(rounds)
   }
-  const spreadOf = (variant: string, concurrency: number, stream: boolean, of: "p50" | "rps" | "cpu" | "rss") => {
+  const spreadOf = (variant: string, concurrency: number, stream: boolean, of: Figure) => {
     const m = find(variant, concurrency, stream)
     return spread(m, m === undefined ? undefined : baseline(m), of)
   }
@@ -138,9 +138,7 @@ export const render = (results: Results) => {
   }
   const leafRatio = (layer: string, of: "p50" | "cpu") => {
     const m = find(layer, 64, false)
-    const b = m === undefined ? undefined : ownSdk(m)
-    if (m === undefined || b === undefined) return Number.NaN
-    return of === "p50" ? m.p50Ms / b.p50Ms : m.cpuUsPerRequest - b.cpuUsPerRequest
+    return valueOf(m, m === undefined ? undefined : ownSdk(m), of)
   }
   const leafSpread = (layer: string, of: "p50" | "cpu") => {
     const m = find(layer, 64, false)
@@ -237,8 +235,8 @@ client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the same concurr
 
 ## Targets (minimal upstream unless said)
 
-Each value compares the two sides' median rounds; in brackets, the lowest and highest of the same figure round by round (round i
-of the variant against round i of its SDK, which ran beside it).
+Each value is the median of its figure taken round by round (round i of the variant against round i of its SDK, which ran
+beside it); in brackets, the lowest and highest of those rounds. The tables below show each variant's median round.
 
 | measure | value | target | met |
 |---|---|---|---|
@@ -415,7 +413,7 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   not layers). A stream still costs the leaf far more than a whole call (+150–300 µs over the same transport at
   c=64, ~+20 µs a call), spread thinly over core's reader, the SDK's SSE iterator and Effect's \`Stream\`.
 - The time to first part at c=1 is the one target the stack misses over HTTP (1.47× [1.00–1.71] and 1.59× [1.13–1.75] in this
-  session's two full runs; 1.00–1.18× in quiet interleaved runs). Marks on the way to the first
+  session's first two full runs, read from each side's median round; 1.00–1.18× in quiet interleaved runs). Marks on the way to the first
   part, in process with a canned \`fetch\` (medians of 3,000 sequential streams, µs from the call): the raw SDK
   calls \`fetch\` at 63 and has its first chunk at 153; the leaf enters the provider at 19, calls the SDK at 39,
   \`fetch\` at 105, first part 213; the full stack reaches the provider at 61–66 — each combinator's stream setup
