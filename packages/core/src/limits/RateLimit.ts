@@ -639,17 +639,15 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
           const parts = () => inner.stream(request)
           return {
             open: Effect.withFiber((fiber) => {
-              // Taken in this step when the in-memory counter can answer at once, as `generate` does.
+              // Taken in this step when the in-memory counter can answer at once, as `generate` does; else
+              // uninterruptible from the counter's answer to the permit kept here, as `generate`'s acquire is.
               const now = acquireNow(fiber, request)
               if (now instanceof RateLimited) return Effect.fail(now)
-              if (now !== undefined) {
-                permit = now
-                return now.delay <= noWait ? Effect.succeed(parts()) : Effect.map(waitFor(now), parts)
-              }
-              // Uninterruptible from the counter's answer to the permit kept here, as `generate`'s acquire is;
-              // the wait for the permit's delay stays interruptible.
-              return Effect.flatMap(Effect.uninterruptible(Effect.map(acquire(request), (p) => (permit = p))), (p) =>
-                p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts))
+              const taken = now !== undefined
+                ? Effect.succeed(permit = now)
+                : Effect.uninterruptible(Effect.map(acquire(request), (p) => (permit = p)))
+              // The wait for the permit's delay stays interruptible.
+              return Effect.flatMap(taken, (p) => p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts))
             }),
             each: (part) => {
               if (part.type === "finish") finish = part.response

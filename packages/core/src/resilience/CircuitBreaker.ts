@@ -341,6 +341,14 @@ export const make = (
           })
         ))
 
+    /**
+     * The ticket of a call that a quiet closed (or not yet known) circuit admits without a probe slot —
+     * nothing to hand back if the call never starts, so settling on exit is enough — or, when the store
+     * must admit it, the circuit's key.
+     */
+    const quietly = (key: string | undefined, now: number): Ticket | string =>
+      key === undefined ? unrouted : store.isQuietUnsafe?.(storeKeyOf(key), now) === true ? { key, probe: false } : key
+
     const record = (ticket: Ticket, key: string, now: number, outcome: BreakerStore.Outcome): Effect.Effect<void> =>
       // the success path of a quiet closed circuit: nothing to change, no store round trip
       outcome._tag === "Success" && !ticket.probe && store.isQuietUnsafe?.(storeKeyOf(key), now) === true
@@ -394,18 +402,16 @@ export const make = (
             const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
             const key = routes.get(request.model ?? "")
             const clock = fiber.getRef(Clock.Clock)
-            if (key === undefined || store.isQuietUnsafe?.(storeKeyOf(key), now) === true) {
-              // A quiet closed (or unknown) circuit admits without a probe slot, so there is
-              // nothing to hand back if the call never starts: settling on exit is enough.
-              const ticket: Ticket = key === undefined ? unrouted : { key, probe: false }
+            const quiet = quietly(key, now)
+            if (typeof quiet !== "string") {
               const at = since(fiber, now)
               return Effect.onExit(inner.generate(request), (exit) => {
                 LoopLag.exit()
-                return settleExit(ticket, request, exit, at)
+                return settleExit(quiet, request, exit, at)
               })
             }
             return Effect.acquireUseRelease(
-              Effect.map(admit(key), (ticket) => ({ ticket, at: since(fiber, clock.currentTimeMillisUnsafe()) })),
+              Effect.map(admit(quiet), (ticket) => ({ ticket, at: since(fiber, clock.currentTimeMillisUnsafe()) })),
               () => inner.generate(request),
               ({ at, ticket }, exit) => {
                 LoopLag.exit()
@@ -423,13 +429,13 @@ export const make = (
               open: Effect.withFiber((fiber) => {
                 const key = routes.get(request.model ?? "")
                 const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-                if (key === undefined || store.isQuietUnsafe?.(storeKeyOf(key), now) === true) {
-                  // A quiet closed (or unknown) circuit admits without a probe slot, as in `generate`.
-                  admitted = { ticket: key === undefined ? unrouted : { key, probe: false }, at: since(fiber, now) }
+                const quiet = quietly(key, now)
+                if (typeof quiet !== "string") {
+                  admitted = { ticket: quiet, at: since(fiber, now) }
                   return Effect.succeed(inner.stream(request))
                 }
                 // Uninterruptible from the store's admission to the ticket kept here, as `generate`'s acquire is.
-                return Effect.uninterruptible(Effect.map(admit(key), (ticket) => {
+                return Effect.uninterruptible(Effect.map(admit(quiet), (ticket) => {
                   admitted = { ticket, at: since(fiber, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()) }
                   return inner.stream(request)
                 }))
