@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Stream } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Stream } from "effect"
 import * as Streams from "../src/internal/streams.ts"
 
 /** A guard over `source` whose `open` takes one resource between `before` and `after`, logging what happens. */
@@ -78,5 +78,113 @@ describe("Streams.guarded", () => {
       assert.deepStrictEqual(log, ["take"])
       yield* Fiber.interrupt(fiber)
       assert.deepStrictEqual(log, ["take", "release Failure"])
+    }))
+})
+
+/** A context value the recovering tests read from inside a stream (its setup and its pulls). */
+const Label = Context.Reference<string>("test/Label", { defaultValue: () => "none" })
+
+/** A stream of `parts` that logs its open and close on `log` (what a child's resources would be). */
+const resource = <E>(log: Array<string>, name: string, parts: Stream.Stream<number, E>) =>
+  Stream.unwrap(Effect.acquireRelease(
+    Effect.sync(() => void log.push(`open ${name}`)),
+    () => Effect.sync(() => void log.push(`close ${name}`))
+  ).pipe(Effect.as(parts)))
+
+describe("Streams.recovering", () => {
+  it.effect("maps each part, dropping undefined, and pulls again past a batch left empty", () =>
+    Effect.gen(function*() {
+      const stream = Streams.recovering(() => ({
+        stream: Stream.make(1, 2, 3, 4, 5).pipe(Stream.rechunk(2)),
+        map: (n: number) => n % 2 === 0 ? undefined : n * 10,
+        recover: (error: never) => Stream.fail(error)
+      }))
+      assert.deepStrictEqual(yield* Stream.runCollect(stream), [10, 30, 50])
+      // A batch whose parts all map to themselves is handed on as it is.
+      const same = Streams.recovering(() => ({ stream: Stream.make(1, 2), map: (n: number) => n, recover: Stream.fail }))
+      assert.deepStrictEqual(yield* Stream.runCollect(same), [1, 2])
+    }))
+
+  it.effect("a typed failure closes the failed stream before the recovery opens, and the run goes on", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      let runs = 0
+      const stream = Streams.recovering(() => {
+        runs++
+        return {
+          stream: resource(log, "first", Stream.concat(Stream.make(1), Stream.fail("cut"))),
+          map: (n: number) => n + 100,
+          recover: (error: string) => {
+            log.push(`recover ${error}`)
+            return resource(log, "second", Stream.make(2))
+          }
+        }
+      })
+      // The recovery's parts are not mapped.
+      assert.deepStrictEqual(yield* Stream.runCollect(stream), [101, 2])
+      assert.deepStrictEqual(log, ["open first", "recover cut", "close first", "open second", "close second"])
+      // Per run: the setup runs again.
+      yield* Stream.runDrain(stream)
+      assert.strictEqual(runs, 2)
+    }))
+
+  it.effect("the recovery's own failure ends the run", () =>
+    Effect.gen(function*() {
+      const stream = Streams.recovering(() => ({
+        stream: Stream.fail("first"),
+        recover: (error: string) => Stream.fail(`after ${error}`)
+      }))
+      assert.strictEqual(yield* Effect.flip(Stream.runDrain(stream)), "after first")
+    }))
+
+  it.effect("a defect is not recovered; a failure with a defect in it passes on as defects", () =>
+    Effect.gen(function*() {
+      let recovered = 0
+      const over = (source: Stream.Stream<number, string>) =>
+        Streams.recovering(() => ({
+          stream: source,
+          recover: () => {
+            recovered++
+            return Stream.make(0)
+          }
+        }))
+      const died = yield* Effect.exit(Stream.runDrain(over(Stream.die("boom"))))
+      assert.isTrue(Exit.isFailure(died) && Cause.hasDies(died.cause) && !Cause.hasFails(died.cause))
+      const both = Stream.failCause(Cause.combine(Cause.fail("typed"), Cause.die("boom")))
+      const mixed = yield* Effect.exit(Stream.runDrain(over(both)))
+      assert.isTrue(Exit.isFailure(mixed))
+      if (Exit.isFailure(mixed)) {
+        assert.isFalse(Cause.hasFails(mixed.cause))
+        assert.deepStrictEqual(mixed.cause.reasons.map((reason) => reason._tag), ["Die", "Die"])
+      }
+      assert.strictEqual(recovered, 0)
+    }))
+
+  it.effect("the service is in context for the stream's setup and every pull, not for the recovery", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const look = Effect.map(Label, (label) => void seen.push(label))
+      const source = Stream.unwrap(Effect.as(look, Stream.concat(
+        Stream.fromEffect(Effect.as(look, 1)),
+        Stream.fromEffect(Effect.andThen(look, Effect.fail("cut")))
+      )))
+      const stream = Streams.recovering(() => ({
+        stream: source,
+        service: { key: Label, value: "child" },
+        recover: () => Stream.fromEffect(Effect.as(look, 2))
+      }))
+      assert.deepStrictEqual(yield* Stream.runCollect(stream), [1, 2])
+      assert.deepStrictEqual(seen, ["child", "child", "child", "none"])
+    }))
+
+  it.effect("interrupted while the stream runs, the stream's resources are released", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const stream = Streams.recovering(() => ({ stream: resource(log, "first", Stream.never), recover: Stream.fail }))
+      const fiber = yield* Effect.forkChild(Stream.runDrain(stream))
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(log, ["open first"])
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(log, ["open first", "close first"])
     }))
 })

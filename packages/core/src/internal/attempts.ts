@@ -19,6 +19,7 @@ import type { LlmRequest } from "../LlmRequest.ts"
 import { type Attempt, type LlmResponse, makeUsage, type StreamPart } from "../LlmResponse.ts"
 import { Pricing } from "../money/Pricing.ts"
 import { Tokenizer } from "../prompt/Tokenizer.ts"
+import * as Streams from "./streams.ts"
 
 /** @internal */
 export interface ReportCell {
@@ -148,17 +149,48 @@ export const tryGenerate = (
     }))
   })
 
-/** {@link tryGenerate} for a stream. @internal */
+/**
+ * One try of a child's stream, as {@link tryStreamWith} runs it: the
+ * child's `stream` (its `request`, for the attempt its failure stands for),
+ * each part through `map` (`undefined` drops it), and what follows a
+ * failure, given every attempt behind it. @internal
+ */
+export interface StreamTry<E2> {
+  readonly stream: Stream.Stream<StreamPart, LlmError>
+  readonly request: LlmRequest
+  readonly map?: ((part: StreamPart) => StreamPart | undefined) | undefined
+  readonly recover: (failure: ChildFailure) => Stream.Stream<StreamPart, E2>
+}
+
+/**
+ * {@link tryGenerate} for a stream, in one channel layer: per run, `setup`
+ * (given the running fiber) makes a {@link StreamTry}; its stream runs with a
+ * fresh report cell, timed from the start of the run, and a failure goes to
+ * `recover` with the attempts behind it (the failed stream closed first).
+ * @internal
+ */
+export const tryStreamWith = <E2>(
+  setup: (fiber: Fiber.Fiber<unknown, unknown>) => StreamTry<E2>
+): Stream.Stream<StreamPart, E2> =>
+  Streams.recovering((fiber) => {
+    const { map, recover, request, stream } = setup(fiber)
+    const clock = fiber.getRef(Clock.Clock)
+    const start = clock.currentTimeMillisUnsafe()
+    const cell: ReportCell = { attempts: undefined }
+    return {
+      stream,
+      service: { key: AttemptReport, value: cell },
+      map,
+      recover: (error: LlmError) =>
+        recover({ error, attempts: attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start) })
+    }
+  })
+
+/** {@link tryStreamWith} of `parts` that fails with the {@link ChildFailure}. @internal */
 export const tryStream = (
   parts: Stream.Stream<StreamPart, LlmError>,
   request: LlmRequest
-): Stream.Stream<StreamPart, ChildFailure> =>
-  Stream.unwrap(Effect.map(Clock.currentTimeMillis, (start) => {
-    const { cell, stream } = observedStream(parts)
-    return Stream.catch(stream, (error) =>
-      Stream.fromEffect(Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.fail<ChildFailure>({ error, attempts: attemptsOfFailure(cell, error, request, now - start) }))))
-  }))
+): Stream.Stream<StreamPart, ChildFailure> => tryStreamWith(() => ({ stream: parts, request, recover: Stream.fail }))
 
 // ---------------------------------------------------------------------------
 // Charging an interrupted attempt (a hedge's loser)

@@ -12,7 +12,7 @@
  *
  * @internal
  */
-import { type Cause, Channel, Effect, Exit, Function, Pull, Scope, Stream } from "effect"
+import { type Array as Arr, Cause, Channel, type Context, Effect, Exit, type Fiber, Function, Pull, Scope, Stream } from "effect"
 
 /**
  * `Stream.suspend` without its `WeakMap`: `make` runs once per run of the
@@ -111,6 +111,99 @@ export const guarded = <A, E, R, E2, R2>(setup: () => Guard<A, E, R, E2, R2>): S
         ))
     )
   }))
+
+/**
+ * What {@link recovering} runs for one run of its stream: `stream` first,
+ * with `service` in context (its setup and every pull), each part through
+ * `map` (`undefined` drops it); a typed failure of `stream` closes what it
+ * opened and the run goes on with `recover`'s stream (unmapped, as it is).
+ *
+ * @internal
+ */
+export interface Recovery<A, E, R, B, E2, R2, I, S> {
+  readonly stream: Stream.Stream<A, E, R>
+  readonly service?: { readonly key: Context.Key<I, S>; readonly value: S } | undefined
+  readonly map?: ((part: A) => B | undefined) | undefined
+  readonly recover: (error: E) => Stream.Stream<B, E2, R2>
+}
+
+/**
+ * `Stream.unwrap` of a sync setup, `Stream.provideService`, `Stream.filterMap`
+ * and `Stream.catch` in one channel layer: per run, `setup` (given the
+ * running fiber, to read its context) makes a {@link Recovery}. A try of a
+ * child call (`Retry`, `Fallback`, `Hedge`) is all four on every call, and
+ * each layer costs its setup on the way to the first part and a step on
+ * every pull. As `Stream.catch`: the end and defects pass through, a
+ * failure with a defect in it is not recovered (its typed errors become
+ * defects), and the failed stream's scope is closed before the recovery's
+ * stream starts. @internal
+ */
+export const recovering = <A, E, R, B, E2, R2, I = never, S = never>(
+  setup: (fiber: Fiber.Fiber<unknown, unknown>) => Recovery<A, E, R, B, E2, R2, I, S>
+): Stream.Stream<A | B, E2, Exclude<R, I> | R2> =>
+  Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
+    Effect.withFiber((fiber) => {
+      const run = setup(fiber)
+      const { map, service } = run
+      let inner = Scope.forkUnsafe(scope)
+      let opened: Effect.Effect<AnyPull, never, any> = Channel.toTransform(Stream.toChannel(run.stream))(upstream as never, inner)
+      if (service !== undefined) opened = Effect.provideService(opened, service.key, service.value)
+      return Effect.map(opened, (first) => {
+        let pull = service === undefined ? first : Effect.provideService(first, service.key, service.value)
+        if (map !== undefined) pull = mapping(pull, map)
+        let current: AnyPull = Effect.catchCause(pull, (cause): AnyPull => {
+          if (Pull.isDoneCause(cause)) return Effect.failCause(cause)
+          const failure = recoverable(cause as Cause.Cause<E>)
+          if (failure === undefined) return Effect.failCause(electDefects(cause))
+          const failed = inner
+          inner = Scope.forkUnsafe(scope)
+          return Effect.andThen(
+            Scope.close(failed, Exit.failCause(cause)),
+            Effect.flatMap(Channel.toTransform(Stream.toChannel(run.recover(failure.error)))(upstream as never, inner), (next) => {
+              current = next
+              return next
+            })
+          )
+        })
+        return Effect.suspend(() => current)
+      })
+    })
+  )) as Stream.Stream<A | B, E2, Exclude<R, I> | R2>
+
+/** A pull of any stream, inside {@link recovering} (its types are the stream's, outside). */
+type AnyPull = Pull.Pull<Arr.NonEmptyReadonlyArray<any>, any, any, any>
+
+/** The parts of each batch through `map`, dropping `undefined`s; a batch left empty pulls again. */
+const mapping = (pull: AnyPull, map: (part: any) => unknown): AnyPull => {
+  const next: AnyPull = Effect.flatMap(pull, (batch) => {
+    let out: Array<unknown> | undefined
+    for (let i = 0; i < batch.length; i++) {
+      const part = batch[i]
+      const mapped = map(part)
+      if (out === undefined) {
+        if (mapped === part) continue
+        out = batch.slice(0, i)
+      }
+      if (mapped !== undefined) out.push(mapped)
+    }
+    if (out === undefined) return Effect.succeed(batch)
+    return out.length === 0 ? next : Effect.succeed(out as unknown as Arr.NonEmptyReadonlyArray<unknown>)
+  })
+  return next
+}
+
+/** The typed error `Stream.catch` recovers from: none when the cause holds a defect (or only interruptions). */
+const recoverable = <E>(cause: Cause.Cause<E>): { readonly error: E } | undefined => {
+  if (Cause.hasDies(cause)) return undefined
+  for (const reason of cause.reasons) if (reason._tag === "Fail") return { error: reason.error }
+  return undefined
+}
+
+/** A cause with a defect in it: its typed errors become defects too (as `Stream.catch` passes it on). */
+const electDefects = <E>(cause: Cause.Cause<E>): Cause.Cause<never> =>
+  Cause.hasDies(cause) && Cause.hasFails(cause)
+    ? Cause.fromReasons(cause.reasons.map((reason) => reason._tag === "Fail" ? Cause.makeDieReason(reason.error) : reason))
+    : cause as Cause.Cause<never>
 
 const watching = <A, E, R>(
   self: Stream.Stream<A, E, R>,

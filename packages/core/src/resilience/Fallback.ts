@@ -69,8 +69,9 @@ import {
   learn,
   prepend,
   report,
+  type StreamTry,
   tryGenerate,
-  tryStream
+  tryStreamWith
 } from "../internal/attempts.ts"
 import { Fn, IntAtLeast, orThrow } from "../internal/optionSchemas.ts"
 import { LLM } from "../LLM.ts"
@@ -351,8 +352,11 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
       return traced ? span(Effect.tapError(tryChild(0), outcome)) : tryChild(0)
     })
 
+  // Each child's try is one layer (`tryStreamWith`): it runs the child with a fresh report cell,
+  // shows its parts (skipping what a restart repeats), and on failure picks what comes next.
   const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
-    Stream.unwrap(Effect.map(Pricing, (pricing) => {
+    tryStreamWith((fiber) => {
+      const pricing = fiber.getRef(Pricing)
       const failed: Array<Attempt> = []
       let need: number | undefined
       let emittedText = ""
@@ -379,12 +383,11 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
         )
       // Called when the stream starts and from a failure's handler, so the child's stream is built
       // when it is about to run: no suspension of its own.
-      const run = (i: number, mode: Mode): Stream.Stream<StreamPart, LlmError> => {
+      const run = (i: number, mode: Mode): StreamTry<LlmError> => {
         const child = children[i]!
         const childRequest: LlmRequest = mode.prefix === undefined
           ? request
           : { ...request, messages: [...request.messages, { role: "assistant", content: mode.prefix }] }
-        const stream = tryStream(child.service.stream(childRequest), childRequest)
         let skipText = mode.skipText
         let skipReasoning = mode.skipReasoning
         const shown = (part: StreamPart): StreamPart | undefined => {
@@ -432,12 +435,11 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
             }
           }
         }
-        return stream.pipe(
-          Stream.filterMap((part: StreamPart) => {
-            const out = shown(part)
-            return out === undefined ? Result.fail(part) : Result.succeed(out)
-          }),
-          Stream.catch(({ attempts, error }: ChildFailure) =>
+        return {
+          stream: child.service.stream(childRequest),
+          request: childRequest,
+          map: shown,
+          recover: ({ attempts, error }: ChildFailure) =>
             Stream.unwrap(Effect.gen(function*() {
               learn(learned[i]!, error)
               failed.push(...attempts)
@@ -449,7 +451,7 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
                 const next = nextChild(i, need, pricing)
                 if (next === undefined) return yield* exhausted(request, failed)
                 yield* switched(request, i, error, next)
-                return run(next, plain)
+                return tryStreamWith(() => run(next, plain))
               }
               if (midStream === "fail" || toolOpen || stops(error) || !on(error)) return yield* interrupted(error)
               const next = midStream === "restart"
@@ -457,18 +459,15 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
                 : nextChild(i, undefined, pricing, (j) => prefillOf(j, pricing))
               if (next === undefined) return yield* interrupted(error)
               yield* switched(request, i, error, next)
-              return run(
-                next,
-                midStream === "restart"
-                  ? { skipText: emittedText.length, skipReasoning: emittedReasoning.length, prefix: undefined }
-                  : { skipText: 0, skipReasoning: 0, prefix: emittedText }
-              )
+              const mode: Mode = midStream === "restart"
+                ? { skipText: emittedText.length, skipReasoning: emittedReasoning.length, prefix: undefined }
+                : { skipText: 0, skipReasoning: 0, prefix: emittedText }
+              return tryStreamWith(() => run(next, mode))
             }))
-          )
-        )
+        }
       }
       return run(0, plain)
-    }))
+    })
 
   return LLM.of({ generate, stream })
 }

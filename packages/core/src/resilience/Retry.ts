@@ -42,12 +42,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, Random, Result, Schedule, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Random, Result, Schedule, Schema, Stream } from "effect"
 import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
-import { attemptsOfFailure, observed, observedStream, prepend, report } from "../internal/attempts.ts"
+import { attemptsOfFailure, type ChildFailure, observed, prepend, report, tryStreamWith } from "../internal/attempts.ts"
 import { DurationInput, FiniteAtLeast, FiniteBetween, Fn, IntAtLeast, millisOf, orThrow } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
@@ -312,41 +312,47 @@ const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM[
       })
     })
 
-  const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
-    Streams.lazy(() => {
+  // One layer per try (`tryStreamWith`): it marks the output as emitted, puts earlier failed
+  // tries in front of the finish part's attempts, and records this try's failure.
+  const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
+    const parts = inner.stream(request)
+    return tryStreamWith(() => {
       const failed: Array<Attempt> = []
       let emitted = false
-      const once = Stream.unwrap(Effect.withFiber((fiber) => {
-        const clock = fiber.getRef(Clock.Clock)
-        const start = clock.currentTimeMillisUnsafe()
-        const { cell, stream } = observedStream(inner.stream(request))
-        // One layer: it marks the output as emitted, puts earlier failed tries in front of the finish
-        // part's attempts, and records this try's failure (before the failure reaches the catch below).
-        const watched = Streams.watch(stream, () => {
-          emitted = true
-        }, (exit) => {
-          const reason = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
-          if (reason !== undefined && reason._tag === "Fail") {
-            failed.push(...attemptsOfFailure(cell, reason.error, request, clock.currentTimeMillisUnsafe() - start))
-          }
-          return Effect.void
-        })
-        return Effect.succeed(
-          failed.length === 0 ? watched : Stream.map(watched, (part): StreamPart =>
-            part.type === "finish" ? { type: "finish", response: prepend(part.response, failed) } : part)
-        )
-      }))
+      const map = (part: StreamPart): StreamPart => {
+        emitted = true
+        return part.type === "finish" && failed.length > 0
+          ? { type: "finish", response: prepend(part.response, failed) }
+          : part
+      }
       const exhausted = (error: LlmError) => Stream.fromEffect(Effect.andThen(giveUp(failed), Effect.fail(error)))
+      const again = tryStreamWith(() => ({
+        stream: parts,
+        request,
+        map,
+        recover: ({ attempts, error }: ChildFailure) => {
+          failed.push(...attempts)
+          return Stream.fail(error)
+        }
+      }))
       // As for `generate`: the first try runs bare, and only a failure builds the retry series
       // (its first input the failure already seen). Once output reached the caller a retry
       // would repeat it, so a failure after the first part ends the call.
-      return Stream.catch(once, (first) =>
-        emitted
-          ? exhausted(first)
-          : Stream.retry(replayingStream(first, once), Schedule.while(retrying, () => !emitted)).pipe(
-            Stream.catch(exhausted)
-          ))
+      return {
+        stream: parts,
+        request,
+        map,
+        recover: ({ attempts, error }: ChildFailure) => {
+          failed.push(...attempts)
+          return emitted
+            ? exhausted(error)
+            : Stream.retry(replayingStream(error, again), Schedule.while(retrying, () => !emitted)).pipe(
+              Stream.catch(exhausted)
+            )
+        }
+      }
     })
+  }
 
   return LLM.of({ generate, stream })
 }
