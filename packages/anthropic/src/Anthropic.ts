@@ -263,11 +263,12 @@ const generateWith = (client: AnthropicClient["Service"]) =>
     )
   })
 
+// Prepared on each run of the stream, in the accumulator's own layer (no `Stream.unwrap` around it).
 const streamWith = (client: AnthropicClient["Service"]) =>
 (request: Request, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
-  Stream.unwrap(Effect.withFiber((fiber) => {
+  StreamAccumulator.stream((fiber) => {
     const { context, prepared, timeoutMs } = prepareWith(client, request, model, fiber)
-    return Effect.succeed(StreamAccumulator.stream({
+    return {
       provider: client.provider,
       model,
       open: Cancel.call(
@@ -282,8 +283,8 @@ const streamWith = (client: AnthropicClient["Service"]) =>
       onError: (cause) => toLlmError(cause, context()),
       unfinished: "the stream ended before message_stop",
       raw: rawOf
-    }))
-  }))
+    }
+  })
 
 /**
  * An `LLM` for one Anthropic model. `defaults` fill what a request leaves out

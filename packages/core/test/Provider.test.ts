@@ -200,3 +200,35 @@ describe("Provider.make sanity checks", () => {
     assert.isTrue(Result.isSuccess(decode({ usage: { prompt_tokens: 12 } })))
   })
 })
+
+describe("StreamAccumulator.stream given a setup", () => {
+  it.effect("runs it on every run: each run opens afresh with its own state", () =>
+    Effect.gen(function*() {
+      let setups = 0
+      let opens = 0
+      const parts = StreamAccumulator.stream(() => {
+        const run = ++setups
+        return {
+          provider: "echo",
+          model: "echo-1",
+          open: Effect.suspend(() => {
+            opens++
+            return StreamAccumulator.opened(replay<EchoEvent>([{ type: "text", text: `run ${run}` }, done() as EchoEvent]), () => {})
+          }),
+          table,
+          onError: (cause) => new LlmError.NetworkError({ provider: "echo", model: "echo-1", detail: String(cause) })
+        }
+      })
+      const texts = (all: ReadonlyArray<LlmResponse.StreamPart>) => all.flatMap((p) => p.type === "text-delta" ? [p.text] : [])
+      assert.deepStrictEqual(texts(yield* Stream.runCollect(parts)), ["run 1"])
+      assert.deepStrictEqual(texts(yield* Stream.runCollect(parts)), ["run 2"])
+      assert.deepStrictEqual([setups, opens], [2, 2])
+    }))
+
+  it.effect("an LlmError from the setup fails the run with it", () =>
+    Effect.gen(function*() {
+      const invalid = new LlmError.InvalidRequest({ provider: "echo", model: "echo-1", field: "messages", message: "messages: empty" })
+      const parts = StreamAccumulator.stream((): StreamAccumulator.StreamOptions<EchoEvent, never> | LlmError.LlmError => invalid)
+      assert.strictEqual(yield* Effect.flip(Stream.runDrain(parts)), invalid)
+    }))
+})

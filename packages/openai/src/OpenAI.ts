@@ -348,14 +348,6 @@ const prepareWith = (
   }
 }
 
-const prepare = (client: OpenAIClient["Service"], request: LlmRequest.LlmRequest, model: string) => {
-  const fixed = fixedOf(client)
-  return Effect.withFiber((fiber) => {
-    const prepared = prepareWith(client, fixed, request, model, fiber)
-    return "params" in prepared ? Effect.succeed(prepared) : Effect.fail(prepared)
-  })
-}
-
 // The hot path: no generator, the client's fixed parts computed once, the fiber's refs read synchronously.
 const generateWith = (client: OpenAIClient["Service"]) => {
   const fixed = fixedOf(client)
@@ -383,49 +375,55 @@ const generateWith = (client: OpenAIClient["Service"]) => {
     })
 }
 
-const streamWith = (client: OpenAIClient["Service"]) =>
-(request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
-  Stream.unwrap(Effect.map(prepare(client, request, model), ({ context, params }) => {
-    const seen: Mapping.StreamSeen = { usage: false }
-    return StreamAccumulator.stream({
-      provider: client.provider,
-      model,
-      open: Cancel.call(
-        (fetchOptions) =>
-          client.sdk.chat.completions.create(
-            {
-              ...params,
-              stream: true,
-              ...(client.streamUsage ? { stream_options: { include_usage: true } } : {})
-            },
-            requestOptions(client, fetchOptions, context.timeoutMs)
-          ).withResponse(),
-        (error) => fromSdkError(error, context)
-      ).pipe(Effect.flatMap(({ data, response }) =>
-        StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
-      )),
-      table: Mapping.chunkTable(seen),
-      onError: (error) => fromSdkError(error, context),
-      unfinished: "the stream ended before its finish_reason",
-      // The SDK ends its iterator quietly when the socket closes without `[DONE]`;
-      // with usage asked for, a stream is complete only once its usage chunk came.
-      complete: () =>
-        client.streamUsage && !seen.usage
-          ? new LlmError.NetworkError({
-            provider: client.provider,
-            model,
-            cause: "cut",
-            detail: "the stream ended before its usage chunk"
-          })
-          : undefined,
-      raw: (acc) => ({
-        id: acc.id,
-        object: "chat.completion.chunk",
-        finish_reason: acc.finishRaw ?? null,
-        usage: acc.usage
-      })
+// Prepared on each run of the stream, in the accumulator's own layer (no `Stream.unwrap` around it).
+const streamWith = (client: OpenAIClient["Service"]) => {
+  const fixed = fixedOf(client)
+  return (request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
+    StreamAccumulator.stream((fiber) => {
+      const prepared = prepareWith(client, fixed, request, model, fiber)
+      if (!("params" in prepared)) return prepared
+      const { context, params } = prepared
+      const seen: Mapping.StreamSeen = { usage: false }
+      return {
+        provider: client.provider,
+        model,
+        open: Cancel.call(
+          (fetchOptions) =>
+            client.sdk.chat.completions.create(
+              {
+                ...params,
+                stream: true,
+                ...(client.streamUsage ? { stream_options: { include_usage: true } } : {})
+              },
+              requestOptions(client, fetchOptions, context.timeoutMs)
+            ).withResponse(),
+          (error) => fromSdkError(error, context)
+        ).pipe(Effect.flatMap(({ data, response }) =>
+          StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
+        )),
+        table: Mapping.chunkTable(seen),
+        onError: (error) => fromSdkError(error, context),
+        unfinished: "the stream ended before its finish_reason",
+        // The SDK ends its iterator quietly when the socket closes without `[DONE]`;
+        // with usage asked for, a stream is complete only once its usage chunk came.
+        complete: () =>
+          client.streamUsage && !seen.usage
+            ? new LlmError.NetworkError({
+              provider: client.provider,
+              model,
+              cause: "cut",
+              detail: "the stream ended before its usage chunk"
+            })
+            : undefined,
+        raw: (acc) => ({
+          id: acc.id,
+          object: "chat.completion.chunk",
+          finish_reason: acc.finishRaw ?? null,
+          usage: acc.usage
+        })
+      }
     })
-  }))
+}
 
 /**
  * The `LLM` service for one model over the client in context. `defaults`

@@ -18,8 +18,8 @@
  * @since 0.1.0
  */
 import type { Array as Arr } from "effect"
-import { Cause, Clock, Effect, Stream } from "effect"
-import { type LlmError, MalformedResponse, NetworkError } from "../LlmError.ts"
+import { Cause, Channel, Clock, Effect, type Fiber, type Pull, Scope, Stream } from "effect"
+import { isLlmError, type LlmError, MalformedResponse, NetworkError } from "../LlmError.ts"
 import { type HeadersLike, rateLimitInfo } from "./ProviderError.ts"
 import type { Part, ToolCallPart } from "../LlmRequest.ts"
 import { type FinishReason, type LlmResponse, makeUsage, type RateLimitInfo, type StreamPart, type Usage } from "../LlmResponse.ts"
@@ -268,6 +268,8 @@ export const finish = (
  */
 export interface Reader<B, E> {
   readonly stream: Stream.Stream<B, E>
+  /** The pull behind `stream`: the next batch, or `Cause.Done` at the end. */
+  readonly pull: Effect.Effect<Arr.NonEmptyReadonlyArray<B>, E | Cause.Done>
   /** True once the iterable itself ended or threw: there is no request left to abort. */
   readonly ended: () => boolean
   /** Stops the pump: nothing more is read. */
@@ -381,6 +383,7 @@ export const reader = <A, B, E>(
   })
   return {
     stream: Stream.fromPull(Effect.succeed(pull)),
+    pull,
     ended: () => drained,
     stop: () => {
       stopped = true
@@ -429,16 +432,13 @@ export const opened = <A>(
   Effect.map(Clock.currentTimeMillis, (now) => ({ events, abort, rateLimit: rateLimitInfo(headers, now) }))
 
 /**
- * The whole streaming half of a provider: opens the call, reads its events
- * with the batching {@link reader}, folds them through `table` into
- * `StreamPart`s, ends with the `finish` part, and aborts the request when
- * the stream is dropped before its end. `onError` maps what the SDK throws
- * while reading.
+ * What {@link stream} reads: the provider and model, how to open the call,
+ * the table of its wire events, and the checks at its end.
  *
  * @since 0.1.0
- * @category constructors
+ * @category models
  */
-export const stream = <A, R>(options: {
+export interface StreamOptions<A, R> {
   readonly provider: string
   readonly model: string
   /** Opens the call; interrupted before it opens, it must abort its request (an SDK signal, a canceler). */
@@ -451,18 +451,73 @@ export const stream = <A, R>(options: {
   readonly complete?: ((acc: Accumulator) => LlmError | undefined) | undefined
   /** The `raw` of the final response. */
   readonly raw?: ((acc: Accumulator) => unknown) | undefined
-}): Stream.Stream<StreamPart, LlmError, R> =>
-  Stream.unwrap(Effect.gen(function*() {
-    const clock = yield* Clock.Clock
-    const start = clock.currentTimeMillisUnsafe()
-    let read: Reader<StreamPart, LlmError> | undefined
-    // The open stays interruptible (a hedge's loser, a deadline waiting for the response's headers):
-    // an interrupted open aborts its own request; once opened, the release aborts it.
-    const opened = yield* Effect.acquireRelease(Effect.interruptible(options.open), (opened) =>
-      Effect.sync(() => {
-        read?.stop()
-        if (read === undefined || !read.ended()) opened.abort()
-      }))
+}
+
+/**
+ * The whole streaming half of a provider: opens the call, reads its events
+ * with the batching {@link reader}, folds them through `table` into
+ * `StreamPart`s, ends with the `finish` part, and aborts the request when
+ * the stream is dropped before its end. `onError` maps what the SDK throws
+ * while reading.
+ *
+ * Given a function instead of options, it runs it on every run of the
+ * stream with the running fiber (to read the `Clock`, a deadline): state a
+ * table keeps stays per run, and a request it finds wrong (an `LlmError`)
+ * fails the run before anything is sent. One channel layer either way, where
+ * `Stream.unwrap` around it would be a second on every pull.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { LlmError } from "@switchboard/core"
+ * import { StreamAccumulator } from "@switchboard/core/provider"
+ *
+ * async function* events() {
+ *   yield { text: "hel" }
+ *   yield { text: "lo", done: true }
+ * }
+ * const parts = StreamAccumulator.stream(() => ({
+ *   provider: "acme",
+ *   model: "acme-1",
+ *   open: StreamAccumulator.opened(events(), () => {}),
+ *   table: (event: { text: string; done?: boolean }) => [
+ *     { _tag: "text", text: event.text },
+ *     ...(event.done === true ? [{ _tag: "finish", reason: "stop" } as const] : [])
+ *   ],
+ *   onError: (cause) => new LlmError.NetworkError({ provider: "acme", cause: "reset", detail: String(cause) })
+ * }))
+ * const texts = Stream.map(parts, (part) => part.type)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const stream = <A, R>(
+  options: StreamOptions<A, R> | ((fiber: Fiber.Fiber<unknown, unknown>) => StreamOptions<A, R> | LlmError)
+): Stream.Stream<StreamPart, LlmError, R> =>
+  // One channel layer: the open runs on the run's scope and the reader's pull is the stream's
+  // (a `Stream.unwrap` over the reader's own stream is two, each a step on every pull).
+  Stream.fromChannel(Channel.fromTransform((_: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
+    Effect.withFiber((fiber) => {
+      const made = typeof options === "function" ? options(fiber) : options
+      if (isLlmError(made)) return Effect.fail(made)
+      return run(made, fiber, scope)
+    })
+  ))
+
+/** One run of {@link stream}: opens the call on the run's scope and returns the reader's pull. */
+const run = <A, R>(options: StreamOptions<A, R>, fiber: Fiber.Fiber<unknown, unknown>, scope: Scope.Scope) => {
+  const clock = fiber.getRef(Clock.Clock)
+  const start = clock.currentTimeMillisUnsafe()
+  let read: Reader<StreamPart, LlmError> | undefined
+  // The open stays interruptible (a hedge's loser, a deadline waiting for the response's headers):
+  // an interrupted open aborts its own request; once opened, the release aborts it.
+  const open = Effect.acquireRelease(Effect.interruptible(options.open), (opened) =>
+    Effect.sync(() => {
+      read?.stop()
+      if (read === undefined || !read.ended()) opened.abort()
+    }))
+  return Effect.map(Scope.provide(open, scope), (opened) => {
     const acc = make({ provider: options.provider, model: options.model, startedAt: start, rateLimit: opened.rateLimit })
     read = reader<A, StreamPart, LlmError>(
       opened.events,
@@ -482,5 +537,6 @@ export const stream = <A, R>(options: {
         return undefined
       }
     )
-    return read.stream
-  }))
+    return read.pull
+  })
+}
