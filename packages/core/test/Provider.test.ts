@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Result, Schema, Stream } from "effect"
-import { CostLedger, Llm, LlmError, type LlmRequest, type LlmResponse } from "../src/index.ts"
+import { CostLedger, Events, Llm, LlmError, type LlmRequest, type LlmResponse } from "../src/index.ts"
 import { Decode, Provider, StreamAccumulator } from "../src/provider/index.ts"
 
 // --- A provider on the machinery (the example of docs/providers.md) -----------
@@ -199,6 +199,29 @@ describe("Provider.make sanity checks", () => {
     }
     assert.isTrue(Result.isSuccess(decode({ usage: { prompt_tokens: 12 } })))
   })
+})
+
+describe("Provider.model's events", () => {
+  it.effect("a stream publishes AttemptStarted, then AttemptFailed naming the error; a stream that succeeds only AttemptStarted", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      yield* Effect.forkChild(Stream.runForEach(Events.stream, (e) =>
+        Effect.sync(() => void events.push(e._tag === "AttemptFailed" ? `${e._tag} ${e.error} ${e.provider}/${e.model}` : e._tag))))
+      yield* Effect.yieldNow
+      // Cut: the source ends without its finish reason.
+      yield* Effect.flip(Stream.runDrain(Llm.stream(user)).pipe(Effect.provide(serving([{ type: "text", text: "x" }]))))
+      // Malformed: a wire event the decoder refuses.
+      yield* Effect.flip(Stream.runDrain(Llm.stream(user)).pipe(Effect.provide(serving([{ type: "text", text: 1 }]))))
+      yield* Stream.runDrain(Llm.stream(user)).pipe(Effect.provide(serving([{ type: "text", text: "x" }, done()])))
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(events, [
+        "AttemptStarted",
+        "AttemptFailed NetworkError echo/echo-1",
+        "AttemptStarted",
+        "AttemptFailed MalformedResponse echo/echo-1",
+        "AttemptStarted"
+      ])
+    }).pipe(Effect.provide(Events.layer())))
 })
 
 describe("StreamAccumulator.stream given a setup", () => {

@@ -63,54 +63,73 @@ export const onExit: {
 
 /**
  * What {@link guarded} runs for one run of its stream: `open` makes the
- * stream (it may take a resource first — a reservation, a permit), `each`
- * sees every part, and `close` gets the run's exit once.
+ * stream (it may take a resource first — a reservation, a permit), `batch`
+ * may rewrite each batch of parts with an effect (or fail the run), `end`
+ * checks a clean end (an error fails the run instead), `each` sees every
+ * part, and `close` gets the run's exit once.
  *
  * @internal
  */
 export interface Guard<A, E, R, E2, R2> {
   readonly open: Effect.Effect<Stream.Stream<A, E, R>, E2, R2>
+  readonly batch?: ((parts: Arr.NonEmptyReadonlyArray<A>) => Effect.Effect<Arr.NonEmptyReadonlyArray<A>, E2>) | undefined
+  readonly end?: (() => E2 | undefined) | undefined
   readonly each?: ((part: A) => void) | undefined
   readonly close: (exit: Exit.Exit<unknown, E | E2>) => Effect.Effect<void>
 }
 
 /**
- * {@link lazy}, `Stream.unwrap` and {@link watch} in one channel layer: per
- * run, `setup` makes a {@link Guard}; its `close` is put on the run's scope
- * before `open` runs, so a resource `open` takes is released whatever
- * happens next (a failure, an interruption, the caller dropping the stream).
- * The three separately cost three channel layers on every run and every
- * pull. @internal
+ * {@link lazy}, `Stream.unwrap`, `Stream.mapArrayEffect`, {@link failAtEnd}
+ * and {@link watch} in one channel layer: per run, `setup` (given the
+ * running fiber, to read its context) makes a {@link Guard}; its `close` is
+ * put on the run's scope before `open` runs, so a resource `open` takes is
+ * released whatever happens next (a failure, an interruption, the caller
+ * dropping the stream). Separately they cost a channel layer each on every
+ * run and every pull. @internal
  */
-export const guarded = <A, E, R, E2, R2>(setup: () => Guard<A, E, R, E2, R2>): Stream.Stream<A, E | E2, R | R2> =>
-  Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) => {
-    const guard = setup()
-    let ended = false
-    const end = (exit: Exit.Exit<unknown, E | E2>): Effect.Effect<void> => {
-      if (ended) return Effect.void
-      ended = true
-      return guard.close(exit)
-    }
-    return Effect.andThen(
-      Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E | E2>)),
-      Effect.flatMap(guard.open, (stream) =>
-        Effect.map(
-          Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope),
-          (pull) => {
-            const watched = Effect.onError(
-              pull,
-              (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E>))
-            )
-            const each = guard.each
-            if (each === undefined) return watched
-            return Effect.map(watched, (parts) => {
-              for (let i = 0; i < parts.length; i++) each(parts[i]!)
-              return parts
-            })
-          }
-        ))
-    )
-  }))
+export const guarded = <A, E, R, E2, R2>(
+  setup: (fiber: Fiber.Fiber<unknown, unknown>) => Guard<A, E, R, E2, R2>
+): Stream.Stream<A, E | E2, R | R2> =>
+  Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
+    Effect.withFiber((fiber) => {
+      const guard = setup(fiber)
+      let ended = false
+      const end = (exit: Exit.Exit<unknown, E | E2>): Effect.Effect<void> => {
+        if (ended) return Effect.void
+        ended = true
+        return guard.close(exit)
+      }
+      return Effect.andThen(
+        Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E | E2>)),
+        Effect.flatMap(guard.open, (stream) =>
+          Effect.map(
+            Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope),
+            (pull) => {
+              let out: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E | E2, unknown, R> = pull
+              const { batch, each } = guard
+              if (batch !== undefined) out = Effect.flatMap(out, batch)
+              const check = guard.end
+              if (check !== undefined) {
+                out = Effect.catchCause(out, (cause) => {
+                  if (!Pull.isDoneCause(cause)) return Effect.failCause(cause)
+                  const error = check()
+                  return error === undefined ? Effect.failCause(cause) : Effect.fail(error)
+                })
+              }
+              const watched = Effect.onError(
+                out,
+                (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E | E2>))
+              )
+              if (each === undefined) return watched
+              return Effect.map(watched, (parts) => {
+                for (let i = 0; i < parts.length; i++) each(parts[i]!)
+                return parts
+              })
+            }
+          ))
+      )
+    })
+  ))
 
 /**
  * What {@link recovering} runs for one run of its stream: `stream` first,

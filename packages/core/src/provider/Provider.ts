@@ -293,53 +293,56 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
   const stream = (given: LlmRequest): Stream.Stream<StreamPart, LlmError> => {
     const request = fill(given)
     const model = request.model ?? impl.model
-    const problem = check(request, { provider, model })
+    const origin = { provider, model }
+    const problem = check(request, origin)
     if (problem !== undefined) return Stream.fail(problem)
-    return Stream.unwrap(Effect.withFiber((fiber) => {
+    // One channel layer for the attempt (`Streams.guarded`): its start event, the finish part judged
+    // and settled, a stream that ends without one failed as cut, and a failure's event and charge.
+    return Streams.guarded<StreamPart, LlmError, never, LlmError, never>((fiber) => {
       const { bus, clock, ledger, observers, pricing, sinks, start } = contextOf(fiber)
-      const build = (): Stream.Stream<StreamPart, LlmError> => {
-        const silent = !ledger.enabled && observers.length === 0
-        let recorded = false
-        let billed: Attempt | undefined
-        const finishOf = (part: StreamPart): Effect.Effect<StreamPart, LlmError> => {
-          if (part.type !== "finish") return Effect.succeed(part)
-          const judged = judge(part.response, pricing, filter)
-          if (isJudged(judged)) {
-            billed = judged.billed
-            return Effect.fail(judged.error)
-          }
-          if (recorded || silent) return Effect.succeed({ type: "finish", response: judged })
-          recorded = true
-          return Effect.as(settle(sinks, judged.attempts, request), { type: "finish", response: judged })
+      const silent = !ledger.enabled && observers.length === 0
+      let recorded = false
+      let finished = false
+      let billed: Attempt | undefined
+      const finishOf = (part: StreamPart): Effect.Effect<StreamPart, LlmError> => {
+        if (part.type !== "finish") return Effect.succeed(part)
+        const judged = judge(part.response, pricing, filter)
+        if (isJudged(judged)) {
+          billed = judged.billed
+          return Effect.fail(judged.error)
         }
-        let finished = false
-        let parts = Streams.failAtEnd(
-          // Per array, not per part: the batches a provider hands over stay batches.
-          Stream.mapArrayEffect(impl.stream(request, model), (batch): Effect.Effect<NonEmptyReadonlyArray<StreamPart>, LlmError> => {
-            if (!batch.some((part) => part.type === "finish")) return Effect.succeed(batch)
-            finished = true
-            // One part out for each part in: the batch stays non-empty.
-            return Effect.map(Effect.forEach(batch, finishOf), (out) => out as unknown as NonEmptyReadonlyArray<StreamPart>)
-          }),
-          // A stream that ends without its finish part was cut (what `requireFinish` does, in the same pass).
-          () => finished ? undefined : unfinished({ provider, model })
-        ).pipe(Deadline.forRequestStream(request, { provider, model }))
-        if (bus.enabled) {
-          parts = Stream.tapError(parts, failedEvent(bus, clock, model, start))
-        }
-        if (silent) return parts
-        return parts.pipe(
-          Streams.onExit((exit) =>
-            recorded || exit._tag === "Success"
-              ? Effect.void
-              : settleFailure(sinks, billed, { provider, model, clock, start, charge: interruptCharge(fiber) }, exit.cause, request)
-          )
-        )
+        if (recorded || silent) return Effect.succeed({ type: "finish", response: judged })
+        recorded = true
+        return Effect.as(settle(sinks, judged.attempts, request), { type: "finish", response: judged })
       }
-      return bus.enabled
-        ? Effect.map(bus.publish({ _tag: "AttemptStarted", provider, model }), build)
-        : Effect.sync(build)
-    })).pipe(Telemetry.attemptStream(provider, model))
+      const parts = Deadline.forRequestStream(request, origin)(impl.stream(request, model))
+      return {
+        open: bus.enabled
+          ? Effect.as(bus.publish({ _tag: "AttemptStarted", provider, model }), parts)
+          : Effect.succeed(parts),
+        // Per batch, not per part: the batches a provider hands over stay batches.
+        batch: (batch) => {
+          if (!batch.some((part) => part.type === "finish")) return Effect.succeed(batch)
+          finished = true
+          // One part out for each part in: the batch stays non-empty.
+          return Effect.map(Effect.forEach(batch, finishOf), (out) => out as unknown as NonEmptyReadonlyArray<StreamPart>)
+        },
+        // A stream that ends without its finish part was cut (what `requireFinish` does, in the same pass).
+        end: () => finished ? undefined : unfinished(origin),
+        close: (exit) => {
+          if (exit._tag === "Success") return Effect.void
+          const failure = bus.enabled ? exit.cause.reasons.find((reason) => reason._tag === "Fail") : undefined
+          const event = failure !== undefined && failure._tag === "Fail"
+            ? failedEvent(bus, clock, model, start)(failure.error)
+            : Effect.void
+          if (silent || recorded) return event
+          return Effect.andThen(
+            event,
+            settleFailure(sinks, billed, { provider, model, clock, start, charge: interruptCharge(fiber) }, exit.cause, request)
+          )
+        }
+      }
+    }).pipe(Telemetry.attemptStream(provider, model))
   }
   return LLM.of({ generate, stream })
 }
