@@ -16,6 +16,7 @@
  */
 import { Context, type Duration, Effect, Layer, type Scope, Stream } from "effect"
 import * as Deadline from "./Deadline.ts"
+import * as Streams from "./internal/streams.ts"
 import type { LlmError, Timeout } from "./LlmError.ts"
 import type { LlmRequest } from "./LlmRequest.ts"
 import type { Attempt, LlmResponse, StreamPart } from "./LlmResponse.ts"
@@ -52,11 +53,11 @@ export const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmErr
  * @category accessors
  */
 export const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError, LLM> =>
-  Stream.unwrap(LLM.use((llm) =>
-    Effect.withFiber((fiber) =>
-      Effect.succeed(Deadline.forRequestStream(request)(Telemetry.callService(fiber, llm).stream(request)))
+  Streams.withFiber((fiber) =>
+    Deadline.forRequestStream(request)(
+      Telemetry.callService(fiber, Context.getUnsafe(fiber.context as Context.Context<LLM>, LLM)).stream(request)
     )
-  ))
+  )
 
 /**
  * Sends one user message and returns the text of the answer.

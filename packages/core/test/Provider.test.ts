@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Result, Schema, Stream } from "effect"
-import { CostLedger, Events, Llm, LlmError, type LlmRequest, type LlmResponse } from "../src/index.ts"
+import { Budget, CostLedger, Events, Llm, LlmError, type LlmRequest, LlmResponse, Pricing } from "../src/index.ts"
 import { Decode, Provider, StreamAccumulator } from "../src/provider/index.ts"
 
 // --- A provider on the machinery (the example of docs/providers.md) -----------
@@ -222,6 +222,29 @@ describe("Provider.model's events", () => {
         "AttemptStarted"
       ])
     }).pipe(Effect.provide(Events.layer())))
+})
+
+describe("Provider.model under a Budget", () => {
+  it.effect("a stream the content filter fails is charged at what its attempt billed, and nothing stays reserved", () =>
+    Effect.gen(function*() {
+      const mini = { provider: "openai", model: "gpt-4o-mini" }
+      const leaf = model(mini.model).pipe(
+        Layer.provide(Layer.succeed(EchoClient, EchoClient.of({
+          provider: mini.provider,
+          events: () => [{ type: "text", text: "x" }, done("filtered", 1_000, 1_000)] as ReadonlyArray<EchoEvent>
+        })))
+      )
+      const budget = yield* Budget.make({ limitUsd: 100, window: "day", price: mini })
+      const error = yield* Effect.flip(Stream.runDrain(Llm.stream(user)).pipe(Effect.provide(budget.layer(leaf))))
+      assert.strictEqual(error._tag, "ContentFiltered")
+      const billed = Pricing.make(Pricing.shippedCatalog)
+        .cost(mini.provider, mini.model, LlmResponse.makeUsage({ inputTokens: 1_000, outputTokens: 1_000 })).costUsd
+      assert.isAbove(billed, 0)
+      const state = yield* budget.state()
+      // The leaf told the budget what the attempt billed; its error alone says nothing of it.
+      assert.closeTo(state.spentUsd, billed, 1e-12)
+      assert.strictEqual(state.reservedUsd, 0)
+    }))
 })
 
 describe("StreamAccumulator.stream given a setup", () => {

@@ -91,6 +91,39 @@ const resource = <E>(log: Array<string>, name: string, parts: Stream.Stream<numb
     () => Effect.sync(() => void log.push(`close ${name}`))
   ).pipe(Effect.as(parts)))
 
+describe("Streams.guarded's other parts", () => {
+  it.effect("the service is in context for the opened stream's setup and every pull", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const look = Effect.map(Label, (label) => void seen.push(label))
+      const source = Stream.unwrap(Effect.as(look, Stream.concat(Stream.fromEffect(Effect.as(look, 1)), Stream.fromEffect(Effect.as(look, 2)))))
+      const stream = Streams.guarded(() => ({ open: Effect.succeed(source), service: { key: Label, value: "inner" }, close: () => Effect.void }))
+      assert.deepStrictEqual(yield* Stream.runCollect(stream), [1, 2])
+      assert.deepStrictEqual(seen, ["inner", "inner", "inner"])
+    }))
+
+  it.effect("batch rewrites each batch, and end fails a clean end that it finds incomplete", () =>
+    Effect.gen(function*() {
+      const exits: Array<string> = []
+      const over = (source: Stream.Stream<number>) =>
+        Streams.guarded(() => {
+          let sum = 0
+          return {
+            open: Effect.succeed(source),
+            batch: (parts) => Effect.sync(() => {
+              for (const part of parts) sum += part
+              return parts.map((part) => part * 2) as unknown as typeof parts
+            }),
+            end: () => sum >= 3 ? undefined : `only ${sum}`,
+            close: (exit) => Effect.sync(() => void exits.push(exit._tag))
+          }
+        })
+      assert.deepStrictEqual(yield* Stream.runCollect(over(Stream.make(1, 2))), [2, 4])
+      assert.strictEqual(yield* Effect.flip(Stream.runDrain(over(Stream.make(1)))), "only 1")
+      assert.deepStrictEqual(exits, ["Success", "Failure"])
+    }))
+})
+
 describe("Streams.recovering", () => {
   it.effect("maps each part, dropping undefined, and pulls again past a batch left empty", () =>
     Effect.gen(function*() {

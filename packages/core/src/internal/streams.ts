@@ -18,8 +18,18 @@ import { type Array as Arr, Cause, Channel, type Context, Effect, Exit, type Fib
  * `Stream.suspend` without its `WeakMap`: `make` runs once per run of the
  * stream, so per-run state (counters, flags) stays per run. @internal
  */
-export const lazy = <A, E, R>(make: () => Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
-  Stream.unwrap(Effect.sync(make))
+export const lazy = <A, E, R>(make: () => Stream.Stream<A, E, R>): Stream.Stream<A, E, R> => withFiber(make)
+
+/**
+ * The stream `make` picks for each run, given the running fiber (to read its
+ * context): `Stream.unwrap(Effect.withFiber(f => Effect.succeed(make(f))))`
+ * without the unwrap's own step on every pull — the picked stream's pull is
+ * the run's. @internal
+ */
+export const withFiber = <A, E, R>(make: (fiber: Fiber.Fiber<unknown, unknown>) => Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
+  Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
+    Effect.withFiber((fiber) => Channel.toTransform(Stream.toChannel(make(fiber)))(upstream as never, scope))
+  ))
 
 /**
  * Fails the stream when it ends cleanly and `check` returns an error (read
@@ -70,8 +80,10 @@ export const onExit: {
  *
  * @internal
  */
-export interface Guard<A, E, R, E2, R2> {
+export interface Guard<A, E, R, E2, R2, I = never, S = never> {
   readonly open: Effect.Effect<Stream.Stream<A, E, R>, E2, R2>
+  /** A service the opened stream runs with (its setup and every pull). */
+  readonly service?: { readonly key: Context.Key<I, S>; readonly value: S } | undefined
   readonly batch?: ((parts: Arr.NonEmptyReadonlyArray<A>) => Effect.Effect<Arr.NonEmptyReadonlyArray<A>, E2>) | undefined
   readonly end?: (() => E2 | undefined) | undefined
   readonly each?: ((part: A) => void) | undefined
@@ -79,17 +91,17 @@ export interface Guard<A, E, R, E2, R2> {
 }
 
 /**
- * {@link lazy}, `Stream.unwrap`, `Stream.mapArrayEffect`, {@link failAtEnd}
- * and {@link watch} in one channel layer: per run, `setup` (given the
+ * {@link lazy}, `Stream.unwrap`, `Stream.provideService`,
+ * `Stream.mapArrayEffect`, {@link failAtEnd} and {@link watch} in one channel layer: per run, `setup` (given the
  * running fiber, to read its context) makes a {@link Guard}; its `close` is
  * put on the run's scope before `open` runs, so a resource `open` takes is
  * released whatever happens next (a failure, an interruption, the caller
  * dropping the stream). Separately they cost a channel layer each on every
  * run and every pull. @internal
  */
-export const guarded = <A, E, R, E2, R2>(
-  setup: (fiber: Fiber.Fiber<unknown, unknown>) => Guard<A, E, R, E2, R2>
-): Stream.Stream<A, E | E2, R | R2> =>
+export const guarded = <A, E, R, E2, R2, I = never, S = never>(
+  setup: (fiber: Fiber.Fiber<unknown, unknown>) => Guard<A, E, R, E2, R2, I, S>
+): Stream.Stream<A, E | E2, Exclude<R, I> | R2> =>
   Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
     Effect.withFiber((fiber) => {
       const guard = setup(fiber)
@@ -101,11 +113,15 @@ export const guarded = <A, E, R, E2, R2>(
       }
       return Effect.andThen(
         Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E | E2>)),
-        Effect.flatMap(guard.open, (stream) =>
-          Effect.map(
-            Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope),
+        Effect.flatMap(guard.open, (stream) => {
+          const { service } = guard
+          const opened = Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope)
+          return Effect.map(
+            service === undefined ? opened : Effect.provideService(opened, service.key, service.value),
             (pull) => {
-              let out: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E | E2, unknown, R> = pull
+              let out: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E | E2, unknown, R> = service === undefined
+                ? pull
+                : Effect.provideService(pull, service.key, service.value)
               const { batch, each } = guard
               if (batch !== undefined) out = Effect.flatMap(out, batch)
               const check = guard.end
@@ -126,10 +142,11 @@ export const guarded = <A, E, R, E2, R2>(
                 return parts
               })
             }
-          ))
+          )
+        })
       )
     })
-  ))
+  )) as Stream.Stream<A, E | E2, Exclude<R, I> | R2>
 
 /**
  * What {@link recovering} runs for one run of its stream: `stream` first,

@@ -695,22 +695,24 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
         }),
       stream: (request) =>
         // One layer: the settling finalizer is on the run's scope before the reservation is taken.
-        Streams.guarded(() => {
+        Streams.guarded((fiber) => {
           const tally = newTally()
           let reservation: Reservation | undefined
           let finish: LlmResponse | undefined
+          const parts = inner.stream(request)
+          const run = (taken: Reservation) => {
+            reservation = taken
+            return parts
+          }
           return {
-            open: Effect.withFiber((fiber) => {
-              const observers = [...fiber.getRef(AttemptObservers), tally.observe]
-              const run = (taken: Reservation) => {
-                reservation = taken
-                return Stream.provideService(inner.stream(request), AttemptObservers, observers)
-              }
+            open: Effect.suspend(() => {
               const now = reserveNow(fiber, request)
               // Uninterruptible from the store's reservation to the one kept here, as `generate`'s acquire is.
               if (now === undefined) return Effect.uninterruptible(Effect.map(reserve(request), run))
               return Effect.isEffect(now) ? now : Effect.succeed(run(now))
             }),
+            // The inner stream's attempts are tallied here as they settle.
+            service: { key: AttemptObservers, value: [...fiber.getRef(AttemptObservers), tally.observe] },
             each: (part) => {
               if (part.type === "finish") finish = part.response
             },

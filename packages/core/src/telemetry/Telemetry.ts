@@ -756,13 +756,14 @@ export const attempt = (provider: string, model: string): Wrapper => {
  */
 export const attemptStream = (provider: string, model: string) =>
 <E extends LlmError, R>(self: Stream.Stream<StreamPart, E, R>): Stream.Stream<StreamPart, E, R> =>
-  Stream.unwrap(Effect.withFiber((fiber) => {
+  // Picked per run: with nothing to record, the leaf's own stream runs as it is, its pull unwrapped.
+  Streams.withFiber((fiber) => {
     const traced = isTraced(fiber)
-    if (!traced && fiber.getRef(CurrentCall) === undefined && !fiber.getRef(MetricsEnabled)) return Effect.succeed(self)
+    if (!traced && fiber.getRef(CurrentCall) === undefined && !fiber.getRef(MetricsEnabled)) return self
     const begin = traced
       ? Effect.makeSpan(attemptSpanName, { kind: "client", attributes: attemptAttributes(provider, model) })
       : Effect.succeed(undefined)
-    return Effect.map(begin, (span) => {
+    return Stream.unwrap(Effect.map(begin, (span) => {
       const clock = fiber.getRef(Clock.Clock)
       const start = clock.currentTimeNanosUnsafe()
       const call = fiber.getRef(CurrentCall)
@@ -806,8 +807,8 @@ export const attemptStream = (provider: string, model: string) =>
       return span === undefined
         ? parts
         : Stream.updateContext(parts, (context: Context.Context<R>) => Context.add(context, Tracer.ParentSpan, span))
-    })
-  }))
+    }))
+  })
 
 /**
  * The state of one call made through {@link layer}: its span (when traced)
