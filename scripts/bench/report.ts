@@ -412,16 +412,23 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   Budget's added CPU per stream read 40 → 33 µs (noisy: most of it is the token count and Effect's run loop,
   not layers). A stream still costs the leaf far more than a whole call (+150–300 µs over the same transport at
   c=64, ~+20 µs a call), spread thinly over core's reader, the SDK's SSE iterator and Effect's \`Stream\`.
-- The time to first part at c=1 is the one target the stack misses over HTTP (1.47× [1.00–1.71] and 1.59× [1.13–1.75] in this
-  session's first two full runs, read from each side's median round; 1.00–1.18× in quiet interleaved runs). Marks on the way to the first
-  part, in process with a canned \`fetch\` (medians of 3,000 sequential streams, µs from the call): the raw SDK
-  calls \`fetch\` at 63 and has its first chunk at 153; the leaf enters the provider at 19, calls the SDK at 39,
-  \`fetch\` at 105, first part 213; the full stack reaches the provider at 61–66 — each combinator's stream setup
-  costs 8–15 µs before the request leaves (budget → rate limit 14, → fallback 8, → breaker 15, → retry 9,
-  → provider 9) — and has its first part at 278–289. Under load that setup costs two to four times as much, which
-  is the gap at c=1 (at c=64 it is hidden behind the queue: 0.93×). Closing it means a stream's setup without a
-  \`Stream\` channel per combinator — a pull of their own that the combinators compose, turned into a
-  \`Stream\` once at the edge.
+- The time to first part at c=1 was the one target the stack missed over HTTP (session 7's full runs: 1.47×,
+  1.59×, 1.30×; 1.00–1.18× in quiet interleaved runs). In process with a canned \`fetch\` each combinator's
+  stream setup cost 8–15 µs before the request left, and the stack ran 25 Effect channel transforms per stream
+  (counted), the leaf 8: every \`Stream.unwrap\`, \`provideService\`, \`filterMap\`, \`catch\`,
+  \`mapArrayEffect\` and end check is a layer with its own setup on the way to the first part and its own step
+  on every pull. Session 8 fused them (\`internal/streams.ts\`): a Retry, Fallback or Hedge try of a child is one
+  layer (\`recovering\`: unwrap, provideService, filterMap and catch, with \`Stream.catch\`'s semantics), a
+  leaf's attempt is one (\`guarded\` with a batch effect and an end check), \`StreamAccumulator.stream\` is one
+  and the OpenAI and Anthropic leaves prepare their request inside it, and a stream picked per run hands on
+  its pull (\`withFiber\`). Now 10 transforms per stream through the stack, 4 through a leaf. Session 7's code
+  and this one alternated in process (two runs each of 14 counted rounds of 300 streams, medians, µs over the
+  SDK called directly with the leaf's own client options, \`withResponse\` and cancel handle): the stack's
+  request leaves +107–115 → +64–73 after the SDK's, its first part +145–162 → +107–123; the leaf's first part
+  +71–90 → +65–79.
+  What is left before the request leaves is each combinator's own work (the Budget's reservation, the limiter's
+  permit, the breaker's admission) and Effect's run loop; after it, the SDK's SSE parsing and core's reader, as
+  for the raw SDK.
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
