@@ -14,6 +14,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, type Fiber, Stream } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import { type Attempt, type LlmResponse, makeUsage, type StreamPart } from "../LlmResponse.ts"
@@ -71,14 +72,6 @@ export const observed = <A, E, R>(
 ): { readonly cell: ReportCell; readonly effect: Effect.Effect<A, E, R> } => {
   const cell: ReportCell = { attempts: undefined }
   return { cell, effect: Effect.provideService(effect, AttemptReport, cell) }
-}
-
-/** The same for a stream. @internal */
-export const observedStream = <A, E, R>(
-  stream: Stream.Stream<A, E, R>
-): { readonly cell: ReportCell; readonly stream: Stream.Stream<A, E, R> } => {
-  const cell: ReportCell = { attempts: undefined }
-  return { cell, stream: Stream.provideService(stream, AttemptReport, cell) }
 }
 
 /** Puts earlier failed attempts in front of a response's own. @internal */
@@ -150,15 +143,20 @@ export const tryGenerate = (
   })
 
 /**
- * One try of a child's stream, as {@link tryStreamWith} runs it: the
- * child's `stream` (its `request`, for the attempt its failure stands for),
- * each part through `map` (`undefined` drops it), and what follows a
- * failure, given every attempt behind it. @internal
+ * One try of a child's stream, as {@link tryStreamWith} runs it: `before`
+ * it (an event), the child's `stream` (its `request`, for the attempt its
+ * failure stands for), each part through `map` (`undefined` drops it) and
+ * each batch through `batch`, and what follows a failure, given every
+ * attempt behind it. @internal
  */
 export interface StreamTry<E2> {
   readonly stream: Stream.Stream<StreamPart, LlmError>
   readonly request: LlmRequest
+  readonly before?: Effect.Effect<void> | undefined
   readonly map?: ((part: StreamPart) => StreamPart | undefined) | undefined
+  readonly batch?:
+    | ((parts: NonEmptyReadonlyArray<StreamPart>) => Effect.Effect<NonEmptyReadonlyArray<StreamPart>>)
+    | undefined
   readonly recover: (failure: ChildFailure) => Stream.Stream<StreamPart, E2>
 }
 
@@ -173,14 +171,16 @@ export const tryStreamWith = <E2>(
   setup: (fiber: Fiber.Fiber<unknown, unknown>) => StreamTry<E2>
 ): Stream.Stream<StreamPart, E2> =>
   Streams.recovering((fiber) => {
-    const { map, recover, request, stream } = setup(fiber)
+    const { batch, before, map, recover, request, stream } = setup(fiber)
     const clock = fiber.getRef(Clock.Clock)
     const start = clock.currentTimeMillisUnsafe()
     const cell: ReportCell = { attempts: undefined }
     return {
       stream,
+      before,
       service: { key: AttemptReport, value: cell },
       map,
+      batch,
       recover: (error: LlmError) =>
         recover({ error, attempts: attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start) })
     }

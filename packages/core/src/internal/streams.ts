@@ -4,11 +4,16 @@
  *
  * Measured in effect 4.1 on a four-element stream (`scripts/bench/layers.ts
  * --stream` shows the effect on whole combinators): `Stream.suspend` records
- * each stream it makes in a `WeakMap` (~5 µs), where `Stream.unwrap` of a
- * sync effect (~3 µs) gives the same per-run laziness; `Stream.concat` with a
- * suspended tail to fail at the end costs ~19 µs, where mapping the channel's
- * end costs ~3 µs; `Stream.tap` with `Effect.void` per part costs more than a look at
- * each batch inside the layer that is there anyway ({@link watch}).
+ * each stream it makes in a `WeakMap` (~5 µs), where a channel that picks the
+ * stream when its run starts gives the same per-run laziness; `Stream.concat`
+ * with a suspended tail to fail at the end costs ~19 µs, where mapping the
+ * channel's end costs ~3 µs; `Stream.tap` with `Effect.void` per part costs
+ * more than a look at each batch inside a layer that is there anyway.
+ *
+ * Every operator is a channel layer: a setup on the way to the first part
+ * and a step on every pull. The combinators' streams are therefore built
+ * from a few fused layers ({@link guarded}, {@link recovering},
+ * {@link withFiber}) rather than chains of `Stream` operators.
  *
  * @internal
  */
@@ -45,17 +50,6 @@ export const failAtEnd = <A, E, R, E2>(
   }))
 
 /**
- * {@link onExit} that also shows `each` every part as it passes (by batch,
- * no effect per part): one channel layer where a `peek` and an `onExit`
- * would be two. @internal
- */
-export const watch = <A, E, R>(
-  self: Stream.Stream<A, E, R>,
-  each: (part: A) => void,
-  finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
-): Stream.Stream<A, E, R> => watching(self, each, finalizer)
-
-/**
  * `Stream.onExit` for the combinators' hot paths: `finalizer` runs once,
  * with the stream's exit, when it ends, fails, or is dropped or interrupted
  * before its end (then when the scope running it closes, as
@@ -69,7 +63,7 @@ export const onExit: {
 } = Function.dual(2, <A, E, R>(
   self: Stream.Stream<A, E, R>,
   finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
-): Stream.Stream<A, E, R> => watching(self, undefined, finalizer))
+): Stream.Stream<A, E, R> => guarded(() => ({ open: Effect.succeed(self), close: finalizer })))
 
 /**
  * What {@link guarded} runs for one run of its stream: `open` makes the
@@ -92,8 +86,9 @@ export interface Guard<A, E, R, E2, R2, I = never, S = never> {
 
 /**
  * {@link lazy}, `Stream.unwrap`, `Stream.provideService`,
- * `Stream.mapArrayEffect`, {@link failAtEnd} and {@link watch} in one channel layer: per run, `setup` (given the
- * running fiber, to read its context) makes a {@link Guard}; its `close` is
+ * `Stream.mapArrayEffect`, {@link failAtEnd} and {@link onExit} (with a look
+ * at each part) in one channel layer: per run, `setup` (given the running
+ * fiber, to read its context) makes a {@link Guard}; its `close` is
  * put on the run's scope before `open` runs, so a resource `open` takes is
  * released whatever happens next (a failure, an interruption, the caller
  * dropping the stream). Separately they cost a channel layer each on every
@@ -149,23 +144,26 @@ export const guarded = <A, E, R, E2, R2, I = never, S = never>(
   )) as Stream.Stream<A, E | E2, Exclude<R, I> | R2>
 
 /**
- * What {@link recovering} runs for one run of its stream: `stream` first,
- * with `service` in context (its setup and every pull), each part through
- * `map` (`undefined` drops it); a typed failure of `stream` closes what it
+ * What {@link recovering} runs for one run of its stream: `before` (an
+ * effect, such as an event), then `stream`, with `service` in context (its
+ * setup and every pull), each part through `map` (`undefined` drops it) and
+ * each batch through `batch`; a typed failure of `stream` closes what it
  * opened and the run goes on with `recover`'s stream (unmapped, as it is).
  *
  * @internal
  */
 export interface Recovery<A, E, R, B, E2, R2, I, S> {
   readonly stream: Stream.Stream<A, E, R>
+  readonly before?: Effect.Effect<void> | undefined
   readonly service?: { readonly key: Context.Key<I, S>; readonly value: S } | undefined
   readonly map?: ((part: A) => B | undefined) | undefined
+  readonly batch?: ((parts: Arr.NonEmptyReadonlyArray<A | B>) => Effect.Effect<Arr.NonEmptyReadonlyArray<A | B>>) | undefined
   readonly recover: (error: E) => Stream.Stream<B, E2, R2>
 }
 
 /**
- * `Stream.unwrap` of a sync setup, `Stream.provideService`, `Stream.filterMap`
- * and `Stream.catch` in one channel layer: per run, `setup` (given the
+ * `Stream.unwrap` of a sync setup, `Stream.provideService`, `Stream.filterMap`,
+ * `Stream.mapArrayEffect` and `Stream.catch` in one channel layer: per run, `setup` (given the
  * running fiber, to read its context) makes a {@link Recovery}. A try of a
  * child call (`Retry`, `Fallback`, `Hedge`) is all four on every call, and
  * each layer costs its setup on the way to the first part and a step on
@@ -180,13 +178,15 @@ export const recovering = <A, E, R, B, E2, R2, I = never, S = never>(
   Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
     Effect.withFiber((fiber) => {
       const run = setup(fiber)
-      const { map, service } = run
+      const { batch, before, map, service } = run
       let inner = Scope.forkUnsafe(scope)
       let opened: Effect.Effect<AnyPull, never, any> = Channel.toTransform(Stream.toChannel(run.stream))(upstream as never, inner)
+      if (before !== undefined) opened = Effect.andThen(before, opened)
       if (service !== undefined) opened = Effect.provideService(opened, service.key, service.value)
       return Effect.map(opened, (first) => {
         let pull = service === undefined ? first : Effect.provideService(first, service.key, service.value)
         if (map !== undefined) pull = mapping(pull, map)
+        if (batch !== undefined) pull = Effect.flatMap(pull, batch)
         let current: AnyPull = Effect.catchCause(pull, (cause): AnyPull => {
           if (Pull.isDoneCause(cause)) return Effect.failCause(cause)
           const failure = recoverable(cause as Cause.Cause<E>)
@@ -240,9 +240,3 @@ const electDefects = <E>(cause: Cause.Cause<E>): Cause.Cause<never> =>
   Cause.hasDies(cause) && Cause.hasFails(cause)
     ? Cause.fromReasons(cause.reasons.map((reason) => reason._tag === "Fail" ? Cause.makeDieReason(reason.error) : reason))
     : cause as Cause.Cause<never>
-
-const watching = <A, E, R>(
-  self: Stream.Stream<A, E, R>,
-  each: ((part: A) => void) | undefined,
-  finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
-): Stream.Stream<A, E, R> => guarded(() => ({ open: Effect.succeed(self), each, close: finalizer }))

@@ -48,7 +48,7 @@
  */
 import { Clock, Context, Duration, Effect, type Fiber, Layer, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
-import { attemptsOfFailure, observed, observedStream, prepend, report } from "../internal/attempts.ts"
+import { attemptsOfFailure, type ChildFailure, observed, prepend, report, tryStreamWith } from "../internal/attempts.ts"
 import type { Budget } from "../limits/Budget.ts"
 import { LLM } from "../LLM.ts"
 import { AllProvidersFailed, isFallbackable, type LlmError, NoEligibleModel } from "../LlmError.ts"
@@ -743,15 +743,18 @@ export const make = Effect.fnUntraced(function*(
         const run = (k: number): Stream.Stream<StreamPart, LlmError> => {
           if (k >= plan.order.length) return Stream.fromEffect(noneLeft(request, failed, rejected))
           const i = plan.order[k]!
+          // One channel layer per candidate (`tryStreamWith`): the decision event, the candidate's
+          // stream with a fresh report cell, the first part timed and a finish recorded (per batch, not
+          // an effect per part), and on failure the next candidate or the end.
           const call = (): Stream.Stream<StreamPart, LlmError> =>
-            Stream.unwrap(Effect.map(publishDecision(fiber, names[i], rejected), () => {
+            tryStreamWith(() => {
               const start = clock.currentTimeMillisUnsafe()
-              const { cell, stream } = observedStream(candidates[i]!.service.stream(request))
               let emitted = false
-              return stream.pipe(
-                // Per batch, not an effect per part: the first batch times the first part, a finish part
-                // records the candidate's health.
-                Stream.mapArrayEffect((parts) => {
+              return {
+                stream: candidates[i]!.service.stream(request),
+                request,
+                before: publishDecision(fiber, names[i], rejected),
+                batch: (parts) => {
                   if (emitted && health === undefined) return Effect.succeed(parts)
                   const now = clock.currentTimeMillisUnsafe()
                   if (!emitted) {
@@ -761,8 +764,8 @@ export const make = Effect.fnUntraced(function*(
                   if (health === undefined || !parts.some((part) => part.type === "finish")) return Effect.succeed(parts)
                   const moved = health.record(names[i]!, { ok: true, latencyMs: now - start }, now)
                   return moved === undefined ? Effect.succeed(parts) : Effect.as(health.publish(moved), parts)
-                }),
-                Stream.catch((error: LlmError) =>
+                },
+                recover: ({ attempts, error }: ChildFailure) =>
                   Stream.unwrap(Effect.suspend(() => {
                     const now = clock.currentTimeMillisUnsafe()
                     if (emitted) {
@@ -773,7 +776,7 @@ export const make = Effect.fnUntraced(function*(
                       rejected.push({ name: names[i]!, reason: skip })
                       return Effect.succeed(run(k + 1))
                     }
-                    failed.push(...attemptsOfFailure(cell, error, request, now - start))
+                    failed.push(...attempts)
                     return Effect.andThen(recordOutcome(i, error, now - start, now), () => {
                       if (!fallback || !isFallbackable(error)) {
                         return Effect.andThen(report(failed), Effect.fail(error))
@@ -782,9 +785,8 @@ export const make = Effect.fnUntraced(function*(
                       return Effect.succeed(run(k + 1))
                     })
                   }))
-                )
-              )
-            }))
+              }
+            })
           if (candidates[i]!.skipWhen === undefined) return call()
           return Stream.unwrap(Effect.map(gate(i, request), (reason) => {
             if (reason === undefined) return call()
