@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Context, type Duration, Effect, Layer, type Scope, Stream } from "effect"
+import { Context, type Duration, Effect, type Fiber, Layer, type Scope, Stream } from "effect"
 import * as Deadline from "./Deadline.ts"
 import * as Streams from "./internal/streams.ts"
 import type { LlmError, Timeout } from "./LlmError.ts"
@@ -33,6 +33,10 @@ export class LLM extends Context.Service<LLM, {
   readonly stream: (request: LlmRequest) => Stream.Stream<StreamPart, LlmError>
 }>()("@switchboard/core/LLM") {}
 
+/** The `LLM` in the fiber's context (the accessors' types require it). */
+const serviceOf = (fiber: Fiber.Fiber<unknown, unknown>): LLM["Service"] =>
+  Context.getUnsafe(fiber.context as Context.Context<LLM>, LLM)
+
 /**
  * Asks the `LLM` in context for a whole response. A request `deadline` bounds
  * the whole call, every retry and fallback included.
@@ -41,8 +45,9 @@ export class LLM extends Context.Service<LLM, {
  * @category accessors
  */
 export const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError, LLM> =>
-  LLM.use((llm) =>
-    Effect.withFiber((fiber) => Deadline.forRequest(request)(Telemetry.callService(fiber, llm).generate(request)))
+  // One step: the service read from the fiber's context (`LLM.use` would be a second).
+  Effect.withFiber((fiber) =>
+    Deadline.forRequest(request)(Telemetry.callService(fiber, serviceOf(fiber)).generate(request))
   )
 
 /**
@@ -55,7 +60,7 @@ export const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmErr
 export const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError, LLM> =>
   Streams.withFiber((fiber) =>
     Deadline.forRequestStream(request)(
-      Telemetry.callService(fiber, Context.getUnsafe(fiber.context as Context.Context<LLM>, LLM)).stream(request)
+      Telemetry.callService(fiber, serviceOf(fiber)).stream(request)
     )
   )
 
