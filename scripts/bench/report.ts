@@ -417,8 +417,9 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   stream setup cost 8–15 µs before the request left, and the stack ran 25 Effect channel transforms per stream
   (counted), the leaf 8: every \`Stream.unwrap\`, \`provideService\`, \`filterMap\`, \`catch\`,
   \`mapArrayEffect\` and end check is a layer with its own setup on the way to the first part and its own step
-  on every pull. Session 8 fused them (\`internal/streams.ts\`): a Retry, Fallback or Hedge try of a child is one
-  layer (\`recovering\`: unwrap, provideService, filterMap and catch, with \`Stream.catch\`'s semantics), a
+  on every pull. Session 8 fused them (\`internal/streams.ts\`): a Retry, Fallback, Hedge or Router try of a child
+  is one layer (\`recovering\`: unwrap, provideService, filterMap, mapArrayEffect and catch, with
+  \`Stream.catch\`'s semantics), a
   leaf's attempt is one (\`guarded\` with a batch effect and an end check), \`StreamAccumulator.stream\` is one
   and the OpenAI and Anthropic leaves prepare their request inside it, and a stream picked per run hands on
   its pull (\`withFiber\`). Now 10 transforms per stream through the stack, 4 through a leaf. Session 7's code
