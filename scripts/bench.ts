@@ -20,7 +20,8 @@
  * `Anthropic.model`, `Google.model`, `Bedrock.model` alone), their ratios to
  * their own SDK. Each at concurrency 1
  * and 64, whole and streaming (time to first part), `--rounds` interleaved
- * rounds, the median round kept. Then in process (no HTTP): the stack over
+ * rounds (three times as many, at most 9, for the OpenAI variants at c=1),
+ * the median round kept. Then in process (no HTTP): the stack over
  * test providers, a cache hit, the Router micro-benchmark
  * (`scripts/bench/router.ts`), what each combinator adds to a call and a stream
  * (`scripts/bench/layers.ts`), what the OpenAI leaf adds to its SDK with no
@@ -53,6 +54,9 @@ const quick = values.quick === true
 // on a shared 2-core machine one run of a variant swings by ±15%.
 const rounds = quick ? 1 : Math.max(1, Math.min(9, Number(values.rounds) || 3))
 const simRounds = quick ? 1 : Math.max(1, Math.min(9, Number(values["sim-rounds"]) || 1))
+// One call at a time (c=1) a variant's 2,000 calls take ~2 s, and a shared machine's noise over so short a
+// stretch moves its p50 by ±30 %: the stack's own variants get three times the rounds there (at most 9).
+const soloRounds = quick ? 1 : Math.min(9, rounds * 3)
 const requests = quick ? 300 : Math.max(200, Math.min(100_000, Number(values.requests) || 2000))
 const rssRequests = quick ? 100_000 : Math.max(10_000, Math.min(5_000_000, Number(values["rss-requests"]) || 1_000_000))
 const worker = fileURLToPath(new URL("./bench/worker.ts", import.meta.url))
@@ -117,10 +121,16 @@ const median = (runs: ReadonlyArray<Measurement>): Measurement => {
 }
 // `fetch` and `sdk-signal` are reference lines, measured whole only; `--quick` keeps the minimal upstream.
 const views = [
-  { upstream: "minimal", url: upstreamUrl, rounds, variants: ["fetch", "sdk", "sdk-signal", "sdk-undicifetch", "layer", "router", "stack-miss"] },
+  {
+    upstream: "minimal",
+    url: upstreamUrl,
+    rounds,
+    solo: true,
+    variants: ["fetch", "sdk", "sdk-signal", "sdk-undicifetch", "layer", "router", "stack-miss"]
+  },
   // The other providers' leaves, each pair interleaved with the others in every round (ratios to each one's own SDK).
-  { upstream: "minimal", url: upstreamUrl, rounds, variants: providerLeaves.flatMap((p) => [p.sdk, p.layer]) },
-  ...(quick ? [] : [{ upstream: "sim", url: simUrl, rounds: simRounds, variants: ["sdk", "layer", "stack-miss", "stack-hit"] }])
+  { upstream: "minimal", url: upstreamUrl, rounds, solo: false, variants: providerLeaves.flatMap((p) => [p.sdk, p.layer]) },
+  ...(quick ? [] : [{ upstream: "sim", url: simUrl, rounds: simRounds, solo: false, variants: ["sdk", "layer", "stack-miss", "stack-hit"] }])
 ] as const
 const referenceOnly = new Set(["fetch", "sdk-signal"])
 for (const view of views) {
@@ -130,7 +140,8 @@ for (const view of views) {
         !(stream && referenceOnly.has(v)) && !(quick && referenceOnly.has(v))
       )
       const runs = new Map<string, Array<Measurement>>(variants.map((v) => [v, []]))
-      for (let round = 0; round < view.rounds; round++) {
+      const viewRounds = concurrency === 1 && view.solo ? soloRounds : view.rounds
+      for (let round = 0; round < viewRounds; round++) {
         for (const variant of variants) {
           const before = view.upstream === "minimal" ? await upstreamStats() : undefined
           const m = runWorker(["http", variant, view.url, String(concurrency), stream ? "stream" : "whole", String(requests)])
@@ -241,6 +252,7 @@ const { markdown, svg, summary } = render({
   leaf,
   requests,
   rounds,
+  soloRounds,
   simRounds,
   node: process.version,
   cores: cpus().length,

@@ -25,6 +25,7 @@ export interface Results {
   readonly leaf: string
   readonly requests: number
   readonly rounds: number
+  readonly soloRounds: number
   readonly simRounds: number
   readonly node: string
   readonly cores: number
@@ -221,7 +222,8 @@ export const render = (results: Results) => {
   const markdown = `# Benchmark results
 
 Written by \`pnpm bench\` in ${f(results.minutes, 1)} minutes: ${results.requests} requests per variant after a warm-up, the
-median of ${results.rounds} interleaved rounds against the minimal upstream and ${results.simRounds} against the simulator;
+median of ${results.rounds} interleaved rounds against the minimal upstream (${results.soloRounds} at c=1 for the OpenAI variants: a
+short sequential run moves with the machine) and ${results.simRounds} against the simulator;
 ${results.cores} cores shared with other work — **load average ${results.load.start} at the start, ${results.load.end} at the end**
 (1, 5, 15 min); Node ${results.node}. Every variant runs in a fresh process, so CPU per request and peak RSS are the
 client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the same concurrency, mode and upstream, in the same run.
