@@ -247,6 +247,20 @@ describe("Provider.model under a Budget", () => {
     }))
 })
 
+describe("Provider.requireFinish", () => {
+  it.effect("passes a stream that ends with its finish part, and fails one that ends without it as cut", () =>
+    Effect.gen(function*() {
+      const origin = { provider: "echo", model: "echo-1" }
+      const finished = yield* Stream.runCollect(Llm.stream(user)).pipe(Effect.provide(serving([{ type: "text", text: "x" }, done()])))
+      const again = yield* Stream.runCollect(Provider.requireFinish(origin)(Stream.fromIterable(finished)))
+      assert.deepStrictEqual(again, finished)
+      const cut = yield* Effect.flip(Stream.runDrain(Provider.requireFinish(origin)(Stream.make<[LlmResponse.StreamPart]>({ type: "text-delta", text: "x" }))))
+      assert.instanceOf(cut, LlmError.NetworkError)
+      assert.strictEqual(cut.cause, "cut")
+      assert.strictEqual(cut.provider, "echo")
+    }))
+})
+
 describe("StreamAccumulator.stream given a setup", () => {
   it.effect("runs it on every run: each run opens afresh with its own state", () =>
     Effect.gen(function*() {

@@ -37,19 +37,6 @@ export const withFiber = <A, E, R>(make: (fiber: Fiber.Fiber<unknown, unknown>) 
   ))
 
 /**
- * Fails the stream when it ends cleanly and `check` returns an error (read
- * at the end, so it sees what the parts set on the way). @internal
- */
-export const failAtEnd = <A, E, R, E2>(
-  self: Stream.Stream<A, E, R>,
-  check: () => E2 | undefined
-): Stream.Stream<A, E | E2, R> =>
-  Stream.fromChannel(Channel.mapDoneEffect(Stream.toChannel(self), () => {
-    const error = check()
-    return error === undefined ? Effect.void : Effect.fail(error)
-  }))
-
-/**
  * `Stream.onExit` for the combinators' hot paths: `finalizer` runs once,
  * with the stream's exit, when it ends, fails, or is dropped or interrupted
  * before its end (then when the scope running it closes, as
@@ -86,7 +73,7 @@ export interface Guard<A, E, R, E2, R2, I = never, S = never> {
 
 /**
  * {@link lazy}, `Stream.unwrap`, `Stream.provideService`,
- * `Stream.mapArrayEffect`, {@link failAtEnd} and {@link onExit} (with a look
+ * `Stream.mapArrayEffect`, a check at the end and {@link onExit} (with a look
  * at each part) in one channel layer: per run, `setup` (given the running
  * fiber, to read its context) makes a {@link Guard}; its `close` is
  * put on the run's scope before `open` runs, so a resource `open` takes is

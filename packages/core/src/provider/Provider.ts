@@ -117,16 +117,16 @@ const priced = (response: LlmResponse, pricing: PricingService): LlmResponse => 
  */
 export const requireFinish = (origin: { readonly provider: string; readonly model: string }) =>
 <E, R>(self: Stream.Stream<StreamPart, E, R>): Stream.Stream<StreamPart, E | NetworkError, R> =>
-  Streams.lazy(() => {
+  Streams.guarded(() => {
     let finished = false
-    return Streams.failAtEnd(
-      // Per array, not per part: a provider that hands over a batch of parts keeps it one batch.
-      Stream.mapArray(self, (parts) => {
-        if (!finished) for (const part of parts) if (part.type === "finish") finished = true
-        return parts
-      }),
-      () => finished ? undefined : unfinished(origin)
-    )
+    return {
+      open: Effect.succeed(self),
+      each: (part) => {
+        if (part.type === "finish") finished = true
+      },
+      end: () => finished ? undefined : unfinished(origin),
+      close: () => Effect.void
+    }
   })
 
 const unfinished = (origin: { readonly provider: string; readonly model: string }) =>
