@@ -40,6 +40,25 @@ describe("Fallback.layer", () => {
       }
     }))
 
+  it.effect("a stream that fails everywhere: AllProvidersFailed with every attempt, retries included", () =>
+    Effect.gen(function*() {
+      const a = yield* child("a", [{ error: server("a") }])
+      const b = yield* child("b", [{ error: new LlmError.QuotaExhausted({ provider: "b", model: "m" }) }])
+      const stack = Fallback.layer([a.layer.pipe(Retry.layer({ times: 2, base: "10 millis", jitter: false })), b.layer])
+      const fiber = yield* Effect.forkChild(Effect.flip(Stream.runDrain(Llm.stream(ask)).pipe(Effect.provide(stack))))
+      yield* TestClock.adjust("30 millis")
+      const error = yield* Fiber.join(fiber)
+      assert.strictEqual(error._tag, "AllProvidersFailed")
+      if (error._tag === "AllProvidersFailed") {
+        assert.deepStrictEqual(error.attempts.map((x) => `${x.provider}:${x.outcome}`), [
+          "a:ServerError",
+          "a:ServerError",
+          "a:ServerError",
+          "b:QuotaExhausted"
+        ])
+      }
+    }))
+
   it.effect("InvalidRequest and BudgetExceeded stop the chain at once with that error", () =>
     Effect.gen(function*() {
       for (

@@ -193,21 +193,16 @@ describe("Streams.recovering", () => {
       assert.strictEqual(recovered, 0)
     }))
 
-  it.effect("the service is in context for the stream's setup and every pull, not for the recovery", () =>
+  it.effect("the recovery gets the error and the Fail reason that held it, with its annotations", () =>
     Effect.gen(function*() {
-      const seen: Array<string> = []
-      const look = Effect.map(Label, (label) => void seen.push(label))
-      const source = Stream.unwrap(Effect.as(look, Stream.concat(
-        Stream.fromEffect(Effect.as(look, 1)),
-        Stream.fromEffect(Effect.andThen(look, Effect.fail("cut")))
-      )))
+      const Note = Context.Service<string>("test/Note")
+      const cut = Effect.failCause(Cause.annotate(Cause.fail("cut"), Context.make(Note, "noted")))
       const stream = Streams.recovering(() => ({
-        stream: source,
-        service: { key: Label, value: "child" },
-        recover: () => Stream.fromEffect(Effect.as(look, 2))
+        stream: Stream.concat(Stream.make("one"), Stream.fromEffect(cut)),
+        recover: (error: string, reason: Cause.Fail<string>) =>
+          Stream.make(`${error} ${String(reason.annotations.get(Note.key))}`)
       }))
-      assert.deepStrictEqual(yield* Stream.runCollect(stream), [1, 2])
-      assert.deepStrictEqual(seen, ["child", "child", "child", "none"])
+      assert.deepStrictEqual(yield* Stream.runCollect(stream), ["one", "cut noted"])
     }))
 
   it.effect("interrupted while the stream runs, the stream's resources are released", () =>

@@ -3,17 +3,18 @@
  * the package).
  *
  * A successful call carries its attempts on `response.attempts`. A failed call
- * has only its error, so a combinator that wants to know every attempt a child
- * made before failing (a `Fallback` over a `Retry`, a `Retry` over a nested
- * `Fallback`) provides a fresh {@link AttemptReport} cell around that one child
- * call; the outermost combinator inside the child that gave up writes the
- * attempts it made into the cell. When nothing was written, the child was a
- * plain leaf (or a breaker that refused it) and its error stands for one
- * attempt.
+ * has only its error, so a combinator that gives up after several attempts (a
+ * `Retry` series, a `Fallback` chain) fails with {@link failWith}: the attempts
+ * ride on the failure itself, as an annotation of its `Fail` reason, and the
+ * enclosing combinator reads them where it handles that failure
+ * ({@link matchChild}). A failure without them came from a plain leaf (or a
+ * breaker that refused the call) and stands for one attempt. Nothing is set up
+ * per call: a call that succeeds pays nothing for this, and the attempts follow
+ * the failure across fibers as its cause does.
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, type Fiber, Stream } from "effect"
+import { Cause, Clock, Context, Effect, type Fiber, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import type { LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
@@ -22,23 +23,41 @@ import { Pricing } from "../money/Pricing.ts"
 import { Tokenizer } from "../prompt/Tokenizer.ts"
 import * as Streams from "./streams.ts"
 
-/** @internal */
-export interface ReportCell {
-  attempts: ReadonlyArray<Attempt> | undefined
-}
+/** The annotation of a failure's `Fail` reason that holds the attempts behind it. */
+const ReportedAttempts = Context.Service<ReadonlyArray<Attempt>>("@switchboard/core/internal/ReportedAttempts")
 
-/** @internal */
-export const AttemptReport = Context.Reference<ReportCell | undefined>(
-  "@switchboard/core/internal/AttemptReport",
-  { defaultValue: () => undefined }
-)
+/**
+ * Fails with `error`, reporting `attempts` (every attempt behind it) to the
+ * enclosing combinator that handles the failure. @internal
+ */
+export const failWith = <E>(error: E, attempts: ReadonlyArray<Attempt>): Effect.Effect<never, E> =>
+  Effect.failCause(Cause.annotate(Cause.fail(error), Context.make(ReportedAttempts, attempts)))
 
-/** Reports the attempts of a call that is about to fail to the enclosing combinator, if any. @internal */
-export const report = (attempts: ReadonlyArray<Attempt>): Effect.Effect<void> =>
-  Effect.flatMap(AttemptReport, (cell) =>
-    Effect.sync(() => {
-      if (cell !== undefined) cell.attempts = attempts
-    }))
+/** The attempts a failure's `Fail` reason was reported with, if any. @internal */
+export const reportedIn = (reason: Cause.Fail<unknown>): ReadonlyArray<Attempt> | undefined =>
+  reason.annotations.get(ReportedAttempts.key) as ReadonlyArray<Attempt> | undefined
+
+/**
+ * `Effect.matchEffect` over one child call whose failure handler also gets
+ * the attempts the failure was reported with ({@link failWith}), if any.
+ * @internal
+ */
+export const matchChild = <A, E, R, B, E2, R2, C, E3, R3>(
+  call: Effect.Effect<A, E, R>,
+  options: {
+    readonly onSuccess: (value: A) => Effect.Effect<B, E2, R2>
+    readonly onFailure: (error: E, reported: ReadonlyArray<Attempt> | undefined) => Effect.Effect<C, E3, R3>
+  }
+): Effect.Effect<B | C, E2 | E3, R | R2 | R3> =>
+  Effect.matchCauseEffect(call, {
+    onSuccess: options.onSuccess,
+    onFailure: (cause) => {
+      const reason = Streams.recoverable(cause)
+      return reason === undefined
+        ? Effect.failCause(Streams.electDefects(cause))
+        : options.onFailure(reason.error, reportedIn(reason))
+    }
+  })
 
 /** The failed attempt an error stands for. @internal */
 export const failedAttempt = (
@@ -56,23 +75,15 @@ export const failedAttempt = (
 
 /** The attempts behind a child's failure: what it reported, else what its error says. @internal */
 export const attemptsOfFailure = (
-  cell: ReportCell,
+  reported: ReadonlyArray<Attempt> | undefined,
   error: LlmError,
   request: LlmRequest,
   latencyMs: number
 ): ReadonlyArray<Attempt> =>
-  cell.attempts ??
+  reported ??
     (error._tag === "AllProvidersFailed" && error.attempts.length > 0
       ? error.attempts
       : [failedAttempt(error, request, latencyMs)])
-
-/** Runs one child call with a fresh report cell, returning the cell. @internal */
-export const observed = <A, E, R>(
-  effect: Effect.Effect<A, E, R>
-): { readonly cell: ReportCell; readonly effect: Effect.Effect<A, E, R> } => {
-  const cell: ReportCell = { attempts: undefined }
-  return { cell, effect: Effect.provideService(effect, AttemptReport, cell) }
-}
 
 /** Puts earlier failed attempts in front of a response's own. @internal */
 export const prepend = (response: LlmResponse, before: ReadonlyArray<Attempt>): LlmResponse =>
@@ -124,9 +135,9 @@ export interface ChildFailure {
 }
 
 /**
- * Runs one child `generate` with a fresh report cell and, when it fails,
- * collects the attempts behind the failure (what the child reported, else
- * what its error stands for, timed from the start of this call). @internal
+ * Runs one child `generate` and, when it fails, collects the attempts behind
+ * the failure (what the child reported, else what its error stands for, timed
+ * from the start of this call). @internal
  */
 export const tryGenerate = (
   call: Effect.Effect<LlmResponse, LlmError>,
@@ -135,11 +146,14 @@ export const tryGenerate = (
   Effect.withFiber((fiber) => {
     const clock = fiber.getRef(Clock.Clock)
     const start = clock.currentTimeMillisUnsafe()
-    const { cell, effect } = observed(call)
-    return Effect.mapError(effect, (error): ChildFailure => ({
-      error,
-      attempts: attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start)
-    }))
+    return matchChild(call, {
+      onSuccess: Effect.succeed,
+      onFailure: (error, reported) =>
+        Effect.fail<ChildFailure>({
+          error,
+          attempts: attemptsOfFailure(reported, error, request, clock.currentTimeMillisUnsafe() - start)
+        })
+    })
   })
 
 /**
@@ -162,9 +176,9 @@ export interface StreamTry<E2> {
 
 /**
  * {@link tryGenerate} for a stream, in one channel layer: per run, `setup`
- * (given the running fiber) makes a {@link StreamTry}; its stream runs with a
- * fresh report cell, timed from the start of the run, and a failure goes to
- * `recover` with the attempts behind it (the failed stream closed first).
+ * (given the running fiber) makes a {@link StreamTry}; its stream runs timed
+ * from the start of the run, and a failure goes to `recover` with the
+ * attempts behind it (the failed stream closed first).
  * @internal
  */
 export const tryStreamWith = <E2>(
@@ -174,15 +188,16 @@ export const tryStreamWith = <E2>(
     const { batch, before, map, recover, request, stream } = setup(fiber)
     const clock = fiber.getRef(Clock.Clock)
     const start = clock.currentTimeMillisUnsafe()
-    const cell: ReportCell = { attempts: undefined }
     return {
       stream,
       before,
-      service: { key: AttemptReport, value: cell },
       map,
       batch,
-      recover: (error: LlmError) =>
-        recover({ error, attempts: attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start) })
+      recover: (error: LlmError, reason: Cause.Fail<LlmError>) =>
+        recover({
+          error,
+          attempts: attemptsOfFailure(reportedIn(reason), error, request, clock.currentTimeMillisUnsafe() - start)
+        })
     }
   })
 

@@ -132,57 +132,56 @@ export const guarded = <A, E, R, E2, R2, I = never, S = never>(
 
 /**
  * What {@link recovering} runs for one run of its stream: `before` (an
- * effect, such as an event), then `stream`, with `service` in context (its
- * setup and every pull), each part through `map` (`undefined` drops it) and
- * each batch through `batch`; a typed failure of `stream` closes what it
- * opened and the run goes on with `recover`'s stream (unmapped, as it is).
+ * effect, such as an event), then `stream`, each part through `map`
+ * (`undefined` drops it) and each batch through `batch`; a typed failure of
+ * `stream` closes what it opened and the run goes on with `recover`'s stream
+ * (unmapped, as it is), given the error and the `Fail` reason that held it
+ * (its annotations).
  *
  * @internal
  */
-export interface Recovery<A, E, R, B, E2, R2, I, S> {
+export interface Recovery<A, E, R, B, E2, R2> {
   readonly stream: Stream.Stream<A, E, R>
   readonly before?: Effect.Effect<void> | undefined
-  readonly service?: { readonly key: Context.Key<I, S>; readonly value: S } | undefined
   readonly map?: ((part: A) => B | undefined) | undefined
   readonly batch?: ((parts: Arr.NonEmptyReadonlyArray<A | B>) => Effect.Effect<Arr.NonEmptyReadonlyArray<A | B>>) | undefined
-  readonly recover: (error: E) => Stream.Stream<B, E2, R2>
+  readonly recover: (error: E, reason: Cause.Fail<E>) => Stream.Stream<B, E2, R2>
 }
 
 /**
- * `Stream.unwrap` of a sync setup, `Stream.provideService`, `Stream.filterMap`,
- * `Stream.mapArrayEffect` and `Stream.catch` in one channel layer: per run, `setup` (given the
+ * `Stream.unwrap` of a sync setup, `Stream.filterMap`, `Stream.mapArrayEffect`
+ * and `Stream.catch` in one channel layer: per run, `setup` (given the
  * running fiber, to read its context) makes a {@link Recovery}. A try of a
- * child call (`Retry`, `Fallback`, `Hedge`) is all four on every call, and
+ * child call (`Retry`, `Fallback`, `Router`) is all four on every call, and
  * each layer costs its setup on the way to the first part and a step on
  * every pull. As `Stream.catch`: the end and defects pass through, a
  * failure with a defect in it is not recovered (its typed errors become
  * defects), and the failed stream's scope is closed before the recovery's
  * stream starts. @internal
  */
-export const recovering = <A, E, R, B, E2, R2, I = never, S = never>(
-  setup: (fiber: Fiber.Fiber<unknown, unknown>) => Recovery<A, E, R, B, E2, R2, I, S>
-): Stream.Stream<A | B, E2, Exclude<R, I> | R2> =>
+export const recovering = <A, E, R, B, E2, R2>(
+  setup: (fiber: Fiber.Fiber<unknown, unknown>) => Recovery<A, E, R, B, E2, R2>
+): Stream.Stream<A | B, E2, R | R2> =>
   Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
     Effect.withFiber((fiber) => {
       const run = setup(fiber)
-      const { batch, before, map, service } = run
+      const { batch, before, map } = run
       let inner = Scope.forkUnsafe(scope)
       let opened: Effect.Effect<AnyPull, never, any> = Channel.toTransform(Stream.toChannel(run.stream))(upstream as never, inner)
       if (before !== undefined) opened = Effect.andThen(before, opened)
-      if (service !== undefined) opened = Effect.provideService(opened, service.key, service.value)
       return Effect.map(opened, (first) => {
-        let pull = service === undefined ? first : Effect.provideService(first, service.key, service.value)
+        let pull = first
         if (map !== undefined) pull = mapping(pull, map)
         if (batch !== undefined) pull = Effect.flatMap(pull, batch)
         let current: AnyPull = Effect.catchCause(pull, (cause): AnyPull => {
           if (Pull.isDoneCause(cause)) return Effect.failCause(cause)
-          const failure = recoverable(cause as Cause.Cause<E>)
-          if (failure === undefined) return Effect.failCause(electDefects(cause))
+          const reason = recoverable(cause as Cause.Cause<E>)
+          if (reason === undefined) return Effect.failCause(electDefects(cause))
           const failed = inner
           inner = Scope.forkUnsafe(scope)
           return Effect.andThen(
             Scope.close(failed, Exit.failCause(cause)),
-            Effect.flatMap(Channel.toTransform(Stream.toChannel(run.recover(failure.error)))(upstream as never, inner), (next) => {
+            Effect.flatMap(Channel.toTransform(Stream.toChannel(run.recover(reason.error, reason)))(upstream as never, inner), (next) => {
               current = next
               return next
             })
@@ -191,7 +190,7 @@ export const recovering = <A, E, R, B, E2, R2, I = never, S = never>(
         return Effect.suspend(() => current)
       })
     })
-  )) as Stream.Stream<A | B, E2, Exclude<R, I> | R2>
+  )) as Stream.Stream<A | B, E2, R | R2>
 
 /** A pull of any stream, inside {@link recovering} (its types are the stream's, outside). */
 type AnyPull = Pull.Pull<Arr.NonEmptyReadonlyArray<any>, any, any, any>
@@ -215,15 +214,20 @@ const mapping = (pull: AnyPull, map: (part: any) => unknown): AnyPull => {
   return next
 }
 
-/** The typed error `Stream.catch` recovers from: none when the cause holds a defect (or only interruptions). */
-const recoverable = <E>(cause: Cause.Cause<E>): { readonly error: E } | undefined => {
-  if (Cause.hasDies(cause)) return undefined
-  for (const reason of cause.reasons) if (reason._tag === "Fail") return { error: reason.error }
-  return undefined
-}
+/**
+ * The `Fail` reason a typed handler recovers from (as `Effect.catch` and
+ * `Stream.catch` choose): none when the cause holds a defect, or only
+ * interruptions. @internal
+ */
+export const recoverable = <E>(cause: Cause.Cause<E>): Cause.Fail<E> | undefined =>
+  Cause.hasDies(cause) ? undefined : cause.reasons.find(Cause.isFailReason)
 
-/** A cause with a defect in it: its typed errors become defects too (as `Stream.catch` passes it on). */
-const electDefects = <E>(cause: Cause.Cause<E>): Cause.Cause<never> =>
+/**
+ * A cause no typed handler recovers, passed on as `Effect.catch` and
+ * `Stream.catch` do: with a defect in it, its typed errors become defects
+ * too. @internal
+ */
+export const electDefects = <E>(cause: Cause.Cause<E>): Cause.Cause<never> =>
   Cause.hasDies(cause) && Cause.hasFails(cause)
     ? Cause.fromReasons(cause.reasons.map((reason) => reason._tag === "Fail" ? Cause.makeDieReason(reason.error) : reason))
     : cause as Cause.Cause<never>

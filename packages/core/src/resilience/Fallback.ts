@@ -62,15 +62,16 @@ import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
+  attemptsOfFailure,
   type ChildFailure,
+  failWith,
   identityOf,
   isTraced,
   type Learned,
   learn,
+  matchChild,
   prepend,
-  report,
   type StreamTry,
-  tryGenerate,
   tryStreamWith
 } from "../internal/attempts.ts"
 import { Fn, IntAtLeast, orThrow } from "../internal/optionSchemas.ts"
@@ -312,10 +313,7 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
     return deadline !== undefined && fiber.getRef(Clock.Clock).currentTimeMillisUnsafe() >= deadline
   }
   const exhausted = (request: LlmRequest, attempts: ReadonlyArray<Attempt>) =>
-    Effect.andThen(
-      report(attempts),
-      Effect.fail(new AllProvidersFailed({ provider: "fallback", ...(request.model ? { model: request.model } : {}), attempts }))
-    )
+    failWith(new AllProvidersFailed({ provider: "fallback", ...(request.model ? { model: request.model } : {}), attempts }), attempts)
 
   const span = Effect.withSpan("Fallback.generate")
   const outcome = (error: LlmError) => Effect.annotateCurrentSpan({ "llm.outcome": error._tag })
@@ -323,12 +321,14 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
     Effect.withFiber((fiber) => {
       const pricing = fiber.getRef(Pricing)
+      const clock = fiber.getRef(Clock.Clock)
       // The chain's span only when a tracer is installed: without one it would go nowhere.
       const traced = isTraced(fiber) && !Telemetry.inTracedCall(fiber)
       const failed: Array<Attempt> = []
       let need: number | undefined
-      const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> =>
-        Effect.matchEffect(tryGenerate(children[i]!.service.generate(request), request), {
+      const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> => {
+        const start = clock.currentTimeMillisUnsafe()
+        return matchChild(children[i]!.service.generate(request), {
           onSuccess: (response) => {
             learn(learned[i]!, response)
             const result = Effect.succeed(prepend(response, failed))
@@ -339,21 +339,22 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
               )
               : result
           },
-          onFailure: ({ attempts, error }: ChildFailure) => {
+          onFailure: (error, reported) => {
             learn(learned[i]!, error)
-            failed.push(...attempts)
-            if (stops(error) || !on(error) || deadlinePassed(fiber)) return Effect.andThen(report(failed), Effect.fail(error))
+            failed.push(...attemptsOfFailure(reported, error, request, clock.currentTimeMillisUnsafe() - start))
+            if (stops(error) || !on(error) || deadlinePassed(fiber)) return failWith(error, failed)
             need = needOf(error, need)
             const next = nextChild(i, need, pricing)
             if (next === undefined) return exhausted(request, failed)
             return Effect.andThen(switched(request, i, error, next), Effect.suspend(() => tryChild(next)))
           }
         })
+      }
       return traced ? span(Effect.tapError(tryChild(0), outcome)) : tryChild(0)
     })
 
-  // Each child's try is one layer (`tryStreamWith`): it runs the child with a fresh report cell,
-  // shows its parts (skipping what a restart repeats), and on failure picks what comes next.
+  // Each child's try is one layer (`tryStreamWith`): it runs the child, shows its parts (skipping
+  // what a restart repeats), and on failure picks what comes next, given the attempts behind it.
   const stream = (request: LlmRequest): Stream.Stream<StreamPart, LlmError> =>
     tryStreamWith((fiber) => {
       const pricing = fiber.getRef(Pricing)
@@ -370,16 +371,14 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
       }
       const plain: Mode = { skipText: 0, skipReasoning: 0, prefix: undefined }
       const interrupted = (error: LlmError) =>
-        Effect.andThen(
-          report(failed),
-          Effect.fail(
-            new StreamInterrupted({
-              provider: error.provider,
-              ...(error.model !== undefined ? { model: error.model } : {}),
-              emittedText,
-              reason: error._tag
-            })
-          )
+        failWith(
+          new StreamInterrupted({
+            provider: error.provider,
+            ...(error.model !== undefined ? { model: error.model } : {}),
+            emittedText,
+            reason: error._tag
+          }),
+          failed
         )
       // Called when the stream starts and from a failure's handler, so the child's stream is built
       // when it is about to run: no suspension of its own.
@@ -445,7 +444,7 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
               failed.push(...attempts)
               if (!emitted) {
                 if (stops(error) || !on(error) || (yield* Effect.withFiber((fiber) => Effect.succeed(deadlinePassed(fiber))))) {
-                  return yield* Effect.andThen(report(failed), Effect.fail(error))
+                  return yield* failWith(error, failed)
                 }
                 need = needOf(error, need)
                 const next = nextChild(i, need, pricing)

@@ -36,12 +36,12 @@ import {
   ChargeInterrupted,
   type ChildFailure,
   estimatedPromptAttempt,
+  failWith,
   identityOf,
   isTraced,
   type Learned,
   learn,
   prepend,
-  report,
   tryGenerate,
   tryStream
 } from "../internal/attempts.ts"
@@ -143,8 +143,7 @@ const hedged = (primary: LLM["Service"], backup: LLM["Service"], afterMs: number
       const early = yield* Effect.raceFirst(Fiber.join(p.fiber), Effect.as(Effect.sleep(afterMs), undefined))
       if (early !== undefined) {
         if (Result.isSuccess(early)) return yield* succeeded(p, early.success, [])
-        yield* report(failed(p, early.failure))
-        return yield* Effect.fail(early.failure.error)
+        return yield* failWith(early.failure.error, failed(p, early.failure))
       }
       yield* started(request)
       const b = yield* launch(1)
@@ -161,8 +160,7 @@ const hedged = (primary: LLM["Service"], backup: LLM["Service"], afterMs: number
       yield* release(first)
       const second = yield* Fiber.join(other.fiber)
       if (Result.isSuccess(second)) return yield* succeeded(other, second.success, failedFirst)
-      yield* report([...failedFirst, ...failed(other, second.failure)])
-      return yield* Effect.fail(second.failure.error)
+      return yield* failWith(second.failure.error, [...failedFirst, ...failed(other, second.failure)])
     })
 
   const span = Effect.withSpan("Hedge.generate")
@@ -210,7 +208,7 @@ const hedged = (primary: LLM["Service"], backup: LLM["Service"], afterMs: number
             return { type: "finish", response: prepend(part.response, before) }
           }),
           Stream.catch((failure) =>
-            Stream.fromEffect(Effect.andThen(report(failure.attempts), Effect.fail(failure.error)))
+            Stream.fromEffect(failWith(failure.error, failure.attempts))
           )
         )
       return yield* race<Head, Stream.Stream<StreamPart, LlmError>>(

@@ -47,7 +47,7 @@ import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
-import { attemptsOfFailure, type ChildFailure, observed, prepend, report, tryStreamWith } from "../internal/attempts.ts"
+import { attemptsOfFailure, type ChildFailure, failWith, matchChild, prepend, tryStreamWith } from "../internal/attempts.ts"
 import { DurationInput, FiniteAtLeast, FiniteBetween, Fn, IntAtLeast, millisOf, orThrow } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
@@ -281,32 +281,30 @@ const replayingStream = <A, E, R>(first: E, self: Stream.Stream<A, E, R>): Strea
 
 const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM["Service"] => {
   const retrying = policyOf(settings)
-  const giveUp = (failed: ReadonlyArray<Attempt>) => report(failed)
-
   // No span of its own: each try is already an `Llm.attempt` span of the leaf.
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
     Effect.withFiber((fiber) => {
       const clock = fiber.getRef(Clock.Clock)
-      const failed: Array<Attempt> = []
-      const once = Effect.suspend(() => {
-        const start = clock.currentTimeMillisUnsafe()
-        const { cell, effect } = observed(inner.generate(request))
-        return Effect.tapError(effect, (error) =>
-          Effect.sync(() => {
-            failed.push(...attemptsOfFailure(cell, error, request, clock.currentTimeMillisUnsafe() - start))
-          }))
-      })
+      const start = clock.currentTimeMillisUnsafe()
       // The first try runs bare, so a call that succeeds first time builds no schedule at all;
       // its error is then handed to `Effect.retry` as the series' first input, without a new call.
-      const start = clock.currentTimeMillisUnsafe()
-      const { cell, effect } = observed(inner.generate(request))
-      return Effect.matchEffect(effect, {
+      return matchChild(inner.generate(request), {
         onSuccess: Effect.succeed,
-        onFailure: (first) => {
-          failed.push(...attemptsOfFailure(cell, first, request, clock.currentTimeMillisUnsafe() - start))
+        onFailure: (first, reported) => {
+          const failed = [...attemptsOfFailure(reported, first, request, clock.currentTimeMillisUnsafe() - start)]
+          const once = Effect.suspend(() => {
+            const begun = clock.currentTimeMillisUnsafe()
+            return matchChild(inner.generate(request), {
+              onSuccess: Effect.succeed,
+              onFailure: (error, reported) => {
+                failed.push(...attemptsOfFailure(reported, error, request, clock.currentTimeMillisUnsafe() - begun))
+                return Effect.fail(error)
+              }
+            })
+          })
           return Effect.matchEffect(Effect.retry(replaying(first, once), retrying), {
             onSuccess: (response) => Effect.succeed(prepend(response, failed)),
-            onFailure: (error) => Effect.andThen(giveUp(failed), Effect.fail(error))
+            onFailure: (error) => failWith(error, failed)
           })
         }
       })
@@ -325,7 +323,7 @@ const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM[
           ? { type: "finish", response: prepend(part.response, failed) }
           : part
       }
-      const exhausted = (error: LlmError) => Stream.fromEffect(Effect.andThen(giveUp(failed), Effect.fail(error)))
+      const exhausted = (error: LlmError) => Stream.fromEffect(failWith(error, failed))
       const again = tryStreamWith(() => ({
         stream: parts,
         request,

@@ -48,7 +48,7 @@
  */
 import { Clock, Context, Duration, Effect, type Fiber, Layer, Schema, Stream } from "effect"
 import * as Events from "../Events.ts"
-import { attemptsOfFailure, type ChildFailure, observed, prepend, report, tryStreamWith } from "../internal/attempts.ts"
+import { attemptsOfFailure, type ChildFailure, failWith, matchChild, prepend, tryStreamWith } from "../internal/attempts.ts"
 import type { Budget } from "../limits/Budget.ts"
 import { LLM } from "../LLM.ts"
 import { AllProvidersFailed, isFallbackable, type LlmError, NoEligibleModel } from "../LlmError.ts"
@@ -679,11 +679,9 @@ export const make = Effect.fnUntraced(function*(
   ): Effect.Effect<never, LlmError> =>
     failed.length === 0
       ? Effect.fail(new NoEligibleModel({ provider: "router", rejected: rejected.slice() }))
-      : Effect.andThen(
-        report(failed),
-        Effect.fail(
-          new AllProvidersFailed({ provider: "router", ...(request.model ? { model: request.model } : {}), attempts: failed })
-        )
+      : failWith(
+        new AllProvidersFailed({ provider: "router", ...(request.model ? { model: request.model } : {}), attempts: failed }),
+        failed
       )
 
   const generate = (request: LlmRequest): Effect.Effect<LlmResponse, LlmError> =>
@@ -697,25 +695,24 @@ export const make = Effect.fnUntraced(function*(
           const i = plan.order[k]!
           const call = (): Effect.Effect<LlmResponse, LlmError> => {
             const start = clock.currentTimeMillisUnsafe()
-            const { cell, effect } = observed(candidates[i]!.service.generate(request))
             const decision = publishDecision(fiber, names[i], rejected)
-            const body = Effect.matchEffect(effect, {
+            const body = matchChild(candidates[i]!.service.generate(request), {
                 onSuccess: (response) => {
                   const now = clock.currentTimeMillisUnsafe()
                   const recorded = recordOutcome(i, undefined, now - start, now)
                   const out = prepend(response, failed)
                   return recorded === Effect.void ? Effect.succeed(out) : Effect.as(recorded, out)
                 },
-                onFailure: (error) => {
+                onFailure: (error, reported) => {
                   const now = clock.currentTimeMillisUnsafe()
                   const skip = skipReason(error)
                   if (skip !== undefined) {
                     rejected.push({ name: names[i]!, reason: skip })
                     return tryAt(k + 1)
                   }
-                  failed.push(...attemptsOfFailure(cell, error, request, now - start))
+                  failed.push(...attemptsOfFailure(reported, error, request, now - start))
                   return Effect.andThen(recordOutcome(i, error, now - start, now), () => {
-                    if (!fallback || !isFallbackable(error)) return Effect.andThen(report(failed), Effect.fail(error))
+                    if (!fallback || !isFallbackable(error)) return failWith(error, failed)
                     rejected.push({ name: names[i]!, reason: `failed: ${error._tag}` })
                     return tryAt(k + 1)
                   })
@@ -744,8 +741,8 @@ export const make = Effect.fnUntraced(function*(
           if (k >= plan.order.length) return Stream.fromEffect(noneLeft(request, failed, rejected))
           const i = plan.order[k]!
           // One channel layer per candidate (`tryStreamWith`): the decision event, the candidate's
-          // stream with a fresh report cell, the first part timed and a finish recorded (per batch, not
-          // an effect per part), and on failure the next candidate or the end.
+          // stream, the first part timed and a finish recorded (per batch, not an effect per part),
+          // and on failure (with the attempts behind it) the next candidate or the end.
           const call = (): Stream.Stream<StreamPart, LlmError> =>
             tryStreamWith(() => {
               const start = clock.currentTimeMillisUnsafe()
@@ -778,9 +775,7 @@ export const make = Effect.fnUntraced(function*(
                     }
                     failed.push(...attempts)
                     return Effect.andThen(recordOutcome(i, error, now - start, now), () => {
-                      if (!fallback || !isFallbackable(error)) {
-                        return Effect.andThen(report(failed), Effect.fail(error))
-                      }
+                      if (!fallback || !isFallbackable(error)) return failWith(error, failed)
                       rejected.push({ name: names[i]!, reason: `failed: ${error._tag}` })
                       return Effect.succeed(run(k + 1))
                     })
