@@ -267,7 +267,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
         if (!isCacheable(request, when)) return inner.generate(request)
         const key = memoryKey(request)
         const answer = (fiber: Fiber.Fiber<unknown, unknown>, entry: Entry) => {
-          Telemetry.recordCacheUnsafe(fiber.context, "hit")
+          if (Telemetry.metricsOnFiber(fiber)) Telemetry.recordCacheUnsafe(fiber.context, "hit")
           const response = asHit(entry)
           const bus = fiber.getRef(Events.LlmEvents)
           if (!bus.enabled) return Effect.succeed(response)

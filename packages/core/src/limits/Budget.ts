@@ -381,6 +381,35 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
   const refusesNow = (request: LlmRequest): Effect.Effect<boolean> =>
     Effect.map(state(scopeOf(request)), (s) => s.closed === true || s.spentUsd + s.reservedUsd >= limitUsd)
 
+  /**
+   * What the worst case of one target is made of: `Pricing.worstCase` is linear in the input
+   * and output counts, so its USD per input token and per output token, the model's output
+   * limit, and whether thinking tokens add to the output.
+   */
+  interface Rates {
+    readonly perInput: number
+    readonly perOutput: number
+    readonly maxOutput: number
+    readonly thinks: boolean
+  }
+  const ratesOf = (pricing: PricingService, target: PriceTarget): Rates => ({
+    perInput: pricing.worstCase(target.provider, target.model, 1, 0).costUsd,
+    perOutput: pricing.worstCase(target.provider, target.model, 0, 1).costUsd,
+    maxOutput: pricing.limits(target.provider, target.model).maxOutput,
+    thinks: thinkingTokens > 0 && pricing.lookup(target.provider, target.model)?.capabilities.reasoning === true
+  })
+  // The fixed targets' rates, for the last pricing seen (one per program, in practice).
+  let ratedBy: PricingService | undefined
+  let fixedRates: ReadonlyArray<Rates> = []
+  const ratesFor = (pricing: PricingService, targets: ReadonlyArray<PriceTarget>): ReadonlyArray<Rates> => {
+    if (targets !== fixedTargets) return targets.map((target) => ratesOf(pricing, target))
+    if (pricing !== ratedBy) {
+      fixedRates = targets.map((target) => ratesOf(pricing, target))
+      ratedBy = pricing
+    }
+    return fixedRates
+  }
+
   /** The worst case of all attempts of `request`, in USD, given its input count for each target. */
   const worstOf = (
     pricing: PricingService,
@@ -388,18 +417,17 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     targets: ReadonlyArray<PriceTarget>,
     inputTokens: (index: number) => number
   ): { readonly requestedUsd: number; readonly target: PriceTarget } => {
+    const rates = ratesFor(pricing, targets)
     let worst = 0
     let priced = targets[0]!
     for (let index = 0; index < targets.length; index++) {
-      const target = targets[index]!
-      let maxOutput = request.maxTokens ?? defaultMaxTokens ?? pricing.limits(target.provider, target.model).maxOutput
-      if (thinkingTokens > 0 && pricing.lookup(target.provider, target.model)?.capabilities.reasoning === true) {
-        maxOutput += thinkingTokens
-      }
-      const { costUsd } = pricing.worstCase(target.provider, target.model, inputTokens(index), maxOutput)
+      const rate = rates[index]!
+      let maxOutput = request.maxTokens ?? defaultMaxTokens ?? rate.maxOutput
+      if (rate.thinks) maxOutput += thinkingTokens
+      const costUsd = inputTokens(index) * rate.perInput + maxOutput * rate.perOutput
       if (costUsd >= worst) {
         worst = costUsd
-        priced = target
+        priced = targets[index]!
       }
     }
     return { requestedUsd: worst * attempts, target: priced }
@@ -442,7 +470,9 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     orElse: (() => Effect.Effect<Reservation, BudgetExceeded>) | undefined
   ): Effect.Effect<Reservation, BudgetExceeded> => {
     const { requestedUsd } = worst
-    Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
+    if (Telemetry.metricsOnFiber(fiber)) {
+      Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
+    }
     if (!result.reserved) {
       if (orElse !== undefined) return orElse()
       return exceeded(scope, requestedUsd, worst.target, result.state.spentUsd, result.state.reservedUsd)
@@ -586,8 +616,10 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
         softAtUsd,
         now
       }
-      const record = (result: BudgetStore.SettleResult) =>
-        Telemetry.recordBudgetUnsafe(fiber.context, reservation.scope, result.state.spentUsd, result.state.reservedUsd)
+      const metrics = Telemetry.metricsOnFiber(fiber)
+      const record = (result: BudgetStore.SettleResult) => {
+        if (metrics) Telemetry.recordBudgetUnsafe(fiber.context, reservation.scope, result.state.spentUsd, result.state.reservedUsd)
+      }
       if (memory !== undefined) {
         const result = memory.settleSync(input)
         record(result)
@@ -651,7 +683,9 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     const takeNow = (worst: { readonly requestedUsd: number }): Reservation | BudgetStore.ReserveResult => {
       const input = reserveInput(fiber, scope, worst.requestedUsd)
       const result = memory.reserveSync(input)
+      if (Telemetry.metricsOnFiber(fiber)) {
       Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
+    }
       return result.reserved ? { scope, key: input.key, id: input.reservationId, amount: worst.requestedUsd } : result
     }
     if (bounded) {
