@@ -225,6 +225,9 @@ const makeLocalCounter = (memory: RateLimiterStore.MemoryStore) => (step: Consum
 const noWait = 1e-3
 
 /** Runs limit logic synchronously against the in-process counter. */
+/** What {@link hinted} answers when the provider left no hint: no delay (a shared object, only read). */
+const noHint: { readonly delay: number; readonly scope: "requests" | "tokens" } = { delay: 0, scope: "requests" }
+
 const runLocal = <A>(
   counter: (step: Consume, now: number) => Consumed,
   steps: Steps<A>,
@@ -407,9 +410,9 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
       : refused(scope, 0, `rate limiter store failed: ${answer.message}`)
 
   /** How long the provider's last word says to hold this call, counting it against the hint. */
-  const hinted = (key: string, amount: number, now: number): { delay: number; scope: "requests" | "tokens" } => {
+  const hinted = (key: string, amount: number, now: number): { readonly delay: number; readonly scope: "requests" | "tokens" } => {
     const state = hints.get(key, now)
-    if (state === undefined) return { delay: 0, scope: "requests" }
+    if (state === undefined) return noHint
     let delay = 0
     let scope: "requests" | "tokens" = "requests"
     const check = (hint: Hint | undefined, units: number, which: "requests" | "tokens") => {
@@ -518,13 +521,20 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
     return total
   }
 
+  /** Learns from the outcome: the provider's rate-limit headers, or its `RateLimited` answer. */
+  const heed = (permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>, now: number): void => {
+    if (!adaptive) return
+    if (Exit.isSuccess(exit)) {
+      if (exit.value !== undefined) learn(permit.keys.key, exit.value.rateLimit, now)
+      return
+    }
+    const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+    if (failure !== undefined) pause(permit.keys.key, failure.error, now)
+  }
+
   /** Learns from the outcome, then gives unused tokens back or charges extra ones. */
   function* reconcile(permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>, now: number): Steps<void> {
-    if (Exit.isSuccess(exit) && exit.value !== undefined) learn(permit.keys.key, exit.value.rateLimit, now)
-    if (Exit.isFailure(exit)) {
-      const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-      if (failure !== undefined) pause(permit.keys.key, failure.error, now)
-    }
+    heed(permit, exit, now)
     if (tokens === undefined) return
     const key = permit.keys.tokens
     if (!Exit.isSuccess(exit) || exit.value === undefined) return yield* giveBack(key, tokens, permit.reserved)
@@ -581,7 +591,18 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
     )
 
   const release = (permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>): Effect.Effect<void> =>
-    Effect.withFiber((fiber) => run(fiber, (now) => reconcile(permit, exit, now)))
+    Effect.withFiber((fiber) => releaseOn(fiber, permit, exit))
+
+  /** {@link release} on the running `fiber`: with no token limit there is nothing to give back, only the outcome to heed. */
+  const releaseOn = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    permit: Permit,
+    exit: Exit.Exit<LlmResponse | undefined, LlmError>
+  ): Effect.Effect<void> => {
+    if (tokens !== undefined) return run(fiber, (now) => reconcile(permit, exit, now))
+    heed(permit, exit, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+    return Effect.void
+  }
 
   const exhausted = (request: LlmRequest): Effect.Effect<boolean> =>
     Effect.clockWith((clock) =>
@@ -629,7 +650,7 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
           // Taken in this same step, so nothing can interrupt between the permit and the
           // finalizer that releases it: no `acquireUseRelease` needed.
           const call = now.delay <= noWait ? inner.generate(request) : Effect.andThen(waitFor(now), inner.generate(request))
-          return Effect.onExit(call, (exit) => release(now, exit))
+          return Effect.onExit(call, (exit) => releaseOn(fiber, now, exit))
         }),
       stream: (request) =>
         // One layer: the releasing finalizer is on the run's scope before the permit is taken.

@@ -370,24 +370,32 @@ export const make = (
       request: LlmRequest,
       exit: Exit.Exit<LlmResponse, LlmError>,
       since?: Since | undefined
-    ): Effect.Effect<void> =>
-      Effect.withFiber((fiber) => {
-        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-        if (Exit.isSuccess(exit)) {
-          const key = learn(request, exit.value.provider, exit.value.model)
-          return record(ticket, ticket.key ?? key, now, success)
-        }
-        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-        const error = reason !== undefined && reason._tag === "Fail" ? reason.error : undefined
-        if (error === undefined || error._tag === "CircuitOpen") {
-          return ticket.key === undefined ? Effect.void : record(ticket, ticket.key, now, ignored)
-        }
-        const key = learn(request, error.provider, error.model)
-        const outcome = error._tag === "Timeout" && since !== undefined && (starved(since) || shortchanged(since, error))
-          ? ignored
-          : classify(error)
-        return record(ticket, ticket.key ?? key, now, outcome)
-      })
+    ): Effect.Effect<void> => Effect.withFiber((fiber) => settleOn(fiber, ticket, request, exit, since))
+
+    /** {@link settleExit} on the running `fiber`: from a finalizer of the call it settles, no step of its own. */
+    const settleOn = (
+      fiber: Fiber.Fiber<unknown, unknown>,
+      ticket: Ticket,
+      request: LlmRequest,
+      exit: Exit.Exit<LlmResponse, LlmError>,
+      since?: Since | undefined
+    ): Effect.Effect<void> => {
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      if (Exit.isSuccess(exit)) {
+        const key = learn(request, exit.value.provider, exit.value.model)
+        return record(ticket, ticket.key ?? key, now, success)
+      }
+      const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+      const error = reason !== undefined && reason._tag === "Fail" ? reason.error : undefined
+      if (error === undefined || error._tag === "CircuitOpen") {
+        return ticket.key === undefined ? Effect.void : record(ticket, ticket.key, now, ignored)
+      }
+      const key = learn(request, error.provider, error.model)
+      const outcome = error._tag === "Timeout" && since !== undefined && (starved(since) || shortchanged(since, error))
+        ? ignored
+        : classify(error)
+      return record(ticket, ticket.key ?? key, now, outcome)
+    }
 
     /** A stream that ended without its finish part: nothing learned, a probe slot freed. */
     const settleUnfinished = (ticket: Ticket): Effect.Effect<void> => {
@@ -407,7 +415,7 @@ export const make = (
               const at = since(fiber, now)
               return Effect.onExit(inner.generate(request), (exit) => {
                 LoopLag.exit()
-                return settleExit(quiet, request, exit, at)
+                return settleOn(fiber, quiet, request, exit, at)
               })
             }
             return Effect.acquireUseRelease(
@@ -415,7 +423,7 @@ export const make = (
               () => inner.generate(request),
               ({ at, ticket }, exit) => {
                 LoopLag.exit()
-                return settleExit(ticket, request, exit, at)
+                return settleOn(fiber, ticket, request, exit, at)
               }
             )
           }),
