@@ -3,7 +3,8 @@ import { createHash } from "node:crypto"
 import { Effect, Fiber, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Events, LLM, Llm, LlmError, ResponseCache } from "../src/index.ts"
-import { canonicalRequest } from "../src/internal/canonical.ts"
+import { canonicalRequest, memoryKey } from "../src/internal/canonical.ts"
+import type { LlmRequest } from "../src/LlmRequest.ts"
 
 const gpt = { provider: "openai", model: "gpt-4o" }
 const ask = (content = "q") => ({ messages: [{ role: "user" as const, content }], temperature: 0 })
@@ -118,6 +119,49 @@ describe("ResponseCache", () => {
     const a = canonicalRequest({ messages: [{ role: "user", content: "x" }], temperature: 0, tools: [{ name: "t", parameters: { b: 1, a: 2 } }] })
     const b = canonicalRequest({ tools: [{ parameters: { a: 2, b: 1 }, name: "t", description: undefined }], temperature: 0, messages: [{ content: "x", role: "user" }] })
     assert.strictEqual(a, b)
+  })
+
+  it("the in-memory key is shared exactly by the requests the canonical encoding puts together", () => {
+    const requests: Array<LlmRequest> = []
+    // (`{"t":"x"}` is how a text part is written inside the key: a string content must not pass for one)
+    const contents = ["x", "y", `{"t":"x"}`, [{ type: "text" as const, text: "x" }], [{ type: "text" as const, text: "x" }, { type: "text" as const, text: "y" }]]
+    for (const content of contents) {
+      for (const extra of [{}, { temperature: 0 }, { temperature: 0, seed: 1 }, { model: "m", system: "s" }, { maxTokens: 5 }]) {
+        for (const meta of [undefined, { tenant: "a" }, { tenant: "a", requestId: "r", tags: ["t"] }]) {
+          requests.push({ messages: [{ role: "user", content }], ...extra, ...(meta === undefined ? {} : { metadata: meta }) })
+        }
+      }
+      // the same fields written in another key order, with undefined ones left in
+      requests.push({ temperature: 0, messages: [{ content, role: "user" }], topP: undefined, stop: undefined })
+      requests.push({ messages: [{ role: "user", content }, { role: "assistant", content: "x" }] })
+    }
+    requests.push({
+      messages: [{ role: "user", content: "x" }],
+      tools: [{ name: "t", parameters: { b: 1, a: 2 } }],
+      toolChoice: "auto",
+      stop: ["a", "b"],
+      responseFormat: { type: "json-schema", name: "r", schema: { y: 1, x: 2 } }
+    })
+    requests.push({
+      responseFormat: { schema: { x: 2, y: 1 }, name: "r", type: "json-schema" },
+      stop: ["a", "b"],
+      toolChoice: "auto",
+      tools: [{ parameters: { a: 2, b: 1 }, name: "t", description: undefined }],
+      messages: [{ content: "x", role: "user" }]
+    })
+    requests.push({ messages: [{ role: "user", content: "x" }], stop: ["b", "a"] })
+    let shared = 0
+    for (const a of requests) {
+      for (const b of requests) {
+        const same = canonicalRequest(a) === canonicalRequest(b)
+        assert.strictEqual(memoryKey(a) === memoryKey(b), same, `${canonicalRequest(a)} vs ${canonicalRequest(b)}`)
+        if (same && a !== b) shared++
+      }
+    }
+    assert.isAbove(shared, 0)
+    // A long request is keyed by a digest, not by its text.
+    const long = memoryKey({ messages: [{ role: "user", content: "word ".repeat(200) }] })
+    assert.strictEqual(long.length, 43)
   })
 
   it.effect("cache: false bypasses, non-deterministic requests are not cached, and when: always caches them", () =>

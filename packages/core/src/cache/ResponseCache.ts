@@ -38,7 +38,7 @@ import { Array as Arr, Cache, Cause, Clock, Duration, Effect, Exit, Fiber, Funct
 import * as Streams from "../internal/streams.ts"
 import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
-import { memoryKey, shownKey } from "../internal/canonical.ts"
+import { digestOf, memoryKey, requestKey } from "../internal/canonical.ts"
 import { Lru } from "../internal/lru.ts"
 import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
@@ -233,14 +233,14 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
     // Calls in flight, on Effect's `Cache` (it keeps none once settled): one
     // provider call per key, every identical caller joins it, and it is
     // cancelled when the last caller leaves. Keys are the requests'
-    // `memoryKey`s (events show them as digests); a miss leaves its request,
+    // `memoryKey`s (events name a request by its digest); a miss leaves its request,
     // and the service to send it to, here for the lookup.
     const pending = new Map<string, { readonly request: LlmRequest; readonly inner: LLM["Service"] }>()
     const calls = yield* Cache.makeWith(
       (key: string) =>
         Effect.suspend(() => {
           const miss = pending.get(key)
-          if (miss === undefined) return Effect.die(new Error(`ResponseCache: no request for key ${shownKey(key)}`))
+          if (miss === undefined) return Effect.die(new Error(`ResponseCache: no request for key ${digestOf(key)}`))
           return miss.inner.generate(miss.request).pipe(
             Effect.map((response) => entryOf(response)),
             // Stored before the call settles, so a caller never finds neither.
@@ -254,10 +254,10 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
     )
     const flights = new Map<string, Flight>()
 
-    const hit = (key: string, entry: Entry) =>
+    const hit = (request: LlmRequest, entry: Entry) =>
       Events.publish(() => ({
         _tag: "CacheHit",
-        key: shownKey(key),
+        key: requestKey(request),
         provider: entry.response.provider,
         model: entry.response.model
       }))
@@ -272,7 +272,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
           const bus = fiber.getRef(Events.LlmEvents)
           if (!bus.enabled) return Effect.succeed(response)
           return Effect.as(
-            bus.publish({ _tag: "CacheHit", key: shownKey(key), provider: entry.response.provider, model: entry.response.model }),
+            bus.publish({ _tag: "CacheHit", key: requestKey(request), provider: entry.response.provider, model: entry.response.model }),
             response
           )
         }
@@ -366,7 +366,7 @@ export const make: (options: Options) => Effect.Effect<ResponseCache, Switchboar
         return Stream.unwrap(Effect.withFiber((fiber) => {
           const found = read(key, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
           if (found !== undefined) {
-            return Effect.succeed(Stream.fromEffect(Effect.andThen(Telemetry.recordCache("hit"), hit(key, found))).pipe(
+            return Effect.succeed(Stream.fromEffect(Effect.andThen(Telemetry.recordCache("hit"), hit(request, found))).pipe(
               Stream.drain,
               Stream.concat(Stream.fromIterable(hitParts(found)))
             ))

@@ -144,27 +144,46 @@ export const requestKey = (request: LlmRequest, namespace = ""): string =>
  */
 export const digestOf = (canonical: string): string => hash("sha256", canonical, "base64url")
 
-/** Canonical encodings up to this length are their own in-memory key: no digest on the hot path. */
+/** Plain in-memory keys up to this length are kept as they are: no digest on the hot path. */
 const longestPlainKey = 512
 
+/** A number as the in-memory key spells it: `JSON.stringify` writes every non-finite one as `null`. */
+const finite = (value: number | undefined): number | string | undefined =>
+  value === undefined || Number.isFinite(value) ? value : String(value)
+
 /**
- * A key for an in-memory map of requests: the canonical encoding itself
- * (behind a `~`, which no digest has) when it is short — exact, so no two
- * requests share it, and ~1 µs cheaper than a SHA-256 — else its
- * {@link requestKey} digest, so a long prompt is not kept twice. Never shown:
- * {@link shownKey} turns it into the digest.
+ * A key for an in-memory map of requests, shared only by requests that
+ * {@link canonicalRequest} encodes alike (the same fields decide, in any key
+ * order; non-finite numbers stay apart): one `JSON.stringify` of the deciding
+ * fields by position, so the
+ * string is built flat in one pass — a `Map` lookup under a key made of many
+ * concatenations first copies it flat, which cost a cache hit more than the
+ * rest of the lookup. A key over 512 characters is replaced by its SHA-256
+ * (43 characters that never start with `[`), so a long prompt is not kept
+ * twice. Never shown: events name a request by its {@link requestKey}.
  *
  * @internal
  */
 export const memoryKey = (request: LlmRequest): string => {
-  const canonical = canonicalRequest(request, "")
-  return canonical.length <= longestPlainKey ? "~" + canonical : digestOf(canonical)
+  const messages: Array<unknown> = []
+  for (const message of request.messages) {
+    const content = message.content
+    // A string content stays a JSON string; parts become a JSON array (so neither can pass for the other).
+    messages.push(message.role, typeof content === "string" ? content : content.map(encodePart))
+  }
+  const plain = JSON.stringify([
+    messages,
+    request.model,
+    request.system,
+    finite(request.temperature),
+    finite(request.topP),
+    finite(request.maxTokens),
+    request.stop === undefined ? undefined : field(request.stop),
+    finite(request.seed),
+    request.tools === undefined ? undefined : field(request.tools),
+    request.toolChoice === undefined ? undefined : field(request.toolChoice),
+    request.responseFormat === undefined ? undefined : field(request.responseFormat),
+    request.metadata?.tenant
+  ])
+  return plain.length <= longestPlainKey ? plain : digestOf(plain)
 }
-
-/**
- * The key a {@link memoryKey} is shown as (in events): always the digest,
- * never the request's text.
- *
- * @internal
- */
-export const shownKey = (key: string): string => key.startsWith("~") ? digestOf(key.slice(1)) : key
