@@ -358,14 +358,17 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     )
   }
 
-  const state = (scope: string = globalScope): Effect.Effect<State> =>
-    Effect.withFiber((fiber) => {
-      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-      if (memory === undefined) return readAt(scope, now)
-      // The budget's own memory store answers in this same step.
-      const window = windowOf(now)
-      return Effect.succeed(toState(scope, window, memory.readSync({ key: keyOf(scope), windowId: windowIdOf(window), now })))
-    })
+  const state = (scope: string = globalScope): Effect.Effect<State> => {
+    // The budget's own memory store answers in one step.
+    if (memory !== undefined) {
+      return Effect.withFiberSucceed((fiber) => {
+        const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+        const window = windowOf(now)
+        return toState(scope, window, memory.readSync({ key: keyOf(scope), windowId: windowIdOf(window), now }))
+      })
+    }
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => readAt(scope, now))
+  }
 
   const states = Effect.flatMap(Clock.currentTimeMillis, (now) =>
     store.keys(now).pipe(
@@ -616,9 +619,9 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
         softAtUsd,
         now
       }
-      const metrics = Telemetry.metricsOnFiber(fiber)
       const record = (result: BudgetStore.SettleResult) => {
-        if (metrics) Telemetry.recordBudgetUnsafe(fiber.context, reservation.scope, result.state.spentUsd, result.state.reservedUsd)
+        if (!Telemetry.metricsOnFiber(fiber)) return
+        Telemetry.recordBudgetUnsafe(fiber.context, reservation.scope, result.state.spentUsd, result.state.reservedUsd)
       }
       if (memory !== undefined) {
         const result = memory.settleSync(input)
@@ -666,6 +669,21 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     return settle(reservation, error === undefined ? 0 : spentOnFailure(error.error))
   }
 
+  /** Reserves `amountUsd` in `scope` in the memory store now: the reservation, or the store's refusal. */
+  const takeSync = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    memory: BudgetStore.MemoryStore,
+    scope: string,
+    amountUsd: number
+  ): Reservation | BudgetStore.ReserveResult => {
+    const input = reserveInput(fiber, scope, amountUsd)
+    const result = memory.reserveSync(input)
+    if (Telemetry.metricsOnFiber(fiber)) {
+      Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
+    }
+    return result.reserved ? { scope, key: input.key, id: input.reservationId, amount: amountUsd } : result
+  }
+
   /**
    * The reservation taken in this very step when nothing in it needs to wait
    * (the memory store, the tokenizer loaded, no event subscriber): a
@@ -679,15 +697,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     const targets = targetsOf(request)
     const pricing = fiber.getRef(Pricing)
     const scope = scopeOf(request)
-    /** Reserves `worst` in the memory store now: the reservation, or the store's refusal. */
-    const takeNow = (worst: { readonly requestedUsd: number }): Reservation | BudgetStore.ReserveResult => {
-      const input = reserveInput(fiber, scope, worst.requestedUsd)
-      const result = memory.reserveSync(input)
-      if (Telemetry.metricsOnFiber(fiber)) {
-      Telemetry.recordBudgetUnsafe(fiber.context, scope, result.state.spentUsd, result.state.reservedUsd)
-    }
-      return result.reserved ? { scope, key: input.key, id: input.reservationId, amount: worst.requestedUsd } : result
-    }
+    const takeNow = (worst: { readonly requestedUsd: number }) => takeSync(fiber, memory, scope, worst.requestedUsd)
     if (bounded) {
       const taken = takeNow(worstOf(pricing, request, targets, boundsOf(request, targets)))
       if (!("reserved" in taken)) return taken
