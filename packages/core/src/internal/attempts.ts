@@ -106,8 +106,13 @@ export interface Learned {
 
 /** Records the identity a response or error reports. @internal */
 export const learn = (learned: Learned, from: { readonly provider: string; readonly model?: string | undefined }) => {
-  if (from.model !== undefined) learned.current = { provider: from.provider, model: from.model }
-  else if (learned.current === undefined || learned.current.provider !== from.provider) {
+  const current = learned.current
+  if (from.model !== undefined) {
+    // The same child answers as the same model call after call: nothing new to keep.
+    if (current === undefined || current.provider !== from.provider || current.model !== from.model) {
+      learned.current = { provider: from.provider, model: from.model }
+    }
+  } else if (learned.current === undefined || learned.current.provider !== from.provider) {
     learned.current = { provider: from.provider, model: "unknown" }
   }
 }
