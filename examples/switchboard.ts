@@ -19,9 +19,9 @@
  * fallback so an open circuit moves the chain on at once.
  */
 import { Anthropic } from "@switchboard/anthropic"
-import { Budget, CircuitBreaker, Fallback, LLM, RateLimit, ResponseCache, Retry } from "@switchboard/core"
+import { Budget, CircuitBreaker, Fallback, LLM, Llm, RateLimit, ResponseCache, Retry } from "@switchboard/core"
 import { OpenAI } from "@switchboard/openai"
-import { Context, Effect, Layer, type Redacted, Stream } from "effect"
+import { Context, Effect, Layer, type Redacted } from "effect"
 
 /** Where one provider is and which model it serves. */
 export interface Endpoint {
@@ -136,11 +136,9 @@ export const makeStackFrom = <E, R>(providers: Providers<E, R>, limits: Limits) 
       Effect.gen(function*() {
         const full = Context.get(yield* Layer.build(primary), LLM)
         const saving = Context.get(yield* Layer.build(economy), LLM)
-        const pick = Effect.map(budget.state(), (s) => s.spentUsd >= limits.softAt * s.limitUsd ? saving : full)
-        return LLM.of({
-          generate: (request) => Effect.flatMap(pick, (llm) => llm.generate(request)),
-          stream: (request) => Stream.unwrap(Effect.map(pick, (llm) => llm.stream(request)))
-        })
+        return Llm.choose(() =>
+          Effect.map(budget.state(), (s) => s.spentUsd >= limits.softAt * s.limitUsd ? saving : full)
+        )
       })
     )
 

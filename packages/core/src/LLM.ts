@@ -186,6 +186,35 @@ export const transform = <E2 = never, R2 = never>(
     Effect.isEffect(wrap) ? Effect.flatMap(wrap, (f) => Effect.map(LLM, f)) : Effect.map(LLM, wrap)
   ).pipe(Layer.provide(self))
 
+/**
+ * A service that hands each call to the service `pick` chooses for it (by
+ * tenant, by spend, an A/B split). `pick` runs once per call, when the call
+ * runs, and may fail the call with an `LlmError`; a stream's parts then
+ * come straight from the chosen service's stream, with no step of the
+ * chooser's own on each pull.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Llm } from "@switchboard/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const small = yield* Llm.makeTest({ provider: "openai", model: "gpt-4o-mini", steps: [{ text: "small" }] })
+ *   const large = yield* Llm.makeTest({ provider: "openai", model: "gpt-4o", steps: [{ text: "large" }] })
+ *   const llm = Llm.choose((request) => Effect.succeed(request.metadata?.tenant === "pro" ? large.service : small.service))
+ *   return yield* llm.generate({ messages: [{ role: "user", content: "hi" }], metadata: { tenant: "pro" } })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const choose = (pick: (request: LlmRequest) => Effect.Effect<LLM["Service"], LlmError>): LLM["Service"] =>
+  LLM.of({
+    generate: (request) => Effect.flatMap(pick(request), (llm) => llm.generate(request)),
+    stream: (request) => Streams.unwrapped(Effect.map(pick(request), (llm) => llm.stream(request)))
+  })
+
 // ---------------------------------------------------------------------------
 // Test layer (in LlmTest.ts; re-exported here under the names callers use)
 // ---------------------------------------------------------------------------

@@ -198,3 +198,57 @@ describe("Llm.observeAttempts", () => {
       steps: [{ text: "paid for", usage: { inputTokens: 1000, outputTokens: 100 } }]
     }))))
 })
+
+describe("Llm.choose", () => {
+  const ask = (tenant: string) => ({ messages: [{ role: "user" as const, content: "hi" }], metadata: { tenant } })
+  const texts = (parts: ReadonlyArray<{ readonly type: string; readonly text?: string }>) =>
+    parts.flatMap((part) => part.type === "text-delta" && part.text !== undefined ? [part.text] : []).join("")
+
+  it.effect("hands each call, whole or streamed, to the service picked for it when it runs", () =>
+    Effect.gen(function*() {
+      const small = yield* Llm.makeTest({ provider: "openai", model: "small", steps: [{ text: "from small" }] })
+      const large = yield* Llm.makeTest({ provider: "openai", model: "large", steps: [{ text: "from large" }] })
+      let picks = 0
+      const llm = Llm.choose((request) =>
+        Effect.sync(() => {
+          picks++
+          return request.metadata?.tenant === "pro" ? large.service : small.service
+        })
+      )
+      assert.strictEqual((yield* llm.generate(ask("pro"))).text, "from large")
+      assert.strictEqual((yield* llm.generate(ask("free"))).text, "from small")
+      const stream = llm.stream(ask("pro"))
+      assert.strictEqual(picks, 2)
+      assert.strictEqual(texts(yield* Stream.runCollect(stream)), "from large")
+      assert.strictEqual(texts(yield* Stream.runCollect(stream)), "from large")
+      assert.strictEqual(picks, 4)
+      assert.deepStrictEqual([(yield* large.requests).length, (yield* small.requests).length], [3, 1])
+    }))
+
+  it.effect("a pick that fails fails the call, whole or streamed, with its error", () =>
+    Effect.gen(function*() {
+      const refused = new LlmError.InvalidRequest({ provider: "router", message: "no model for this tenant" })
+      const llm = Llm.choose(() => Effect.fail(refused))
+      assert.strictEqual(yield* Effect.flip(llm.generate(ask("x"))), refused)
+      assert.strictEqual(yield* Effect.flip(Stream.runCollect(llm.stream(ask("x")))), refused)
+    }))
+
+  it.effect("the chosen stream's resources are released when the stream ends or is dropped", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const chosen = yield* Llm.makeTest({ provider: "openai", model: "m", steps: [{ text: "abc", chunks: ["a", "b", "c"] }] })
+      const tracked = Llm.LLM.of({
+        generate: chosen.service.generate,
+        stream: (request) =>
+          Stream.unwrap(Effect.acquireRelease(
+            Effect.sync(() => void log.push("open")),
+            () => Effect.sync(() => void log.push("close"))
+          ).pipe(Effect.as(chosen.service.stream(request))))
+      })
+      const llm = Llm.choose(() => Effect.succeed(tracked))
+      yield* Stream.runDrain(llm.stream(ask("x")))
+      assert.deepStrictEqual(log, ["open", "close"])
+      yield* Stream.runDrain(Stream.take(llm.stream(ask("x")), 1))
+      assert.deepStrictEqual(log, ["open", "close", "open", "close"])
+    }))
+})

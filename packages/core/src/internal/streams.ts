@@ -37,6 +37,19 @@ export const withFiber = <A, E, R>(make: (fiber: Fiber.Fiber<unknown, unknown>) 
   ))
 
 /**
+ * `Stream.unwrap` for an effect that needs no `Scope`: the stream `pick`
+ * chooses for each run, whose pull is then the run's — no scope provided
+ * around the pick and no step of its own on every pull, as `Stream.unwrap`
+ * has. @internal
+ */
+export const unwrapped = <A, E, R, E2, R2>(
+  pick: Effect.Effect<Stream.Stream<A, E, R>, E2, R2>
+): Stream.Stream<A, E | E2, R | R2> =>
+  Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
+    Effect.flatMap(pick, (stream) => Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope))
+  ))
+
+/**
  * `Stream.onExit` for the combinators' hot paths: `finalizer` runs once,
  * with the stream's exit, when it ends, fails, or is dropped or interrupted
  * before its end (then when the scope running it closes, as

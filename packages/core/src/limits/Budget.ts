@@ -59,12 +59,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, type Fiber, Function, Layer, Option, Schema } from "effect"
 import * as Events from "../Events.ts"
 import { readyValue } from "../internal/ready.ts"
 import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
-import { AttemptObservers, LLM, observeAttempts, transform } from "../LLM.ts"
+import { AttemptObservers, choose, LLM, observeAttempts, transform } from "../LLM.ts"
 import { BudgetExceeded, type LlmError } from "../LlmError.ts"
 import type { LlmRequest } from "../LlmRequest.ts"
 import type { Attempt, LlmResponse } from "../LlmResponse.ts"
@@ -860,12 +860,9 @@ export const switchAt = <E1, R1, E2, R2>(options: {
     Effect.gen(function*() {
       const primary = Context.get(yield* Layer.build(options.primary), LLM)
       const cheap = Context.get(yield* Layer.build(options.cheap), LLM)
-      const pick = (request: LlmRequest) =>
+      return choose((request) =>
         Effect.map(budget.state(scopeOf(request)), (s) => s.spentUsd >= soft * s.limitUsd ? cheap : primary)
-      return LLM.of({
-        generate: (request) => Effect.flatMap(pick(request), (llm) => llm.generate(request)),
-        stream: (request) => Stream.unwrap(Effect.map(pick(request), (llm) => llm.stream(request)))
-      })
+      )
     })
   )
   return budget.layer(router)
