@@ -447,6 +447,16 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   in-process figures say as much about the machine as about the code. What remains of a miss: the Budget's
   per-call attempt observer (a context change, and the leaf then settles each attempt through \`onExit\`), which
   keeps money a provider billed from being released when the response never comes back up; Effect's run loop.
+- The stack's time to first part at c=1 (the one target that moves between runs: 1.05× in session 8's last run,
+  1.15× [0.78–1.74] in session 9's first): in process with a canned \`fetch\` and marks at each layer's setup, the
+  SDK's first part came ~160 µs after the call, the bare leaf's ~+65 µs later (~+32 before the request leaves:
+  the run, the leaf's setup and request; ~+33 after: core's reader and Effect's pull), and the stack's ~+40 µs
+  after the leaf's. The demo's spend router picked its chain with \`Stream.unwrap\`, which provides a \`Scope\`
+  around the pick (two context changes) and adds a step to every pull: ~6 µs of the stack's setup. It now uses
+  \`Llm.choose\` (one channel layer whose pull is the chosen stream's; \`Budget.switchAt\` uses it too). Over
+  loopback the SDK's first part at c=1 takes ~730 µs, so +100 µs in process is ~1.14×: the stack sits at this
+  target's edge, and which side a run lands on is the machine's noise. Each combinator's stream setup is now
+  mostly Effect's channel machinery (5–10 µs a layer: a scope, a transform, a finalizer).
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
