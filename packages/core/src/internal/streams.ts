@@ -165,7 +165,7 @@ export interface Recovery<A, E, R, B, E2, R2> {
  * `Stream.unwrap` of a sync setup, `Stream.filterMap`, `Stream.mapArrayEffect`
  * and `Stream.catch` in one channel layer: per run, `setup` (given the
  * running fiber, to read its context) makes a {@link Recovery}. A try of a
- * child call (`Retry`, `Fallback`, `Router`) is all four on every call, and
+ * child call (`Retry`, `Fallback`, `Router`, `Hedge`) is all four on every call, and
  * each layer costs its setup on the way to the first part and a step on
  * every pull. As `Stream.catch`: the end and defects pass through, a
  * failure with a defect in it is not recovered (its typed errors become
