@@ -72,6 +72,20 @@ describe("Budget", () => {
       assert.strictEqual(error._tag, "BudgetExceeded")
     }))
 
+  it.effect("reserves a request that names its model at that model's price, model by model", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "hi", delay: "1 second" }] })
+      const budget = yield* Budget.make({ limitUsd: 10, window: "day", price: mini })
+      const llm = budget.wrap(test.service)
+      for (const model of ["gpt-4o", "gpt-4o-mini", "gpt-4o", "o1"]) {
+        const fiber = yield* Effect.forkChild(llm.generate({ ...ask(), model }))
+        yield* TestClock.adjust("10 millis")
+        assert.closeTo((yield* budget.state()).reservedUsd, pricing.worstCase("openai", model, 8, 200).costUsd, 1e-12, model)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(fiber)
+      }
+    }))
+
   it.effect("charges an attempt the provider answered even when the caller's deadline fired before the answer came back", () =>
     Effect.gen(function*() {
       const test = yield* Llm.makeTest({ ...mini, steps: [{ text: "paid", usage: { inputTokens: 1000, outputTokens: 100 } }] })

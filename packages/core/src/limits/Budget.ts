@@ -401,16 +401,25 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     maxOutput: pricing.limits(target.provider, target.model).maxOutput,
     thinks: thinkingTokens > 0 && pricing.lookup(target.provider, target.model)?.capabilities.reasoning === true
   })
-  // The fixed targets' rates, for the last pricing seen (one per program, in practice).
+  // Rates for the last pricing seen (one per program, in practice): the fixed targets', and those of
+  // the models requests named (a request's own model is priced alone), up to 1,000 of them.
   let ratedBy: PricingService | undefined
   let fixedRates: ReadonlyArray<Rates> = []
+  const modelRates = new Map<string, ReadonlyArray<Rates>>()
   const ratesFor = (pricing: PricingService, targets: ReadonlyArray<PriceTarget>): ReadonlyArray<Rates> => {
-    if (targets !== fixedTargets) return targets.map((target) => ratesOf(pricing, target))
     if (pricing !== ratedBy) {
-      fixedRates = targets.map((target) => ratesOf(pricing, target))
+      fixedRates = fixedTargets.map((target) => ratesOf(pricing, target))
+      modelRates.clear()
       ratedBy = pricing
     }
-    return fixedRates
+    if (targets === fixedTargets) return fixedRates
+    const target = targets[0]!
+    let rates = modelRates.get(target.model)
+    if (rates === undefined) {
+      if (modelRates.size >= 1_000) modelRates.clear()
+      modelRates.set(target.model, rates = [ratesOf(pricing, target)])
+    }
+    return rates
   }
 
   /** The worst case of all attempts of `request`, in USD, given its input count for each target. */
@@ -697,9 +706,9 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     const targets = targetsOf(request)
     const pricing = fiber.getRef(Pricing)
     const scope = scopeOf(request)
-    const takeNow = (worst: { readonly requestedUsd: number }) => takeSync(fiber, memory, scope, worst.requestedUsd)
     if (bounded) {
-      const taken = takeNow(worstOf(pricing, request, targets, boundsOf(request, targets)))
+      const bound = worstOf(pricing, request, targets, boundsOf(request, targets))
+      const taken = takeSync(fiber, memory, scope, bound.requestedUsd)
       if (!("reserved" in taken)) return taken
       // The bound does not fit: the exact count decides, as without `count: "bound"`.
     }
@@ -711,7 +720,7 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
       tokens.push(count.tokens)
     }
     const worst = worstOf(pricing, request, targets, (index) => tokens[index]!)
-    const taken = takeNow(worst)
+    const taken = takeSync(fiber, memory, scope, worst.requestedUsd)
     if (!("reserved" in taken)) return taken
     return exceeded(scope, worst.requestedUsd, worst.target, taken.state.spentUsd, taken.state.reservedUsd)
   }

@@ -224,10 +224,10 @@ const makeLocalCounter = (memory: RateLimiterStore.MemoryStore) => (step: Consum
 // every call, which under CPU contention adds a starved loop's delay to each of them).
 const noWait = 1e-3
 
-/** Runs limit logic synchronously against the in-process counter. */
 /** What {@link hinted} answers when the provider left no hint: no delay (a shared object, only read). */
 const noHint: { readonly delay: number; readonly scope: "requests" | "tokens" } = { delay: 0, scope: "requests" }
 
+/** Runs limit logic synchronously against the in-process counter. */
 const runLocal = <A>(
   counter: (step: Consume, now: number) => Consumed,
   steps: Steps<A>,
