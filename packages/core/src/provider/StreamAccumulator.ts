@@ -512,12 +512,16 @@ const run = <A, R>(options: StreamOptions<A, R>, fiber: Fiber.Fiber<unknown, unk
   let read: Reader<StreamPart, LlmError> | undefined
   // The open stays interruptible (a hedge's loser, a deadline waiting for the response's headers):
   // an interrupted open aborts its own request; once opened, the release aborts it.
-  const open = Effect.acquireRelease(Effect.interruptible(options.open), (opened) =>
-    Effect.sync(() => {
-      read?.stop()
-      if (read === undefined || !read.ended()) opened.abort()
-    }))
-  return Effect.map(Scope.provide(open, scope), (opened) => {
+  // `Effect.acquireRelease` on the run's scope, given directly (no `Scope` provided around the open).
+  const open = Effect.uninterruptible(Effect.tap(Effect.interruptible(options.open), (opened) =>
+    Scope.addFinalizer(
+      scope,
+      Effect.sync(() => {
+        read?.stop()
+        if (read === undefined || !read.ended()) opened.abort()
+      })
+    )))
+  return Effect.map(open, (opened) => {
     const acc = make({ provider: options.provider, model: options.model, startedAt: start, rateLimit: opened.rateLimit })
     read = reader<A, StreamPart, LlmError>(
       opened.events,
