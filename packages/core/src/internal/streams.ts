@@ -19,6 +19,14 @@
  */
 import { type Array as Arr, Cause, Channel, type Context, Effect, Exit, type Fiber, Function, Pull, Scope, Stream } from "effect"
 
+/** Starts `stream` on `scope` inside a channel layer, giving its pull: how each layer here runs the stream it wraps. */
+const pullOf = <A, E, R>(
+  stream: Stream.Stream<A, E, R>,
+  upstream: Pull.Pull<unknown, unknown, unknown>,
+  scope: Scope.Scope
+): Effect.Effect<Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E, void>, never, R> =>
+  Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope)
+
 /**
  * `Stream.suspend` without its `WeakMap`: `make` runs once per run of the
  * stream, so per-run state (counters, flags) stays per run. @internal
@@ -33,7 +41,7 @@ export const lazy = <A, E, R>(make: () => Stream.Stream<A, E, R>): Stream.Stream
  */
 export const withFiber = <A, E, R>(make: (fiber: Fiber.Fiber<unknown, unknown>) => Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
   Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
-    Effect.withFiber((fiber) => Channel.toTransform(Stream.toChannel(make(fiber)))(upstream as never, scope))
+    Effect.withFiber((fiber) => pullOf(make(fiber), upstream, scope))
   ))
 
 /**
@@ -46,7 +54,7 @@ export const unwrapped = <A, E, R, E2, R2>(
   pick: Effect.Effect<Stream.Stream<A, E, R>, E2, R2>
 ): Stream.Stream<A, E | E2, R | R2> =>
   Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
-    Effect.flatMap(pick, (stream) => Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope))
+    Effect.flatMap(pick, (stream) => pullOf(stream, upstream, scope))
   ))
 
 /**
@@ -110,7 +118,7 @@ export const guarded = <A, E, R, E2, R2, I = never, S = never>(
         Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E | E2>)),
         Effect.flatMap(guard.open, (stream) => {
           const { service } = guard
-          const opened = Channel.toTransform(Stream.toChannel(stream))(upstream as never, scope)
+          const opened = pullOf(stream, upstream, scope)
           return Effect.map(
             service === undefined ? opened : Effect.provideService(opened, service.key, service.value),
             (pull) => {
@@ -180,7 +188,7 @@ export const recovering = <A, E, R, B, E2, R2>(
       const run = setup(fiber)
       const { batch, before, map } = run
       let inner = Scope.forkUnsafe(scope)
-      let opened: Effect.Effect<AnyPull, never, any> = Channel.toTransform(Stream.toChannel(run.stream))(upstream as never, inner)
+      let opened: Effect.Effect<AnyPull, never, any> = pullOf(run.stream, upstream, inner)
       if (before !== undefined) opened = Effect.andThen(before, opened)
       return Effect.map(opened, (first) => {
         let pull = first
@@ -194,7 +202,7 @@ export const recovering = <A, E, R, B, E2, R2>(
           inner = Scope.forkUnsafe(scope)
           return Effect.andThen(
             Scope.close(failed, Exit.failCause(cause)),
-            Effect.flatMap(Channel.toTransform(Stream.toChannel(run.recover(reason.error, reason)))(upstream as never, inner), (next) => {
+            Effect.flatMap(pullOf(run.recover(reason.error, reason), upstream, inner), (next) => {
               current = next
               return next
             })
