@@ -24,6 +24,7 @@ import {
 import { Cancel, Provider, StreamAccumulator, UndiciFetch } from "@switchboard/core/provider"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import OpenAISdk, { type ClientOptions as SdkClientOptions } from "openai"
+import { chunks } from "./internal/chunks.ts"
 import { type ErrorContext, fromSdkError } from "./internal/errors.ts"
 import * as Mapping from "./internal/mapping.ts"
 
@@ -387,6 +388,8 @@ const streamWith = (client: OpenAIClient["Service"]) => {
       return {
         provider: client.provider,
         model,
+        // The SDK builds the request and throws its errors for the status; the events are read here
+        // (`chunks`), without the SDK's stream reader (~100 µs to the first event over loopback).
         open: Cancel.call(
           (fetchOptions) =>
             client.sdk.chat.completions.create(
@@ -396,10 +399,10 @@ const streamWith = (client: OpenAIClient["Service"]) => {
                 ...(client.streamUsage ? { stream_options: { include_usage: true } } : {})
               },
               requestOptions(client, fetchOptions, context.timeoutMs)
-            ).withResponse(),
+            ).asResponse().then((response) => ({ response, fetchOptions })),
           (error) => fromSdkError(error, context)
-        ).pipe(Effect.flatMap(({ data, response }) =>
-          StreamAccumulator.opened<unknown>(data, () => data.controller.abort(), response.headers)
+        ).pipe(Effect.flatMap(({ fetchOptions, response }) =>
+          StreamAccumulator.opened<unknown>(chunks(response), () => Cancel.abort(fetchOptions), response.headers)
         )),
         table: Mapping.chunkTable(seen),
         onError: (error) => fromSdkError(error, context),

@@ -2,6 +2,8 @@ import { assert, layer } from "@effect/vitest"
 import { type LLM, Llm, LlmError, type LlmResponse } from "@switchboard/core"
 import { Sim } from "@switchboard/sim"
 import { Duration, Effect, Layer, Stream } from "effect"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
 import { OpenAI } from "../src/index.ts"
 import { client, llm, recorder, SimLayer, user } from "./support.ts"
 
@@ -30,6 +32,10 @@ const usageChunk = {
   choices: [],
   usage: { prompt_tokens: 10, completion_tokens: 4, total_tokens: 14, completion_tokens_details: { reasoning_tokens: 2 } }
 }
+
+/** A `fetch` answering every request with this event-stream text. */
+const textFetch = (text: string): typeof globalThis.fetch => () =>
+  Promise.resolve(new Response(text, { status: 200, headers: { "content-type": "text/event-stream" } }))
 
 /** A `fetch` answering every request with these SSE events (and `[DONE]` unless told not to). */
 const sseFetch = (events: ReadonlyArray<unknown>, done = true): typeof globalThis.fetch => () =>
@@ -186,5 +192,66 @@ layer(SimLayer, { excludeTestServices: true })("OpenAI.model stream", (it) => {
       ]))))
       assert.instanceOf(error, LlmError.MalformedResponse)
       assert.include(error.detail, "call_1")
+    }))
+
+  it.effect("reads the event stream as the SDK does: named error events, error chunks, a last event without its blank line", () =>
+    Effect.gen(function*() {
+      const data = (value: unknown) => `data: ${JSON.stringify(value)}\n\n`
+      // An `error` event: its data's `error` is the error (an overloaded server, in band: 503).
+      const named = yield* Effect.flip(run(fake(textFetch(
+        data(chunk({ content: "Hi" })) +
+          `event: error\ndata: ${JSON.stringify({ error: { message: "Overloaded", type: "overloaded_error" } })}\n\n`
+      ))))
+      assert.instanceOf(named, LlmError.Overloaded)
+      assert.include(named.message, "Overloaded")
+      // Any truthy `error` in a chunk fails the stream, a bare string too.
+      const bare = yield* Effect.flip(run(fake(sseFetch([chunk({ content: "Hi" }), { error: "upstream went away" }]))))
+      assert.instanceOf(bare, LlmError.ServerError)
+      // The body ends right after the usage chunk, with no blank line and no `[DONE]`: still a whole answer.
+      const parts = yield* run(fake(textFetch(
+        data(chunk({ content: "Hi" })) + data(chunk({}, "stop")) + `data: ${JSON.stringify(usageChunk)}`
+      )))
+      const response = finishOf(parts)
+      assert.strictEqual(response.text, "Hi")
+      assert.strictEqual(response.usage.totalTokens, 14)
+      // Comments (keep-alives) and CRLF line endings are part of the format.
+      const crlf = yield* run(fake(textFetch(
+        [": keep-alive", `data: ${JSON.stringify(chunk({ content: "Hi" }))}`, "", `data: ${JSON.stringify(chunk({}, "stop"))}`, "",
+          `data: ${JSON.stringify(usageChunk)}`, "", "data: [DONE]", "", ""].join("\r\n")
+      )))
+      assert.strictEqual(finishOf(crlf).text, "Hi")
+    }))
+
+  it.effect("streams read to their end leave the connection for the next call", () =>
+    Effect.gen(function*() {
+      const body = [chunk({ content: "Hi" }), chunk({}, "stop"), usageChunk].map((e) => `data: ${JSON.stringify(e)}\n\n`).join("") +
+        "data: [DONE]\n\n"
+      let connections = 0
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          new Promise<Http.Server>((resolve) => {
+            const server = Http.createServer((request, response) => {
+              request.resume()
+              request.on("end", () => {
+                response.writeHead(200, { "content-type": "text/event-stream" })
+                response.end(body)
+              })
+            })
+            server.on("connection", () => connections++)
+            server.listen(0, "127.0.0.1", () => resolve(server))
+          })
+        ),
+        (server) => Effect.promise(() => new Promise<void>((resolve) => {
+          server.closeAllConnections()
+          server.close(() => resolve())
+        }))
+      )
+      const baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`
+      const model = llm(OpenAI.compatible({ name: "local", baseURL, apiKey: "k" }))
+      for (let i = 0; i < 3; i++) {
+        const parts = yield* run(model)
+        assert.strictEqual(finishOf(parts).text, "Hi")
+      }
+      assert.strictEqual(connections, 1)
     }))
 })

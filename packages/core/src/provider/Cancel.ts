@@ -87,6 +87,33 @@ export const cancellable = (base: typeof globalThis.fetch): typeof globalThis.fe
 }
 
 /**
+ * Aborts the request made with `fetchOptions`, its body included, or stops
+ * it before it starts: for a call that handed its response body over to be
+ * read outside the SDK (a stream), whose reader stops early.
+ *
+ * @example
+ * ```ts
+ * import { Cancel } from "@switchboard/core/provider"
+ *
+ * const fetch = Cancel.cancellable(globalThis.fetch)
+ * const call = Cancel.call(
+ *   (fetchOptions) =>
+ *     fetch("http://127.0.0.1:1/v1/models", fetchOptions as RequestInit).then((response) => ({ response, fetchOptions })),
+ *   (error) => new Error(String(error))
+ * )
+ * // Later, when the body is no longer wanted: Cancel.abort(fetchOptions)
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const abort = (fetchOptions: FetchOptions): void => {
+  const handle = fetchOptions[handleKey]
+  handle.cancelled = true
+  handle.abort?.()
+}
+
+/**
  * Runs an SDK call given the {@link FetchOptions} that make it cancellable
  * (through a client whose `fetch` is {@link cancellable}): interrupting the
  * effect aborts the request, or stops it before it starts. `onError` maps

@@ -20,3 +20,5 @@ export * as Decode from "./Decode.ts"
 export * as Cancel from "./Cancel.ts"
 /** @since 0.2.0 */
 export * as UndiciFetch from "./UndiciFetch.ts"
+/** @since 0.2.0 */
+export * as ServerSentEvents from "./ServerSentEvents.ts"
