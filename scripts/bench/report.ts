@@ -457,6 +457,21 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   loopback the SDK's first part at c=1 takes ~730 µs, so +100 µs in process is ~1.14×: the stack sits at this
   target's edge, and which side a run lands on is the machine's noise. Each combinator's stream setup is now
   mostly Effect's channel machinery (5–10 µs a layer: a scope, a transform, a finalizer).
+- Session 10 timed the same path over loopback (the minimal upstream, c=1, 500 sequential streams a round,
+  marks where \`fetch\` is called and where it resolves; medians of 5 rounds). Live, every cost reads 2–3× its
+  in-process figure (cold caches after each idle wait), so the budget was smaller than it looked. The raw SDK
+  (over \`UndiciFetch\`) called \`fetch\` ~65 µs after the call, had its headers ~280 µs later, and its first
+  part **~100 µs after the headers**; a plain \`fetch\` with a ten-line SSE split needed ~15 µs after the headers.
+  That ~85 µs is the \`openai\` SDK's stream reader: three nested async generators, a \`Promise.race\` against
+  its abort signal on every network read, a line decoder, then an event at a time. The OpenAI leaf now lets the
+  SDK build the request and throw for the status (\`.asResponse()\`) and reads the events itself
+  (\`ServerSentEvents\` in \`@switchboard/core/provider\`, parsed by \`eventsource-parser\`), keeping the SDK's
+  in-band \`APIError\` and \`SyntaxError\` and its \`[DONE]\` and last-event rules. The leaf's first pull to its
+  first part went ~60 → ~20 µs; its first part 484–533 → ~400 µs (the SDK over the same transport: ~415–445), the
+  stack's 582–586 → ~448. Interleaved bench workers (7 rounds, 3,000 streams, ratios to the raw SDK over Node's
+  fetch): the leaf 1.08× → 0.81×, the stack 1.14× → 0.99×. What is left of the stack's margin over its leaf is
+  the combinators' setup before the request leaves (~25 µs live) and the leaf's own (~30 µs: the run, the
+  request's preparation, the cancel handle).
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
