@@ -68,9 +68,20 @@ describe("ServerSentEvents.messages", () => {
     )
   })
 
-  it("hands over a last event the body ends without its blank line, cut data and all", async () => {
-    const { body } = bodyOf([encoder.encode(`data: {"n":1}\n\ndata: {"n":`)])
-    assert.deepStrictEqual(await collect(body), [{ event: undefined, data: `{"n":1}` }, { event: undefined, data: `{"n":` }])
+  it("discards an event the body ends in before its blank line, or hands it over when asked to", async () => {
+    const cut = `data: {"n":1}\n\ndata: {"n":`
+    const unclosed = `data: {"n":1}\n\ndata: {"n":2}\n`
+    const read = async (text: string, options?: ServerSentEvents.Options) => {
+      const out: Array<string> = []
+      for await (const message of ServerSentEvents.messages(bodyOf([encoder.encode(text)]).body, options)) out.push(message.data)
+      return out
+    }
+    assert.deepStrictEqual(await read(cut), [`{"n":1}`])
+    assert.deepStrictEqual(await read(unclosed), [`{"n":1}`])
+    assert.deepStrictEqual(await read(cut, { unterminated: "dispatch" }), [`{"n":1}`, `{"n":`])
+    assert.deepStrictEqual(await read(unclosed, { unterminated: "dispatch" }), [`{"n":1}`, `{"n":2}`])
+    // A body whose every event is closed is read alike either way.
+    assert.deepStrictEqual(await read(`${unclosed}\n`, { unterminated: "dispatch" }), [`{"n":1}`, `{"n":2}`])
   })
 
   it("cancels the body when its reader stops early, and not when the body ended", async () => {

@@ -104,7 +104,7 @@ export const cancellable = (base: typeof globalThis.fetch): typeof globalThis.fe
  * // Later, when the body is no longer wanted: Cancel.abort(fetchOptions)
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category combinators
  */
 export const abort = (fetchOptions: FetchOptions): void => {

@@ -10,7 +10,9 @@
  * this reader takes ~15 µs. Each network read is decoded once and parsed by
  * `eventsource-parser` (the WHATWG event-stream rules: `event:` and `data:`
  * fields, multi-line data, comments, CR/LF/CRLF), and its events are handed
- * over one by one.
+ * over one by one. An event the body ends in before its blank line is
+ * discarded, as the format says, unless `unterminated: "dispatch"` asks for
+ * it.
  *
  * @example
  * ```ts
@@ -24,7 +26,7 @@
  * }
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 import { createParser, type EventSourceMessage } from "eventsource-parser"
 
@@ -32,7 +34,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser"
  * One event of the stream: its `event` name (none for the default
  * `message`), `id` and `data` (its `data:` lines joined with `\n`).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type Message = EventSourceMessage
@@ -40,15 +42,35 @@ export type Message = EventSourceMessage
 const streaming = { stream: true } as const
 
 /**
+ * How {@link messages} reads a body.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * What becomes of an event the body ends in before its blank line:
+   * `"discard"` (the default, as the event-stream format says, and as the
+   * Anthropic SDK reads) or `"dispatch"` (as the OpenAI SDK reads, for
+   * servers that leave the last blank line out).
+   */
+  readonly unterminated?: "discard" | "dispatch" | undefined
+}
+
+/**
  * The events of `body`, in order. Ending the iteration early (a `break`, a
  * `return`) cancels the body, which lets a pooled connection serve the next
  * request once the rest of the body has arrived; a read that fails (a socket
  * cut, an abort) rejects with the body's own error.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
-export async function* messages(body: ReadableStream<Uint8Array>): AsyncGenerator<Message, void, undefined> {
+export async function* messages(
+  body: ReadableStream<Uint8Array>,
+  options?: Options
+): AsyncGenerator<Message, void, undefined> {
+  const dispatchLast = options?.unterminated === "dispatch"
   let ready: Array<Message> = []
   const parser = createParser({ onEvent: (message) => ready.push(message) })
   const decoder = new TextDecoder()
@@ -59,9 +81,11 @@ export async function* messages(body: ReadableStream<Uint8Array>): AsyncGenerato
       const read = await reader.read()
       if (read.done) {
         ended = true
-        // A last event the server did not close with a blank line is handed over too, as the SDKs do
-        // (a body cut inside an event then ends in data its reader can tell is incomplete).
-        parser.feed(decoder.decode() + "\n\n")
+        const rest = decoder.decode()
+        // The line ending and blank line the body left out, so its last event is handed over (a body cut
+        // inside an event then ends in data its reader can tell is incomplete).
+        if (dispatchLast) parser.feed(rest + "\n\n")
+        else if (rest !== "") parser.feed(rest)
       } else {
         parser.feed(decoder.decode(read.value, streaming))
       }

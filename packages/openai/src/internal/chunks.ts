@@ -13,10 +13,13 @@ import { APIError, OpenAIError } from "openai"
 const errorOf = (data: unknown): unknown =>
   typeof data === "object" && data !== null ? (data as { readonly error?: unknown }).error : undefined
 
+const unterminated = { unterminated: "dispatch" } as const
+
 /** The chunks of the stream `response` carries. */
 export async function* chunks(response: Response): AsyncGenerator<unknown, void, undefined> {
   if (response.body === null) throw new OpenAIError("Attempted to iterate over a response with no body")
-  for await (const message of ServerSentEvents.messages(response.body)) {
+  // As the SDK: a last event without its blank line (some servers leave it out) still counts.
+  for await (const message of ServerSentEvents.messages(response.body, unterminated)) {
     if (message.data === "[DONE]") return
     let data: unknown
     try {
