@@ -472,6 +472,12 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   fetch): the leaf 1.08× → 0.81×, the stack 1.14× → 0.99×. What is left of the stack's margin over its leaf is
   the combinators' setup before the request leaves (~25 µs live) and the leaf's own (~30 µs: the run, the
   request's preparation, the cancel handle).
+- Nothing between a leaf's \`fetch\` and the next turn of the event loop is free at c=1: undici (8.12 here; 7.29 inside Node 24.21's
+  \`fetch\` too) writes a request on a reused kept-alive socket only after one \`setImmediate\` (its
+  idle-socket check, GHSA-35p6-xmwp-9g52), so every synchronous step and microtask after the \`fetch\` call delays
+  the request itself. Over loopback, 100 µs of busy work right after \`fetch\` delayed the answer by ~150 µs; the
+  same work after one \`setImmediate\` cost nothing. The leaf's fiber suspends at once after the call (the
+  \`fetch\` call to that turn: ~30 µs for the SDK, the leaf and the stack alike, most of it undici's own dispatch).
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
