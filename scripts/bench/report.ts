@@ -478,6 +478,17 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   the request itself. Over loopback, 100 µs of busy work right after \`fetch\` delayed the answer by ~150 µs; the
   same work after one \`setImmediate\` cost nothing. The leaf's fiber suspends at once after the call (the
   \`fetch\` call to that turn: ~30 µs for the SDK, the leaf and the stack alike, most of it undici's own dispatch).
+- The Gemini leaf's stream still had the shape the other leaves lost in session 8: a \`Stream.unwrap\` of a
+  generator, a \`Stream.ensuring\` and a \`Stream.map\` around its reader (three layers, each a setup per stream and
+  a step per pull; \`ensuring\` forks and closes a scope). It is now one \`StreamAccumulator.stream\` layer, its
+  rate-limit state set on the accumulator from the first chunk. In process (\`leaves.ts --stream\`, two
+  alternations, the machine loaded): the leaf 295–308 → 217–242 µs a stream, its SDK 127–132 in the same runs;
+  over loopback at c=1 its time to first part went 1.27× → 1.17× of its SDK (5 rounds each, not the same load).
+  The rest is \`@google/genai\`'s own reader, which the raw SDK pays as well: it runs \`JSON.parse\` over every
+  network read only to look for an error (a read that starts \`data:\` throws a \`SyntaxError\`, stack and all,
+  which it catches), and turns every event into a \`new Response(text).json()\` — 10 % of a streaming profile is
+  that error check alone. Reading the events with \`ServerSentEvents\`, as the OpenAI leaf now does, would need the
+  SDK's conversion of each chunk for both the Gemini API and Vertex: left for later.
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,

@@ -24,11 +24,11 @@ import {
   ProviderError,
   SwitchboardConfigError
 } from "@switchboard/core"
-import { Provider, UndiciFetch } from "@switchboard/core/provider"
+import { Provider, StreamAccumulator, UndiciFetch } from "@switchboard/core/provider"
 import { Clock, Config, ConfigProvider, Context, Duration, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { type ErrorContext, toLlmError } from "./internal/errors.ts"
 import { SignatureStore, toConfig, toContents } from "./internal/mapping.ts"
-import { type CallContext, toResponse, toStream } from "./internal/stream.ts"
+import { type CallContext, streamOptions, toResponse } from "./internal/stream.ts"
 
 /**
  * The `@google/genai` client a {@link model} layer calls, with the provider
@@ -335,14 +335,6 @@ const secretsOf = (client: GoogleClient["Service"]): ReadonlyArray<string> => cl
 const timeoutAt = (client: GoogleClient["Service"], deadline: number | undefined, now: number): number | undefined =>
   Deadline.sdkTimeout(client.timeout === undefined ? undefined : Duration.toMillis(client.timeout), deadline, now)
 
-/** The SDK timeout for this call: the client's, bounded by the deadline's time left. */
-const timeoutFor = (client: GoogleClient["Service"]): Effect.Effect<number | undefined> =>
-  Effect.withFiber((fiber) =>
-    Effect.succeed(
-      timeoutAt(client, fiber.getRef(Deadline.CurrentDeadline), fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-    )
-  )
-
 let counter = 0
 const fallbackId = (now: number) => `gemini-${now.toString(36)}-${(counter++).toString(36)}`
 
@@ -391,21 +383,23 @@ const generateWith = (client: GoogleClient["Service"]) =>
     )
   })
 
+// Prepared on each run of the stream, in the accumulator's own layer (no `Stream.unwrap`, no generator).
 const streamWith = (client: GoogleClient["Service"]) =>
 (request: LlmRequest.LlmRequest, model: string): Stream.Stream<LlmResponse.StreamPart, LlmError.LlmError> =>
-  Stream.unwrap(Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    const timeoutMs = yield* timeoutFor(client)
+  StreamAccumulator.stream((fiber) => {
+    const start = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    const timeoutMs = timeoutAt(client, fiber.getRef(Deadline.CurrentDeadline), start)
     const params = paramsOf(client, request, model, timeoutMs)
-    // One controller for the whole stream: aborting it cancels the HTTP body too.
+    // One controller for the whole stream: aborting it cancels the HTTP body too. Only this leaf aborts it
+    // (an interrupted open, a stream dropped before its end), so an abort error is a cancelled call; the
+    // SDK's own timeout aborts a signal of its own.
     const controller = new AbortController()
-    let finished = false
     const context = (): ErrorContext => ({
       provider: client.provider,
       model,
       secrets: secretsOf(client),
       timeoutMs,
-      aborted: controller.signal.aborted && !finished,
+      aborted: controller.signal.aborted,
       vertex: client.backend === "vertex"
     })
     const ctx: CallContext = {
@@ -422,12 +416,8 @@ const streamWith = (client: GoogleClient["Service"]) =>
         }),
       catch: (cause) => toLlmError(cause, context())
     })
-    return toStream(open, () => controller.abort(), ctx, (cause) => toLlmError(cause, context())).pipe(
-      Stream.ensuring(Effect.sync(() => {
-        finished = true
-      }))
-    )
-  }))
+    return streamOptions(open, () => controller.abort(), ctx, (cause) => toLlmError(cause, context()))
+  })
 
 const calls = { generate: generateWith, stream: streamWith }
 

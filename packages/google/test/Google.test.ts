@@ -364,6 +364,36 @@ layer(Sim.layer(simConfig()), { excludeTestServices: true })("Google streaming",
       assert.isAbove(response.costUsd, 0)
     }))
 
+  it.effect("a stream's finish part carries the rate-limit state of the response's headers, as generate's answer does", () =>
+    Effect.gen(function*() {
+      // A proxy in front of Gemini that sends OpenAI-style x-ratelimit-* headers.
+      const chunk = (text: string, finish?: string) =>
+        `data: ${
+          JSON.stringify({
+            candidates: [{ content: { role: "model", parts: [{ text }] }, index: 0, ...(finish ? { finishReason: finish } : {}) }],
+            ...(finish ? { usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 2, totalTokenCount: 5 } } : {}),
+            modelVersion: "gemini-2.5-flash"
+          })
+        }\r\n\r\n`
+      const fetch: typeof globalThis.fetch = () =>
+        Promise.resolve(
+          new Response(chunk("Hel") + chunk("lo", "STOP"), {
+            status: 200,
+            headers: {
+              "content-type": "text/event-stream",
+              "x-ratelimit-limit-requests": "100",
+              "x-ratelimit-remaining-requests": "7"
+            }
+          })
+        )
+      const layer = Google.model("gemini-2.5-flash").pipe(
+        Layer.provide(Layer.orDie(Google.layerClient({ apiKey: "AIza-test", baseURL: "http://gemini.invalid", fetch })))
+      )
+      const response = finishOf(yield* collect(user("hi")).pipe(Effect.provide(layer)))
+      assert.strictEqual(response.text, "Hello")
+      assert.deepStrictEqual(response.rateLimit, { requestsLimit: 100, requestsRemaining: 7 })
+    }))
+
   it.effect("streams a tool call as one tool-call-delta whose input matches the final tool call", () =>
     Effect.gen(function*() {
       const sim = yield* Sim.SimServer

@@ -81,7 +81,8 @@ export interface Accumulator {
   finishReason: FinishReason | undefined
   finishRaw: unknown
   readonly startedAt: number
-  readonly rateLimit: RateLimitInfo | undefined
+  /** The rate-limit state the response's headers told, which a table may learn from an event instead (Gemini's chunks carry their headers). */
+  rateLimit: RateLimitInfo | undefined
 }
 
 /**

@@ -16,7 +16,7 @@
 import type { GenerateContentResponse } from "@google/genai"
 import { LlmError, type LlmResponse } from "@switchboard/core"
 import { Decode, StreamAccumulator } from "@switchboard/core/provider"
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Schema } from "effect"
 import { finishReasonOf, rateLimitOf, rawOf, type SignatureStore, toolCallId } from "./mapping.ts"
 
 type StreamPart = LlmResponse.StreamPart
@@ -201,20 +201,21 @@ export const table = (ctx: CallContext, mode: "generate" | "stream"): StreamAccu
 }
 
 /**
- * The SDK's chunk iterator as a Switchboard stream ending in `finish`.
- * `mapError` maps a failure of the iterator (a cut, an in-band error event).
+ * What `StreamAccumulator.stream` reads for one run of a stream: the SDK's
+ * chunk iterator, folded into parts that end in `finish` (its rate-limit
+ * state from the first chunk's headers). `mapError` maps a failure of the
+ * iterator (a cut, an in-band error event).
  */
-export const toStream = (
+export const streamOptions = (
   open: Effect.Effect<AsyncIterable<GenerateContentResponse>, LlmError.LlmError>,
   abort: () => void,
   ctx: CallContext,
   mapError: (cause: unknown) => LlmError.LlmError
-): Stream.Stream<StreamPart, LlmError.LlmError> => {
+): StreamAccumulator.StreamOptions<GenerateContentResponse, never> => {
   const raws: Array<unknown> = []
-  let rateLimit: LlmResponse.RateLimitInfo | undefined
   let first = true
   const step = table(ctx, "stream")
-  return StreamAccumulator.stream<GenerateContentResponse, never>({
+  return {
     provider: ctx.provider,
     model: ctx.model,
     // Interrupted before it opens, the request is aborted too (the SDK holds no signal of the fiber's).
@@ -222,7 +223,7 @@ export const toStream = (
     table: (chunk, acc) => {
       if (first) {
         first = false
-        rateLimit = rateLimitOf(chunk)
+        acc.rateLimit = rateLimitOf(chunk)
       }
       raws.push(rawOf(chunk))
       return step(chunk, acc)
@@ -230,9 +231,7 @@ export const toStream = (
     onError: mapError,
     unfinished: "the stream ended before Gemini sent a finish reason",
     raw: () => raws
-  }).pipe(Stream.map((part) =>
-    part.type === "finish" && rateLimit !== undefined ? { type: "finish", response: { ...part.response, rateLimit } } : part
-  ))
+  }
 }
 
 /** A single `generateContent` response as an `LlmResponse`. */
