@@ -489,6 +489,15 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   which it catches), and turns every event into a \`new Response(text).json()\` — 10 % of a streaming profile is
   that error check alone. Reading the events with \`ServerSentEvents\`, as the OpenAI leaf now does, would need the
   SDK's conversion of each chunk for both the Gemini API and Vertex: left for later.
+- The stack's whole-call figures at c=64 sit on their limits from run to run (added CPU −30, +59, −28, +70 µs and
+  throughput 1.09, 0.90, 1.12, 0.88× over sessions 9–10's four runs, with rounds inside one run spread over
+  ±150 µs). A CPU profile of one worker each (8,000 calls at c=64 against the minimal upstream, profiler on): the
+  stack sampled 4,955 ms, its leaf 3,740 ms. The difference is spread thin, and its largest part is the garbage
+  collector (+272 ms, ~32 µs a call): with 64 calls in flight, what a call allocates lives across young
+  collections and is copied or promoted, so the stack's extra ~7.6 KB a call (13.3 KB against the leaf's 5.7) costs
+  far more than in a sequential loop. Then Node's internals +293 ms, Effect's run loop +195, core +202 and the SDK
+  +101 (the same calls, slower with colder caches). A margin on these two figures means allocating less per call
+  (fibers, scopes, closures held while the call is in flight), not fewer steps.
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
