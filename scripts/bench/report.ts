@@ -494,7 +494,7 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   ±150 µs). A CPU profile of one worker each (8,000 calls at c=64 against the minimal upstream, profiler on): the
   stack sampled 4,955 ms, its leaf 3,740 ms. The difference is spread thin, and its largest part is the garbage
   collector (+272 ms, ~32 µs a call): with 64 calls in flight, what a call allocates lives across young
-  collections and is copied or promoted, so the stack's extra ~7.6 KB a call (13.3 KB against the leaf's 5.7) costs
+  collections and is copied or promoted, so the stack's extra ~7.6 KB a call (in process: 13.3 KB against the bare leaf's 5.7) costs
   far more than in a sequential loop. Then Node's internals +293 ms, Effect's run loop +195, core +202 and the SDK
   +101 (the same calls, slower with colder caches). A margin on these two figures means allocating less per call
   (fibers, scopes, closures held while the call is in flight), not fewer steps.
