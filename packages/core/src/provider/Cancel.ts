@@ -107,8 +107,10 @@ export const cancellable = (base: typeof globalThis.fetch): typeof globalThis.fe
  * @since 0.2.0
  * @category combinators
  */
-export const abort = (fetchOptions: FetchOptions): void => {
-  const handle = fetchOptions[handleKey]
+export const abort = (fetchOptions: FetchOptions): void => cancel(fetchOptions[handleKey])
+
+/** Stops the request of `handle` before it starts, or aborts it once it has. */
+const cancel = (handle: Handle): void => {
   handle.cancelled = true
   handle.abort?.()
 }
@@ -136,8 +138,5 @@ export const call = <A, E>(
     } catch (error) {
       resume(Effect.suspend(() => Effect.fail(onError(error))))
     }
-    return Effect.sync(() => {
-      handle.cancelled = true
-      handle.abort?.()
-    })
+    return Effect.sync(() => cancel(handle))
   })
