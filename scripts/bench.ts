@@ -19,17 +19,21 @@
  * `bedrock-sdk` / `bedrock-layer`: the raw SDK, retries off, and
  * `Anthropic.model`, `Google.model`, `Bedrock.model` alone), their ratios to
  * their own SDK. Each at concurrency 1
- * and 64, whole and streaming (time to first part), `--rounds` interleaved
- * rounds (three times as many, at most 9, for the OpenAI variants at c=1),
- * the median round kept. Then in process (no HTTP): the stack over
- * test providers, a cache hit, the Router micro-benchmark
+ * and 64, whole and streaming (time to first part), after `--warmup` calls
+ * of its own (the JIT's steady state), `--requests` calls at c=1 and four
+ * times as many at c=64 (where they take a quarter of the time, and a short
+ * run's CPU per call moves with the machine); `--rounds` interleaved rounds
+ * (three times as many, at most 9, for the OpenAI variants at c=1), the
+ * variants' order reversed every other round so a drift of the machine
+ * weighs on both sides of a ratio; each figure is the median of its rounds.
+ * Then in process (no HTTP): the stack over test providers, a cache hit, the Router micro-benchmark
  * (`scripts/bench/router.ts`), what each combinator adds to a call and a stream
  * (`scripts/bench/layers.ts`), what the OpenAI leaf adds to its SDK with no
  * socket (`scripts/bench/leaf.ts`), and memory across 1,000,000 calls.
  *
  * Prints the table and writes `bench/RESULTS.md` and `bench/ratios.svg`.
  *
- *   pnpm bench [--requests 2000] [--rounds 3] [--sim-rounds 1] [--rss-requests 1000000] [--quick]
+ *   pnpm bench [--requests 2000] [--warmup 2000] [--rounds 5] [--sim-rounds 1] [--rss-requests 1000000] [--quick]
  */
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
@@ -45,19 +49,27 @@ const { values } = parseArgs({
     requests: { type: "string", default: "2000" },
     "rss-requests": { type: "string", default: "1000000" },
     quick: { type: "boolean", default: false },
-    rounds: { type: "string", default: "3" },
+    warmup: { type: "string", default: "2000" },
+    rounds: { type: "string", default: "5" },
     "sim-rounds": { type: "string", default: "1" }
   }
 })
 const quick = values.quick === true
 // Each HTTP variant runs `rounds` times, interleaved with the others, and the median round is kept:
 // on a shared 2-core machine one run of a variant swings by ±15%.
-const rounds = quick ? 1 : Math.max(1, Math.min(9, Number(values.rounds) || 3))
+const rounds = quick ? 1 : Math.max(1, Math.min(9, Number(values.rounds) || 5))
 const simRounds = quick ? 1 : Math.max(1, Math.min(9, Number(values["sim-rounds"]) || 1))
 // One call at a time (c=1) a variant's 2,000 calls take ~2 s, and a shared machine's noise over so short a
 // stretch moves its p50 by ±30 %: the stack's own variants get three times the rounds there (at most 9).
 const soloRounds = quick ? 1 : Math.min(9, rounds * 3)
 const requests = quick ? 300 : Math.max(200, Math.min(100_000, Number(values.requests) || 2000))
+// At c=64 a run of 2,000 calls lasts ~1 s, and its CPU per call moved by ±150 µs from round to round with the
+// machine: four times as many calls there (they take a quarter of the time that c=1's do).
+const requestsAt = (concurrency: number) => concurrency === 1 ? requests : 4 * requests
+// Calls each worker makes before it measures: with 500, both the SDK and the stack spent ~100 µs a call more at c=64
+// than with 3,000 (the JIT still compiling on its background threads, which count in the process's CPU time).
+const warmupGiven = Number(values.warmup)
+const warmup = quick ? 300 : Number.isFinite(warmupGiven) ? Math.max(0, Math.min(100_000, warmupGiven)) : 2000
 const rssRequests = quick ? 100_000 : Math.max(10_000, Math.min(5_000_000, Number(values["rss-requests"]) || 1_000_000))
 const worker = fileURLToPath(new URL("./bench/worker.ts", import.meta.url))
 const load = () => loadavg().map((n) => n.toFixed(1)).join(" ")
@@ -112,7 +124,7 @@ const upstreamStats = (): Promise<{ readonly cpuUs: number; readonly requests: n
   })
 
 console.log(
-  `bench: ${requests} requests per variant; minimal upstream ${upstreamUrl}, simulator ${simUrl}; ${cpus().length} cores; node ${process.version}; load average ${loadAtStart}`
+  `bench: ${requests} requests per variant at c=1, ${requestsAt(64)} at c=64, after ${warmup}; minimal upstream ${upstreamUrl}, simulator ${simUrl}; ${cpus().length} cores; node ${process.version}; load average ${loadAtStart}`
 )
 const http: Array<Measurement> = []
 const median = (runs: ReadonlyArray<Measurement>): Measurement => {
@@ -142,9 +154,19 @@ for (const view of views) {
       const runs = new Map<string, Array<Measurement>>(variants.map((v) => [v, []]))
       const viewRounds = concurrency === 1 && view.solo ? soloRounds : view.rounds
       for (let round = 0; round < viewRounds; round++) {
-        for (const variant of variants) {
+        // Every other round runs the variants in reverse, so a drift of the machine over a round weighs on both
+        // sides of a ratio (the baseline runs first in one round, last in the next).
+        for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
           const before = view.upstream === "minimal" ? await upstreamStats() : undefined
-          const m = runWorker(["http", variant, view.url, String(concurrency), stream ? "stream" : "whole", String(requests)])
+          const m = runWorker([
+            "http",
+            variant,
+            view.url,
+            String(concurrency),
+            stream ? "stream" : "whole",
+            String(requestsAt(concurrency)),
+            String(warmup)
+          ])
           const after = view.upstream === "minimal" ? await upstreamStats() : undefined
           const upstreamCpuUsPerRequest = before !== undefined && after !== undefined && after.requests > before.requests + 1
             ? (after.cpuUs - before.cpuUs) / (after.requests - before.requests - 1)
@@ -187,7 +209,7 @@ const inProcessRounds = quick ? 2 : 5
 const inProcessNames = ["test-leaf", "test-stack-miss", "test-stack-hit"]
 const inProcessRuns = new Map(inProcessNames.map((variant) => [variant, [] as Array<Measurement>]))
 for (let round = 0; round < inProcessRounds; round++) {
-  for (const variant of inProcessNames) {
+  for (const variant of round % 2 === 0 ? inProcessNames : [...inProcessNames].reverse()) {
     const m = runWorker(["inprocess", variant, String(inProcessCount)])
     console.log(`  ${variant.padEnd(16)} in process  round ${round + 1}  ${m.cpuUsPerRequest.toFixed(2)} µs/req`)
     inProcessRuns.get(variant)!.push(m)
@@ -251,6 +273,8 @@ const { markdown, svg, summary } = render({
   layers,
   leaf,
   requests,
+  requestsAt64: requestsAt(64),
+  warmup,
   rounds,
   soloRounds,
   simRounds,

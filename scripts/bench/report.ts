@@ -23,7 +23,11 @@ export interface Results {
   readonly layers: string
   /** `scripts/bench/leaf.ts` (whole, then stream), as printed. */
   readonly leaf: string
+  /** Measured calls per variant and round at c=1, and at c=64. */
   readonly requests: number
+  readonly requestsAt64: number
+  /** Calls each worker made before it measured. */
+  readonly warmup: number
   readonly rounds: number
   readonly soloRounds: number
   readonly simRounds: number
@@ -221,9 +225,11 @@ export const render = (results: Results) => {
     "| variant | concurrency | mode | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs sdk | peak RSS MB | p50 vs sdk | req/s vs sdk |"
   const markdown = `# Benchmark results
 
-Written by \`pnpm bench\` in ${f(results.minutes, 1)} minutes: ${results.requests} requests per variant after a warm-up, the
-median of ${results.rounds} interleaved rounds against the minimal upstream (${results.soloRounds} at c=1 for the OpenAI variants: a
-short sequential run moves with the machine) and ${results.simRounds} against the simulator;
+Written by \`pnpm bench\` in ${f(results.minutes, 1)} minutes: ${results.requests.toLocaleString("en")} requests per variant at
+c=1 and ${results.requestsAt64.toLocaleString("en")} at c=64, each after ${results.warmup.toLocaleString("en")} calls of warm-up in
+its own process; the median of ${results.rounds} interleaved rounds against the minimal upstream (${results.soloRounds} at c=1 for
+the OpenAI variants: a short sequential run moves with the machine), the variants' order reversed every other round, and
+${results.simRounds} against the simulator;
 ${results.cores} cores shared with other work — **load average ${results.load.start} at the start, ${results.load.end} at the end**
 (1, 5, 15 min); Node ${results.node}. Every variant runs in a fresh process, so CPU per request and peak RSS are the
 client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the same concurrency, mode and upstream, in the same run.
@@ -248,7 +254,7 @@ ${targets.map((t) => `| ${t.name} | ${t.value} | ${t.target} | ${t.met ? "yes" :
 
 A tiny \`node:http\` server answering one fixed chat.completion (or SSE stream), keep-alive, in its own process: what the
 client itself costs. The last columns are what the upstream spent per request serving that client, and how many
-connections it accepted during the median round (its ${results.requests.toLocaleString("en")} requests and their warm-up: a
+connections it accepted during the median round (its requests and their warm-up: a
 client that keeps its connections opens about as many as it has calls in flight, or twice that: undici opens a second
 one when the next call is sent in the same tick its previous response ended, then uses both; a connection per call would
 read in the thousands, as Bedrock's SDK does over HTTP/2).

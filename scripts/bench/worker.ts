@@ -2,7 +2,7 @@
  * One benchmark variant in its own process (spawned by `scripts/bench.ts`);
  * prints its measurement as one JSON line.
  *
- *   worker.ts http <variant> <url> <concurrency> <whole|stream> <requests>
+ *   worker.ts http <variant> <url> <concurrency> <whole|stream> <requests> [warmup]
  *   worker.ts inprocess <variant> <requests>
  *   worker.ts rss <requests>
  */
@@ -20,14 +20,14 @@ const inProcessRequest = (index: number, unique: boolean) => ({
 })
 
 if (mode === "http") {
-  const [variant, url, concurrency, shape, count] = args as [Name, string, string, string, string]
+  const [variant, url, concurrency, shape, count, warmup] = args as [Name, string, string, string, string, string?]
   const call = await make(variant, url, shape === "stream")
   const m = await measure({
     variant,
     concurrency: Number(concurrency),
     stream: shape === "stream",
     requests: Number(count),
-    warmup: Math.min(500, Number(count)),
+    warmup: warmup === undefined ? Math.min(500, Number(count)) : Number(warmup),
     call
   })
   console.log(JSON.stringify(m))
