@@ -125,6 +125,33 @@ describe("Budget", () => {
       assert.strictEqual(yield* test.interrupted, 1)
     }))
 
+  it.effect("tallies only its own call: the caller's attempt observers are as they were after it, on success and failure", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({
+        ...mini,
+        steps: [
+          { text: "hi", usage: { inputTokens: 10, outputTokens: 5 } },
+          { error: new LlmError.ServerError({ provider: "openai", model: "gpt-4o-mini", status: 500 }) },
+          { text: "unbudgeted", usage: { inputTokens: 1000, outputTokens: 100 } }
+        ]
+      })
+      const budget = yield* Budget.make({ limitUsd: 1, window: "day", price: mini })
+      const llm = budget.wrap(test.service)
+      const seen: Array<string> = []
+      yield* Effect.gen(function*() {
+        const before = yield* Llm.AttemptObservers
+        yield* llm.generate(ask())
+        assert.strictEqual(yield* Llm.AttemptObservers, before)
+        yield* Effect.flip(llm.generate(ask()))
+        assert.strictEqual(yield* Llm.AttemptObservers, before)
+        // A call made after the budgeted ones, outside the budget, is not charged to it.
+        yield* test.service.generate(ask())
+      }).pipe(Llm.observeAttempts((attempt) => seen.push(attempt.outcome)))
+      assert.deepStrictEqual(seen, ["ok", "ServerError", "ok"])
+      assert.closeTo((yield* budget.state()).spentUsd, costOf(10, 5), 1e-15)
+      assert.strictEqual((yield* budget.state()).reservedUsd, 0)
+    }))
+
   it.effect.prop(
     "spent + reserved never passes the limit under 1,000 concurrent calls with random latencies and failures",
     // One seed per run drives a PRNG for the 1,000 latencies, failures and output sizes (generating

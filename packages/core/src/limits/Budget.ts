@@ -740,11 +740,15 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
           }
           if (Effect.isEffect(now)) return now
           // Reserved in this same step, so nothing can interrupt between the reservation and
-          // the finalizer that settles it: no `acquireUseRelease` needed.
-          return Effect.onExit(
-            observeAttempts(tally.observe)(inner.generate(request)),
-            (exit) => tally.seen ? settle(now, tally.costUsd) : settleExit(now, exit)
-          )
+          // the finalizer that settles it: no `acquireUseRelease` needed. The tally joins the
+          // call's observers here too, and the same finalizer takes it off (`observeAttempts`
+          // written out: one finalizer instead of two, no effect of its own).
+          const context = fiber.context
+          fiber.setContext(Context.add(context, AttemptObservers, [...fiber.getRef(AttemptObservers), tally.observe]))
+          return Effect.onExit(inner.generate(request), (exit) => {
+            fiber.setContext(context)
+            return tally.seen ? settle(now, tally.costUsd) : settleExit(now, exit)
+          })
         }),
       stream: (request) =>
         // One layer: the settling finalizer is on the run's scope before the reservation is taken.
