@@ -495,15 +495,25 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   which it catches), and turns every event into a \`new Response(text).json()\` — 10 % of a streaming profile is
   that error check alone. Reading the events with \`ServerSentEvents\`, as the OpenAI leaf now does, would need the
   SDK's conversion of each chunk for both the Gemini API and Vertex: left for later.
-- The stack's whole-call figures at c=64 sit on their limits from run to run (added CPU −30, +59, −28, +70 µs and
-  throughput 1.09, 0.90, 1.12, 0.88× over sessions 9–10's four runs, with rounds inside one run spread over
-  ±150 µs). A CPU profile of one worker each (8,000 calls at c=64 against the minimal upstream, profiler on): the
-  stack sampled 4,955 ms, its leaf 3,740 ms. The difference is spread thin, and its largest part is the garbage
-  collector (+272 ms, ~32 µs a call): with 64 calls in flight, what a call allocates lives across young
-  collections and is copied or promoted, so the stack's extra ~7.6 KB a call (in process: 13.3 KB against the bare leaf's 5.7) costs
-  far more than in a sequential loop. Then Node's internals +293 ms, Effect's run loop +195, core +202 and the SDK
-  +101 (the same calls, slower with colder caches). A margin on these two figures means allocating less per call
-  (fibers, scopes, closures held while the call is in flight), not fewer steps.
+- How the figures are taken changed in session 11. Each worker used to measure 2,000 calls after 500 of warm-up: at
+  c=64 a run lasted ~1 s, its CPU per call moved by ±150 µs from round to round, and the JIT was still compiling
+  (on background threads that count in the process's CPU time): with 3,000 warm-up calls instead of 500, both the
+  SDK and the stack spent ~100 µs a call less. Now every worker warms up with 2,000 calls, measures four times as
+  many at c=64 (8,000), five rounds with the order reversed every other round. The SDK's CPU at c=64 fell from
+  ~600 to ~410 µs a call, and the stack's overhead shows at its true size against it: at c=64 p50 and throughput
+  measure the same thing (a closed loop: p50 ≈ 64 / throughput), the main thread's time per call, and the stack
+  spends ~85 µs more of it than its leaf (1 / throughput: ~373 against ~289 µs), the SDK ~325.
+- Where those ~85 µs go: a CPU profile of only the measured window (the inspector started after the warm-up;
+  8,000 calls at c=64 each): main thread 5,863 ms for the stack, 5,486 for its leaf, 5,543 for the SDK. The
+  garbage collector took the same in both (577 against 573 ms): an earlier whole-process profile that blamed it
+  had counted the start-up (module compilation, token tables). The difference is Effect's run loop (+173 ms) and
+  core (+276 ms): the ~20 Effect steps the seven combinators add to a call, each costing a few µs with 64 calls
+  interleaved against ~0.1 µs in a sequential loop. Leaving one piece out at a time (3 rounds, each figure ±20 µs) shows no piece
+  standing out: budget ~20 µs, fallback ~30, breaker ~15, rate limit ~10, retry and the spend router ~5 each. In
+  process with the real SDK over a canned \`fetch\` and 64 calls in flight (\`leaf.ts --concurrency 64 --latency 1\`)
+  the leaf adds 26–34 µs to the SDK and the stack 52. The way down is fewer steps per call on the combinators'
+  success paths, not less allocation (the Budget's attempt observer, written out in its finalizer, saved 650 B a
+  call and no measurable time).
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
