@@ -26,8 +26,8 @@
  * (three times as many, at most 9, for the OpenAI variants at c=1), the
  * variants' order reversed every other round so a drift of the machine
  * weighs on both sides of a ratio; each figure is the median of its rounds.
- * Then in process (no HTTP): the stack over test providers, a cache hit, the Router micro-benchmark
- * (`scripts/bench/router.ts`), what each combinator adds to a call and a stream
+ * Then in process (no HTTP): the stack over test providers, a cache hit,
+ * the Router micro-benchmark (`scripts/bench/router.ts`), what each combinator adds to a call and a stream
  * (`scripts/bench/layers.ts`), what the OpenAI leaf adds to its SDK with no
  * socket (`scripts/bench/leaf.ts`), and memory across 1,000,000 calls.
  *
@@ -55,22 +55,32 @@ const { values } = parseArgs({
   }
 })
 const quick = values.quick === true
+/** A whole-number option within [min, max], its default when absent; anything else stops the run, naming it. */
+const option = (name: keyof typeof values, min: number, max: number): number => {
+  const given = values[name]
+  const n = Number(given)
+  if (typeof given !== "string" || !Number.isInteger(n) || n < min || n > max) {
+    console.error(`bench: --${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(given)}`)
+    process.exit(2)
+  }
+  return n
+}
 // Each HTTP variant runs `rounds` times, interleaved with the others, and the median round is kept:
 // on a shared 2-core machine one run of a variant swings by ±15%.
-const rounds = quick ? 1 : Math.max(1, Math.min(9, Number(values.rounds) || 5))
-const simRounds = quick ? 1 : Math.max(1, Math.min(9, Number(values["sim-rounds"]) || 1))
+const rounds = quick ? 1 : option("rounds", 1, 9)
+const simRounds = quick ? 1 : option("sim-rounds", 1, 9)
 // One call at a time (c=1) a variant's 2,000 calls take ~2 s, and a shared machine's noise over so short a
 // stretch moves its p50 by ±30 %: the stack's own variants get three times the rounds there (at most 9).
 const soloRounds = quick ? 1 : Math.min(9, rounds * 3)
-const requests = quick ? 300 : Math.max(200, Math.min(100_000, Number(values.requests) || 2000))
-// At c=64 a run of 2,000 calls lasts ~1 s, and its CPU per call moved by ±150 µs from round to round with the
-// machine: four times as many calls there (they take a quarter of the time that c=1's do).
+const requests = quick ? 300 : option("requests", 200, 100_000)
+// At c=64 a run of 2,000 calls lasts ~1 s: four times as many calls there (they take a quarter of the time that
+// c=1's do), so each round measures a stretch as long as c=1's. Its rounds still spread by ±150 µs of CPU a call
+// with the machine's other work: only the median across rounds means anything.
 const requestsAt = (concurrency: number) => concurrency === 1 ? requests : 4 * requests
 // Calls each worker makes before it measures: with 500, both the SDK and the stack spent ~100 µs a call more at c=64
 // than with 3,000 (the JIT still compiling on its background threads, which count in the process's CPU time).
-const warmupGiven = Number(values.warmup)
-const warmup = quick ? 300 : Number.isFinite(warmupGiven) ? Math.max(0, Math.min(100_000, warmupGiven)) : 2000
-const rssRequests = quick ? 100_000 : Math.max(10_000, Math.min(5_000_000, Number(values["rss-requests"]) || 1_000_000))
+const warmup = quick ? 300 : option("warmup", 0, 100_000)
+const rssRequests = quick ? 100_000 : option("rss-requests", 10_000, 5_000_000)
 const worker = fileURLToPath(new URL("./bench/worker.ts", import.meta.url))
 const load = () => loadavg().map((n) => n.toFixed(1)).join(" ")
 const loadAtStart = load()

@@ -499,10 +499,13 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   c=64 a run lasted ~1 s, its CPU per call moved by ±150 µs from round to round, and the JIT was still compiling
   (on background threads that count in the process's CPU time): with 3,000 warm-up calls instead of 500, both the
   SDK and the stack spent ~100 µs a call less. Now every worker warms up with 2,000 calls, measures four times as
-  many at c=64 (8,000), five rounds with the order reversed every other round. The SDK's CPU at c=64 fell from
+  many at c=64 (8,000), five rounds with the order reversed every other round. The rounds still spread as
+  widely (added CPU −43…+158 µs in one run, −183…+145 in the next, under more load): the machine's other work
+  moves them, not the runs' length. The SDK's CPU at c=64 fell from
   ~600 to ~410 µs a call, and the stack's overhead shows at its true size against it: at c=64 p50 and throughput
   measure the same thing (a closed loop: p50 ≈ 64 / throughput), the main thread's time per call, and the stack
-  spends ~85 µs more of it than its leaf (1 / throughput: ~373 against ~289 µs), the SDK ~325.
+  spends ~85 µs more of it than its leaf (1 / throughput in the median rounds: ~373 against ~289 µs, the SDK
+  ~325, in session 11's first run; ~447, ~362 and ~377 in its second, under more load).
 - Where those ~85 µs go: a CPU profile of only the measured window (the inspector started after the warm-up;
   8,000 calls at c=64 each): main thread 5,863 ms for the stack, 5,486 for its leaf, 5,543 for the SDK. The
   garbage collector took the same in both (577 against 573 ms): an earlier whole-process profile that blamed it
