@@ -510,13 +510,13 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   8,000 calls at c=64 each): main thread 5,863 ms for the stack, 5,486 for its leaf, 5,543 for the SDK. The
   garbage collector took the same in both (577 against 573 ms): an earlier whole-process profile that blamed it
   had counted the start-up (module compilation, token tables). The difference is Effect's run loop (+173 ms) and
-  core (+276 ms): the ~20 Effect steps the seven combinators add to a call, each costing a few µs with 64 calls
+  core (+276 ms): the 20 or so Effect steps the seven combinators add to a call, each costing a few µs with 64 calls
   interleaved against ~0.1 µs in a sequential loop. Leaving one piece out at a time (3 rounds, each figure ±20 µs) shows no piece
   standing out: budget ~20 µs, fallback ~30, breaker ~15, rate limit ~10, retry and the spend router ~5 each. In
   process with the real SDK over a canned \`fetch\` and 64 calls in flight (\`leaf.ts --concurrency 64 --latency 1\`)
   the leaf adds 26–34 µs to the SDK and the stack 52. The way down is fewer steps per call on the combinators'
-  success paths, not less allocation (the Budget's attempt observer, written out in its finalizer, saved 650 B a
-  call and no measurable time).
+  success paths, not less allocation (the Budget's attempt observer, written out in its finalizer, saves 650 B a
+  call; with the collector at par, that is not where the time is).
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
