@@ -59,6 +59,20 @@ export const matchChild = <A, E, R, B, E2, R2, C, E3, R3>(
     }
   })
 
+/**
+ * {@link matchChild} for a combinator that passes a success through as it
+ * is: only a failure reaches `onFailure`, and a success takes no step here.
+ * @internal
+ */
+export const catchChild = <A, E, R, C, E3, R3>(
+  call: Effect.Effect<A, E, R>,
+  onFailure: (error: E, reported: ReadonlyArray<Attempt> | undefined) => Effect.Effect<C, E3, R3>
+): Effect.Effect<A | C, E3, R | R3> =>
+  Effect.catchCause(call, (cause) => {
+    const reason = Streams.recoverable(cause)
+    return reason === undefined ? Effect.failCause(Streams.electDefects(cause)) : onFailure(reason.error, reportedIn(reason))
+  })
+
 /** The failed attempt an error stands for. @internal */
 export const failedAttempt = (
   error: LlmError,

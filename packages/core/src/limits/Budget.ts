@@ -595,8 +595,8 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     reservation: Reservation,
     window: readonly [number, number],
     result: BudgetStore.SettleResult
-  ): Effect.Effect<void> => {
-    if (!result.overrun && !result.softCrossed) return Effect.void
+  ): Effect.Effect<void> | undefined => {
+    if (!result.overrun && !result.softCrossed) return undefined
     const overrun = result.overrun
       ? Events.publish(() => ({
         _tag: "BudgetOverrun",
@@ -617,34 +617,51 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
    * fires once per window.
    */
   const settle = (reservation: Reservation, costUsd: number): Effect.Effect<void> =>
-    Effect.withFiber((fiber) => {
-      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-      const window = windowOf(now)
-      const input: BudgetStore.SettleInput = {
-        key: reservation.key,
-        windowId: windowIdOf(window),
-        reservationId: reservation.id ?? "",
-        costUsd: chargeable(costUsd),
-        softAtUsd,
-        now
+    Effect.withFiber((fiber) => settleOn(fiber, reservation, costUsd) ?? Effect.void)
+
+  /**
+   * {@link settle} on the running `fiber`, for a finalizer of the call it
+   * settles: the memory store settles here and then, with nothing to publish,
+   * there is no effect left to run (`undefined`).
+   */
+  const settleOn = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    reservation: Reservation,
+    costUsd: number
+  ): Effect.Effect<void> | undefined => {
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    const window = windowOf(now)
+    const input: BudgetStore.SettleInput = {
+      key: reservation.key,
+      windowId: windowIdOf(window),
+      reservationId: reservation.id ?? "",
+      costUsd: chargeable(costUsd),
+      softAtUsd,
+      now
+    }
+    if (memory !== undefined) {
+      const result = memory.settleSync(input)
+      recordSettled(fiber, reservation, result)
+      return settled(reservation, window, result)
+    }
+    return Effect.matchEffect(store.settle(input), {
+      onFailure: degraded,
+      onSuccess: (result) => {
+        recordSettled(fiber, reservation, result)
+        return settled(reservation, window, result) ?? Effect.void
       }
-      const record = (result: BudgetStore.SettleResult) => {
-        if (!Telemetry.metricsOnFiber(fiber)) return
-        Telemetry.recordBudgetUnsafe(fiber.context, reservation.scope, result.state.spentUsd, result.state.reservedUsd)
-      }
-      if (memory !== undefined) {
-        const result = memory.settleSync(input)
-        record(result)
-        return settled(reservation, window, result)
-      }
-      return Effect.matchEffect(store.settle(input), {
-        onFailure: degraded,
-        onSuccess: (result) => {
-          record(result)
-          return settled(reservation, window, result)
-        }
-      })
     })
+  }
+
+  /** The budget's gauges after a settle, when metrics are on. */
+  const recordSettled = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    reservation: Reservation,
+    result: BudgetStore.SettleResult
+  ): void => {
+    if (!Telemetry.metricsOnFiber(fiber)) return
+    Telemetry.recordBudgetUnsafe(fiber.context, reservation.scope, result.state.spentUsd, result.state.reservedUsd)
+  }
 
   /** What the leaves under one call reported spending (each attempt clamped: never a credit). */
   const newTally = () => {
@@ -672,10 +689,11 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
     return total
   }
 
-  const settleExit = (reservation: Reservation, exit: Exit.Exit<LlmResponse, LlmError>) => {
-    if (Exit.isSuccess(exit)) return settle(reservation, spentBy(exit.value))
+  /** What a call's exit spent, when no attempt reported its cost (see {@link newTally}). */
+  const spentByExit = (exit: Exit.Exit<LlmResponse, LlmError>): number => {
+    if (Exit.isSuccess(exit)) return spentBy(exit.value)
     const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-    return settle(reservation, error === undefined ? 0 : spentOnFailure(error.error))
+    return error === undefined ? 0 : spentOnFailure(error.error)
   }
 
   /** Reserves `amountUsd` in `scope` in the memory store now: the reservation, or the store's refusal. */
@@ -735,19 +753,20 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
             return Effect.acquireUseRelease(
               reserve(request),
               () => observeAttempts(tally.observe)(inner.generate(request)),
-              (reservation, exit) => tally.seen ? settle(reservation, tally.costUsd) : settleExit(reservation, exit)
+              (reservation, exit) => settle(reservation, tally.seen ? tally.costUsd : spentByExit(exit))
             )
           }
           if (Effect.isEffect(now)) return now
           // Reserved in this same step, so nothing can interrupt between the reservation and
           // the finalizer that settles it: no `acquireUseRelease` needed. The tally joins the
           // call's observers here too, and the same finalizer takes it off (`observeAttempts`
-          // written out: one finalizer instead of two, no effect of its own).
+          // written out: one finalizer instead of two, no effect of its own). The finalizer settles
+          // on this fiber and, with nothing to publish, leaves no effect to run after it.
           const context = fiber.context
           fiber.setContext(Context.add(context, AttemptObservers, [...fiber.getRef(AttemptObservers), tally.observe]))
-          return Effect.onExit(inner.generate(request), (exit) => {
+          return Effect.onExitPrimitive(inner.generate(request), (exit) => {
             fiber.setContext(context)
-            return tally.seen ? settle(now, tally.costUsd) : settleExit(now, exit)
+            return settleOn(fiber, now, tally.seen ? tally.costUsd : spentByExit(exit))
           })
         }),
       stream: (request) =>

@@ -591,17 +591,20 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
     )
 
   const release = (permit: Permit, exit: Exit.Exit<LlmResponse | undefined, LlmError>): Effect.Effect<void> =>
-    Effect.withFiber((fiber) => releaseOn(fiber, permit, exit))
+    Effect.withFiber((fiber) => releaseOn(fiber, permit, exit) ?? Effect.void)
 
-  /** {@link release} on the running `fiber`: with no token limit there is nothing to give back, only the outcome to heed. */
+  /**
+   * {@link release} on the running `fiber`, for a finalizer of the call: with no token limit there is nothing
+   * to give back, only the outcome to heed, and no effect left to run (`undefined`).
+   */
   const releaseOn = (
     fiber: Fiber.Fiber<unknown, unknown>,
     permit: Permit,
     exit: Exit.Exit<LlmResponse | undefined, LlmError>
-  ): Effect.Effect<void> => {
+  ): Effect.Effect<void> | undefined => {
     if (tokens !== undefined) return run(fiber, (now) => reconcile(permit, exit, now))
     heed(permit, exit, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-    return Effect.void
+    return undefined
   }
 
   const exhausted = (request: LlmRequest): Effect.Effect<boolean> =>
@@ -650,7 +653,7 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
           // Taken in this same step, so nothing can interrupt between the permit and the
           // finalizer that releases it: no `acquireUseRelease` needed.
           const call = now.delay <= noWait ? inner.generate(request) : Effect.andThen(waitFor(now), inner.generate(request))
-          return Effect.onExit(call, (exit) => releaseOn(fiber, now, exit))
+          return Effect.onExitPrimitive(call, (exit) => releaseOn(fiber, now, exit))
         }),
       stream: (request) =>
         // One layer: the releasing finalizer is on the run's scope before the permit is taken.

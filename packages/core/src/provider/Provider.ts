@@ -138,11 +138,15 @@ interface Sinks {
   readonly observers: ReadonlyArray<AttemptObserver>
 }
 
-const settle = (sinks: Sinks, attempts: ReadonlyArray<Attempt>, request: LlmRequest): Effect.Effect<void> => {
+/**
+ * Tells the observers of each attempt, and records them in the ledger: the
+ * ledger's effect, or `undefined` when there is none (nothing left to run).
+ */
+const settle = (sinks: Sinks, attempts: ReadonlyArray<Attempt>, request: LlmRequest): Effect.Effect<void> | undefined => {
   for (const attempt of attempts) for (const observer of sinks.observers) observer(attempt)
   return sinks.ledger.enabled
     ? Effect.forEach(attempts, (attempt) => sinks.ledger.record(attempt, request.metadata), { discard: true })
-    : Effect.void
+    : undefined
 }
 
 const outcomeOf = (cause: Cause.Cause<LlmError>): string => {
@@ -171,7 +175,7 @@ const settleFailure = (
 ): Effect.Effect<void> =>
   Effect.suspend(() =>
     billed !== undefined
-      ? settle(sinks, [billed], request)
+      ? settle(sinks, [billed], request) ?? Effect.void
       : Effect.flatMap(
         at.charge({
           provider: at.provider,
@@ -180,7 +184,7 @@ const settleFailure = (
           latencyMs: at.clock.currentTimeMillisUnsafe() - at.start,
           costUsd: 0
         }, request),
-        (attempt) => settle(sinks, [attempt], request)
+        (attempt) => settle(sinks, [attempt], request) ?? Effect.void
       )
   )
 
@@ -282,7 +286,8 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
           call = Effect.tapError(call, failedEvent(bus, clock, model, start))
         }
         if (!ledger.enabled && observers.length === 0) return call
-        return Effect.onExit(call, (exit) =>
+        // Observers told in the finalizer itself: with no ledger, a success leaves no effect to run.
+        return Effect.onExitPrimitive(call, (exit) =>
           exit._tag === "Success"
             ? settle(sinks, exit.value.attempts, request)
             : settleFailure(sinks, billed, { provider, model, clock, start, charge: interruptCharge(fiber) }, exit.cause, request))
@@ -313,7 +318,9 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
         }
         if (recorded || silent) return Effect.succeed({ type: "finish", response: judged })
         recorded = true
-        return Effect.as(settle(sinks, judged.attempts, request), { type: "finish", response: judged })
+        const finish: StreamPart = { type: "finish", response: judged }
+        const recording = settle(sinks, judged.attempts, request)
+        return recording === undefined ? Effect.succeed(finish) : Effect.as(recording, finish)
       }
       const parts = Deadline.forRequestStream(request, origin)(impl.stream(request, model))
       return {

@@ -349,10 +349,15 @@ export const make = (
     const quietly = (key: string | undefined, now: number): Ticket | string =>
       key === undefined ? unrouted : store.isQuietUnsafe?.(storeKeyOf(key), now) === true ? { key, probe: false } : key
 
-    const record = (ticket: Ticket, key: string, now: number, outcome: BreakerStore.Outcome): Effect.Effect<void> =>
-      // the success path of a quiet closed circuit: nothing to change, no store round trip
+    const record = (
+      ticket: Ticket,
+      key: string,
+      now: number,
+      outcome: BreakerStore.Outcome
+    ): Effect.Effect<void> | undefined =>
+      // the success path of a quiet closed circuit: nothing to change, no store round trip, no effect to run
       outcome._tag === "Success" && !ticket.probe && store.isQuietUnsafe?.(storeKeyOf(key), now) === true
-        ? Effect.void
+        ? undefined
         : store.record(storeKeyOf(key), now, policy, ticket.probe, outcome).pipe(
           Effect.matchEffect({ onFailure: degraded, onSuccess: (change) => emit(key, change) })
         )
@@ -370,16 +375,19 @@ export const make = (
       request: LlmRequest,
       exit: Exit.Exit<LlmResponse, LlmError>,
       since?: Since | undefined
-    ): Effect.Effect<void> => Effect.withFiber((fiber) => settleOn(fiber, ticket, request, exit, since))
+    ): Effect.Effect<void> => Effect.withFiber((fiber) => settleOn(fiber, ticket, request, exit, since) ?? Effect.void)
 
-    /** {@link settleExit} on the running `fiber`: from a finalizer of the call it settles, no step of its own. */
+    /**
+     * {@link settleExit} on the running `fiber`: from a finalizer of the call it settles, no step of its own,
+     * and no effect left to run (`undefined`) when the store need not be told.
+     */
     const settleOn = (
       fiber: Fiber.Fiber<unknown, unknown>,
       ticket: Ticket,
       request: LlmRequest,
       exit: Exit.Exit<LlmResponse, LlmError>,
       since?: Since | undefined
-    ): Effect.Effect<void> => {
+    ): Effect.Effect<void> | undefined => {
       const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
       if (Exit.isSuccess(exit)) {
         const key = learn(request, exit.value.provider, exit.value.model)
@@ -388,7 +396,7 @@ export const make = (
       const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
       const error = reason !== undefined && reason._tag === "Fail" ? reason.error : undefined
       if (error === undefined || error._tag === "CircuitOpen") {
-        return ticket.key === undefined ? Effect.void : record(ticket, ticket.key, now, ignored)
+        return ticket.key === undefined ? undefined : record(ticket, ticket.key, now, ignored)
       }
       const key = learn(request, error.provider, error.model)
       const outcome = error._tag === "Timeout" && since !== undefined && (starved(since) || shortchanged(since, error))
@@ -400,7 +408,9 @@ export const make = (
     /** A stream that ended without its finish part: nothing learned, a probe slot freed. */
     const settleUnfinished = (ticket: Ticket): Effect.Effect<void> => {
       const key = ticket.key
-      return key === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => record(ticket, key, now, ignored))
+      return key === undefined
+        ? Effect.void
+        : Effect.flatMap(Clock.currentTimeMillis, (now) => record(ticket, key, now, ignored) ?? Effect.void)
     }
 
     const wrap = (inner: LLM["Service"]): LLM["Service"] =>
@@ -413,7 +423,7 @@ export const make = (
             const quiet = quietly(key, now)
             if (typeof quiet !== "string") {
               const at = since(fiber, now)
-              return Effect.onExit(inner.generate(request), (exit) => {
+              return Effect.onExitPrimitive(inner.generate(request), (exit) => {
                 LoopLag.exit()
                 return settleOn(fiber, quiet, request, exit, at)
               })
@@ -423,7 +433,7 @@ export const make = (
               () => inner.generate(request),
               ({ at, ticket }, exit) => {
                 LoopLag.exit()
-                return settleOn(fiber, ticket, request, exit, at)
+                return settleOn(fiber, ticket, request, exit, at) ?? Effect.void
               }
             )
           }),

@@ -47,7 +47,7 @@ import * as Deadline from "../Deadline.ts"
 import * as Events from "../Events.ts"
 import * as Streams from "../internal/streams.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
-import { attemptsOfFailure, type ChildFailure, failWith, matchChild, prepend, tryStreamWith } from "../internal/attempts.ts"
+import { attemptsOfFailure, type ChildFailure, catchChild, failWith, prepend, tryStreamWith } from "../internal/attempts.ts"
 import { DurationInput, FiniteAtLeast, FiniteBetween, Fn, IntAtLeast, millisOf, orThrow } from "../internal/optionSchemas.ts"
 import { LLM, transform } from "../LLM.ts"
 import type { LlmError } from "../LlmError.ts"
@@ -288,25 +288,19 @@ const wrapWith = (settings: Settings<LlmError>) => (inner: LLM["Service"]): LLM[
       const start = clock.currentTimeMillisUnsafe()
       // The first try runs bare, so a call that succeeds first time builds no schedule at all;
       // its error is then handed to `Effect.retry` as the series' first input, without a new call.
-      return matchChild(inner.generate(request), {
-        onSuccess: Effect.succeed,
-        onFailure: (first, reported) => {
-          const failed = [...attemptsOfFailure(reported, first, request, clock.currentTimeMillisUnsafe() - start)]
-          const once = Effect.suspend(() => {
-            const begun = clock.currentTimeMillisUnsafe()
-            return matchChild(inner.generate(request), {
-              onSuccess: Effect.succeed,
-              onFailure: (error, reported) => {
-                failed.push(...attemptsOfFailure(reported, error, request, clock.currentTimeMillisUnsafe() - begun))
-                return Effect.fail(error)
-              }
-            })
+      return catchChild(inner.generate(request), (first, reported) => {
+        const failed = [...attemptsOfFailure(reported, first, request, clock.currentTimeMillisUnsafe() - start)]
+        const once = Effect.suspend(() => {
+          const begun = clock.currentTimeMillisUnsafe()
+          return catchChild(inner.generate(request), (error, reported) => {
+            failed.push(...attemptsOfFailure(reported, error, request, clock.currentTimeMillisUnsafe() - begun))
+            return Effect.fail(error)
           })
-          return Effect.matchEffect(Effect.retry(replaying(first, once), retrying), {
-            onSuccess: (response) => Effect.succeed(prepend(response, failed)),
-            onFailure: (error) => failWith(error, failed)
-          })
-        }
+        })
+        return Effect.matchEffect(Effect.retry(replaying(first, once), retrying), {
+          onSuccess: (response) => Effect.succeed(prepend(response, failed)),
+          onFailure: (error) => failWith(error, failed)
+        })
       })
     })
 
