@@ -63,13 +63,13 @@ import * as Events from "../Events.ts"
 import * as Telemetry from "../telemetry/Telemetry.ts"
 import {
   attemptsOfFailure,
+  catchChild,
   type ChildFailure,
   failWith,
   identityOf,
   isTraced,
   type Learned,
   learn,
-  matchChild,
   prepend,
   type StreamTry,
   tryStreamWith
@@ -264,6 +264,11 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
   const midStream = options.midStream ?? "fail"
   const on = options.on ?? isFallbackable
   const learned: Array<Learned> = children.map(() => ({ current: undefined }))
+  // Each child's success teaches who it is: one function per child, none per call.
+  const learnFrom = learned.map((memory) => (response: LlmResponse): LlmResponse => {
+    learn(memory, response)
+    return response
+  })
   const nameOf = (i: number) => children[i]?.name ?? `fallback#${i}`
   const who = (i: number, request: LlmRequest) => identityOf(learned[i]!, nameOf(i), request)
 
@@ -328,26 +333,25 @@ const chain = (children: ReadonlyArray<ServiceChild>, options: Options): LLM["Se
       let need: number | undefined
       const tryChild = (i: number): Effect.Effect<LlmResponse, LlmError> => {
         const start = clock.currentTimeMillisUnsafe()
-        return matchChild(children[i]!.service.generate(request), {
-          onSuccess: (response) => {
-            learn(learned[i]!, response)
-            const result = Effect.succeed(prepend(response, failed))
-            return traced
-              ? Effect.andThen(
-                Effect.annotateCurrentSpan({ "llm.provider": response.provider, "llm.model": response.model }),
-                result
-              )
-              : result
-          },
-          onFailure: (error, reported) => {
-            learn(learned[i]!, error)
-            failed.push(...attemptsOfFailure(reported, error, request, clock.currentTimeMillisUnsafe() - start))
-            if (stops(error) || !on(error) || deadlinePassed(fiber)) return failWith(error, failed)
-            need = needOf(error, need)
-            const next = nextChild(i, need, pricing)
-            if (next === undefined) return exhausted(request, failed)
-            return Effect.andThen(switched(request, i, error, next), Effect.suspend(() => tryChild(next)))
-          }
+        const answered = Effect.map(children[i]!.service.generate(request), learnFrom[i]!)
+        // The first child answering, untraced (the common case): its response passes through as it is.
+        const passed = failed.length === 0 && !traced ? answered : Effect.flatMap(answered, (response) => {
+          const result = Effect.succeed(prepend(response, failed))
+          return traced
+            ? Effect.andThen(
+              Effect.annotateCurrentSpan({ "llm.provider": response.provider, "llm.model": response.model }),
+              result
+            )
+            : result
+        })
+        return catchChild(passed, (error, reported) => {
+          learn(learned[i]!, error)
+          failed.push(...attemptsOfFailure(reported, error, request, clock.currentTimeMillisUnsafe() - start))
+          if (stops(error) || !on(error) || deadlinePassed(fiber)) return failWith(error, failed)
+          need = needOf(error, need)
+          const next = nextChild(i, need, pricing)
+          if (next === undefined) return exhausted(request, failed)
+          return Effect.andThen(switched(request, i, error, next), Effect.suspend(() => tryChild(next)))
         })
       }
       return traced ? span(Effect.tapError(tryChild(0), outcome)) : tryChild(0)
