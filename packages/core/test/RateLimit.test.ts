@@ -130,6 +130,32 @@ describe("RateLimit", () => {
       yield* llm.generate(ask())
     }))
 
+  it.effect("each response's headers replace the key's hints: a provider that reports more left lets calls through again", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({ ...gpt, steps: [{ text: "ok" }] })
+      // What the provider reports after each call: 1 left, then a new window with 5 left, then none.
+      const reported = [1, 5, 0]
+      let call = 0
+      const withHeaders = Layer.succeed(LLM, LLM.of({
+        generate: (request) =>
+          Effect.map(test.service.generate(request), (response): LlmResponse.LlmResponse => ({
+            ...response,
+            rateLimit: { requestsRemaining: reported[call++]!, requestsReset: Duration.seconds(5) }
+          })),
+        stream: test.service.stream
+      }))
+      const llm = yield* Effect.provide(
+        getLlm,
+        RateLimit.layer({ requests: { limit: 100, window: "1 minute" }, onExceeded: "fail" })(withHeaders)
+      )
+      yield* llm.generate(ask()) // headers: 1 left
+      yield* llm.generate(ask()) // counted against the hint (0 left), then headers: 5 left
+      yield* llm.generate(ask()) // let through by the new hint; headers: none left
+      const error = yield* Effect.flip(llm.generate(ask()))
+      assert.strictEqual(error._tag, "RateLimited")
+      assert.strictEqual((yield* test.requests).length, 3)
+    }))
+
   it.effect("a provider 429 with Retry-After pauses the key; wait mode sits it out", () =>
     Effect.gen(function*() {
       const test = yield* Llm.makeTest({

@@ -227,6 +227,25 @@ const noWait = 1e-3
 /** What {@link hinted} answers when the provider left no hint: no delay (a shared object, only read). */
 const noHint: { readonly delay: number; readonly scope: "requests" | "tokens" } = { delay: 0, scope: "requests" }
 
+/**
+ * How long `hint` holds a call of `units` (0 when it does not), counting the
+ * call against the hint when it fits.
+ */
+const holdOf = (hint: Hint | undefined, units: number, now: number): number => {
+  if (hint === undefined || now >= hint.resetAt) return 0
+  if (hint.remaining < units) return hint.resetAt - now
+  hint.remaining -= units
+  return 0
+}
+
+/** `hint` set to what the provider says now (a new one when there was none). */
+const renewed = (hint: Hint | undefined, remaining: number, resetAt: number): Hint => {
+  if (hint === undefined) return { remaining, resetAt }
+  hint.remaining = remaining
+  hint.resetAt = resetAt
+  return hint
+}
+
 /** Runs limit logic synchronously against the in-process counter. */
 const runLocal = <A>(
   counter: (step: Consume, now: number) => Consumed,
@@ -413,34 +432,24 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
   const hinted = (key: string, amount: number, now: number): { readonly delay: number; readonly scope: "requests" | "tokens" } => {
     const state = hints.get(key, now)
     if (state === undefined) return noHint
-    let delay = 0
-    let scope: "requests" | "tokens" = "requests"
-    const check = (hint: Hint | undefined, units: number, which: "requests" | "tokens") => {
-      if (hint === undefined || now >= hint.resetAt) return
-      if (hint.remaining < units) {
-        if (hint.resetAt - now > delay) {
-          delay = hint.resetAt - now
-          scope = which
-        }
-      } else {
-        hint.remaining -= units
-      }
-    }
-    check(state.requests, 1, "requests")
-    if (amount > 0) check(state.tokens, amount, "tokens")
-    return { delay, scope }
+    const requestsHold = holdOf(state.requests, 1, now)
+    const tokensHold = amount > 0 ? holdOf(state.tokens, amount, now) : 0
+    if (requestsHold === 0 && tokensHold === 0) return noHint
+    return tokensHold > requestsHold ? { delay: tokensHold, scope: "tokens" } : { delay: requestsHold, scope: "requests" }
   }
 
   const learn = (key: string, info: RateLimitInfo | undefined, now: number) => {
     if (!adaptive || info === undefined) return
-    const state = hints.get(key, now) ?? {}
+    // A key already held was touched by the read, and its hints are updated in place: only a new one is set.
+    const known = hints.get(key, now)
+    const state = known ?? {}
     if (info.requestsRemaining !== undefined && info.requestsReset !== undefined) {
-      state.requests = { remaining: info.requestsRemaining, resetAt: now + Duration.toMillis(info.requestsReset) }
+      state.requests = renewed(state.requests, info.requestsRemaining, now + Duration.toMillis(info.requestsReset))
     }
     if (info.tokensRemaining !== undefined && info.tokensReset !== undefined) {
-      state.tokens = { remaining: info.tokensRemaining, resetAt: now + Duration.toMillis(info.tokensReset) }
+      state.tokens = renewed(state.tokens, info.tokensRemaining, now + Duration.toMillis(info.tokensReset))
     }
-    hints.set(key, state, now)
+    if (known === undefined) hints.set(key, state, now)
   }
 
   const pause = (key: string, error: LlmError, now: number) => {
