@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Arbitrary, Duration, Effect, Fiber, Layer, Schema } from "effect"
+import { Arbitrary, Duration, Effect, Fiber, Layer, Schema, Stream } from "effect"
 import { RateLimiter } from "effect/persistence"
 import { TestClock } from "effect/testing"
 import { LLM, Llm, LlmError, type LlmResponse, RateLimit } from "../src/index.ts"
@@ -85,6 +85,27 @@ describe("RateLimit", () => {
       yield* llm.generate(ask(170))
       // 18 + 158 used: a request of 8 + 100 no longer fits, because the extra was charged.
       const error = yield* Effect.flip(llm.generate(ask(100)))
+      assert.strictEqual(error._tag, "RateLimited")
+      if (error._tag === "RateLimited") assert.strictEqual(error.scope, "tokens")
+      assert.strictEqual((yield* test.requests).length, 2)
+    }))
+
+  it.effect("a streamed call's tokens are reconciled from its finish part's usage, as a whole call's are", () =>
+    Effect.gen(function*() {
+      const test = yield* Llm.makeTest({
+        ...gpt,
+        steps: [
+          { text: "ok", usage: { inputTokens: 8, outputTokens: 10 } }, // reserved 8 + 100, used 18
+          { text: "ok", usage: { inputTokens: 8, outputTokens: 150 } }, // reserved 8 + 170, used 158
+          { text: "ok" }
+        ]
+      })
+      const llm = yield* limited(test, { tokens: { limit: 200, window: "1 minute" }, onExceeded: "fail" })
+      yield* Stream.runDrain(llm.stream(ask(100)))
+      // 18 used: 178 more fit only because the unused 90 went back when the stream ended.
+      yield* Stream.runDrain(llm.stream(ask(170)))
+      // 18 + 158 used: a request of 8 + 100 no longer fits, because the extra was charged.
+      const error = yield* Effect.flip(Stream.runDrain(llm.stream(ask(100))))
       assert.strictEqual(error._tag, "RateLimited")
       if (error._tag === "RateLimited") assert.strictEqual(error.scope, "tokens")
       assert.strictEqual((yield* test.requests).length, 2)

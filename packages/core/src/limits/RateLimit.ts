@@ -676,6 +676,11 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
               // uninterruptible from the counter's answer to the permit kept here, as `generate`'s acquire is.
               const now = acquireNow(fiber, request)
               if (now instanceof RateLimited) return Effect.fail(now)
+              // Taken now with nothing to wait for (the common case): the stream, in this same step.
+              if (now !== undefined && now.delay <= noWait) {
+                permit = now
+                return Effect.succeed(parts())
+              }
               const taken = now !== undefined
                 ? Effect.succeed(permit = now)
                 : Effect.uninterruptible(Effect.map(acquire(request), (p) => (permit = p)))
