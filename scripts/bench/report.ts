@@ -534,8 +534,9 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   and after), ~3 steps of 37: not done. This run met the stack's c=64 targets; session 11's two runs on the
   earlier code missed them under more load, so part of the change is the machine.
 - The stack's time to first part at c=1 is the figure left on its edge (1.09×, 1.20×, 1.07×, 1.18× in the last
-  four runs). Counted the same way, a stream runs 150 steps before its first part through the stack and 82
-  through its leaf: budget +18, rate limit +16, breaker +14, retry +8, fallback +8, spend router +5. Most of a
+  four runs). Counted the same way, a stream runs 148 steps before its first part through the stack and 82
+  through its leaf: budget +18, rate limit +14 (+16 until a permit with no wait opened its stream in the same
+  step), breaker +14, retry +8, fallback +8, spend router +5. Most of a
   guarded layer's (\`internal/streams.ts\`) is registering its close on the run's scope before it takes its
   resource (\`Scope.addFinalizerExit\`, an effect of two steps) and then opening; taking the resource and
   registering the close in one synchronous step would need a scope API Effect 4.1 keeps internal.
