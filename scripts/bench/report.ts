@@ -531,10 +531,11 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   seven layers' worth of a few µs each, with none standing out. Fusing their bookkeeping into one step on each
   side of the leaf (the idea of session 11's note) would join only the Budget and the rate limiter in this stack
   (the others alternate with Retry, Fallback and the spend router, which act on failure or choose, not before
-  and after), ~3 steps of 37: not done. This run met the stack's c=64 targets; session 11's two runs on the
-  earlier code missed them under more load, so part of the change is the machine.
-- The stack's time to first part at c=1 is the figure left on its edge (1.09×, 1.20×, 1.07×, 1.18× in the last
-  four runs). Counted the same way, a stream runs 148 steps before its first part through the stack and 82
+  and after), ~3 steps of 37: not done. Session 12's two full runs on this code met the stack's c=64 targets;
+  session 11's two on the earlier code, under similar load averages, missed them. The rounds still spread widely
+  (p50 0.71–1.29× within one run), so the median of one run says less than it seems.
+- The stack's time to first part at c=1 is the figure left on its edge (1.09×, 1.20×, 1.07×, 1.18×, 1.09× in the
+  last five runs). Counted the same way, a stream runs 148 steps before its first part through the stack and 82
   through its leaf: budget +18, rate limit +14 (+16 until a permit with no wait opened its stream in the same
   step), breaker +14, retry +8, fallback +8, spend router +5. Most of a
   guarded layer's (\`internal/streams.ts\`) is registering its close on the run's scope before it takes its
