@@ -14,6 +14,23 @@ const getLlm = Effect.gen(function*() {
 const limited = (test: Llm.TestLlm, options: RateLimit.Options) =>
   Effect.provide(getLlm, RateLimit.layer(options)(test.layer))
 
+/**
+ * A 200-token limit over a provider whose answers use 18, then 158 tokens: reserved 8 + `maxTokens` each, so
+ * the second call fits only if the first one's unused tokens went back.
+ */
+const reconciling = Effect.gen(function*() {
+  const test = yield* Llm.makeTest({
+    ...gpt,
+    steps: [
+      { text: "ok", usage: { inputTokens: 8, outputTokens: 10 } }, // reserved 8 + 100, used 18
+      { text: "ok", usage: { inputTokens: 8, outputTokens: 150 } }, // reserved 8 + 170, used 158
+      { text: "ok" }
+    ]
+  })
+  const llm = yield* limited(test, { tokens: { limit: 200, window: "1 minute" }, onExceeded: "fail" })
+  return { llm, test }
+})
+
 describe("RateLimit", () => {
   it.effect("fail mode refuses the call over the request limit with a local RateLimited and a retryAfter", () =>
     Effect.gen(function*() {
@@ -71,15 +88,7 @@ describe("RateLimit", () => {
 
   it.effect("tokens are reserved from the count plus maxTokens and reconciled from usage both ways", () =>
     Effect.gen(function*() {
-      const test = yield* Llm.makeTest({
-        ...gpt,
-        steps: [
-          { text: "ok", usage: { inputTokens: 8, outputTokens: 10 } }, // reserved 8 + 100, used 18
-          { text: "ok", usage: { inputTokens: 8, outputTokens: 150 } }, // reserved 8 + 170, used 158
-          { text: "ok" }
-        ]
-      })
-      const llm = yield* limited(test, { tokens: { limit: 200, window: "1 minute" }, onExceeded: "fail" })
+      const { llm, test } = yield* reconciling
       yield* llm.generate(ask(100))
       // 18 used: 178 more fit only because the unused 90 went back.
       yield* llm.generate(ask(170))
@@ -92,15 +101,7 @@ describe("RateLimit", () => {
 
   it.effect("a streamed call's tokens are reconciled from its finish part's usage, as a whole call's are", () =>
     Effect.gen(function*() {
-      const test = yield* Llm.makeTest({
-        ...gpt,
-        steps: [
-          { text: "ok", usage: { inputTokens: 8, outputTokens: 10 } }, // reserved 8 + 100, used 18
-          { text: "ok", usage: { inputTokens: 8, outputTokens: 150 } }, // reserved 8 + 170, used 158
-          { text: "ok" }
-        ]
-      })
-      const llm = yield* limited(test, { tokens: { limit: 200, window: "1 minute" }, onExceeded: "fail" })
+      const { llm, test } = yield* reconciling
       yield* Stream.runDrain(llm.stream(ask(100)))
       // 18 used: 178 more fit only because the unused 90 went back when the stream ended.
       yield* Stream.runDrain(llm.stream(ask(170)))
