@@ -37,6 +37,15 @@ export const failWith = <E>(error: E, attempts: ReadonlyArray<Attempt>): Effect.
 export const reportedIn = (reason: Cause.Fail<unknown>): ReadonlyArray<Attempt> | undefined =>
   reason.annotations.get(ReportedAttempts.key) as ReadonlyArray<Attempt> | undefined
 
+/** What a child's failed call does next: a recoverable error goes to `onFailure`, anything else fails as it is. */
+const onChildFailure = <E, C, E3, R3>(
+  onFailure: (error: E, reported: ReadonlyArray<Attempt> | undefined) => Effect.Effect<C, E3, R3>
+) =>
+(cause: Cause.Cause<E>): Effect.Effect<C, E3, R3> => {
+  const reason = Streams.recoverable(cause)
+  return reason === undefined ? Effect.failCause(Streams.electDefects(cause)) : onFailure(reason.error, reportedIn(reason))
+}
+
 /**
  * `Effect.matchEffect` over one child call whose failure handler also gets
  * the attempts the failure was reported with ({@link failWith}), if any.
@@ -49,15 +58,7 @@ export const matchChild = <A, E, R, B, E2, R2, C, E3, R3>(
     readonly onFailure: (error: E, reported: ReadonlyArray<Attempt> | undefined) => Effect.Effect<C, E3, R3>
   }
 ): Effect.Effect<B | C, E2 | E3, R | R2 | R3> =>
-  Effect.matchCauseEffect(call, {
-    onSuccess: options.onSuccess,
-    onFailure: (cause) => {
-      const reason = Streams.recoverable(cause)
-      return reason === undefined
-        ? Effect.failCause(Streams.electDefects(cause))
-        : options.onFailure(reason.error, reportedIn(reason))
-    }
-  })
+  Effect.matchCauseEffect(call, { onSuccess: options.onSuccess, onFailure: onChildFailure(options.onFailure) })
 
 /**
  * {@link matchChild} for a combinator that passes a success through as it
@@ -67,11 +68,7 @@ export const matchChild = <A, E, R, B, E2, R2, C, E3, R3>(
 export const catchChild = <A, E, R, C, E3, R3>(
   call: Effect.Effect<A, E, R>,
   onFailure: (error: E, reported: ReadonlyArray<Attempt> | undefined) => Effect.Effect<C, E3, R3>
-): Effect.Effect<A | C, E3, R | R3> =>
-  Effect.catchCause(call, (cause) => {
-    const reason = Streams.recoverable(cause)
-    return reason === undefined ? Effect.failCause(Streams.electDefects(cause)) : onFailure(reason.error, reportedIn(reason))
-  })
+): Effect.Effect<A | C, E3, R | R3> => Effect.catchCause(call, onChildFailure(onFailure))
 
 /** The failed attempt an error stands for. @internal */
 export const failedAttempt = (
