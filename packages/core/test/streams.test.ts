@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Fiber, Stream } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Scope, Stream } from "effect"
 import * as Streams from "../src/internal/streams.ts"
 
 /** A guard over `source` whose `open` takes one resource between `before` and `after`, logging what happens. */
@@ -12,13 +12,14 @@ const logged = <E>(
   const stream = Streams.guarded(() => {
     let taken = false
     return {
-      open: Effect.andThen(
-        before,
-        Effect.andThen(Effect.sync(() => {
-          taken = true
-          log.push("take")
-        }), Effect.as(after, source))
-      ),
+      open: () =>
+        Effect.andThen(
+          before,
+          Effect.andThen(Effect.sync(() => {
+            taken = true
+            log.push("take")
+          }), Effect.as(after, source))
+        ),
       each: (part: number) => void log.push(`part ${part}`),
       close: (exit: Exit.Exit<unknown, E | string>) =>
         Effect.sync(() => void log.push(`${taken ? "release" : "nothing taken"} ${exit._tag}`))
@@ -79,6 +80,65 @@ describe("Streams.guarded", () => {
       yield* Fiber.interrupt(fiber)
       assert.deepStrictEqual(log, ["take", "release Failure"])
     }))
+
+  it.effect("an open that takes its resource in its own step releases it when the run is dropped or interrupted", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const taking = (source: Stream.Stream<number>) =>
+        Streams.guarded(() => {
+          let taken = false
+          return {
+            open: () => {
+              taken = true
+              log.push("take")
+              return source
+            },
+            close: (exit) => Effect.sync(() => void log.push(`${taken ? "release" : "nothing taken"} ${exit._tag}`))
+          }
+        })
+      assert.deepStrictEqual(yield* Stream.runCollect(Stream.take(taking(Stream.make(1, 2, 3).pipe(Stream.rechunk(1))), 1)), [1])
+      assert.deepStrictEqual(log, ["take", "release Success"])
+      const fiber = yield* Effect.forkChild(Stream.runDrain(taking(Stream.never)))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(log, ["take", "release Success", "take", "release Failure"])
+    }))
+})
+
+describe("Streams.addFinalizerNow", () => {
+  it("works on the effect this package runs with, so guarded streams register in their own step", () => {
+    assert.isTrue(Streams.finalizersNow)
+  })
+
+  it.effect("a finalizer put on a scope runs once with its exit, in Effect's order among the scope's others", () =>
+    Effect.gen(function*() {
+      const ran: Array<string> = []
+      const scope = Scope.makeUnsafe()
+      const now = (name: string) => (exit: Exit.Exit<unknown, unknown>) => Effect.sync(() => void ran.push(`${name} ${exit._tag}`))
+      assert.isUndefined(Streams.addFinalizerNow(scope, now("first")))
+      yield* Scope.addFinalizerExit(scope, now("effect's"))
+      assert.isUndefined(Streams.addFinalizerNow(scope, now("last")))
+      yield* Scope.close(scope, Exit.fail("boom"))
+      // Sequential scopes close last-in, first-out.
+      assert.deepStrictEqual(ran, ["last Failure", "effect's Failure", "first Failure"])
+      // One finalizer alone on a scope runs too.
+      const single = Scope.makeUnsafe()
+      assert.isUndefined(Streams.addFinalizerNow(single, now("alone")))
+      yield* Scope.close(single, Exit.void)
+      assert.deepStrictEqual(ran.slice(3), ["alone Success"])
+    }))
+
+  it.effect("on a closed scope nothing is put, and the finalizer's effect is given to run now", () =>
+    Effect.gen(function*() {
+      const ran: Array<string> = []
+      const scope = Scope.makeUnsafe()
+      yield* Scope.close(scope, Exit.void)
+      const given = Streams.addFinalizerNow(scope, (exit) => Effect.sync(() => void ran.push(exit._tag)))
+      assert.deepStrictEqual(ran, [])
+      assert.isDefined(given)
+      yield* given!
+      assert.deepStrictEqual(ran, ["Success"])
+    }))
 })
 
 /** A context value the recovering tests read from inside a stream (its setup and its pulls). */
@@ -97,7 +157,7 @@ describe("Streams.guarded's other parts", () => {
       const seen: Array<string> = []
       const look = Effect.map(Label, (label) => void seen.push(label))
       const source = Stream.unwrap(Effect.as(look, Stream.concat(Stream.fromEffect(Effect.as(look, 1)), Stream.fromEffect(Effect.as(look, 2)))))
-      const stream = Streams.guarded(() => ({ open: Effect.succeed(source), service: { key: Label, value: "inner" }, close: () => Effect.void }))
+      const stream = Streams.guarded(() => ({ open: () => source, service: { key: Label, value: "inner" }, close: () => Effect.void }))
       assert.deepStrictEqual(yield* Stream.runCollect(stream), [1, 2])
       assert.deepStrictEqual(seen, ["inner", "inner", "inner"])
     }))
@@ -109,7 +169,7 @@ describe("Streams.guarded's other parts", () => {
         Streams.guarded(() => {
           let sum = 0
           return {
-            open: Effect.succeed(source),
+            open: () => source,
             batch: (parts) => Effect.sync(() => {
               for (const part of parts) sum += part
               return parts.map((part) => part * 2) as unknown as typeof parts

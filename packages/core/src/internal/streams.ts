@@ -71,11 +71,12 @@ export const onExit: {
 } = Function.dual(2, <A, E, R>(
   self: Stream.Stream<A, E, R>,
   finalizer: (exit: Exit.Exit<unknown, E>) => Effect.Effect<void>
-): Stream.Stream<A, E, R> => guarded(() => ({ open: Effect.succeed(self), close: finalizer })))
+): Stream.Stream<A, E, R> => guarded(() => ({ open: () => self, close: finalizer })))
 
 /**
  * What {@link guarded} runs for one run of its stream: `open` makes the
- * stream (it may take a resource first — a reservation, a permit), `batch`
+ * stream, or an effect making it (it may take a resource first — a
+ * reservation, a permit — in the same step when it can), `batch`
  * may rewrite each batch of parts with an effect (or fail the run), `end`
  * checks a clean end (an error fails the run instead), `each` sees every
  * part, and `close` gets the run's exit once.
@@ -83,7 +84,7 @@ export const onExit: {
  * @internal
  */
 export interface Guard<A, E, R, E2, R2, I = never, S = never> {
-  readonly open: Effect.Effect<Stream.Stream<A, E, R>, E2, R2>
+  readonly open: () => Stream.Stream<A, E, R> | Effect.Effect<Stream.Stream<A, E, R>, E2, R2>
   /** A service the opened stream runs with (its setup and every pull). */
   readonly service?: { readonly key: Context.Key<I, S>; readonly value: S } | undefined
   readonly batch?: ((parts: Arr.NonEmptyReadonlyArray<A>) => Effect.Effect<Arr.NonEmptyReadonlyArray<A>, E2>) | undefined
@@ -102,7 +103,7 @@ export interface Guard<A, E, R, E2, R2, I = never, S = never> {
  * dropping the stream). Separately they cost a channel layer each on every
  * run and every pull. @internal
  */
-export const guarded = <A, E, R, E2, R2, I = never, S = never>(
+export const guarded = <A, E, R, E2 = never, R2 = never, I = never, S = never>(
   setup: (fiber: Fiber.Fiber<unknown, unknown>) => Guard<A, E, R, E2, R2, I, S>
 ): Stream.Stream<A, E | E2, Exclude<R, I> | R2> =>
   Stream.fromChannel(Channel.fromTransform((upstream: Pull.Pull<unknown, unknown, unknown>, scope: Scope.Scope) =>
@@ -114,42 +115,91 @@ export const guarded = <A, E, R, E2, R2, I = never, S = never>(
         ended = true
         return guard.close(exit)
       }
-      return Effect.andThen(
-        Scope.addFinalizerExit(scope, (exit) => end(exit as Exit.Exit<unknown, E | E2>)),
-        Effect.flatMap(guard.open, (stream) => {
-          const { service } = guard
-          const opened = pullOf(stream, upstream, scope)
-          return Effect.map(
-            service === undefined ? opened : Effect.provideService(opened, service.key, service.value),
-            (pull) => {
-              let out: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E | E2, unknown, R> = service === undefined
-                ? pull
-                : Effect.provideService(pull, service.key, service.value)
-              const { batch, each } = guard
-              if (batch !== undefined) out = Effect.flatMap(out, batch)
-              const check = guard.end
-              if (check !== undefined) {
-                out = Effect.catchCause(out, (cause) => {
-                  if (!Pull.isDoneCause(cause)) return Effect.failCause(cause)
-                  const error = check()
-                  return error === undefined ? Effect.failCause(cause) : Effect.fail(error)
-                })
-              }
-              const watched = Effect.onError(
-                out,
-                (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E | E2>))
-              )
-              if (each === undefined) return watched
-              return Effect.map(watched, (parts) => {
-                for (let i = 0; i < parts.length; i++) each(parts[i]!)
-                return parts
+      const start = (stream: Stream.Stream<A, E, R>) => {
+        const { service } = guard
+        const opened = pullOf(stream, upstream, scope)
+        return Effect.map(
+          service === undefined ? opened : Effect.provideService(opened, service.key, service.value),
+          (pull) => {
+            let out: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E | E2, unknown, R> = service === undefined
+              ? pull
+              : Effect.provideService(pull, service.key, service.value)
+            const { batch, each } = guard
+            if (batch !== undefined) out = Effect.flatMap(out, batch)
+            const check = guard.end
+            if (check !== undefined) {
+              out = Effect.catchCause(out, (cause) => {
+                if (!Pull.isDoneCause(cause)) return Effect.failCause(cause)
+                const error = check()
+                return error === undefined ? Effect.failCause(cause) : Effect.fail(error)
               })
             }
-          )
-        })
-      )
+            const watched = Effect.onError(
+              out,
+              (cause) => end(Pull.isDoneCause(cause) ? Exit.void : Exit.failCause(cause as Cause.Cause<E | E2>))
+            )
+            if (each === undefined) return watched
+            return Effect.map(watched, (parts) => {
+              for (let i = 0; i < parts.length; i++) each(parts[i]!)
+              return parts
+            })
+          }
+        )
+      }
+      const opening = () => {
+        const opened = guard.open()
+        return Effect.isEffect(opened) ? Effect.flatMap(opened, start) : start(opened)
+      }
+      const close = (exit: Exit.Exit<unknown, unknown>) => end(exit as Exit.Exit<unknown, E | E2>)
+      if (!finalizersNow) return Effect.andThen(Scope.addFinalizerExit(scope, close), Effect.suspend(opening))
+      const closed = addFinalizerNow(scope, close)
+      return closed === undefined ? opening() : Effect.andThen(closed, Effect.suspend(opening))
     })
   )) as Stream.Stream<A, E | E2, Exclude<R, I> | R2>
+
+/**
+ * Puts `finalizer` on `scope` in this step, as Effect's own `Scope.forkUnsafe`
+ * puts a child scope there: `Scope.addFinalizerExit` is an effect of its
+ * own (two run-loop steps and a continuation), on the way to every stream
+ * layer's first part. It writes the scope's `state` (`Scope.State`, public
+ * and mutable in effect 4.1) as that effect does. On a closed scope it adds
+ * nothing and gives the finalizer's effect, to run now; else `undefined`.
+ * Used only when {@link finalizersNow}. @internal
+ */
+export const addFinalizerNow = (
+  scope: Scope.Scope,
+  finalizer: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<unknown>
+): Effect.Effect<unknown> | undefined => {
+  const state = scope.state
+  if (state._tag === "Closed") return finalizer(state.exit)
+  const key = {}
+  if (state._tag === "Empty") {
+    scope.state = { _tag: "Open", finalizerKey: key, finalizer, finalizers: undefined }
+  } else if (state.finalizer !== undefined) {
+    state.finalizers = new Map([[state.finalizerKey!, state.finalizer], [key, finalizer]])
+    state.finalizerKey = undefined
+    state.finalizer = undefined
+  } else {
+    state.finalizers!.set(key, finalizer)
+  }
+  return undefined
+}
+
+/**
+ * Whether {@link addFinalizerNow} works on the `effect` this runs with,
+ * checked once on load: two finalizers put on a scope that both run, with
+ * its exit, when it closes. On a version of Effect that keeps a scope's
+ * finalizers some other way, {@link guarded} registers with
+ * `Scope.addFinalizerExit` instead. @internal
+ */
+export const finalizersNow: boolean = (() => {
+  const scope = Scope.makeUnsafe()
+  const ran: Array<unknown> = []
+  const record = (exit: Exit.Exit<unknown, unknown>) => Effect.sync(() => ran.push(exit))
+  if (addFinalizerNow(scope, record) !== undefined || addFinalizerNow(scope, record) !== undefined) return false
+  Effect.runSync(Scope.close(scope, Exit.void))
+  return ran.length === 2 && ran.every((exit) => exit === Exit.void) && scope.state._tag === "Closed"
+})()
 
 /**
  * What {@link recovering} runs for one run of its stream: `before` (an

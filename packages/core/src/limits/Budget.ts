@@ -781,12 +781,13 @@ const makeWith = (options: Options, store: BudgetStore.BudgetStoreService): Budg
             return parts
           }
           return {
-            open: Effect.suspend(() => {
+            open: () => {
+              // Reserved in this step when the store can answer at once, as `generate` does.
               const now = reserveNow(fiber, request)
               // Uninterruptible from the store's reservation to the one kept here, as `generate`'s acquire is.
               if (now === undefined) return Effect.uninterruptible(Effect.map(reserve(request), run))
-              return Effect.isEffect(now) ? now : Effect.succeed(run(now))
-            }),
+              return Effect.isEffect(now) ? now : run(now)
+            },
             // The inner stream's attempts are tallied here as they settle.
             service: { key: AttemptObservers, value: [...fiber.getRef(AttemptObservers), tally.observe] },
             each: (part) => {

@@ -666,12 +666,12 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
         }),
       stream: (request) =>
         // One layer: the releasing finalizer is on the run's scope before the permit is taken.
-        Streams.guarded(() => {
+        Streams.guarded((fiber) => {
           let permit: Permit | undefined
           let finish: LlmResponse | undefined
           const parts = () => inner.stream(request)
           return {
-            open: Effect.withFiber((fiber) => {
+            open: () => {
               // Taken in this step when the in-memory counter can answer at once, as `generate` does; else
               // uninterruptible from the counter's answer to the permit kept here, as `generate`'s acquire is.
               const now = acquireNow(fiber, request)
@@ -679,14 +679,14 @@ const makeWith = (counter: Counter, options: Options<unknown, unknown>) => {
               // Taken now with nothing to wait for (the common case): the stream, in this same step.
               if (now !== undefined && now.delay <= noWait) {
                 permit = now
-                return Effect.succeed(parts())
+                return parts()
               }
               const taken = now !== undefined
                 ? Effect.succeed(permit = now)
                 : Effect.uninterruptible(Effect.map(acquire(request), (p) => (permit = p)))
               // The wait for the permit's delay stays interruptible.
               return Effect.flatMap(taken, (p) => p.delay <= noWait ? Effect.sync(parts) : Effect.map(waitFor(p), parts))
-            }),
+            },
             each: (part) => {
               if (part.type === "finish") finish = part.response
             },

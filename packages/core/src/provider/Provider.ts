@@ -120,7 +120,7 @@ export const requireFinish = (origin: { readonly provider: string; readonly mode
   Streams.guarded(() => {
     let finished = false
     return {
-      open: Effect.succeed(self),
+      open: () => self,
       each: (part) => {
         if (part.type === "finish") finished = true
       },
@@ -324,9 +324,7 @@ export const make = (impl: ProviderImplementation): LLM["Service"] => {
       }
       const parts = Deadline.forRequestStream(request, origin)(impl.stream(request, model))
       return {
-        open: bus.enabled
-          ? Effect.as(bus.publish({ _tag: "AttemptStarted", provider, model }), parts)
-          : Effect.succeed(parts),
+        open: () => bus.enabled ? Effect.as(bus.publish({ _tag: "AttemptStarted", provider, model }), parts) : parts,
         // Per batch, not per part: the batches a provider hands over stay batches.
         batch: (batch) => {
           if (!batch.some((part) => part.type === "finish")) return Effect.succeed(batch)

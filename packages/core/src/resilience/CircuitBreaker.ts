@@ -440,24 +440,24 @@ export const make = (
         stream: (request) =>
           // One layer that looks for the finish part (no effect per part) and settles at the end; its
           // finalizer is on the run's scope before the admission (a probe slot) is taken.
-          Streams.guarded(() => {
+          Streams.guarded((fiber) => {
             let admitted: { readonly ticket: Ticket; readonly at: Since } | undefined
             let finish: LlmResponse | undefined
             return {
-              open: Effect.withFiber((fiber) => {
+              open: () => {
                 const key = routes.get(request.model ?? "")
                 const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
                 const quiet = quietly(key, now)
                 if (typeof quiet !== "string") {
                   admitted = { ticket: quiet, at: since(fiber, now) }
-                  return Effect.succeed(inner.stream(request))
+                  return inner.stream(request)
                 }
                 // Uninterruptible from the store's admission to the ticket kept here, as `generate`'s acquire is.
                 return Effect.uninterruptible(Effect.map(admit(quiet), (ticket) => {
                   admitted = { ticket, at: since(fiber, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()) }
                   return inner.stream(request)
                 }))
-              }),
+              },
               each: (part) => {
                 if (part.type === "finish") finish = part.response
               },
