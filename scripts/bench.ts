@@ -7,8 +7,8 @@
  *   shows what the client itself costs — the targets are read here;
  * - the simulator (zero simulated latency), whose own cost dilutes the ratios.
  *
- * Variants, each in a fresh worker process so CPU time and peak RSS are its
- * own: `fetch` (a bare POST), `sdk` (the raw `openai` SDK, the baseline),
+ * Variants, each in a worker process of its own so CPU time and peak RSS are
+ * its own: `fetch` (a bare POST), `sdk` (the raw `openai` SDK, the baseline),
  * `sdk-signal` (the SDK given an abort signal per call), `sdk-undicifetch` (the
  * SDK over `UndiciFetch`, the transport the leaf uses), `layer` (`OpenAI.model`
  * alone), `router` (a priority `Router` over two leaves), `stack-miss` /
@@ -19,13 +19,16 @@
  * `bedrock-sdk` / `bedrock-layer`: the raw SDK, retries off, and
  * `Anthropic.model`, `Google.model`, `Bedrock.model` alone), their ratios to
  * their own SDK. Each at concurrency 1
- * and 64, whole and streaming (time to first part), after `--warmup` calls
- * of its own (the JIT's steady state), `--requests` calls at c=1 and four
- * times as many at c=64 (where they take a quarter of the time, and a short
- * run's CPU per call moves with the machine); `--rounds` interleaved rounds
- * (three times as many, at most 9, for the OpenAI variants at c=1), the
- * variants' order reversed every other round so a drift of the machine
- * weighs on both sides of a ratio; each figure is the median of its rounds.
+ * and 64, whole and streaming (time to first part). For each such table
+ * every variant's worker starts once and makes `--warmup` calls (the JIT's
+ * steady state); then `--rounds` interleaved rounds (three times as many, at
+ * most 15, for the OpenAI variants at c=1) each ask every worker in turn for
+ * one block of `--requests` calls at c=1 and four times as many at c=64
+ * (where they take a quarter of the time, and a short run's CPU per call
+ * moves with the machine), after a tenth as many unmeasured ones. The
+ * variants' order is reversed every other round, so a drift of the machine
+ * weighs on both sides of a ratio, and the two blocks a ratio pairs run
+ * seconds apart; each figure is the median of its rounds.
  * Then in process (no HTTP): the stack over test providers, a cache hit,
  * the Router micro-benchmark (`scripts/bench/router.ts`), what each combinator adds to a call and a stream
  * (`scripts/bench/layers.ts`), what the OpenAI leaf adds to its SDK with no
@@ -35,7 +38,7 @@
  *
  *   pnpm bench [--requests 2000] [--warmup 2000] [--rounds 5] [--sim-rounds 1] [--rss-requests 1000000] [--quick]
  */
-import { spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import * as Http from "node:http"
 import { cpus, loadavg } from "node:os"
@@ -69,9 +72,9 @@ const option = (name: keyof typeof values, min: number, max: number): number => 
 // on a shared 2-core machine one run of a variant swings by ±15%.
 const rounds = quick ? 1 : option("rounds", 1, 9)
 const simRounds = quick ? 1 : option("sim-rounds", 1, 9)
-// One call at a time (c=1) a variant's 2,000 calls take ~2 s, and a shared machine's noise over so short a
-// stretch moves its p50 by ±30 %: the stack's own variants get three times the rounds there (at most 9).
-const soloRounds = quick ? 1 : Math.min(9, rounds * 3)
+// One call at a time (c=1) a variant's 2,000 calls take ~1 s, and a shared machine's noise over so short a
+// stretch moves its p50 by ±30 %: the stack's own variants get three times the rounds there (at most 15).
+const soloRounds = quick ? 1 : Math.min(15, rounds * 3)
 const requests = quick ? 300 : option("requests", 200, 100_000)
 // At c=64 a run of 2,000 calls lasts ~1 s: four times as many calls there (they take a quarter of the time that
 // c=1's do), so each round measures a stretch as long as c=1's. Its rounds still spread by ±150 µs of CPU a call
@@ -80,6 +83,8 @@ const requestsAt = (concurrency: number) => concurrency === 1 ? requests : 4 * r
 // Calls each worker makes before it measures: with 500, both the SDK and the stack spent ~100 µs a call more at c=64
 // than with 3,000 (the JIT still compiling on its background threads, which count in the process's CPU time).
 const warmup = quick ? 300 : option("warmup", 0, 100_000)
+// Calls a waiting worker makes again before each block, unmeasured: the caches it lost while the others ran.
+const blockWarmup = (concurrency: number) => Math.min(warmup, Math.round(requestsAt(concurrency) / 10))
 const rssRequests = quick ? 100_000 : option("rss-requests", 10_000, 5_000_000)
 const worker = fileURLToPath(new URL("./bench/worker.ts", import.meta.url))
 const load = () => loadavg().map((n) => n.toFixed(1)).join(" ")
@@ -109,6 +114,70 @@ const startServer = async (label: string, script: string, args: ReadonlyArray<st
 
 const simUrl = await startServer("simulator", "../packages/sim/bin/switchboard-sim.ts", ["--port", "0"])
 const upstreamUrl = await startServer("minimal upstream", "./bench/upstream.ts", ["--port", "0"])
+
+/** The workers up at any time, stopped if this process exits first. */
+const workers = new Set<ChildProcess>()
+process.on("exit", () => {
+  for (const child of workers) child.kill("SIGTERM")
+})
+
+/** A worker that stays up for a whole table (`worker.ts serve`), warmed up once, measuring one block per ask. */
+interface Served {
+  readonly block: (requests: number, warmup: number) => Promise<Measurement>
+  readonly stop: () => void
+}
+
+const serve = (args: ReadonlyArray<string>): Promise<Served> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--expose-gc", worker, "serve", ...args], { stdio: ["ignore", "inherit", "pipe", "ipc"] })
+    let stderr = ""
+    child.stderr!.on("data", (data: Buffer) => (stderr += data.toString()))
+    let waiting: { readonly resolve: (m: Measurement) => void; readonly reject: (e: Error) => void } | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
+    // Once the worker is gone every later ask fails with why, also when it died while it waited.
+    let failed: Error | undefined
+    const fail = (why: string) => {
+      failed ??= new Error(`bench worker serve ${args.join(" ")} ${why}:\n${stderr}`)
+      clearTimeout(timer)
+      if (waiting !== undefined) waiting.reject(failed)
+      else reject(failed)
+      waiting = undefined
+    }
+    child.once("exit", (code) => fail(`exited with ${code}`))
+    const stop = () => {
+      child.removeAllListeners("exit")
+      workers.delete(child)
+      child.disconnect()
+    }
+    workers.add(child)
+    const ask = (what: string, ms: number) => {
+      clearTimeout(timer)
+      timer = setTimeout(() => {
+        fail(`did not ${what} within ${ms / 1000} s`)
+        child.kill("SIGTERM")
+      }, ms)
+    }
+    ask("warm up", 600_000)
+    child.on("message", (message: Measurement | { readonly ready: true }) => {
+      clearTimeout(timer)
+      if ("ready" in message) {
+        resolve({
+          block: (requests, warmup) =>
+            new Promise((resolveBlock, rejectBlock) => {
+              if (failed !== undefined) return rejectBlock(failed)
+              waiting = { resolve: resolveBlock, reject: rejectBlock }
+              ask("measure a block", 600_000)
+              child.send({ requests, warmup })
+            }),
+          stop
+        })
+        return
+      }
+      const current = waiting
+      waiting = undefined
+      current?.resolve(message)
+    })
+  })
 
 const runWorker = (args: ReadonlyArray<string>): Measurement & Record<string, unknown> => {
   const result = spawnSync(process.execPath, ["--expose-gc", worker, ...args], { encoding: "utf8", timeout: 600_000 })
@@ -163,20 +232,18 @@ for (const view of views) {
       )
       const runs = new Map<string, Array<Measurement>>(variants.map((v) => [v, []]))
       const viewRounds = concurrency === 1 && view.solo ? soloRounds : view.rounds
+      // Each variant's worker is started and warmed up once for the table, one after another, and then waits
+      // between its blocks: a round is one block of each, so the blocks a ratio pairs run seconds apart.
+      const served = new Map<string, Served>()
+      for (const variant of variants) {
+        served.set(variant, await serve([variant, view.url, String(concurrency), stream ? "stream" : "whole", String(warmup)]))
+      }
       for (let round = 0; round < viewRounds; round++) {
         // Every other round runs the variants in reverse, so a drift of the machine over a round weighs on both
         // sides of a ratio (the baseline runs first in one round, last in the next).
         for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
           const before = view.upstream === "minimal" ? await upstreamStats() : undefined
-          const m = runWorker([
-            "http",
-            variant,
-            view.url,
-            String(concurrency),
-            stream ? "stream" : "whole",
-            String(requestsAt(concurrency)),
-            String(warmup)
-          ])
+          const m = await served.get(variant)!.block(requestsAt(concurrency), blockWarmup(concurrency))
           const after = view.upstream === "minimal" ? await upstreamStats() : undefined
           const upstreamCpuUsPerRequest = before !== undefined && after !== undefined && after.requests > before.requests + 1
             ? (after.cpuUs - before.cpuUs) / (after.requests - before.requests - 1)
@@ -193,6 +260,7 @@ for (const view of views) {
           })
         }
       }
+      for (const worker of served.values()) worker.stop()
       for (const variant of variants) {
         const m = median(runs.get(variant)!)
         http.push({ ...m, rounds: runs.get(variant)! })

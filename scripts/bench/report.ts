@@ -225,14 +225,16 @@ export const render = (results: Results) => {
     "| variant | concurrency | mode | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs sdk | peak RSS MB | p50 vs sdk | req/s vs sdk |"
   const markdown = `# Benchmark results
 
-Written by \`pnpm bench\` in ${f(results.minutes, 1)} minutes: ${results.requests.toLocaleString("en")} requests per variant at
-c=1 and ${results.requestsAt64.toLocaleString("en")} at c=64, each after ${results.warmup.toLocaleString("en")} calls of warm-up in
-its own process; the median of ${results.rounds} interleaved rounds against the minimal upstream (${results.soloRounds} at c=1 for
-the OpenAI variants: a short sequential run moves with the machine), the variants' order reversed every other round, and
-${results.simRounds} against the simulator;
-${results.cores} cores shared with other work — **load average ${results.load.start} at the start, ${results.load.end} at the end**
-(1, 5, 15 min); Node ${results.node}. Every variant runs in a fresh process, so CPU per request and peak RSS are the
-client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the same concurrency, mode and upstream, in the same run.
+Written by \`pnpm bench\` in ${f(results.minutes, 1)} minutes. For each table (upstream, concurrency, mode) every
+variant's worker process starts once and makes ${results.warmup.toLocaleString("en")} calls of warm-up; then each
+interleaved round asks every worker in turn for one block of ${results.requests.toLocaleString("en")} requests at c=1 and
+${results.requestsAt64.toLocaleString("en")} at c=64, after a tenth as many unmeasured ones: ${results.rounds} rounds against
+the minimal upstream (${results.soloRounds} at c=1 for the OpenAI variants: a short sequential run moves with the machine) and
+${results.simRounds} against the simulator, the variants' order reversed every other round, so the blocks a ratio pairs run
+seconds apart; ${results.cores} cores shared with other work — **load average ${results.load.start} at the start,
+${results.load.end} at the end** (1, 5, 15 min); Node ${results.node}. Each variant has a process of its own, so CPU per
+request and peak RSS are the client's own. Ratios are to the raw \`openai\` SDK (\`sdk\`) at the same concurrency, mode
+and upstream, in the same run.
 ![ratios](ratios.svg)
 
 - \`fetch\`: a bare \`fetch\` POST · \`sdk\`: the raw \`openai\` SDK · \`sdk-signal\`: the raw SDK given an
@@ -254,10 +256,10 @@ ${targets.map((t) => `| ${t.name} | ${t.value} | ${t.target} | ${t.met ? "yes" :
 
 A tiny \`node:http\` server answering one fixed chat.completion (or SSE stream), keep-alive, in its own process: what the
 client itself costs. The last columns are what the upstream spent per request serving that client, and how many
-connections it accepted during the median round (its requests and their warm-up: a
-client that keeps its connections opens about as many as it has calls in flight, or twice that: undici opens a second
-one when the next call is sent in the same tick its previous response ended, then uses both; a connection per call would
-read in the thousands, as Bedrock's SDK does over HTTP/2).
+connections it accepted during the median round's block (its requests and their warm-up). A client that keeps its
+connections opened them in its first warm-up (about as many as it has calls in flight, or twice that: undici opens a
+second one when the next call is sent in the same tick its previous response ended) and opens none or a few here; a
+connection per call reads in the hundreds or thousands, as Bedrock's SDK does over HTTP/2.
 
 ${header} upstream CPU µs/req | connections |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|
@@ -534,13 +536,27 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
   and after), ~3 steps of 37: not done. Session 12's two full runs on this code met the stack's c=64 targets;
   session 11's two on the earlier code, under similar load averages, missed them. The rounds still spread widely
   (p50 0.71–1.29× within one run), so the median of one run says less than it seems.
-- The stack's time to first part at c=1 is the figure left on its edge (1.09×, 1.20×, 1.07×, 1.18×, 1.09× in the
-  last five runs). Counted the same way, a stream runs 148 steps before its first part through the stack and 82
-  through its leaf: budget +18, rate limit +14 (+16 until a permit with no wait opened its stream in the same
-  step), breaker +14, retry +8, fallback +8, spend router +5. Most of a
-  guarded layer's (\`internal/streams.ts\`) is registering its close on the run's scope before it takes its
-  resource (\`Scope.addFinalizerExit\`, an effect of two steps) and then opening; taking the resource and
-  registering the close in one synchronous step would need a scope API Effect 4.1 keeps internal.
+- The stack's time to first part at c=1 was the figure left on its edge (1.09×, 1.20×, 1.07×, 1.18×, 1.09× in
+  the five runs before session 13). Counted the same way, a stream ran 148 steps before its first part through the
+  stack and 82 through its leaf: budget +18, rate limit +14, breaker +14, retry +8, fallback +8, spend router +5.
+  Traced primitive by primitive (a \`context\` hook on the native tracer), a guarded layer (\`internal/streams.ts\`:
+  the Budget, the rate limiter, the breaker and a leaf's attempt) spent seven of its steps before its inner stream
+  started: registering its close on the run's scope (\`Scope.addFinalizerExit\`, an effect of its own) and then
+  opening in another. Session 13 does both in the step that sets the layer up: the close goes on the scope by
+  writing its state (\`Scope.State\`, public and mutable in 4.1) as Effect's own \`Scope.forkUnsafe\` does, checked
+  once on load against \`Scope.close\` with the effect as the fallback, and \`open\` returns the stream itself when
+  it took its reservation, permit or admission at once. 148 → 120 steps through the stack, 82 → 72 through the
+  leaf; what is left is each layer's channel (its setup, a map, the transform's own error catch) and a step or two
+  per pull. In process with live sockets the stack's first part comes ~40–55 µs after its leaf's, at 0.86–0.89× of
+  the SDK's (every variant in one process, shuffled batches: scratch \`tmp/mixttft.ts\`); separate processes read it
+  from 0.9× to 1.5× round by round.
+- How the figures are taken changed again in session 13. Every round used to start a fresh process per variant,
+  warm it up and measure it, so the two processes a ratio pairs ran up to a minute apart (seven variants at c=1, two
+  to four seconds each), and the machine's other work moved between them: the stack's time to first part against the
+  SDK's read 0.95× to 1.53× from one round to the next (scratch \`tmp/ab64.ts\`, eight rounds). Now each variant's worker starts once per table and waits between its
+  blocks (\`worker.ts serve\`, asked over an IPC channel); a round is one block of each, after a tenth as many
+  unmeasured calls to warm its caches again, and the blocks a ratio pairs run seconds apart. Starting the workers
+  once also freed the time for fifteen rounds at c=1 instead of nine.
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,

@@ -1,8 +1,12 @@
 /**
  * One benchmark variant in its own process (spawned by `scripts/bench.ts`);
- * prints its measurement as one JSON line.
+ * prints its measurement as one JSON line. `serve` stays up instead: it
+ * warms up once, says `{ ready: true }` over the IPC channel, then measures
+ * one block of calls per `{ requests, warmup }` message it gets and sends each
+ * block's measurement back, until the channel closes.
  *
  *   worker.ts http <variant> <url> <concurrency> <whole|stream> <requests> [warmup]
+ *   worker.ts serve <variant> <url> <concurrency> <whole|stream> <warmup>
  *   worker.ts inprocess <variant> <requests>
  *   worker.ts rss <requests>
  */
@@ -31,6 +35,19 @@ if (mode === "http") {
     call
   })
   console.log(JSON.stringify(m))
+} else if (mode === "serve") {
+  const [variant, url, concurrency, shape, warmup] = args as [Name, string, string, string, string]
+  const send = process.send?.bind(process)
+  if (send === undefined) throw new Error("worker.ts serve runs with an IPC channel (spawned by scripts/bench.ts)")
+  const base = { variant, concurrency: Number(concurrency), stream: shape === "stream", call: await make(variant, url, shape === "stream") }
+  await measure({ ...base, requests: 0, warmup: Number(warmup) })
+  process.on("disconnect", () => process.exit(0))
+  // One block at a time: the parent waits for each answer before it sends the next.
+  process.on("message", (block: { readonly requests: number; readonly warmup: number }) => {
+    void measure({ ...base, ...block }).then((m) => send(m))
+  })
+  send({ ready: true })
+  await new Promise<never>(() => {})
 } else if (mode === "inprocess") {
   const [variant, count] = args as [InProcessName, string]
   const n = Number(count)
