@@ -553,10 +553,20 @@ ${f(results.rss.heapBaselineMb, 1)} MB → ${f(results.rss.heapFinalMb, 1)} MB.
 - How the figures are taken changed again in session 13. Every round used to start a fresh process per variant,
   warm it up and measure it, so the two processes a ratio pairs ran up to a minute apart (seven variants at c=1, two
   to four seconds each), and the machine's other work moved between them: the stack's time to first part against the
-  SDK's read 0.95× to 1.53× from one round to the next (scratch \`tmp/ab64.ts\`, eight rounds). Now each variant's worker starts once per table and waits between its
-  blocks (\`worker.ts serve\`, asked over an IPC channel); a round is one block of each, after a tenth as many
-  unmeasured calls to warm its caches again, and the blocks a ratio pairs run seconds apart. Starting the workers
-  once also freed the time for fifteen rounds at c=1 instead of nine.
+  SDK's read 0.95× to 1.53× from one round to the next (scratch \`tmp/ab64.ts\`, eight rounds). Now each
+  variant's worker starts once per table and waits between its blocks (\`worker.ts serve\`, asked over an IPC
+  channel); a round is one block of each, after a tenth as many unmeasured calls to warm its caches again, and the
+  blocks a ratio pairs run seconds apart. Starting the workers
+  once also freed the time for fifteen rounds at c=1 instead of nine, and the run takes ~15 minutes instead of ~26.
+  Every client's CPU per call fell with it (c=64, whole, session 12's last run against session 13's first: the SDK
+  489 → 270 µs, the SDK over \`UndiciFetch\` 331 → 142, the leaf 424 → 188, the stack 434 → 254): a block now runs
+  in a process that has made tens of thousands of calls, past its JIT's last tier-up, where a fresh process after
+  2,000 calls was still compiling on its background threads. The ratios to the SDK moved less. The steady state
+  shows plainly what the library itself adds over the same transport: the leaf +46 µs a call against the SDK over
+  \`UndiciFetch\` in that run and the stack +66 over its leaf; +48 and +25 in the second. The rounds spread as
+  widely as before in the first run (the stack's p50 at c=64 0.77–1.53×) and much less in the second (1.01–1.12×,
+  a quieter machine at its start): the noise is the machine's within a block's second or two, not only the distance
+  between the blocks.
 - The Anthropic, Gemini and Bedrock leaves decoded the common body through the Schema (1.7–2.4 µs a body,
   6–7 µs a stream): each has a hand-written check for the common text answer and stream events, strictly
   narrower than the Schema and held to it by a property test (5,000 generated bodies per shape, same outcome,
