@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { Cause, Channel, Context, Effect, Exit, Fiber, Scope, Stream } from "effect"
 import * as Streams from "../src/internal/streams.ts"
 
 /** A guard over `source` whose `open` takes one resource between `before` and `after`, logging what happens. */
@@ -102,6 +102,19 @@ describe("Streams.guarded", () => {
       yield* Effect.yieldNow
       yield* Fiber.interrupt(fiber)
       assert.deepStrictEqual(log, ["take", "release Success", "take", "release Failure"])
+    }))
+})
+
+describe("Streams.guarded on a closed scope", () => {
+  it.effect("set up on a run's scope that has closed already, it closes with nothing taken and opens nothing", () =>
+    Effect.gen(function*() {
+      const { log, stream } = logged(Stream.make(1))
+      const scope = Scope.makeUnsafe()
+      yield* Scope.close(scope, Exit.void)
+      const pull = yield* Channel.toTransform(Stream.toChannel(stream))(Effect.never, scope)
+      const exit = yield* Effect.exit(pull)
+      assert.isTrue(Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause))
+      assert.deepStrictEqual(log, ["nothing taken Success"])
     }))
 })
 

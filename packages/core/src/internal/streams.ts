@@ -98,9 +98,10 @@ export interface Guard<A, E, R, E2, R2, I = never, S = never> {
  * `Stream.mapArrayEffect`, a check at the end and {@link onExit} (with a look
  * at each part) in one channel layer: per run, `setup` (given the running
  * fiber, to read its context) makes a {@link Guard}; its `close` is
- * put on the run's scope before `open` runs, so a resource `open` takes is
- * released whatever happens next (a failure, an interruption, the caller
- * dropping the stream). Separately they cost a channel layer each on every
+ * put on the run's scope before `open` runs, in the same step
+ * ({@link addFinalizerNow}), so a resource `open` takes is released whatever
+ * happens next (a failure, an interruption, the caller dropping the
+ * stream), and an `open` that returns the stream itself starts it there too. Separately they cost a channel layer each on every
  * run and every pull. @internal
  */
 export const guarded = <A, E, R, E2 = never, R2 = never, I = never, S = never>(
@@ -151,9 +152,12 @@ export const guarded = <A, E, R, E2 = never, R2 = never, I = never, S = never>(
         return Effect.isEffect(opened) ? Effect.flatMap(opened, start) : start(opened)
       }
       const close = (exit: Exit.Exit<unknown, unknown>) => end(exit as Exit.Exit<unknown, E | E2>)
-      if (!finalizersNow) return Effect.andThen(Scope.addFinalizerExit(scope, close), Effect.suspend(opening))
+      // A run whose scope has closed already is over: its close has run, so nothing is opened (or taken) after it.
+      if (!finalizersNow) {
+        return Effect.andThen(Scope.addFinalizerExit(scope, close), Effect.suspend(() => ended ? Effect.interrupt : opening()))
+      }
       const closed = addFinalizerNow(scope, close)
-      return closed === undefined ? opening() : Effect.andThen(closed, Effect.suspend(opening))
+      return closed === undefined ? opening() : Effect.andThen(closed, Effect.interrupt)
     })
   )) as Stream.Stream<A, E | E2, Exclude<R, I> | R2>
 
