@@ -111,10 +111,11 @@ export const guarded = <A, E, R, E2 = never, R2 = never, I = never, S = never>(
     Effect.withFiber((fiber) => {
       const guard = setup(fiber)
       let ended = false
-      const end = (exit: Exit.Exit<unknown, E | E2>): Effect.Effect<void> => {
+      // The run's exit, once: from the scope (which types it loosely) or from the watched pull.
+      const end = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
         if (ended) return Effect.void
         ended = true
-        return guard.close(exit)
+        return guard.close(exit as Exit.Exit<unknown, E | E2>)
       }
       const start = (stream: Stream.Stream<A, E, R>) => {
         const { service } = guard
@@ -151,12 +152,11 @@ export const guarded = <A, E, R, E2 = never, R2 = never, I = never, S = never>(
         const opened = guard.open()
         return Effect.isEffect(opened) ? Effect.flatMap(opened, start) : start(opened)
       }
-      const close = (exit: Exit.Exit<unknown, unknown>) => end(exit as Exit.Exit<unknown, E | E2>)
       // A run whose scope has closed already is over: its close has run, so nothing is opened (or taken) after it.
       if (!finalizersNow) {
-        return Effect.andThen(Scope.addFinalizerExit(scope, close), Effect.suspend(() => ended ? Effect.interrupt : opening()))
+        return Effect.andThen(Scope.addFinalizerExit(scope, end), Effect.suspend(() => ended ? Effect.interrupt : opening()))
       }
-      const closed = addFinalizerNow(scope, close)
+      const closed = addFinalizerNow(scope, end)
       return closed === undefined ? opening() : Effect.andThen(closed, Effect.interrupt)
     })
   )) as Stream.Stream<A, E | E2, Exclude<R, I> | R2>
